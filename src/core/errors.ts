@@ -1,0 +1,71 @@
+/**
+ * Domain errors. Each carries a stable `code` (mapped to an HTTP status in src/http/status.ts
+ * and to an exit code by the CLI) and only non-secret context: never an Activation Code.
+ */
+export abstract class BrokerError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidPoolNameError extends BrokerError {
+  readonly code = "InvalidPoolName";
+  constructor(readonly pool: string) {
+    super(`Pool name must match [A-Za-z0-9_-]{1,64}.`);
+  }
+}
+
+export class PoolNotFoundError extends BrokerError {
+  readonly code = "PoolNotFound";
+  constructor(readonly pool: string) {
+    super(`Pool '${pool}' is not configured.`);
+  }
+}
+
+/** Another request holds the rotation lease and the new activation did not appear in time. */
+export class RotationInProgressError extends BrokerError {
+  readonly code = "RotationInProgress";
+  constructor(
+    readonly pool: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`A new activation for pool '${pool}' is being created; retry shortly.`);
+  }
+}
+
+/** AWS answered with throttling (SSM, DynamoDB or Parameter Store). */
+export class ThrottledError extends BrokerError {
+  readonly code = "Throttled";
+  constructor(
+    readonly service: string,
+    readonly retryAfterSeconds: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${service} is throttling requests; retry shortly.`, options);
+  }
+}
+
+/** The secret store has no code for an activation the pool state points at. */
+export class SecretNotFoundError extends BrokerError {
+  readonly code = "SecretNotFound";
+  constructor(
+    readonly activationId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`No stored code for activation ${activationId}.`, options);
+  }
+}
+
+/** The activation provider refused the activation request (bad role, bad limit, …). */
+export class ActivationRejectedError extends BrokerError {
+  readonly code = "ActivationRejected";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class ConfigError extends BrokerError {
+  readonly code = "InvalidConfiguration";
+}

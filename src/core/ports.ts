@@ -1,0 +1,138 @@
+/**
+ * Ports: what the vend use case needs from the outside world. Adapters live in src/aws
+ * (DynamoDB, SSM, Parameter Store); in-memory fakes live in src/core/fakes for tests.
+ * Times are epoch milliseconds.
+ */
+
+/** The pool's row of state: the current activation, its slot counter, and the rotation lease. */
+export interface PoolState {
+  readonly pool: string;
+  /** Number of rotations so far; 0 while the pool has never had an activation. */
+  readonly generation: number;
+  readonly activationId?: string;
+  readonly expiresAt?: number;
+  /** RegistrationLimit of the current activation. */
+  readonly limit?: number;
+  /** Slots handed out from the current activation. */
+  readonly issued?: number;
+  readonly leaseOwner?: string;
+  readonly leaseDeadline?: number;
+}
+
+export interface Reservation {
+  readonly pool: string;
+  readonly generation: number;
+  readonly activationId: string;
+  readonly expiresAt: number;
+  /** Slot number of this reservation, 1-based (== issued after the write). */
+  readonly slot: number;
+  readonly limit: number;
+}
+
+export interface NewActivation {
+  readonly activationId: string;
+  readonly expiresAt: number;
+  readonly limit: number;
+}
+
+export interface PoolStateStore {
+  /**
+   * Reserves one registration slot on the current activation with ONE conditional write:
+   * succeeds only if issued < limit AND expiresAt > validUntil. Returns undefined when the
+   * condition fails (exhausted, expiring, or no activation yet). Never read-then-write (I1).
+   */
+  reserve(pool: string, validUntil: number): Promise<Reservation | undefined>;
+
+  /** Strongly consistent read of the pool's state; undefined if the pool has no row yet. */
+  read(pool: string): Promise<PoolState | undefined>;
+
+  /**
+   * Takes the rotation lease with ONE conditional write: succeeds only if the pool is still at
+   * `generation` and no unexpired lease is held (leaseDeadline <= now). Creates the row when
+   * generation is 0 and none exists. Returns false when the condition fails.
+   */
+  acquireLease(pool: string, lease: { owner: string; generation: number; now: number; deadline: number }): Promise<boolean>;
+
+  /**
+   * Installs the new activation, bumps the generation, reserves the first slot for the caller and
+   * clears the lease — one conditional write guarded by leaseOwner = owner AND generation.
+   * Returns the caller's reservation, or undefined if the lease was lost (the activation is then an
+   * orphan the caller should delete).
+   */
+  commitRotation(
+    pool: string,
+    rotation: { owner: string; generation: number; activation: NewActivation },
+  ): Promise<Reservation | undefined>;
+
+  /** Drops the lease if `owner` still holds it (after a failed rotation), so others need not wait. */
+  releaseLease(pool: string, owner: string): Promise<void>;
+
+  /** Every pool row (admin and janitor use; never on the request path). */
+  list(): Promise<PoolState[]>;
+}
+
+export interface CreateActivationRequest {
+  readonly pool: string;
+  readonly generation: number;
+  readonly iamRole: string;
+  readonly registrationLimit: number;
+  readonly expiresAt: number;
+  readonly defaultInstanceName?: string;
+  readonly description?: string;
+  /** User tags plus the broker's marker tags (see activationTags in vend-policy.ts). */
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export interface CreatedActivation {
+  readonly activationId: string;
+  readonly activationCode: string;
+}
+
+export interface ActivationSummary {
+  readonly activationId: string;
+  readonly iamRole: string;
+  readonly registrationLimit: number;
+  readonly registrationsCount: number;
+  readonly expiresAt: number;
+  readonly expired: boolean;
+  readonly createdAt: number;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export interface ActivationProvider {
+  create(request: CreateActivationRequest): Promise<CreatedActivation>;
+  /** Deletes an activation; an unknown id is not an error (it is already gone). */
+  delete(activationId: string): Promise<void>;
+  /** The broker's activations (those tagged for this deployment); admin and janitor only. */
+  listOwned(): Promise<ActivationSummary[]>;
+}
+
+export interface StoredSecret {
+  readonly pool: string;
+  readonly activationId: string;
+  readonly activationCode: string;
+  readonly expiresAt: number;
+}
+
+export interface SecretStore {
+  put(secret: StoredSecret): Promise<void>;
+  /** Throws SecretNotFoundError when nothing is stored for the activation. */
+  get(pool: string, activationId: string): Promise<StoredSecret>;
+  delete(pool: string, activationId: string): Promise<void>;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export interface Sleeper {
+  sleep(ms: number): Promise<void>;
+}
+
+/** Structured logger (Powertools Logger fits). Never pass an Activation Code to it. */
+export interface Logger {
+  debug(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}

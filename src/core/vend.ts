@@ -1,0 +1,215 @@
+import { PoolNotFoundError, RotationInProgressError, InvalidPoolNameError } from "./errors";
+import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
+import type {
+  ActivationProvider,
+  Clock,
+  Logger,
+  PoolStateStore,
+  Reservation,
+  SecretStore,
+  Sleeper,
+} from "./ports";
+import {
+  activationTags,
+  backoffMs,
+  canReserve,
+  leaseHeldByOther,
+  newActivationExpiry,
+  rotationRetryAfterSeconds,
+  safetyMarginMs,
+} from "./vend-policy";
+
+export interface VendedPair {
+  readonly pool: string;
+  readonly activationId: string;
+  readonly activationCode: string;
+  readonly expiresAt: number;
+}
+
+export interface VendOptions {
+  /** A holder that crashes blocks rotation at most this long (I3). */
+  readonly leaseMs: number;
+  /** How long a request waits for another request's rotation before answering 503. */
+  readonly rotationWaitMs: number;
+  /** Value of the deployment marker tag on every activation this broker creates. */
+  readonly deployment: string;
+}
+
+export interface VendDependencies {
+  readonly pools: ReadonlyMap<string, PoolConfig>;
+  readonly store: PoolStateStore;
+  readonly activations: ActivationProvider;
+  readonly secrets: SecretStore;
+  readonly clock: Clock;
+  readonly sleeper: Sleeper;
+  readonly logger: Logger;
+  readonly options: VendOptions;
+  readonly random?: () => number;
+  readonly newOwnerId?: () => string;
+}
+
+/** Codes are immutable per activation; a few pools' worth is all a process ever needs. */
+const CODE_CACHE_SIZE = 64;
+/** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
+const MAX_ATTEMPTS = 100;
+
+/**
+ * The vend use case: hand out a pair that stays valid for the safety margin, reserving one
+ * registration slot per pair, and rotate to a new activation exactly once per exhaustion.
+ *
+ * Steady state is one conditional write (store.reserve) and a cached code (I4). Only when the
+ * reservation fails does the vendor read the pool row and, if the row is spent, race for the
+ * rotation lease; losers wait for the winner's commit instead of creating activations (I5).
+ */
+export class Vendor {
+  private readonly codes = new Map<string, Promise<string>>();
+  private readonly random: () => number;
+  private readonly newOwnerId: () => string;
+
+  constructor(private readonly deps: VendDependencies) {
+    this.random = deps.random ?? Math.random;
+    this.newOwnerId = deps.newOwnerId ?? (() => globalThis.crypto.randomUUID());
+  }
+
+  poolNames(): string[] {
+    return [...this.deps.pools.keys()];
+  }
+
+  async vend(poolName: string): Promise<VendedPair> {
+    if (!POOL_NAME_PATTERN.test(poolName)) throw new InvalidPoolNameError(poolName);
+    const pool = this.deps.pools.get(poolName);
+    if (!pool) throw new PoolNotFoundError(poolName);
+
+    const { store, clock, sleeper, options } = this.deps;
+    const giveUpAt = clock.now() + options.rotationWaitMs;
+    for (let attempt = 0; ; attempt++) {
+      const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
+      if (reservation) return this.pairFor(reservation);
+
+      const now = clock.now();
+      const state = await store.read(pool.name);
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(state, now));
+      }
+      if (canReserve(state, pool, now)) continue; // another request rotated meanwhile
+      if (!leaseHeldByOther(state, now)) {
+        const rotated = await this.rotate(pool, state?.generation ?? 0, now);
+        if (rotated) return rotated;
+        continue; // lost the race for the lease: the winner's activation may already be there
+      }
+      if (clock.now() >= giveUpAt) {
+        throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(state, clock.now()));
+      }
+      await sleeper.sleep(backoffMs(attempt, this.random));
+    }
+  }
+
+  /**
+   * Creates the next activation under the lease. Timeline of a crash-safe rotation:
+   *   acquireLease(gen)  → CreateActivation (tagged gen+1) → PutParameter → commitRotation(gen)
+   * A holder that dies anywhere before the commit leaves an activation tagged with a generation
+   * the pool row never reached: the janitor deletes it; the lease lapses by itself (I3).
+   */
+  private async rotate(pool: PoolConfig, generation: number, now: number): Promise<VendedPair | undefined> {
+    const { store, activations, secrets, logger, options } = this.deps;
+    const owner = this.newOwnerId();
+    const acquired = await store.acquireLease(pool.name, {
+      owner,
+      generation,
+      now,
+      deadline: now + options.leaseMs,
+    });
+    if (!acquired) return undefined;
+
+    const nextGeneration = generation + 1;
+    const expiresAt = newActivationExpiry(pool, now);
+    let activationId: string | undefined;
+    try {
+      const created = await activations.create({
+        pool: pool.name,
+        generation: nextGeneration,
+        iamRole: pool.iamRole,
+        registrationLimit: pool.registrationLimit,
+        expiresAt,
+        tags: activationTags(pool, options.deployment, nextGeneration),
+        ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
+        ...(pool.description !== undefined && { description: pool.description }),
+      });
+      activationId = created.activationId;
+      await secrets.put({ pool: pool.name, activationId, activationCode: created.activationCode, expiresAt });
+      const reservation = await store.commitRotation(pool.name, {
+        owner,
+        generation,
+        activation: { activationId, expiresAt, limit: pool.registrationLimit },
+      });
+      if (!reservation) {
+        // Our lease lapsed and another request took over: what we created is an orphan.
+        logger.warn("rotation lease lost before commit; discarding the new activation", {
+          pool: pool.name,
+          activationId,
+          generation: nextGeneration,
+        });
+        await this.discard(pool.name, activationId);
+        return undefined;
+      }
+      this.remember(activationId, Promise.resolve(created.activationCode));
+      logger.info("rotated to a new activation", {
+        pool: pool.name,
+        activationId,
+        generation: nextGeneration,
+        expiresAt: new Date(expiresAt).toISOString(),
+        registrationLimit: pool.registrationLimit,
+      });
+      return this.toPair(reservation, created.activationCode);
+    } catch (error) {
+      await store.releaseLease(pool.name, owner).catch((releaseError: unknown) =>
+        logger.warn("could not release the rotation lease; it lapses by itself", {
+          pool: pool.name,
+          error: errorName(releaseError),
+        }),
+      );
+      if (activationId) await this.discard(pool.name, activationId);
+      throw error;
+    }
+  }
+
+  /** Best effort: an orphan that survives this is still tagged for the janitor. */
+  private async discard(pool: string, activationId: string): Promise<void> {
+    await Promise.allSettled([
+      this.deps.activations.delete(activationId),
+      this.deps.secrets.delete(pool, activationId),
+    ]);
+  }
+
+  private async pairFor(reservation: Reservation): Promise<VendedPair> {
+    let code = this.codes.get(reservation.activationId);
+    if (!code) {
+      // Cache the promise, not the value, so a burst on a fresh activation reads the secret once.
+      code = this.deps.secrets.get(reservation.pool, reservation.activationId).then((s) => s.activationCode);
+      this.remember(reservation.activationId, code);
+      code.catch(() => this.codes.delete(reservation.activationId));
+    }
+    return this.toPair(reservation, await code);
+  }
+
+  private remember(activationId: string, code: Promise<string>): void {
+    if (this.codes.size >= CODE_CACHE_SIZE) {
+      const oldest = this.codes.keys().next().value;
+      if (oldest !== undefined) this.codes.delete(oldest);
+    }
+    this.codes.set(activationId, code);
+  }
+
+  private toPair(reservation: Reservation, activationCode: string): VendedPair {
+    return {
+      pool: reservation.pool,
+      activationId: reservation.activationId,
+      activationCode,
+      expiresAt: reservation.expiresAt,
+    };
+  }
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}

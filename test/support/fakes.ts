@@ -1,0 +1,215 @@
+/**
+ * In-memory adapters of the core's ports. They follow the same contract as the AWS adapters
+ * (test/contract keeps them honest) and let tests inject faults and observe calls.
+ */
+import { SecretNotFoundError } from "../../src/core/errors";
+import type {
+  ActivationProvider,
+  ActivationSummary,
+  Clock,
+  CreateActivationRequest,
+  CreatedActivation,
+  Logger,
+  NewActivation,
+  PoolState,
+  PoolStateStore,
+  Reservation,
+  SecretStore,
+  Sleeper,
+  StoredSecret,
+} from "../../src/core/ports";
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export class InMemoryPoolStore implements PoolStateStore {
+  readonly rows = new Map<string, Mutable<PoolState>>();
+  writes = 0;
+
+  async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if (
+      !row?.activationId ||
+      row.limit === undefined ||
+      row.expiresAt === undefined ||
+      (row.issued ?? 0) >= row.limit ||
+      row.expiresAt <= validUntil
+    ) {
+      return undefined;
+    }
+    row.issued = (row.issued ?? 0) + 1;
+    return reservationOf(row);
+  }
+
+  async read(pool: string): Promise<PoolState | undefined> {
+    const row = this.rows.get(pool);
+    return row ? { ...row } : undefined;
+  }
+
+  async acquireLease(
+    pool: string,
+    lease: { owner: string; generation: number; now: number; deadline: number },
+  ): Promise<boolean> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if ((row?.generation ?? 0) !== lease.generation) return false;
+    if (row?.leaseDeadline !== undefined && row.leaseDeadline > lease.now) return false;
+    const next = row ?? { pool, generation: 0 };
+    next.leaseOwner = lease.owner;
+    next.leaseDeadline = lease.deadline;
+    this.rows.set(pool, next);
+    return true;
+  }
+
+  async commitRotation(
+    pool: string,
+    rotation: { owner: string; generation: number; activation: NewActivation },
+  ): Promise<Reservation | undefined> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if (!row || row.leaseOwner !== rotation.owner || row.generation !== rotation.generation) return undefined;
+    row.generation = rotation.generation + 1;
+    row.activationId = rotation.activation.activationId;
+    row.expiresAt = rotation.activation.expiresAt;
+    row.limit = rotation.activation.limit;
+    row.issued = 1;
+    delete row.leaseOwner;
+    delete row.leaseDeadline;
+    return reservationOf(row);
+  }
+
+  async releaseLease(pool: string, owner: string): Promise<void> {
+    const row = this.rows.get(pool);
+    if (row?.leaseOwner === owner) {
+      delete row.leaseOwner;
+      delete row.leaseDeadline;
+    }
+  }
+
+  async list(): Promise<PoolState[]> {
+    return [...this.rows.values()].map((r) => ({ ...r }));
+  }
+}
+
+function reservationOf(row: PoolState): Reservation {
+  return {
+    pool: row.pool,
+    generation: row.generation,
+    activationId: row.activationId!,
+    expiresAt: row.expiresAt!,
+    limit: row.limit!,
+    slot: row.issued!,
+  };
+}
+
+export interface FakeActivation extends ActivationSummary {
+  readonly code: string;
+  readonly request: CreateActivationRequest;
+  deleted: boolean;
+}
+
+export class InMemoryActivations implements ActivationProvider {
+  readonly created: FakeActivation[] = [];
+  /** Called before each create; throw from it to simulate SSM failures. */
+  beforeCreate: (request: CreateActivationRequest) => void | Promise<void> = () => {};
+  private counter = 0;
+
+  constructor(private readonly clock: Clock = systemClock) {}
+
+  async create(request: CreateActivationRequest): Promise<CreatedActivation> {
+    await this.beforeCreate(request);
+    this.counter++;
+    const activationId = `00000000-0000-4000-8000-${String(this.counter).padStart(12, "0")}`;
+    const code = `code${String(this.counter).padStart(16, "0")}`;
+    this.created.push({
+      activationId,
+      code,
+      request,
+      deleted: false,
+      iamRole: request.iamRole,
+      registrationLimit: request.registrationLimit,
+      registrationsCount: 0,
+      expiresAt: request.expiresAt,
+      expired: false,
+      createdAt: this.clock.now(),
+      tags: request.tags,
+    });
+    return { activationId, activationCode: code };
+  }
+
+  async delete(activationId: string): Promise<void> {
+    const found = this.created.find((a) => a.activationId === activationId);
+    if (found) found.deleted = true;
+  }
+
+  async listOwned(): Promise<ActivationSummary[]> {
+    const now = this.clock.now();
+    return this.created
+      .filter((a) => !a.deleted)
+      .map(({ code: _code, request: _request, deleted: _deleted, ...summary }) => ({
+        ...summary,
+        expired: summary.expiresAt <= now,
+      }));
+  }
+
+  live(): FakeActivation[] {
+    return this.created.filter((a) => !a.deleted);
+  }
+}
+
+export class InMemorySecrets implements SecretStore {
+  readonly items = new Map<string, StoredSecret>();
+  gets = 0;
+
+  async put(secret: StoredSecret): Promise<void> {
+    this.items.set(key(secret.pool, secret.activationId), { ...secret });
+  }
+
+  async get(pool: string, activationId: string): Promise<StoredSecret> {
+    this.gets++;
+    const found = this.items.get(key(pool, activationId));
+    if (!found) throw new SecretNotFoundError(activationId);
+    return { ...found };
+  }
+
+  async delete(pool: string, activationId: string): Promise<void> {
+    this.items.delete(key(pool, activationId));
+  }
+}
+
+const key = (pool: string, activationId: string) => `${pool}/${activationId}`;
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export class FakeClock implements Clock, Sleeper {
+  constructor(public current = Date.UTC(2026, 10, 28, 12, 0, 0)) {}
+  now(): number {
+    return this.current;
+  }
+  advance(ms: number): void {
+    this.current += ms;
+  }
+  /** Sleeping on a fake clock moves it: waits cost no real time. */
+  async sleep(ms: number): Promise<void> {
+    this.current += ms;
+  }
+}
+
+export class CapturingLogger implements Logger {
+  readonly lines: { level: string; message: string; extra?: Record<string, unknown> }[] = [];
+  debug(message: string, extra?: Record<string, unknown>) {
+    this.lines.push({ level: "debug", message, extra });
+  }
+  info(message: string, extra?: Record<string, unknown>) {
+    this.lines.push({ level: "info", message, extra });
+  }
+  warn(message: string, extra?: Record<string, unknown>) {
+    this.lines.push({ level: "warn", message, extra });
+  }
+  error(message: string, extra?: Record<string, unknown>) {
+    this.lines.push({ level: "error", message, extra });
+  }
+  text(): string {
+    return this.lines.map((l) => JSON.stringify(l)).join("\n");
+  }
+}

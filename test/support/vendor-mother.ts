@@ -1,0 +1,32 @@
+import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
+import { Vendor, type VendOptions } from "../../src/core/vend";
+import { CapturingLogger, FakeClock, InMemoryActivations, InMemoryPoolStore, InMemorySecrets } from "./fakes";
+
+export const TEST_ROLE = "SSMServiceRole";
+
+/** A Vendor on in-memory fakes, with a fake clock whose sleeps cost no real time. */
+export function aVendor(
+  config: { pools?: PoolsFileInput["pools"]; options?: Partial<VendOptions>; clock?: FakeClock } = {},
+) {
+  const clock = config.clock ?? new FakeClock();
+  const store = new InMemoryPoolStore();
+  const activations = new InMemoryActivations(clock);
+  const secrets = new InMemorySecrets();
+  const logger = new CapturingLogger();
+  const pools = parsePools({ pools: config.pools ?? {} }, { iamRole: TEST_ROLE });
+  let owners = 0;
+  const make = () =>
+    new Vendor({
+      pools,
+      store,
+      activations,
+      secrets,
+      clock,
+      sleeper: clock,
+      logger,
+      options: { leaseMs: 30_000, rotationWaitMs: 5_000, deployment: "test", ...config.options },
+      random: () => 0.5,
+      newOwnerId: () => `owner-${++owners}`,
+    });
+  return { vendor: make(), newProcess: make, clock, store, activations, secrets, logger, pools };
+}
