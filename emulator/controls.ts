@@ -1,0 +1,209 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { EmulatorClock } from "./clock";
+import { isExpired } from "./ssm/activations";
+import type { SsmState } from "./ssm/ssm-state";
+
+export type EmulatedService = "ssm" | "dynamodb";
+export type FaultKind = "throttle" | "error" | "latency";
+
+/** What a test asks for: see emulator/README.md, "Fault injection". */
+export interface FaultSpec {
+  service: EmulatedService;
+  /** The operation name ("CreateActivation", "UpdateItem"); omitted or "*" = every operation. */
+  operation?: string;
+  kind: FaultKind;
+  /** How many calls it hits; omitted = until cleared. */
+  count?: number;
+  /** For "latency" (required there). */
+  latencyMs?: number;
+  /** HTTP status of the injected answer (default 400 for throttle, 500 for error). */
+  status?: number;
+}
+
+export interface ActiveFault extends FaultSpec {
+  /** Calls it still hits; undefined = until cleared. */
+  remaining?: number;
+}
+
+/** An activation as tests may see it: everything but the code. */
+export interface ActivationView {
+  activationId: string;
+  description?: string;
+  defaultInstanceName?: string;
+  iamRole: string;
+  registrationLimit: number;
+  registrationsCount: number;
+  expirationDate: Date;
+  createdDate: Date;
+  expired: boolean;
+  tags: { Key: string; Value: string }[];
+}
+
+export interface ManagedNodeView {
+  instanceId: string;
+  activationId: string;
+  iamRole: string;
+  name?: string;
+  registrationDate: Date;
+  pingStatus: string;
+  tags: { Key: string; Value: string }[];
+}
+
+export interface EmulatorControls {
+  /** Calls per operation, e.g. `{"ssm:CreateActivation": 2, "dynamodb:UpdateItem": 7}`; faulted calls count too. */
+  counters(): Record<string, number>;
+  resetCounters(): void;
+  injectFault(spec: FaultSpec): void;
+  faults(): ActiveFault[];
+  clearFaults(): void;
+  /** Moves the emulator's "now" by `seconds` from real time (not cumulative). */
+  setClockOffset(seconds: number): void;
+  clockOffset(): number;
+  now(): Date;
+  /** Clears SSM state, counters, faults and the clock offset; DynamoDB tables stay. */
+  reset(): void;
+  activations(): ActivationView[];
+  managedNodes(): ManagedNodeView[];
+}
+
+/** The answer a throttle/error fault substitutes for the real one. */
+export interface InjectedFailure {
+  kind: "throttle" | "error";
+  status: number;
+}
+
+const FAULT_KEYS = new Set(["service", "operation", "kind", "count", "latencyMs", "status"]);
+
+/**
+ * Validates a fault from a test or from `POST /_emulator/faults`. Unknown keys are rejected so a
+ * typo ("latency" for "latencyMs") fails at once instead of injecting nothing.
+ */
+export function parseFaultSpec(input: unknown): FaultSpec {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) throw new TypeError("a fault is a JSON object");
+  const raw = input as Record<string, unknown>;
+  const unknown = Object.keys(raw).filter((k) => !FAULT_KEYS.has(k));
+  if (unknown.length > 0) throw new TypeError(`unknown fault field(s): ${unknown.join(", ")}`);
+  if (raw.service !== "ssm" && raw.service !== "dynamodb") throw new TypeError('service must be "ssm" or "dynamodb"');
+  if (raw.kind !== "throttle" && raw.kind !== "error" && raw.kind !== "latency") {
+    throw new TypeError('kind must be "throttle", "error" or "latency"');
+  }
+  if (raw.operation !== undefined && (typeof raw.operation !== "string" || raw.operation === "")) {
+    throw new TypeError("operation must be a non-empty string");
+  }
+  if (raw.count !== undefined && !(Number.isInteger(raw.count) && (raw.count as number) > 0)) {
+    throw new TypeError("count must be a positive integer");
+  }
+  if (raw.kind === "latency" && !(typeof raw.latencyMs === "number" && raw.latencyMs >= 0)) {
+    throw new TypeError("a latency fault needs latencyMs >= 0");
+  }
+  if (raw.latencyMs !== undefined && !(typeof raw.latencyMs === "number" && raw.latencyMs >= 0)) {
+    throw new TypeError("latencyMs must be a number >= 0");
+  }
+  if (raw.status !== undefined && !(Number.isInteger(raw.status) && (raw.status as number) >= 400 && (raw.status as number) <= 599)) {
+    throw new TypeError("status must be an integer from 400 to 599");
+  }
+  return raw as unknown as FaultSpec;
+}
+
+export class EmulatorControlsImpl implements EmulatorControls {
+  private readonly calls = new Map<string, number>();
+  private active: ActiveFault[] = [];
+
+  constructor(
+    private readonly clock: EmulatorClock,
+    private readonly ssm: SsmState,
+  ) {}
+
+  count(service: EmulatedService, operation: string): void {
+    const key = `${service}:${operation}`;
+    this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * Applies the faults matching one call, in the order they were injected: latency faults delay
+   * and let the call go on; the first throttle/error fault answers instead of the service.
+   */
+  async applyFaults(service: EmulatedService, operation: string): Promise<InjectedFailure | undefined> {
+    const matching = this.active.filter((f) => f.service === service && (f.operation === undefined || f.operation === "*" || f.operation === operation));
+    for (const fault of matching) {
+      if (fault.remaining !== undefined) {
+        fault.remaining -= 1;
+        if (fault.remaining <= 0) this.active = this.active.filter((f) => f !== fault);
+      }
+      if (fault.kind === "latency") {
+        await sleep(fault.latencyMs ?? 0);
+        continue;
+      }
+      return { kind: fault.kind, status: fault.status ?? (fault.kind === "throttle" ? 400 : 500) };
+    }
+    return undefined;
+  }
+
+  counters(): Record<string, number> {
+    return Object.fromEntries([...this.calls].sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+
+  resetCounters(): void {
+    this.calls.clear();
+  }
+
+  injectFault(spec: FaultSpec): void {
+    const fault = parseFaultSpec(spec);
+    this.active.push({ ...fault, ...(fault.count !== undefined ? { remaining: fault.count } : {}) });
+  }
+
+  faults(): ActiveFault[] {
+    return this.active.map((f) => ({ ...f }));
+  }
+
+  clearFaults(): void {
+    this.active = [];
+  }
+
+  setClockOffset(seconds: number): void {
+    this.clock.setOffsetSeconds(seconds);
+  }
+
+  clockOffset(): number {
+    return this.clock.offsetSeconds;
+  }
+
+  now(): Date {
+    return this.clock.now();
+  }
+
+  reset(): void {
+    this.ssm.clear();
+    this.resetCounters();
+    this.clearFaults();
+    this.clock.setOffsetSeconds(0);
+  }
+
+  activations(): ActivationView[] {
+    const now = this.clock.now();
+    return [...this.ssm.activations.values()].map((a) => ({
+      activationId: a.activationId,
+      ...(a.description !== undefined ? { description: a.description } : {}),
+      ...(a.defaultInstanceName !== undefined ? { defaultInstanceName: a.defaultInstanceName } : {}),
+      iamRole: a.iamRole,
+      registrationLimit: a.registrationLimit,
+      registrationsCount: a.registrationsCount,
+      expirationDate: new Date(a.expirationDate),
+      createdDate: new Date(a.createdDate),
+      expired: isExpired(a, now),
+      tags: a.tags.map((t) => ({ ...t })),
+    }));
+  }
+
+  managedNodes(): ManagedNodeView[] {
+    return [...this.ssm.managedNodes.values()].map((n) => ({
+      instanceId: n.instanceId,
+      activationId: n.activationId,
+      iamRole: n.iamRole,
+      ...(n.name !== undefined ? { name: n.name } : {}),
+      registrationDate: new Date(n.registrationDate),
+      pingStatus: n.pingStatus,
+      tags: n.tags.map((t) => ({ ...t })),
+    }));
+  }
+}
