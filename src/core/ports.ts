@@ -1,6 +1,7 @@
 /**
  * Ports: what the vend use case needs from the outside world. Adapters live in src/aws
- * (DynamoDB, SSM, Parameter Store); in-memory fakes live in src/core/fakes for tests.
+ * (DynamoDB, SSM, Parameter Store); in-memory fakes live in test/support/fakes.ts,
+ * and test/contract holds both to the same contract.
  * Times are epoch milliseconds.
  */
 

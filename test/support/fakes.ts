@@ -3,6 +3,7 @@
  * (test/contract keeps them honest) and let tests inject faults and observe calls.
  */
 import { SecretNotFoundError } from "../../src/core/errors";
+import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import type {
   ActivationProvider,
   ActivationSummary,
@@ -79,6 +80,7 @@ export class InMemoryPoolStore implements PoolStateStore {
   }
 
   async releaseLease(pool: string, owner: string): Promise<void> {
+    this.writes++;
     const row = this.rows.get(pool);
     if (row?.leaseOwner === owner) {
       delete row.leaseOwner;
@@ -114,7 +116,10 @@ export class InMemoryActivations implements ActivationProvider {
   beforeCreate: (request: CreateActivationRequest) => void | Promise<void> = () => {};
   private counter = 0;
 
-  constructor(private readonly clock: Clock = systemClock) {}
+  constructor(
+    private readonly clock: Clock = systemClock,
+    private readonly deployment = "test",
+  ) {}
 
   async create(request: CreateActivationRequest): Promise<CreatedActivation> {
     await this.beforeCreate(request);
@@ -145,7 +150,7 @@ export class InMemoryActivations implements ActivationProvider {
   async listOwned(): Promise<ActivationSummary[]> {
     const now = this.clock.now();
     return this.created
-      .filter((a) => !a.deleted)
+      .filter((a) => !a.deleted && a.tags[TAG_DEPLOYMENT] === this.deployment)
       .map(({ code: _code, request: _request, deleted: _deleted, ...summary }) => ({
         ...summary,
         expired: summary.expiresAt <= now,
@@ -162,7 +167,9 @@ export class InMemorySecrets implements SecretStore {
   gets = 0;
 
   async put(secret: StoredSecret): Promise<void> {
-    this.items.set(key(secret.pool, secret.activationId), { ...secret });
+    // Like Parameter Store with Overwrite=false: a second put for the same activation keeps the first.
+    const k = key(secret.pool, secret.activationId);
+    if (!this.items.has(k)) this.items.set(k, { ...secret });
   }
 
   async get(pool: string, activationId: string): Promise<StoredSecret> {

@@ -1,0 +1,274 @@
+import {
+  type AttributeValue,
+  type DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type UpdateItemCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import { ThrottledError } from "../core/errors";
+import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
+import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
+import { isSdkError } from "./sdk-errors";
+
+type Item = Record<string, AttributeValue>;
+
+const THROTTLING_ERRORS = [
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+];
+
+/**
+ * Every attribute goes through a placeholder: `limit` is a DynamoDB reserved word, and aliasing
+ * all of them keeps the expressions uniform (and safe from the next reserved-word surprise).
+ */
+const NAMES = {
+  "#pool": "pool",
+  "#generation": "generation",
+  "#activationId": "activationId",
+  "#expiresAt": "expiresAt",
+  "#limit": "limit",
+  "#issued": "issued",
+  "#leaseOwner": "leaseOwner",
+  "#leaseDeadline": "leaseDeadline",
+} as const;
+
+type Name = keyof typeof NAMES;
+
+/**
+ * Pool state in DynamoDB, one item per pool, on the raw client: every state change is ONE
+ * conditional UpdateItem (no transactions, no TTL, no read-then-write), so the invariants hold
+ * under any interleaving of Lambda invocations and standalone replicas.
+ *
+ *   gen g, activation A          lease taken              A' created      gen g+1, activation A'
+ *   ──reserve──reserve──✗────acquireLease(g)──────── … CreateActivation ──commitRotation(g)──reserve──▶
+ *        issued < limit          ✗ for everyone else        PutParameter     issued = 1 (slot of
+ *        AND expiresAt > t+m     until leaseDeadline                         the lease holder)
+ *
+ * - reserve (I1, I2): `issued < limit AND expiresAt > validUntil` is checked and `issued` bumped
+ *   in the same write, so N racing requests get N distinct slots and never more than `limit`;
+ *   a row without an activation fails `attribute_exists(activationId)` instead of creating one.
+ * - acquireLease (I3, I5): wins only if the row is still at the generation the caller saw AND no
+ *   unexpired lease exists. Two requests that both saw generation g cannot both win: the second
+ *   sees the first's unexpired deadline. A request that saw g after a rotation to g+1 fails the
+ *   generation check, so a finished rotation is never repeated. A crashed holder's lease stops
+ *   blocking at `leaseDeadline` (deadline <= now), with no cleanup needed.
+ * - commitRotation (I5): guarded by `leaseOwner = owner AND generation = g`. If the lease lapsed
+ *   and someone else took it, leaseOwner differs; if someone else already committed, the
+ *   generation differs. Either way the caller's activation is refused and becomes an orphan for
+ *   the caller (or the janitor) to delete, and exactly one activation per generation is live.
+ *   The commit also sets issued = 1: the committer's own reservation, taken in the same write.
+ * - releaseLease: only the owner can clear its lease, so a late release after a lapse and a
+ *   takeover cannot unlock somebody else's rotation.
+ */
+export class DynamoDbPoolStore implements PoolStateStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {}
+
+  async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: "SET #issued = #issued + :one",
+      ConditionExpression:
+        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
+      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
+      ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
+      ReturnValues: "ALL_NEW",
+    });
+    return item && toReservation(item);
+  }
+
+  async read(pool: string): Promise<PoolState | undefined> {
+    const { Item } = await this.send(() =>
+      this.client.send(
+        new GetItemCommand({ TableName: this.tableName, Key: key(pool), ConsistentRead: true }),
+      ),
+    );
+    return Item && toPoolState(Item);
+  }
+
+  async acquireLease(
+    pool: string,
+    lease: { owner: string; generation: number; now: number; deadline: number },
+  ): Promise<boolean> {
+    // Generation 0 covers both "no row yet" and "a row whose first rotation never committed"
+    // (a lease that was released or lapsed leaves generation = 0 behind).
+    const atGeneration =
+      lease.generation === 0
+        ? "(attribute_not_exists(#generation) OR #generation = :gen)"
+        : "#generation = :gen";
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression:
+        "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
+        "#generation = if_not_exists(#generation, :zero)",
+      ConditionExpression: `${atGeneration} AND (attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)`,
+      ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline", "#pool", "#generation"),
+      ExpressionAttributeValues: {
+        ":owner": str(lease.owner),
+        ":deadline": num(lease.deadline),
+        ":pool": str(pool),
+        ":zero": num(0),
+        ":gen": num(lease.generation),
+        ":now": num(lease.now),
+      },
+      ReturnValues: "NONE",
+    });
+    return item !== undefined;
+  }
+
+  async commitRotation(
+    pool: string,
+    rotation: { owner: string; generation: number; activation: NewActivation },
+  ): Promise<Reservation | undefined> {
+    const { activation } = rotation;
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression:
+        "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
+        "#generation = :next REMOVE #leaseOwner, #leaseDeadline",
+      ConditionExpression: "#leaseOwner = :owner AND #generation = :gen",
+      ExpressionAttributeNames: names(
+        "#activationId",
+        "#expiresAt",
+        "#limit",
+        "#issued",
+        "#generation",
+        "#leaseOwner",
+        "#leaseDeadline",
+      ),
+      ExpressionAttributeValues: {
+        ":activationId": str(activation.activationId),
+        ":expiresAt": num(activation.expiresAt),
+        ":limit": num(activation.limit),
+        ":one": num(1),
+        ":next": num(rotation.generation + 1),
+        ":owner": str(rotation.owner),
+        ":gen": num(rotation.generation),
+      },
+      ReturnValues: "ALL_NEW",
+    });
+    return item && toReservation(item);
+  }
+
+  async releaseLease(pool: string, owner: string): Promise<void> {
+    // A failed condition means the lease already lapsed into someone else's hands (or the row is
+    // gone): nothing of ours is left to release.
+    await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: "REMOVE #leaseOwner, #leaseDeadline",
+      ConditionExpression: "#leaseOwner = :owner",
+      ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline"),
+      ExpressionAttributeValues: { ":owner": str(owner) },
+      ReturnValues: "NONE",
+    });
+  }
+
+  async list(): Promise<PoolState[]> {
+    const states: PoolState[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.send(() =>
+        this.client.send(
+          new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const state = toPoolState(item);
+        if (state) states.push(state);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return states;
+  }
+
+  private keyOf(pool: string): Pick<UpdateItemCommandInput, "TableName" | "Key"> {
+    return { TableName: this.tableName, Key: key(pool) };
+  }
+
+  /** The item after the write (or {} when none was asked for), or undefined if the condition failed. */
+  private async conditionalUpdate(input: UpdateItemCommandInput): Promise<Item | undefined> {
+    try {
+      const { Attributes } = await this.send(() => this.client.send(new UpdateItemCommand(input)));
+      return Attributes ?? {};
+    } catch (error) {
+      if (isSdkError(error, "ConditionalCheckFailedException")) return undefined;
+      throw error;
+    }
+  }
+
+  private async send<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      // The SDK has already retried with backoff (maxAttempts); what reaches us is sustained.
+      if (isSdkError(error, ...THROTTLING_ERRORS)) throw new ThrottledError("DynamoDB", 1, { cause: error });
+      throw error;
+    }
+  }
+}
+
+function key(pool: string): Item {
+  return { [POOL_KEY_ATTRIBUTE]: str(poolKey(pool)) };
+}
+
+function names(...used: Name[]): Record<string, string> {
+  return Object.fromEntries(used.map((n) => [n, NAMES[n]]));
+}
+
+const str = (value: string): AttributeValue => ({ S: value });
+const num = (value: number): AttributeValue => ({ N: String(value) });
+
+function readString(item: Item, attribute: string): string | undefined {
+  return item[attribute]?.S;
+}
+
+function readNumber(item: Item, attribute: string): number | undefined {
+  const value = item[attribute]?.N;
+  return value === undefined ? undefined : Number(value);
+}
+
+/** undefined for items that are not pool rows (the table may hold other kinds one day). */
+function toPoolState(item: Item): PoolState | undefined {
+  const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
+  // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
+  const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
+  if (pool === undefined) return undefined;
+  const optional = {
+    activationId: readString(item, "activationId"),
+    expiresAt: readNumber(item, "expiresAt"),
+    limit: readNumber(item, "limit"),
+    issued: readNumber(item, "issued"),
+    leaseOwner: readString(item, "leaseOwner"),
+    leaseDeadline: readNumber(item, "leaseDeadline"),
+  };
+  return {
+    pool,
+    generation: readNumber(item, "generation") ?? 0,
+    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
+  };
+}
+
+function toReservation(item: Item): Reservation {
+  const state = toPoolState(item);
+  if (
+    !state?.activationId ||
+    state.expiresAt === undefined ||
+    state.limit === undefined ||
+    state.issued === undefined
+  ) {
+    // Only reachable if someone edits the table by hand: the conditions above guarantee these.
+    throw new Error("Pool row is missing activation attributes after a successful reservation.");
+  }
+  return {
+    pool: state.pool,
+    generation: state.generation,
+    activationId: state.activationId,
+    expiresAt: state.expiresAt,
+    limit: state.limit,
+    slot: state.issued,
+  };
+}

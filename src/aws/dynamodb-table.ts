@@ -1,0 +1,50 @@
+import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { isSdkError } from "./sdk-errors";
+import { POOL_KEY_ATTRIBUTE } from "./naming";
+
+const POLL_MS = 100;
+
+/**
+ * Creates the pool table if it is missing and waits until it is ACTIVE. Local mode and tests only:
+ * in AWS the CDK app owns the table (with PITR, encryption and deletion protection), and the
+ * broker's role may not even hold dynamodb:CreateTable.
+ */
+export async function ensurePoolTable(
+  client: DynamoDBClient,
+  tableName: string,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
+  const giveUpAt = Date.now() + (options.timeoutMs ?? 30_000);
+  if ((await tableStatus(client, tableName)) === undefined) {
+    try {
+      await client.send(
+        new CreateTableCommand({
+          TableName: tableName,
+          BillingMode: "PAY_PER_REQUEST",
+          AttributeDefinitions: [{ AttributeName: POOL_KEY_ATTRIBUTE, AttributeType: "S" }],
+          KeySchema: [{ AttributeName: POOL_KEY_ATTRIBUTE, KeyType: "HASH" }],
+        }),
+      );
+    } catch (error) {
+      // Another process (a second replica, a parallel test file) created it first: same outcome.
+      if (!isSdkError(error, "ResourceInUseException")) throw error;
+    }
+  }
+  // A hand-rolled poll rather than waitUntilTableExists: its 20 s minimum delay would dominate
+  // every test run, and the emulator makes tables ACTIVE within a second.
+  for (;;) {
+    if ((await tableStatus(client, tableName)) === "ACTIVE") return;
+    if (Date.now() >= giveUpAt) throw new Error(`Table ${tableName} did not become ACTIVE in time.`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+async function tableStatus(client: DynamoDBClient, tableName: string): Promise<string | undefined> {
+  try {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    return Table?.TableStatus ?? "UNKNOWN";
+  } catch (error) {
+    if (isSdkError(error, "ResourceNotFoundException")) return undefined;
+    throw error;
+  }
+}

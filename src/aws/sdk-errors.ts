@@ -1,0 +1,52 @@
+/**
+ * Helpers for reading AWS SDK v3 errors without importing @smithy internals: a service error's
+ * `name` is the error code from the wire, `$fault` says whose fault it was, `$metadata` carries
+ * the HTTP status and request id.
+ */
+
+export function sdkErrorName(error: unknown): string | undefined {
+  return error instanceof Error ? error.name : undefined;
+}
+
+export function isSdkError(error: unknown, ...names: readonly string[]): boolean {
+  const name = sdkErrorName(error);
+  return name !== undefined && names.includes(name);
+}
+
+/** True when AWS answered 4xx: the request was refused, retrying it unchanged will not help. */
+export function isClientFault(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const { $fault, $metadata } = error as { $fault?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  const status = $metadata?.httpStatusCode;
+  return $fault === "client" || (typeof status === "number" && status >= 400 && status < 500);
+}
+
+/** An SDK error with everything that may echo a request or response body stripped off. */
+export class RedactedSdkError extends Error {
+  readonly $fault?: string;
+  readonly $metadata?: { readonly httpStatusCode?: number; readonly requestId?: string };
+
+  constructor(original: unknown, operation: string) {
+    const name = sdkErrorName(original) ?? typeof original;
+    const { $fault, $metadata } = (original ?? {}) as {
+      $fault?: string;
+      $metadata?: { httpStatusCode?: number; requestId?: string };
+    };
+    const status = $metadata?.httpStatusCode;
+    super(
+      `${operation} failed with ${name}${status !== undefined ? ` (HTTP ${status})` : ""}; ` +
+        `details withheld because the exchange carried an Activation Code` +
+        `${$metadata?.requestId ? ` (request id ${$metadata.requestId})` : ""}.`,
+    );
+    // Keep the wire name so callers that branch on error.name (retry policies, status mapping)
+    // still recognise the error; keep no message, body, $response or cause of the original.
+    this.name = name;
+    if ($fault !== undefined) this.$fault = $fault;
+    if ($metadata !== undefined) {
+      this.$metadata = {
+        ...($metadata.httpStatusCode !== undefined && { httpStatusCode: $metadata.httpStatusCode }),
+        ...($metadata.requestId !== undefined && { requestId: $metadata.requestId }),
+      };
+    }
+  }
+}

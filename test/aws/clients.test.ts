@@ -1,0 +1,57 @@
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAwsClients } from "../../src/aws/clients";
+import { TEST_CREDENTIALS, TEST_REGION, startLocalAws, type LocalAws } from "./local-aws";
+
+describe("createAwsClients", () => {
+  let aws: LocalAws;
+
+  beforeAll(async () => {
+    aws = await startLocalAws();
+  });
+  afterAll(async () => {
+    await aws?.close();
+  });
+
+  it("retries three times in all by default", async () => {
+    const { dynamodb, ssm } = createAwsClients({ region: TEST_REGION });
+    expect(await dynamodb.config.maxAttempts()).toBe(3);
+    expect(await ssm.config.maxAttempts()).toBe(3);
+    dynamodb.destroy();
+    ssm.destroy();
+  });
+
+  it("points both clients at the given endpoint", async () => {
+    const { dynamodb, ssm } = createAwsClients({ region: TEST_REGION, endpoint: "http://127.0.0.1:1" });
+    for (const client of [dynamodb, ssm]) {
+      const endpoint = await client.config.endpoint?.();
+      expect(endpoint).toMatchObject({ hostname: "127.0.0.1", port: 1, protocol: "http:" });
+      client.destroy();
+    }
+  });
+
+  it("gives up on a call that hangs instead of waiting for it", async () => {
+    const table = await aws.newTable();
+    aws.emulator.controls.injectFault({
+      service: "dynamodb",
+      operation: "GetItem",
+      kind: "latency",
+      latencyMs: 5_000,
+    });
+    const { dynamodb } = aws.clients({ maxAttempts: 1, timeouts: undefined });
+    const error = await dynamodb
+      .send(new GetItemCommand({ TableName: table, Key: { pk: { S: "POOL#x" } } }))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    aws.emulator.controls.clearFaults();
+    expect(error).toMatchObject({ name: "TimeoutError" });
+  });
+
+  it("accepts static credentials", async () => {
+    const { ssm } = createAwsClients({ region: TEST_REGION, credentials: TEST_CREDENTIALS });
+    expect(await ssm.config.credentials()).toMatchObject(TEST_CREDENTIALS);
+    ssm.destroy();
+  });
+});

@@ -1,0 +1,164 @@
+import { randomUUID } from "node:crypto";
+import type { SSMClient } from "@aws-sdk/client-ssm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ActivationRejectedError, ThrottledError } from "../../src/core/errors";
+import type { CreateActivationRequest } from "../../src/core/ports";
+import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
+import { SsmActivations } from "../../src/aws/ssm-activations";
+import { TEST_ROLE, startLocalAws, type LocalAws } from "./local-aws";
+
+const HOUR = 3_600_000;
+
+/** An error shaped like the SDK's service exceptions (name = wire code, $fault, $metadata). */
+function sdkError(name: string, status = 400): Error {
+  return Object.assign(new Error(`${name} from the stub`), {
+    name,
+    $fault: status < 500 ? "client" : "server",
+    $metadata: { httpStatusCode: status },
+  });
+}
+
+function failingClient(error: Error): SSMClient {
+  return { send: async () => Promise.reject(error) } as unknown as SSMClient;
+}
+
+async function caught(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+}
+
+describe("SsmActivations", () => {
+  let aws: LocalAws;
+  let deployment: string;
+  let activations: SsmActivations;
+  let noRetry: SsmActivations;
+
+  beforeAll(async () => {
+    aws = await startLocalAws();
+    deployment = `d-${randomUUID().slice(0, 8)}`;
+    activations = new SsmActivations(aws.ssm, { deployment });
+    noRetry = new SsmActivations(aws.clients({ maxAttempts: 1 }).ssm, { deployment });
+  });
+  afterAll(async () => {
+    await aws?.close();
+  });
+  afterEach(() => {
+    aws.emulator.controls.clearFaults();
+  });
+
+  function request(overrides: Partial<CreateActivationRequest> = {}): CreateActivationRequest {
+    return {
+      pool: "web",
+      generation: 1,
+      iamRole: TEST_ROLE,
+      registrationLimit: 25,
+      expiresAt: Math.floor((Date.now() + 24 * HOUR) / 1000) * 1000,
+      tags: { [TAG_DEPLOYMENT]: deployment, team: "platform" },
+      ...overrides,
+    };
+  }
+
+  it("sends every field of the request to CreateActivation", async () => {
+    const req = request({ defaultInstanceName: "web-node", description: "web servers" });
+    const { activationId } = await activations.create(req);
+    const seen = aws.emulator.controls.activations().find((a) => a.activationId === activationId);
+    expect(seen).toMatchObject({
+      iamRole: TEST_ROLE,
+      registrationLimit: 25,
+      defaultInstanceName: "web-node",
+      description: "web servers",
+      expirationDate: new Date(req.expiresAt),
+    });
+    expect(seen?.tags).toEqual(
+      expect.arrayContaining([
+        { Key: TAG_DEPLOYMENT, Value: deployment },
+        { Key: "team", Value: "platform" },
+      ]),
+    );
+  });
+
+  it("lists across DescribeActivations pages", async () => {
+    const paged = `paged-${randomUUID().slice(0, 8)}`;
+    const lister = new SsmActivations(aws.ssm, { deployment: paged });
+    const tags = { [TAG_DEPLOYMENT]: paged };
+    const created = await Promise.all(Array.from({ length: 60 }, () => lister.create(request({ tags }))));
+    aws.emulator.controls.resetCounters();
+    const listed = await lister.listOwned();
+    expect(listed.map((a) => a.activationId).sort()).toEqual(created.map((c) => c.activationId).sort());
+    expect(aws.emulator.controls.counters()["ssm:DescribeActivations"]).toBeGreaterThan(1);
+  });
+
+  it("reports an expired activation as expired, with times in epoch ms", async () => {
+    const req = request({ expiresAt: Math.floor((Date.now() + HOUR) / 1000) * 1000 });
+    const { activationId } = await activations.create(req);
+    aws.emulator.controls.setClockOffset(2 * 3600);
+    try {
+      const listed = (await activations.listOwned()).find((a) => a.activationId === activationId);
+      expect(listed).toMatchObject({ expired: true, expiresAt: req.expiresAt });
+    } finally {
+      aws.emulator.controls.setClockOffset(0);
+    }
+  });
+
+  describe("refusals", () => {
+    it("turns a ValidationException into ActivationRejectedError naming it", async () => {
+      const error = await caught(activations.create(request({ expiresAt: Date.now() - HOUR })));
+      expect(error).toBeInstanceOf(ActivationRejectedError);
+      expect((error as Error).message).toContain("ValidationException");
+      expect((error as Error).message).toContain("'web'");
+      expect((error as Error).cause).toMatchObject({ name: "ValidationException" });
+    });
+
+    it("turns an out-of-range registration limit into ActivationRejectedError", async () => {
+      const error = await caught(activations.create(request({ registrationLimit: 1001 })));
+      expect(error).toBeInstanceOf(ActivationRejectedError);
+    });
+
+    it("turns InvalidParameters into ActivationRejectedError", async () => {
+      const stub = new SsmActivations(failingClient(sdkError("InvalidParameters")), { deployment });
+      await expect(stub.create(request())).rejects.toBeInstanceOf(ActivationRejectedError);
+    });
+
+    it("rethrows a server error as it is", async () => {
+      aws.emulator.controls.injectFault({ service: "ssm", operation: "CreateActivation", kind: "error" });
+      const error = await caught(noRetry.create(request()));
+      expect(error).not.toBeInstanceOf(ActivationRejectedError);
+      expect(error).not.toBeInstanceOf(ThrottledError);
+      expect(error).toMatchObject({ name: "InternalServerError" });
+    });
+  });
+
+  describe("throttling", () => {
+    it.each([
+      ["create", "CreateActivation", (a: SsmActivations) => a.create(request())],
+      ["delete", "DeleteActivation", (a: SsmActivations) => a.delete(randomUUID())],
+      ["listOwned", "DescribeActivations", (a: SsmActivations) => a.listOwned()],
+    ] as const)("turns a throttled %s (%s) into ThrottledError", async (_name, operation, call) => {
+      aws.emulator.controls.injectFault({ service: "ssm", operation, kind: "throttle" });
+      const error = await caught(call(noRetry));
+      expect(error).toBeInstanceOf(ThrottledError);
+      expect(error).toMatchObject({ service: "SSM", retryAfterSeconds: 2 });
+      expect((error as Error).cause).toMatchObject({ name: "ThrottlingException" });
+    });
+
+    it("treats TooManyUpdates as throttling", async () => {
+      const stub = new SsmActivations(failingClient(sdkError("TooManyUpdates")), { deployment });
+      await expect(stub.create(request())).rejects.toBeInstanceOf(ThrottledError);
+      await expect(stub.delete(randomUUID())).rejects.toBeInstanceOf(ThrottledError);
+    });
+  });
+
+  describe("delete", () => {
+    it.each(["InvalidActivation", "InvalidActivationId"])("treats %s as already gone", async (name) => {
+      const stub = new SsmActivations(failingClient(sdkError(name)), { deployment });
+      await expect(stub.delete(randomUUID())).resolves.toBeUndefined();
+    });
+
+    it("rethrows anything else", async () => {
+      const stub = new SsmActivations(failingClient(sdkError("AccessDeniedException")), { deployment });
+      await expect(stub.delete(randomUUID())).rejects.toMatchObject({ name: "AccessDeniedException" });
+    });
+  });
+});

@@ -1,0 +1,25 @@
+import { randomUUID } from "node:crypto";
+import { describe } from "vitest";
+import { SsmActivations } from "../../src/aws/ssm-activations";
+import { InMemoryActivations } from "../support/fakes";
+import { TEST_ROLE, startLocalAws } from "../aws/local-aws";
+import { activationProviderContract } from "./activation-provider.contract";
+
+describe("InMemoryActivations (test/support/fakes.ts)", () => {
+  activationProviderContract(
+    async () => ({ provider: new InMemoryActivations(undefined, "fake"), deployment: "fake", iamRole: TEST_ROLE }),
+  );
+});
+
+describe("SsmActivations over the emulator", () => {
+  activationProviderContract(async () => {
+    const aws = await startLocalAws();
+    const deployment = `contract-${randomUUID().slice(0, 8)}`;
+    return {
+      provider: new SsmActivations(aws.ssm, { deployment }),
+      deployment,
+      iamRole: TEST_ROLE,
+      cleanup: () => aws.close(),
+    };
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * The ActivationProvider contract (src/core/ports.ts), run against the in-memory fake and the SSM
+ * adapter on the emulator.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ActivationProvider, CreateActivationRequest } from "../../src/core/ports";
+import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
+
+export interface ActivationProviderFixture {
+  readonly provider: ActivationProvider;
+  /** The deployment the provider lists activations for. */
+  readonly deployment: string;
+  readonly iamRole: string;
+  readonly cleanup?: () => Promise<void>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const HOUR = 3_600_000;
+
+export function activationProviderContract(
+  makeProvider: () => Promise<ActivationProviderFixture>,
+): void {
+  describe("ActivationProvider contract", () => {
+    let fixture: ActivationProviderFixture;
+    let provider: ActivationProvider;
+
+    beforeAll(async () => {
+      fixture = await makeProvider();
+      provider = fixture.provider;
+    });
+    afterAll(async () => {
+      await fixture?.cleanup?.();
+    });
+
+    function request(
+      overrides: { deployment?: string; limit?: number; generation?: number } = {},
+    ): CreateActivationRequest {
+      const generation = overrides.generation ?? 1;
+      return {
+        pool: "contract",
+        generation,
+        iamRole: fixture.iamRole,
+        registrationLimit: overrides.limit ?? 7,
+        // Whole seconds, as the core computes it (SSM keeps ExpirationDate in seconds).
+        expiresAt: Math.floor((Date.now() + 24 * HOUR) / 1000) * 1000,
+        defaultInstanceName: "contract-node",
+        description: "contract test",
+        tags: {
+          team: "platform",
+          [TAG_DEPLOYMENT]: overrides.deployment ?? fixture.deployment,
+          [TAG_POOL]: "contract",
+          [TAG_GENERATION]: String(generation),
+        },
+      };
+    }
+
+    it("creates an activation with an id and a code, and lists it with its limit and tags", async () => {
+      const req = request({ limit: 7, generation: 3 });
+      const created = await provider.create(req);
+      expect(created.activationId).toMatch(UUID);
+      expect(created.activationCode).toEqual(expect.any(String));
+      expect(created.activationCode.length).toBeGreaterThan(0);
+
+      const listed = (await provider.listOwned()).find((a) => a.activationId === created.activationId);
+      expect(listed).toEqual({
+        activationId: created.activationId,
+        iamRole: fixture.iamRole,
+        registrationLimit: 7,
+        registrationsCount: 0,
+        expiresAt: req.expiresAt,
+        expired: false,
+        createdAt: expect.any(Number),
+        tags: req.tags,
+      });
+      expect(Math.abs(listed!.createdAt - Date.now())).toBeLessThan(HOUR);
+    });
+
+    it("gives every activation its own id and code", async () => {
+      const [a, b] = await Promise.all([provider.create(request()), provider.create(request())]);
+      expect(a.activationId).not.toBe(b.activationId);
+      expect(a.activationCode).not.toBe(b.activationCode);
+    });
+
+    it("deletes an activation, and treats deleting it again or deleting an unknown id as success", async () => {
+      const created = await provider.create(request());
+      await provider.delete(created.activationId);
+      expect((await provider.listOwned()).map((a) => a.activationId)).not.toContain(created.activationId);
+      await expect(provider.delete(created.activationId)).resolves.toBeUndefined();
+      await expect(provider.delete(randomUUID())).resolves.toBeUndefined();
+    });
+
+    it("lists only the activations tagged for its own deployment", async () => {
+      const ours = await provider.create(request());
+      const theirs = await provider.create(request({ deployment: `${fixture.deployment}-other` }));
+      const ids = (await provider.listOwned()).map((a) => a.activationId);
+      expect(ids).toContain(ours.activationId);
+      expect(ids).not.toContain(theirs.activationId);
+    });
+  });
+}

@@ -1,0 +1,343 @@
+/**
+ * The PoolStateStore contract (src/core/ports.ts), run against the in-memory fake and the
+ * DynamoDB adapter. Each condition of each conditional write has a case that passes and a case
+ * that fails, so a store that drops one clause of a condition cannot pass.
+ */
+import { beforeAll, afterAll, describe, expect, it } from "vitest";
+import type { PoolStateStore, Reservation } from "../../src/core/ports";
+
+export interface PoolStoreFixture {
+  readonly store: PoolStateStore;
+  readonly cleanup?: () => Promise<void>;
+}
+
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const HOUR = 3_600_000;
+const LEASE_MS = 30_000;
+
+export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): void {
+  describe("PoolStateStore contract", () => {
+    let fixture: PoolStoreFixture;
+    let store: PoolStateStore;
+    // The real store shares one table across cases: unique pool names keep them independent.
+    const run = Math.random().toString(36).slice(2, 8);
+    let counter = 0;
+    const newPool = () => `c${run}-${++counter}`;
+
+    beforeAll(async () => {
+      fixture = await makeStore();
+      store = fixture.store;
+    });
+    afterAll(async () => {
+      await fixture?.cleanup?.();
+    });
+
+    /** A pool at generation 1 with a fresh activation and slot 1 already taken by the rotator. */
+    async function seeded(options: { limit?: number; expiresAt?: number; activationId?: string } = {}) {
+      const pool = newPool();
+      expect(
+        await store.acquireLease(pool, {
+          owner: "seeder",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        }),
+      ).toBe(true);
+      const first = await store.commitRotation(pool, {
+        owner: "seeder",
+        generation: 0,
+        activation: {
+          activationId: options.activationId ?? `act-${pool}`,
+          expiresAt: options.expiresAt ?? NOW + 24 * HOUR,
+          limit: options.limit ?? 10,
+        },
+      });
+      expect(first?.slot).toBe(1);
+      return pool;
+    }
+
+    describe("read", () => {
+      it("returns undefined for a pool without a row", async () => {
+        expect(await store.read(newPool())).toBeUndefined();
+      });
+    });
+
+    describe("reserve", () => {
+      it("fails on a pool without a row, and does not create one", async () => {
+        const pool = newPool();
+        expect(await store.reserve(pool, NOW)).toBeUndefined();
+        expect(await store.read(pool)).toBeUndefined();
+      });
+
+      it("fails on a row that has a lease but no activation yet", async () => {
+        const pool = newPool();
+        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        expect(await store.reserve(pool, NOW)).toBeUndefined();
+      });
+
+      it("hands out consecutive slots after the rotator's slot 1, up to the limit, then fails", async () => {
+        const expiresAt = NOW + 24 * HOUR;
+        const pool = await seeded({ limit: 3, expiresAt, activationId: "act-slots" });
+        const second = await store.reserve(pool, NOW + HOUR);
+        expect(second).toEqual<Reservation>({
+          pool,
+          generation: 1,
+          activationId: "act-slots",
+          expiresAt,
+          limit: 3,
+          slot: 2,
+        });
+        expect((await store.reserve(pool, NOW + HOUR))?.slot).toBe(3);
+        expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
+        expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
+        expect((await store.read(pool))?.issued).toBe(3);
+      });
+
+      it("fails when the activation does not outlive validUntil (strictly)", async () => {
+        const expiresAt = NOW + 2 * HOUR;
+        const pool = await seeded({ expiresAt });
+        expect(await store.reserve(pool, expiresAt)).toBeUndefined();
+        expect(await store.reserve(pool, expiresAt + 1)).toBeUndefined();
+        expect((await store.read(pool))?.issued).toBe(1);
+        expect((await store.reserve(pool, expiresAt - 1))?.slot).toBe(2);
+      });
+    });
+
+    describe("acquireLease", () => {
+      it("creates the row at generation 0 when none exists", async () => {
+        const pool = newPool();
+        expect(
+          await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS }),
+        ).toBe(true);
+        const state = await store.read(pool);
+        expect(state).toEqual({ pool, generation: 0, leaseOwner: "a", leaseDeadline: NOW + LEASE_MS });
+      });
+
+      it("fails on a missing row when the caller expects a later generation, without creating it", async () => {
+        const pool = newPool();
+        expect(
+          await store.acquireLease(pool, { owner: "a", generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+        ).toBe(false);
+        expect(await store.read(pool)).toBeUndefined();
+      });
+
+      it("fails when the pool has moved to another generation", async () => {
+        const pool = await seeded();
+        const lease = { owner: "b", now: NOW, deadline: NOW + LEASE_MS };
+        expect(await store.acquireLease(pool, { ...lease, generation: 0 })).toBe(false);
+        expect(await store.acquireLease(pool, { ...lease, generation: 2 })).toBe(false);
+        expect(await store.acquireLease(pool, { ...lease, generation: 1 })).toBe(true);
+      });
+
+      it("fails while another lease is held, and succeeds once its deadline is reached", async () => {
+        const pool = newPool();
+        const deadline = NOW + LEASE_MS;
+        expect(await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline })).toBe(true);
+        expect(
+          await store.acquireLease(pool, {
+            owner: "b",
+            generation: 0,
+            now: deadline - 1,
+            deadline: deadline + LEASE_MS,
+          }),
+        ).toBe(false);
+        expect((await store.read(pool))?.leaseOwner).toBe("a");
+        // deadline <= now: a lease lapses at its deadline, not one millisecond later.
+        expect(
+          await store.acquireLease(pool, {
+            owner: "b",
+            generation: 0,
+            now: deadline,
+            deadline: deadline + LEASE_MS,
+          }),
+        ).toBe(true);
+        expect(await store.read(pool)).toMatchObject({ leaseOwner: "b", leaseDeadline: deadline + LEASE_MS });
+      });
+
+      it("can be taken again at generation 0 after a first rotation was abandoned", async () => {
+        const pool = newPool();
+        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.releaseLease(pool, "a");
+        expect(
+          await store.acquireLease(pool, { owner: "b", generation: 0, now: NOW, deadline: NOW + LEASE_MS }),
+        ).toBe(true);
+        expect(await store.read(pool)).toEqual({
+          pool,
+          generation: 0,
+          leaseOwner: "b",
+          leaseDeadline: NOW + LEASE_MS,
+        });
+      });
+
+      it("keeps the current activation and slots while a rotation is under way", async () => {
+        const pool = await seeded({ limit: 1, activationId: "act-kept" });
+        expect(
+          await store.acquireLease(pool, { owner: "r", generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+        ).toBe(true);
+        expect(await store.read(pool)).toMatchObject({
+          generation: 1,
+          activationId: "act-kept",
+          issued: 1,
+          limit: 1,
+        });
+      });
+    });
+
+    describe("commitRotation", () => {
+      it("installs the activation, bumps the generation, takes slot 1 and clears the lease", async () => {
+        const pool = newPool();
+        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        const activation = { activationId: "act-new", expiresAt: NOW + 24 * HOUR, limit: 5 };
+        const reservation = await store.commitRotation(pool, { owner: "a", generation: 0, activation });
+        expect(reservation).toEqual<Reservation>({ pool, generation: 1, slot: 1, ...activation });
+        expect(await store.read(pool)).toEqual({
+          pool,
+          generation: 1,
+          activationId: "act-new",
+          expiresAt: activation.expiresAt,
+          limit: 5,
+          issued: 1,
+        });
+      });
+
+      it("replaces an exhausted activation and restarts the slots", async () => {
+        const pool = await seeded({ limit: 1, activationId: "act-old" });
+        expect(await store.reserve(pool, NOW)).toBeUndefined();
+        await store.acquireLease(pool, { owner: "r", generation: 1, now: NOW, deadline: NOW + LEASE_MS });
+        const activation = { activationId: "act-next", expiresAt: NOW + 48 * HOUR, limit: 2 };
+        expect(
+          await store.commitRotation(pool, { owner: "r", generation: 1, activation }),
+        ).toEqual<Reservation>({
+          pool,
+          generation: 2,
+          slot: 1,
+          ...activation,
+        });
+        expect((await store.reserve(pool, NOW))?.slot).toBe(2);
+      });
+
+      it("refuses a caller that does not hold the lease, leaving the row untouched", async () => {
+        const pool = newPool();
+        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        const before = await store.read(pool);
+        const activation = { activationId: "act-intruder", expiresAt: NOW + HOUR, limit: 5 };
+        expect(await store.commitRotation(pool, { owner: "b", generation: 0, activation })).toBeUndefined();
+        expect(await store.read(pool)).toEqual(before);
+      });
+
+      it("refuses a holder whose lease lapsed and was taken over", async () => {
+        const pool = newPool();
+        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        const later = NOW + LEASE_MS;
+        await store.acquireLease(pool, { owner: "b", generation: 0, now: later, deadline: later + LEASE_MS });
+        const activation = { activationId: "act-late", expiresAt: NOW + HOUR, limit: 5 };
+        expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeUndefined();
+        expect((await store.read(pool))?.leaseOwner).toBe("b");
+      });
+
+      it("refuses a commit for a stale generation, even by the lease owner", async () => {
+        const pool = await seeded({ activationId: "act-current" });
+        await store.acquireLease(pool, { owner: "a", generation: 1, now: NOW, deadline: NOW + LEASE_MS });
+        const activation = { activationId: "act-stale", expiresAt: NOW + HOUR, limit: 5 };
+        expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeUndefined();
+        expect(await store.commitRotation(pool, { owner: "a", generation: 2, activation })).toBeUndefined();
+        expect(await store.read(pool)).toMatchObject({
+          generation: 1,
+          activationId: "act-current",
+          leaseOwner: "a",
+        });
+      });
+
+      it("refuses a second commit with the same lease (one activation per generation)", async () => {
+        const pool = newPool();
+        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        const activation = { activationId: "act-once", expiresAt: NOW + HOUR, limit: 5 };
+        expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeDefined();
+        expect(
+          await store.commitRotation(pool, {
+            owner: "a",
+            generation: 0,
+            activation: { ...activation, activationId: "x" },
+          }),
+        ).toBeUndefined();
+        expect((await store.read(pool))?.activationId).toBe("act-once");
+      });
+
+      it("refuses a commit on a pool without a row, without creating one", async () => {
+        const pool = newPool();
+        const activation = { activationId: "act-ghost", expiresAt: NOW + HOUR, limit: 5 };
+        expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeUndefined();
+        expect(await store.read(pool)).toBeUndefined();
+      });
+    });
+
+    describe("releaseLease", () => {
+      it("clears the owner's lease so another request can rotate at once", async () => {
+        const pool = await seeded({ activationId: "act-r" });
+        await store.acquireLease(pool, { owner: "a", generation: 1, now: NOW, deadline: NOW + LEASE_MS });
+        await store.releaseLease(pool, "a");
+        const state = await store.read(pool);
+        expect(state?.leaseOwner).toBeUndefined();
+        expect(state?.leaseDeadline).toBeUndefined();
+        expect(state).toMatchObject({ generation: 1, activationId: "act-r" });
+        expect(
+          await store.acquireLease(pool, { owner: "b", generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+        ).toBe(true);
+      });
+
+      it("is a no-op for a caller that does not hold the lease", async () => {
+        const pool = newPool();
+        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.releaseLease(pool, "b");
+        expect(await store.read(pool)).toMatchObject({ leaseOwner: "a", leaseDeadline: NOW + LEASE_MS });
+        expect(
+          await store.acquireLease(pool, { owner: "b", generation: 0, now: NOW, deadline: NOW + LEASE_MS }),
+        ).toBe(false);
+      });
+
+      it("is a no-op on a pool without a row", async () => {
+        const pool = newPool();
+        await expect(store.releaseLease(pool, "a")).resolves.toBeUndefined();
+        expect(await store.read(pool)).toBeUndefined();
+      });
+    });
+
+    describe("list", () => {
+      it("returns every pool row as read() sees it", async () => {
+        const rotated = await seeded({ activationId: "act-listed" });
+        const leased = newPool();
+        await store.acquireLease(leased, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        const listed = await store.list();
+        const ours = listed.filter((s) => s.pool === rotated || s.pool === leased);
+        expect(ours).toHaveLength(2);
+        expect(ours).toEqual(expect.arrayContaining([await store.read(rotated), await store.read(leased)]));
+      });
+    });
+
+    describe("under concurrency", () => {
+      it("hands out exactly `limit` slots, each once, to 300 racing reserves (I1)", async () => {
+        const limit = 100;
+        const pool = await seeded({ limit });
+        const results = await Promise.all(Array.from({ length: 300 }, () => store.reserve(pool, NOW)));
+        const won = results.filter((r): r is Reservation => r !== undefined);
+        // The rotator holds slot 1, so 99 reserves win and every slot 1..100 is handed out once.
+        expect(won).toHaveLength(limit - 1);
+        const slots = [1, ...won.map((r) => r.slot)].sort((a, b) => a - b);
+        expect(slots).toEqual(Array.from({ length: limit }, (_, i) => i + 1));
+        expect((await store.read(pool))?.issued).toBe(limit);
+      });
+
+      it("gives the lease to exactly one of 20 racing requests (I3, I5)", async () => {
+        const pool = await seeded();
+        const owners = Array.from({ length: 20 }, (_, i) => `owner-${i}`);
+        const results = await Promise.all(
+          owners.map((owner) =>
+            store.acquireLease(pool, { owner, generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+          ),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.read(pool))?.leaseOwner).toBe(owners[results.indexOf(true)]);
+      });
+    });
+  });
+}

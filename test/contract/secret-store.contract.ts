@@ -1,0 +1,80 @@
+/**
+ * The SecretStore contract (src/core/ports.ts), run against the in-memory fake and the Parameter
+ * Store adapter on the emulator.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SecretNotFoundError } from "../../src/core/errors";
+import type { SecretStore, StoredSecret } from "../../src/core/ports";
+
+export interface SecretStoreFixture {
+  readonly store: SecretStore;
+  readonly cleanup?: () => Promise<void>;
+}
+
+export function secretStoreContract(makeStore: () => Promise<SecretStoreFixture>): void {
+  describe("SecretStore contract", () => {
+    let fixture: SecretStoreFixture;
+    let store: SecretStore;
+
+    beforeAll(async () => {
+      fixture = await makeStore();
+      store = fixture.store;
+    });
+    afterAll(async () => {
+      await fixture?.cleanup?.();
+    });
+
+    function secret(overrides: Partial<StoredSecret> = {}): StoredSecret {
+      return {
+        pool: "contract",
+        activationId: randomUUID(),
+        // Characters that need escaping in JSON, as SSM codes may contain + / =.
+        activationCode: `Ab+/=9"\\${randomUUID().slice(0, 8)}`,
+        expiresAt: Date.UTC(2026, 11, 28, 10, 0, 0, 123),
+        ...overrides,
+      };
+    }
+
+    async function expectNotFound(pool: string, activationId: string): Promise<void> {
+      const error = await store.get(pool, activationId).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(SecretNotFoundError);
+      expect(error).toMatchObject({ code: "SecretNotFound", activationId });
+    }
+
+    it("returns what was put", async () => {
+      const stored = secret();
+      await store.put(stored);
+      expect(await store.get(stored.pool, stored.activationId)).toEqual(stored);
+    });
+
+    it("keeps pools apart", async () => {
+      const stored = secret({ pool: "pool-a" });
+      await store.put(stored);
+      await expectNotFound("pool-b", stored.activationId);
+    });
+
+    it("throws SecretNotFoundError for an activation it never stored", async () => {
+      await expectNotFound("contract", randomUUID());
+    });
+
+    it("accepts the same put twice (an SDK retry of a write that landed)", async () => {
+      const stored = secret();
+      await store.put(stored);
+      await expect(store.put(stored)).resolves.toBeUndefined();
+      expect(await store.get(stored.pool, stored.activationId)).toEqual(stored);
+    });
+
+    it("deletes, and treats deleting again or deleting an unknown secret as success", async () => {
+      const stored = secret();
+      await store.put(stored);
+      await store.delete(stored.pool, stored.activationId);
+      await expectNotFound(stored.pool, stored.activationId);
+      await expect(store.delete(stored.pool, stored.activationId)).resolves.toBeUndefined();
+      await expect(store.delete("contract", randomUUID())).resolves.toBeUndefined();
+    });
+  });
+}
