@@ -6,18 +6,11 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import { ThrottledError } from "../core/errors";
 import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
-import { isSdkError } from "./sdk-errors";
+import { isSdkError, transientError } from "./sdk-errors";
 
 type Item = Record<string, AttributeValue>;
-
-const THROTTLING_ERRORS = [
-  "ProvisionedThroughputExceededException",
-  "ThrottlingException",
-  "RequestLimitExceeded",
-];
 
 /**
  * Every attribute goes through a placeholder: `limit` is a DynamoDB reserved word, and aliasing
@@ -204,9 +197,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
     try {
       return await call();
     } catch (error) {
-      // The SDK has already retried with backoff (maxAttempts); what reaches us is sustained.
-      if (isSdkError(error, ...THROTTLING_ERRORS)) throw new ThrottledError("DynamoDB", 1, { cause: error });
-      throw error;
+      throw transientError(error, "DynamoDB", 1) ?? error;
     }
   }
 }

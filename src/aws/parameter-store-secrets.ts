@@ -4,7 +4,7 @@ import {
   PutParameterCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { ConfigError, SecretNotFoundError, ThrottledError } from "../core/errors";
+import { ConfigError, SecretNotFoundError } from "../core/errors";
 import type { SecretStore, StoredSecret } from "../core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../core/vend-policy";
 import {
@@ -13,9 +13,7 @@ import {
   isValidParameterPrefix,
   parameterName,
 } from "./naming";
-import { RedactedSdkError, isSdkError } from "./sdk-errors";
-
-const THROTTLING_ERRORS = ["ThrottlingException", "TooManyUpdates"];
+import { RedactedSdkError, isSdkError, transientError } from "./sdk-errors";
 
 export interface ParameterStoreSecretsOptions {
   /** Parameter hierarchy, e.g. `/activation-broker/prod`; defaults to DEFAULT_PARAMETER_PREFIX. */
@@ -132,9 +130,7 @@ export class ParameterStoreSecrets implements SecretStore {
 
 function translate(error: unknown, operation: string): Error {
   const redacted = new RedactedSdkError(error, operation);
-  if (isSdkError(error, ...THROTTLING_ERRORS))
-    return new ThrottledError("Parameter Store", 1, { cause: redacted });
-  return redacted;
+  return transientError(error, "Parameter Store", 1, redacted) ?? redacted;
 }
 
 function parseDocument(value: string | undefined): ParameterDocument | undefined {

@@ -1,3 +1,5 @@
+import { ThrottledError, UpstreamUnavailableError } from "../core/errors";
+
 /**
  * Helpers for reading AWS SDK v3 errors without importing @smithy internals: a service error's
  * `name` is the error code from the wire, `$fault` says whose fault it was, `$metadata` carries
@@ -49,4 +51,40 @@ export class RedactedSdkError extends Error {
       };
     }
   }
+}
+
+/** Error names AWS uses for "slow down" across DynamoDB and SSM. */
+const THROTTLING_ERRORS = [
+  "ThrottlingException",
+  "TooManyUpdates",
+  "ProvisionedThroughputExceededException",
+  "RequestLimitExceeded",
+];
+
+/** Socket-level failures: AWS never saw the request, or we never saw the answer. */
+const NETWORK_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
+
+/**
+ * The domain error for a failure worth retrying later, or undefined for anything else.
+ * What reaches an adapter has already been retried by the SDK (maxAttempts), so it is sustained:
+ * the client gets 503 with Retry-After instead of a 500.
+ */
+export function transientError(
+  error: unknown,
+  service: string,
+  retryAfterSeconds: number,
+  cause: unknown = error,
+): ThrottledError | UpstreamUnavailableError | undefined {
+  if (isSdkError(error, ...THROTTLING_ERRORS))
+    return new ThrottledError(service, retryAfterSeconds, { cause });
+  if (!(error instanceof Error)) return undefined;
+  const { $fault, code } = error as { $fault?: unknown; code?: unknown };
+  if (
+    $fault === "server" ||
+    error.name === "TimeoutError" ||
+    (typeof code === "string" && NETWORK_ERRORS.has(code))
+  ) {
+    return new UpstreamUnavailableError(service, 1, { cause });
+  }
+  return undefined;
 }

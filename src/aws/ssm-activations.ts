@@ -5,7 +5,7 @@ import {
   DescribeActivationsCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { ActivationRejectedError, ThrottledError } from "../core/errors";
+import { ActivationRejectedError } from "../core/errors";
 import type {
   ActivationProvider,
   ActivationSummary,
@@ -13,11 +13,9 @@ import type {
   CreatedActivation,
 } from "../core/ports";
 import { TAG_DEPLOYMENT } from "../core/vend-policy";
-import { isClientFault, isSdkError, sdkErrorName } from "./sdk-errors";
+import { isClientFault, isSdkError, sdkErrorName, transientError } from "./sdk-errors";
 
 /** SSM's throttling answers: the generic one, and SSM's own for concurrent updates of one resource. */
-const THROTTLING_ERRORS = ["ThrottlingException", "TooManyUpdates"];
-
 /**
  * What DeleteActivation answers for an activation that no longer exists ("The activation might have
  * been deleted") or an id SSM does not know.
@@ -55,7 +53,7 @@ export class SsmActivations implements ActivationProvider {
         }),
       );
     } catch (error) {
-      throwIfThrottled(error);
+      throwIfTransient(error);
       if (isClientFault(error)) {
         // The request carries no code, so SSM's explanation ("role not found", "limit out of
         // range") is safe to pass on, and it is what an operator needs to fix the pool config.
@@ -78,7 +76,7 @@ export class SsmActivations implements ActivationProvider {
       await this.client.send(new DeleteActivationCommand({ ActivationId: activationId }));
     } catch (error) {
       if (isSdkError(error, ...ALREADY_GONE_ERRORS)) return;
-      throwIfThrottled(error);
+      throwIfTransient(error);
       throw error;
     }
   }
@@ -93,7 +91,7 @@ export class SsmActivations implements ActivationProvider {
           new DescribeActivationsCommand({ MaxResults: PAGE_SIZE, NextToken: nextToken }),
         );
       } catch (error) {
-        throwIfThrottled(error);
+        throwIfTransient(error);
         throw error;
       }
       // DescribeActivations filters by id, role or instance name only, so tags are matched here.
@@ -107,8 +105,9 @@ export class SsmActivations implements ActivationProvider {
   }
 }
 
-function throwIfThrottled(error: unknown): void {
-  if (isSdkError(error, ...THROTTLING_ERRORS)) throw new ThrottledError("SSM", 2, { cause: error });
+function throwIfTransient(error: unknown): void {
+  const transient = transientError(error, "SSM", 2);
+  if (transient) throw transient;
 }
 
 function toSummary(activation: Activation): ActivationSummary | undefined {

@@ -24,26 +24,49 @@ export class PoolNotFoundError extends BrokerError {
   }
 }
 
+/** A refusal the client should retry after `retryAfterSeconds` (HTTP 503 with Retry-After). */
+export abstract class RetryLaterError extends BrokerError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Another request holds the rotation lease and the new activation did not appear in time. */
-export class RotationInProgressError extends BrokerError {
+export class RotationInProgressError extends RetryLaterError {
   readonly code = "RotationInProgress";
   constructor(
     readonly pool: string,
-    readonly retryAfterSeconds: number,
+    retryAfterSeconds: number,
   ) {
-    super(`A new activation for pool '${pool}' is being created; retry shortly.`);
+    super(`A new activation for pool '${pool}' is being created; retry shortly.`, retryAfterSeconds);
   }
 }
 
 /** AWS answered with throttling (SSM, DynamoDB or Parameter Store). */
-export class ThrottledError extends BrokerError {
+export class ThrottledError extends RetryLaterError {
   readonly code = "Throttled";
   constructor(
     readonly service: string,
-    readonly retryAfterSeconds: number,
+    retryAfterSeconds: number,
     options?: { cause?: unknown },
   ) {
-    super(`${service} is throttling requests; retry shortly.`, options);
+    super(`${service} is throttling requests; retry shortly.`, retryAfterSeconds, options);
+  }
+}
+
+/** AWS did not answer in time, or failed on its side, even after the SDK's own retries. */
+export class UpstreamUnavailableError extends RetryLaterError {
+  readonly code = "UpstreamUnavailable";
+  constructor(
+    readonly service: string,
+    retryAfterSeconds: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${service} is not answering; retry shortly.`, retryAfterSeconds, options);
   }
 }
 

@@ -22,7 +22,10 @@ const tagKey = z
   .max(128)
   .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u, "tag keys may hold letters, digits, spaces and _.:/=+-@")
   .refine((k) => !k.toLowerCase().startsWith("aws:"), "tag keys may not start with 'aws:'")
-  .refine((k) => !k.startsWith(RESERVED_TAG_PREFIX), `tag keys starting with '${RESERVED_TAG_PREFIX}' are reserved`);
+  .refine(
+    (k) => !k.startsWith(RESERVED_TAG_PREFIX),
+    `tag keys starting with '${RESERVED_TAG_PREFIX}' are reserved`,
+  );
 
 export const poolConfigSchema = z
   .strictObject({
@@ -32,7 +35,12 @@ export const poolConfigSchema = z
     /** How long each new activation stays valid. */
     expirationHours: z.number().int().min(1).max(MAX_EXPIRATION_HOURS).default(24),
     /** A pair is handed out only while it stays valid at least this long (I2). */
-    safetyMarginMinutes: z.number().int().min(1).max(MAX_EXPIRATION_HOURS * 60).default(60),
+    safetyMarginMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_EXPIRATION_HOURS * 60)
+      .default(60),
     defaultInstanceName: z
       .string()
       .max(256)
@@ -62,7 +70,10 @@ export interface PoolConfig {
 
 export const poolsFileSchema = z.strictObject({
   pools: z
-    .record(z.string().regex(POOL_NAME_PATTERN, "pool names must match [A-Za-z0-9_-]{1,64}"), poolConfigSchema)
+    .record(
+      z.string().regex(POOL_NAME_PATTERN, "pool names must match [A-Za-z0-9_-]{1,64}"),
+      poolConfigSchema,
+    )
     .default({}),
 });
 
@@ -108,7 +119,9 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
         const where = path ? `${path}.` : "";
         return i.keys.map((k) => `${where}${k}: unknown key`).join("; ");
       }
-      return `${path || "(root)"}: ${i.message}`;
+      // A bad record key carries the key schema's own message one level down.
+      const message = i.code === "invalid_key" ? (i.issues[0]?.message ?? i.message) : i.message;
+      return `${path || "(root)"}: ${message}`;
     })
     .join("; ");
 }

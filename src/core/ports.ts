@@ -52,7 +52,10 @@ export interface PoolStateStore {
    * `generation` and no unexpired lease is held (leaseDeadline <= now). Creates the row when
    * generation is 0 and none exists. Returns false when the condition fails.
    */
-  acquireLease(pool: string, lease: { owner: string; generation: number; now: number; deadline: number }): Promise<boolean>;
+  acquireLease(
+    pool: string,
+    lease: { owner: string; generation: number; now: number; deadline: number },
+  ): Promise<boolean>;
 
   /**
    * Installs the new activation, bumps the generation, reserves the first slot for the caller and

@@ -27,6 +27,11 @@ export function canReserve(state: PoolState | undefined, pool: PoolConfig, now: 
   return (state.issued ?? 0) < state.limit && state.expiresAt > now + safetyMarginMs(pool);
 }
 
+/** Slots left on the current activation, as last seen. */
+export function freeSlots(state: PoolState | undefined): number {
+  return Math.max(0, (state?.limit ?? 0) - (state?.issued ?? 0));
+}
+
 export function leaseHeldByOther(state: PoolState | undefined, now: number): boolean {
   return state?.leaseDeadline !== undefined && state.leaseDeadline > now;
 }

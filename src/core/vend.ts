@@ -4,6 +4,7 @@ import type {
   ActivationProvider,
   Clock,
   Logger,
+  PoolState,
   PoolStateStore,
   Reservation,
   SecretStore,
@@ -13,6 +14,7 @@ import {
   activationTags,
   backoffMs,
   canReserve,
+  freeSlots,
   leaseHeldByOther,
   newActivationExpiry,
   rotationRetryAfterSeconds,
@@ -48,6 +50,20 @@ export interface VendDependencies {
   readonly newOwnerId?: () => string;
 }
 
+interface RoundOutcome {
+  /** The rotating request's own pair (slot 1 of the new activation); only the leader may use it. */
+  readonly pair?: VendedPair;
+  readonly state: PoolState | undefined;
+  /** How many waiting requests may usefully retry the reservation: an estimate, never a promise. */
+  readonly freeSlots: number;
+}
+
+interface Round {
+  readonly outcome: Promise<RoundOutcome>;
+  /** Requests that have taken their turn after this round; the rotator takes the first. */
+  admitted: number;
+}
+
 /** Codes are immutable per activation; a few pools' worth is all a process ever needs. */
 const CODE_CACHE_SIZE = 64;
 /** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
@@ -63,6 +79,7 @@ const MAX_ATTEMPTS = 100;
  */
 export class Vendor {
   private readonly codes = new Map<string, Promise<string>>();
+  private readonly rounds = new Map<string, Round>();
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
 
@@ -80,28 +97,56 @@ export class Vendor {
     const pool = this.deps.pools.get(poolName);
     if (!pool) throw new PoolNotFoundError(poolName);
 
-    const { store, clock, sleeper, options } = this.deps;
+    const { store, clock, options } = this.deps;
     const giveUpAt = clock.now() + options.rotationWaitMs;
+    let lastSeen: PoolState | undefined;
+    let skipReservation = false;
     for (let attempt = 0; ; attempt++) {
-      const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
-      if (reservation) return this.pairFor(reservation);
+      if (!skipReservation) {
+        const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
+        if (reservation) return this.pairFor(reservation);
+      }
+      // The first failure always gets a round, so a request with no wait budget still rotates.
+      if (attempt > 0 && (clock.now() >= giveUpAt || attempt >= MAX_ATTEMPTS)) {
+        throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(lastSeen, clock.now()));
+      }
 
-      const now = clock.now();
-      const state = await store.read(pool.name);
-      if (attempt >= MAX_ATTEMPTS) {
-        throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(state, now));
+      // One request per process and pool finds out why the reservation failed (a "round"); the
+      // others await it. Afterwards only as many of them retry the reservation as the round saw
+      // free slots, so a burst of N requests costs a few writes per rotation instead of N.
+      let round = this.rounds.get(pool.name);
+      if (!round) {
+        const started: Round = {
+          outcome: this.investigate(pool, attempt).finally(() => this.rounds.delete(pool.name)),
+          admitted: 0,
+        };
+        this.rounds.set(pool.name, started);
+        round = started;
       }
-      if (canReserve(state, pool, now)) continue; // another request rotated meanwhile
-      if (!leaseHeldByOther(state, now)) {
-        const rotated = await this.rotate(pool, state?.generation ?? 0, now);
-        if (rotated) return rotated;
-        continue; // lost the race for the lease: the winner's activation may already be there
-      }
-      if (clock.now() >= giveUpAt) {
-        throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(state, clock.now()));
-      }
-      await sleeper.sleep(backoffMs(attempt, this.random));
+      const outcome = await round.outcome;
+      const turn = round.admitted++;
+      if (outcome.pair && turn === 0) return outcome.pair; // slot 1 of the new activation
+      lastSeen = outcome.state;
+      skipReservation = (outcome.pair ? turn - 1 : turn) >= outcome.freeSlots;
     }
+  }
+
+  /**
+   * Why did the reservation fail? Someone rotated meanwhile (retry at once), the pool is spent
+   * and the lease is free (rotate), or another request is rotating (wait a jittered moment).
+   */
+  private async investigate(pool: PoolConfig, attempt: number): Promise<RoundOutcome> {
+    const { store, clock, sleeper } = this.deps;
+    const now = clock.now();
+    const state = await store.read(pool.name);
+    if (canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
+    if (!leaseHeldByOther(state, now)) {
+      const pair = await this.rotate(pool, state?.generation ?? 0, now);
+      // The commit took slot 1 for the rotator. A lost race leaves no estimate: let one retry.
+      return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
+    }
+    await sleeper.sleep(backoffMs(attempt, this.random));
+    return { state, freeSlots: 0 };
   }
 
   /**

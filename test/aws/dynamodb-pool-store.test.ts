@@ -1,6 +1,6 @@
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ThrottledError } from "../../src/core/errors";
+import { ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { ensurePoolTable } from "../../src/aws/dynamodb-table";
 import { poolKey } from "../../src/aws/naming";
@@ -156,15 +156,15 @@ describe("DynamoDbPoolStore", () => {
       expect(calls).toEqual({ "dynamodb:UpdateItem": 2 });
     });
 
-    it("rethrows a server error as it is", async () => {
+    it("turns a sustained server error into UpstreamUnavailableError (a 503, not a 500)", async () => {
       const pool = await rotatedPool();
       aws.emulator.controls.injectFault({ service: "dynamodb", operation: "UpdateItem", kind: "error" });
       const error = await noRetryStore.reserve(pool, NOW).then(
         () => undefined,
         (e: unknown) => e,
       );
-      expect(error).not.toBeInstanceOf(ThrottledError);
-      expect(error).toMatchObject({ name: "InternalServerError" });
+      expect(error).toBeInstanceOf(UpstreamUnavailableError);
+      expect(error).toMatchObject({ service: "DynamoDB", cause: { name: "InternalServerError" } });
     });
   });
 

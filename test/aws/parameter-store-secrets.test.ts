@@ -2,7 +2,12 @@ import { randomUUID } from "node:crypto";
 import { inspect } from "node:util";
 import { GetParameterCommand, ListTagsForResourceCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, SecretNotFoundError, ThrottledError } from "../../src/core/errors";
+import {
+  ConfigError,
+  SecretNotFoundError,
+  ThrottledError,
+  UpstreamUnavailableError,
+} from "../../src/core/errors";
 import type { StoredSecret } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { DEFAULT_KMS_KEY_ID, DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
@@ -143,11 +148,12 @@ describe("ParameterStoreSecrets", () => {
       expect((error as Error).cause).toMatchObject({ name: "ThrottlingException" });
     });
 
-    it("keeps the SDK error's name on errors it does not recognise", async () => {
+    it("turns a server error into UpstreamUnavailableError whose redacted cause keeps the SDK error's name", async () => {
       aws.emulator.controls.injectFault({ service: "ssm", operation: "DeleteParameter", kind: "error" });
-      await expect(noRetry.delete("web", randomUUID())).rejects.toMatchObject({
-        name: "InternalServerError",
-        $metadata: { httpStatusCode: 500 },
+      const error = await noRetry.delete("web", randomUUID()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UpstreamUnavailableError);
+      expect(error).toMatchObject({
+        cause: { name: "InternalServerError", $metadata: { httpStatusCode: 500 } },
       });
     });
   });

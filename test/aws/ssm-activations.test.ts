@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ActivationRejectedError, ThrottledError } from "../../src/core/errors";
+import { ActivationRejectedError, ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import type { CreateActivationRequest } from "../../src/core/ports";
 import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import { SsmActivations } from "../../src/aws/ssm-activations";
@@ -121,12 +121,12 @@ describe("SsmActivations", () => {
       await expect(stub.create(request())).rejects.toBeInstanceOf(ActivationRejectedError);
     });
 
-    it("rethrows a server error as it is", async () => {
+    it("turns a sustained server error into UpstreamUnavailableError, not a refusal", async () => {
       aws.emulator.controls.injectFault({ service: "ssm", operation: "CreateActivation", kind: "error" });
       const error = await caught(noRetry.create(request()));
       expect(error).not.toBeInstanceOf(ActivationRejectedError);
-      expect(error).not.toBeInstanceOf(ThrottledError);
-      expect(error).toMatchObject({ name: "InternalServerError" });
+      expect(error).toBeInstanceOf(UpstreamUnavailableError);
+      expect(error).toMatchObject({ service: "SSM", cause: { name: "InternalServerError" } });
     });
   });
 

@@ -6,9 +6,11 @@ import { TEST_ROLE, startLocalAws } from "../aws/local-aws";
 import { activationProviderContract } from "./activation-provider.contract";
 
 describe("InMemoryActivations (test/support/fakes.ts)", () => {
-  activationProviderContract(
-    async () => ({ provider: new InMemoryActivations(undefined, "fake"), deployment: "fake", iamRole: TEST_ROLE }),
-  );
+  activationProviderContract(async () => ({
+    provider: new InMemoryActivations(undefined, "fake"),
+    deployment: "fake",
+    iamRole: TEST_ROLE,
+  }));
 });
 
 describe("SsmActivations over the emulator", () => {

@@ -18,9 +18,7 @@ export interface ActivationProviderFixture {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HOUR = 3_600_000;
 
-export function activationProviderContract(
-  makeProvider: () => Promise<ActivationProviderFixture>,
-): void {
+export function activationProviderContract(makeProvider: () => Promise<ActivationProviderFixture>): void {
   describe("ActivationProvider contract", () => {
     let fixture: ActivationProviderFixture;
     let provider: ActivationProvider;

@@ -50,7 +50,10 @@ async function race(s: fc.Scheduler, limit: number, steps: Step[]) {
 const steps = fc.array(
   fc.oneof(
     { weight: 5, arbitrary: fc.constant<Step>({ kind: "vend" }) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 * 3_600_000 }).map<Step>((ms) => ({ kind: "advance", ms })) },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: 1, max: 3 * 3_600_000 }).map<Step>((ms) => ({ kind: "advance", ms })),
+    },
   ),
   { minLength: 1, maxLength: 40 },
 );
@@ -61,7 +64,8 @@ describe("vend invariants under random interleavings", () => {
       fc.asyncProperty(fc.scheduler(), fc.integer({ min: 1, max: 5 }), steps, async (s, limit, plan) => {
         const { handedOut, refused } = await race(s, limit, plan);
         const perActivation = new Map<string, number>();
-        for (const { pair } of handedOut) perActivation.set(pair.activationId, (perActivation.get(pair.activationId) ?? 0) + 1);
+        for (const { pair } of handedOut)
+          perActivation.set(pair.activationId, (perActivation.get(pair.activationId) ?? 0) + 1);
         for (const count of perActivation.values()) expect(count).toBeLessThanOrEqual(limit);
         for (const error of refused) expect(error).toBeInstanceOf(RotationInProgressError);
       }),
@@ -75,7 +79,8 @@ describe("vend invariants under random interleavings", () => {
         const { handedOut } = await race(s, limit, plan);
         // The reservation's condition is checked against the clock when the request arrived;
         // the clock only moves forward, so that is the earliest instant the margin is owed from.
-        for (const { pair, startedAt } of handedOut) expect(pair.expiresAt).toBeGreaterThan(startedAt + MARGIN_MS);
+        for (const { pair, startedAt } of handedOut)
+          expect(pair.expiresAt).toBeGreaterThan(startedAt + MARGIN_MS);
       }),
       { numRuns: 150, endOnFailure: true },
     );
@@ -104,11 +109,20 @@ describe("vend invariants under random interleavings", () => {
 
   it("I5 without clock moves: exactly ceil(handed-out / limit) activations", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 30 }), async (s, limit, n) => {
-        const { handedOut, activations, refused } = await race(s, limit, Array.from({ length: n }, () => ({ kind: "vend" as const })));
-        expect(refused.length + handedOut.length).toBe(n);
-        expect(activations.live()).toHaveLength(Math.ceil(handedOut.length / limit));
-      }),
+      fc.asyncProperty(
+        fc.scheduler(),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 30 }),
+        async (s, limit, n) => {
+          const { handedOut, activations, refused } = await race(
+            s,
+            limit,
+            Array.from({ length: n }, () => ({ kind: "vend" as const })),
+          );
+          expect(refused.length + handedOut.length).toBe(n);
+          expect(activations.live()).toHaveLength(Math.ceil(handedOut.length / limit));
+        },
+      ),
       { numRuns: 150, endOnFailure: true },
     );
   });

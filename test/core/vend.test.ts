@@ -23,7 +23,11 @@ describe("Vendor.vend", () => {
       expiresAt: Math.floor((clock.now() + 24 * HOUR) / 1000) * 1000,
     });
     expect(created.request).toMatchObject({ iamRole: "SSMServiceRole", registrationLimit: 5, generation: 1 });
-    expect(created.request.tags).toEqual({ [TAG_DEPLOYMENT]: "test", [TAG_POOL]: "default", [TAG_GENERATION]: "1" });
+    expect(created.request.tags).toEqual({
+      [TAG_DEPLOYMENT]: "test",
+      [TAG_POOL]: "default",
+      [TAG_GENERATION]: "1",
+    });
   });
 
   it("costs one store write and no secret read in steady state (I4)", async () => {
@@ -72,7 +76,12 @@ describe("Vendor.vend", () => {
 
   it("waits for a rotation held by another request, then answers RotationInProgress with Retry-After", async () => {
     const { vendor, store, clock, activations } = aVendor({ options: { rotationWaitMs: 2_000 } });
-    await store.acquireLease("default", { owner: "someone", generation: 0, now: clock.now(), deadline: clock.now() + 30_000 });
+    await store.acquireLease("default", {
+      owner: "someone",
+      generation: 0,
+      now: clock.now(),
+      deadline: clock.now() + 30_000,
+    });
     const started = clock.now();
     const error = await vendor.vend("default").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RotationInProgressError);
@@ -85,7 +94,12 @@ describe("Vendor.vend", () => {
 
   it("takes over the lease of a holder that crashed, once the lease has lapsed (I3)", async () => {
     const { vendor, store, clock, activations } = aVendor({ options: { rotationWaitMs: 1_000 } });
-    await store.acquireLease("default", { owner: "crashed", generation: 0, now: clock.now(), deadline: clock.now() + 30_000 });
+    await store.acquireLease("default", {
+      owner: "crashed",
+      generation: 0,
+      now: clock.now(),
+      deadline: clock.now() + 30_000,
+    });
     await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
     clock.current += 30_000;
     const pair = await vendor.vend("default");
@@ -99,13 +113,23 @@ describe("Vendor.vend", () => {
       // The holder stalls past its lease; another request takes over and commits generation 1.
       clock.current += 31_000;
       activations.beforeCreate = () => {};
-      await store.acquireLease("default", { owner: "other", generation: 0, now: clock.now(), deadline: clock.now() + 30_000 });
+      await store.acquireLease("default", {
+        owner: "other",
+        generation: 0,
+        now: clock.now(),
+        deadline: clock.now() + 30_000,
+      });
       await store.commitRotation("default", {
         owner: "other",
         generation: 0,
         activation: { activationId: "winner", expiresAt: clock.now() + 24 * 3_600_000, limit: 10 },
       });
-      await secrets.put({ pool: "default", activationId: "winner", activationCode: "winner-code", expiresAt: 0 });
+      await secrets.put({
+        pool: "default",
+        activationId: "winner",
+        activationCode: "winner-code",
+        expiresAt: 0,
+      });
     };
     const pair = await vendor.vend("default");
     expect(pair.activationId).toBe("winner");
