@@ -6,7 +6,9 @@ module.exports = {
       comment: "src/core holds the vend algorithm; it must not import AWS SDKs, HTTP or any outer layer.",
       severity: "error",
       from: { path: "^src/core" },
-      to: { path: "(^src/(aws|http|cli|local)|@aws-sdk|@aws-lambda-powertools|^node:http|^http$|^https$|aws-lambda)" },
+      to: {
+        path: "(^src/(aws|http|cli|local)|@aws-sdk|@aws-lambda-powertools|^node:http|^http$|^https$|aws-lambda)",
+      },
     },
     {
       name: "core-no-node-io",

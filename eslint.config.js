@@ -5,6 +5,10 @@ import vitest from "@vitest/eslint-plugin";
 export default tseslint.config(
   { ignores: ["node_modules/**", "dist/**", "cdk.out/**", "infra/cdk.out/**", "coverage/**"] },
   js.configs.recommended,
+  {
+    files: ["**/*.cjs"],
+    languageOptions: { sourceType: "commonjs", globals: { module: "writable", require: "readonly" } },
+  },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],

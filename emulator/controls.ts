@@ -79,11 +79,13 @@ const FAULT_KEYS = new Set(["service", "operation", "kind", "count", "latencyMs"
  * typo ("latency" for "latencyMs") fails at once instead of injecting nothing.
  */
 export function parseFaultSpec(input: unknown): FaultSpec {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) throw new TypeError("a fault is a JSON object");
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    throw new TypeError("a fault is a JSON object");
   const raw = input as Record<string, unknown>;
   const unknown = Object.keys(raw).filter((k) => !FAULT_KEYS.has(k));
   if (unknown.length > 0) throw new TypeError(`unknown fault field(s): ${unknown.join(", ")}`);
-  if (raw.service !== "ssm" && raw.service !== "dynamodb") throw new TypeError('service must be "ssm" or "dynamodb"');
+  if (raw.service !== "ssm" && raw.service !== "dynamodb")
+    throw new TypeError('service must be "ssm" or "dynamodb"');
   if (raw.kind !== "throttle" && raw.kind !== "error" && raw.kind !== "latency") {
     throw new TypeError('kind must be "throttle", "error" or "latency"');
   }
@@ -99,7 +101,10 @@ export function parseFaultSpec(input: unknown): FaultSpec {
   if (raw.latencyMs !== undefined && !(typeof raw.latencyMs === "number" && raw.latencyMs >= 0)) {
     throw new TypeError("latencyMs must be a number >= 0");
   }
-  if (raw.status !== undefined && !(Number.isInteger(raw.status) && (raw.status as number) >= 400 && (raw.status as number) <= 599)) {
+  if (
+    raw.status !== undefined &&
+    !(Number.isInteger(raw.status) && (raw.status as number) >= 400 && (raw.status as number) <= 599)
+  ) {
     throw new TypeError("status must be an integer from 400 to 599");
   }
   return raw as unknown as FaultSpec;
@@ -124,7 +129,11 @@ export class EmulatorControlsImpl implements EmulatorControls {
    * and let the call go on; the first throttle/error fault answers instead of the service.
    */
   async applyFaults(service: EmulatedService, operation: string): Promise<InjectedFailure | undefined> {
-    const matching = this.active.filter((f) => f.service === service && (f.operation === undefined || f.operation === "*" || f.operation === operation));
+    const matching = this.active.filter(
+      (f) =>
+        f.service === service &&
+        (f.operation === undefined || f.operation === "*" || f.operation === operation),
+    );
     for (const fault of matching) {
       if (fault.remaining !== undefined) {
         fault.remaining -= 1;

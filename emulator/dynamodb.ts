@@ -15,7 +15,8 @@ export function createDynamoDbHandler(): RequestListener {
     // The emulator accepts any signature, dynalite insists one is present: give unsigned
     // requests (curl) a placeholder so both agree.
     if (!req.headers.authorization) {
-      req.headers.authorization = "AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
+      req.headers.authorization =
+        "AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
       req.headers["x-amz-date"] ??= "20200101T000000Z";
     }
     listener(req, res);
@@ -25,7 +26,18 @@ export function createDynamoDbHandler(): RequestListener {
 // Operations whose throttling DynamoDB reports as ProvisionedThroughputExceededException; control
 // plane calls report ThrottlingException.
 // Source: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
-const DATA_PLANE = new Set(["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"]);
+const DATA_PLANE = new Set([
+  "GetItem",
+  "PutItem",
+  "UpdateItem",
+  "DeleteItem",
+  "Query",
+  "Scan",
+  "BatchGetItem",
+  "BatchWriteItem",
+  "TransactGetItems",
+  "TransactWriteItems",
+]);
 
 /** The body DynamoDB answers with for an injected throttle or server error. */
 export function dynamoDbFailureBody(operation: string, failure: InjectedFailure): Record<string, string> {
@@ -33,9 +45,13 @@ export function dynamoDbFailureBody(operation: string, failure: InjectedFailure)
     return DATA_PLANE.has(operation)
       ? {
           __type: "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-          message: "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+          message:
+            "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
         }
-      : { __type: "com.amazon.coral.availability#ThrottlingException", message: "Rate of requests exceeds the allowed throughput." };
+      : {
+          __type: "com.amazon.coral.availability#ThrottlingException",
+          message: "Rate of requests exceeds the allowed throughput.",
+        };
   }
   return { __type: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error" };
 }

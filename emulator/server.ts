@@ -8,7 +8,14 @@ import { SsmError } from "./ssm/ssm-error";
 import { invokeSsm } from "./ssm/ssm-service";
 import { SsmState } from "./ssm/ssm-state";
 
-export type { ActivationView, ActiveFault, EmulatorControls, FaultKind, FaultSpec, ManagedNodeView } from "./controls";
+export type {
+  ActivationView,
+  ActiveFault,
+  EmulatorControls,
+  FaultKind,
+  FaultSpec,
+  ManagedNodeView,
+} from "./controls";
 
 export interface EmulatorOptions {
   /** Default 4566; 0 picks a free port (what tests use). */
@@ -48,7 +55,12 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, contentType = "application/json"): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  contentType = "application/json",
+): void {
   const text = JSON.stringify(body);
   res.statusCode = status;
   res.setHeader("Content-Type", contentType);
@@ -59,7 +71,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown, contentTyp
 const SSM_CONTENT_TYPE = "application/x-amz-json-1.1";
 
 function sendSsmError(res: ServerResponse, error: SsmError): void {
-  sendJson(res, error.status, { __type: error.code, message: error.message, Message: error.message }, SSM_CONTENT_TYPE);
+  sendJson(
+    res,
+    error.status,
+    { __type: error.code, message: error.message, Message: error.message },
+    SSM_CONTENT_TYPE,
+  );
 }
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -74,18 +91,29 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     controls.count("ssm", operation);
     const raw = await readBody(req);
     const failure = await controls.applyFaults("ssm", operation);
-    if (failure?.kind === "throttle") return sendSsmError(res, new SsmError("ThrottlingException", "Rate exceeded", failure.status));
-    if (failure?.kind === "error") return sendSsmError(res, new SsmError("InternalServerError", "An error occurred on the server side.", failure.status));
+    if (failure?.kind === "throttle")
+      return sendSsmError(res, new SsmError("ThrottlingException", "Rate exceeded", failure.status));
+    if (failure?.kind === "error")
+      return sendSsmError(
+        res,
+        new SsmError("InternalServerError", "An error occurred on the server side.", failure.status),
+      );
     let body: unknown = {};
     if (raw.length > 0) {
       try {
         body = JSON.parse(raw.toString("utf8"));
       } catch {
-        return sendSsmError(res, new SsmError("SerializationException", "The request body is not valid JSON."));
+        return sendSsmError(
+          res,
+          new SsmError("SerializationException", "The request body is not valid JSON."),
+        );
       }
     }
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
-      return sendSsmError(res, new SsmError("SerializationException", "The request body must be a JSON object."));
+      return sendSsmError(
+        res,
+        new SsmError("SerializationException", "The request body must be a JSON object."),
+      );
     }
     sendJson(res, 200, invokeSsm(ssmState, operation, body as Record<string, unknown>), SSM_CONTENT_TYPE);
   }
@@ -95,7 +123,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const failure = await controls.applyFaults("dynamodb", operation);
     if (failure) {
       req.resume();
-      return sendJson(res, failure.status, dynamoDbFailureBody(operation, failure), "application/x-amz-json-1.0");
+      return sendJson(
+        res,
+        failure.status,
+        dynamoDbFailureBody(operation, failure),
+        "application/x-amz-json-1.0",
+      );
     }
     dynamodb(req, res);
   }
@@ -124,14 +157,25 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           controls.clearFaults();
           return sendJson(res, 200, controls.faults());
         case "GET /_emulator/clock":
-          return sendJson(res, 200, { offsetSeconds: controls.clockOffset(), now: controls.now().toISOString() });
+          return sendJson(res, 200, {
+            offsetSeconds: controls.clockOffset(),
+            now: controls.now().toISOString(),
+          });
         case "POST /_emulator/clock": {
           const body = (await jsonBody()) as { offsetSeconds?: unknown };
-          if (typeof body !== "object" || body === null || typeof body.offsetSeconds !== "number" || Object.keys(body).some((k) => k !== "offsetSeconds")) {
+          if (
+            typeof body !== "object" ||
+            body === null ||
+            typeof body.offsetSeconds !== "number" ||
+            Object.keys(body).some((k) => k !== "offsetSeconds")
+          ) {
             return sendJson(res, 400, { error: 'expected {"offsetSeconds": <number>}' });
           }
           controls.setClockOffset(body.offsetSeconds);
-          return sendJson(res, 200, { offsetSeconds: controls.clockOffset(), now: controls.now().toISOString() });
+          return sendJson(res, 200, {
+            offsetSeconds: controls.clockOffset(),
+            now: controls.now().toISOString(),
+          });
         }
         case "POST /_emulator/reset":
           controls.reset();
@@ -154,10 +198,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const path = (req.url ?? "/").split("?")[0] as string;
     const target = typeof req.headers["x-amz-target"] === "string" ? req.headers["x-amz-target"] : "";
     if (path.startsWith(CONTROL_PREFIX)) return handleControl(req, res, path);
-    if (target.startsWith(DYNAMODB_PREFIX)) return handleDynamoDb(req, res, target.slice(DYNAMODB_PREFIX.length));
+    if (target.startsWith(DYNAMODB_PREFIX))
+      return handleDynamoDb(req, res, target.slice(DYNAMODB_PREFIX.length));
     if (target.startsWith(SSM_PREFIX)) return handleSsm(req, res, target.slice(SSM_PREFIX.length));
     req.resume();
-    return sendSsmError(res, new SsmError("UnknownOperationException", target ? `Unknown operation ${target}.` : "Missing X-Amz-Target header."));
+    return sendSsmError(
+      res,
+      new SsmError(
+        "UnknownOperationException",
+        target ? `Unknown operation ${target}.` : "Missing X-Amz-Target header.",
+      ),
+    );
   }
 
   const server = createServer((req, res) => {
@@ -172,7 +223,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (error instanceof SsmError) return sendSsmError(res, error);
       // Only the error's message: a stack or request body could carry an activation code.
       console.error(`emulator: internal error: ${error instanceof Error ? error.message : String(error)}`);
-      if (!res.headersSent) sendSsmError(res, new SsmError("InternalServerError", "An error occurred on the server side.", 500));
+      if (!res.headersSent)
+        sendSsmError(res, new SsmError("InternalServerError", "An error occurred on the server side.", 500));
       else res.end();
     });
   });

@@ -56,7 +56,10 @@ export function createActivation(state: SsmState, body: Body): Body {
   const iamRole = readString(body, "IamRole", { required: true, min: 1, max: 64 }) as string;
   // Description 0–256 characters.
   const description = readString(body, "Description", { max: 256 });
-  const defaultInstanceName = readString(body, "DefaultInstanceName", { max: 256, pattern: INSTANCE_NAME_PATTERN });
+  const defaultInstanceName = readString(body, "DefaultInstanceName", {
+    max: 256,
+    pattern: INSTANCE_NAME_PATTERN,
+  });
   // RegistrationLimit 1–1000, "The default value is 1."
   const registrationLimit = readInteger(body, "RegistrationLimit", { min: 1, max: 1000 }) ?? 1;
   // "You can specify a date up to 30 days in advance. If you don't provide an expiration date,
@@ -97,7 +100,9 @@ function toWire(activation: ActivationRecord, now: Date): Body {
   return {
     ActivationId: activation.activationId,
     ...(activation.description !== undefined ? { Description: activation.description } : {}),
-    ...(activation.defaultInstanceName !== undefined ? { DefaultInstanceName: activation.defaultInstanceName } : {}),
+    ...(activation.defaultInstanceName !== undefined
+      ? { DefaultInstanceName: activation.defaultInstanceName }
+      : {}),
     IamRole: activation.iamRole,
     RegistrationLimit: activation.registrationLimit,
     RegistrationsCount: activation.registrationsCount,
@@ -123,14 +128,16 @@ export function describeActivations(state: SsmState, body: Body): Body {
   const filters = (readList(body, "Filters") ?? []).map((raw) => {
     const filter = readObject(raw, "Filters");
     const key = readEnum(filter, "FilterKey", ACTIVATION_FILTER_KEYS);
-    if (key === undefined) throw new SsmError("InvalidFilter", "The filter name isn't valid. FilterKey is required.");
+    if (key === undefined)
+      throw new SsmError("InvalidFilter", "The filter name isn't valid. FilterKey is required.");
     return { key, values: readStringList(filter, "FilterValues") ?? [] };
   });
 
   const matching = [...state.activations.values()]
     .filter((a) =>
       filters.every(({ key, values }) => {
-        const actual = key === "ActivationIds" ? a.activationId : key === "IamRole" ? a.iamRole : a.defaultInstanceName;
+        const actual =
+          key === "ActivationIds" ? a.activationId : key === "IamRole" ? a.iamRole : a.defaultInstanceName;
         return actual !== undefined && values.includes(actual);
       }),
     )
@@ -145,9 +152,15 @@ export function describeActivations(state: SsmState, body: Body): Body {
  * Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteActivation.html
  */
 export function deleteActivation(state: SsmState, body: Body): Body {
-  const activationId = readString(body, "ActivationId", { required: true, pattern: ACTIVATION_ID_PATTERN }) as string;
+  const activationId = readString(body, "ActivationId", {
+    required: true,
+    pattern: ACTIVATION_ID_PATTERN,
+  }) as string;
   if (!state.activations.delete(activationId)) {
-    throw new SsmError("InvalidActivationId", "The activation ID isn't valid. Verify that you entered the correct ActivationId and try again.");
+    throw new SsmError(
+      "InvalidActivationId",
+      "The activation ID isn't valid. Verify that you entered the correct ActivationId and try again.",
+    );
   }
   return {};
 }
@@ -174,13 +187,19 @@ export function registerManagedInstance(state: SsmState, body: Body): Body {
   const activation = state.activations.get(activationId);
   if (!activation || !codesMatch(activation.activationCode, activationCode)) {
     // Same answer for "no such activation" and "wrong code": it must not reveal which IDs exist.
-    throw new SsmError("InvalidActivation", "The activation isn't valid. The activation might have been deleted, or the ActivationId and the ActivationCode don't match.");
+    throw new SsmError(
+      "InvalidActivation",
+      "The activation isn't valid. The activation might have been deleted, or the ActivationId and the ActivationCode don't match.",
+    );
   }
   if (isExpired(activation, now)) {
     throw new SsmError("ActivationExpired", `Activation ${activationId} has expired.`);
   }
   if (activation.registrationsCount >= activation.registrationLimit) {
-    throw new SsmError("RegistrationLimitExceeded", `Activation ${activationId} has reached its registration limit of ${activation.registrationLimit}.`);
+    throw new SsmError(
+      "RegistrationLimitExceeded",
+      `Activation ${activationId} has reached its registration limit of ${activation.registrationLimit}.`,
+    );
   }
   activation.registrationsCount += 1;
 
@@ -202,4 +221,3 @@ export function registerManagedInstance(state: SsmState, body: Body): Body {
   });
   return { InstanceId: instanceId };
 }
-

@@ -1,6 +1,15 @@
 import type { ManagedNodeRecord, SsmState } from "./ssm-state";
 import { SsmError } from "./ssm-error";
-import { type Body, epochSeconds, paginate, readInteger, readList, readObject, readString, readStringList } from "./request-fields";
+import {
+  type Body,
+  epochSeconds,
+  paginate,
+  readInteger,
+  readList,
+  readObject,
+  readString,
+  readStringList,
+} from "./request-fields";
 
 // Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeregisterManagedInstance.html
 const MANAGED_INSTANCE_ID_PATTERN = /^mi-[0-9a-f]{17}$/;
@@ -50,7 +59,8 @@ function predicateFor(key: string, values: string[]): NodePredicate | "instance-
         return (n) => n.tags.some((t) => t.Key === tagKey && values.includes(t.Value));
       }
       // Platform, agent version and association data aren't simulated: no node matches them.
-      if (["AgentVersion", "PlatformTypes", "PlatformType", "AssociationStatus"].includes(key)) return () => false;
+      if (["AgentVersion", "PlatformTypes", "PlatformType", "AssociationStatus"].includes(key))
+        return () => false;
       throw new SsmError("InvalidFilterKey", `The specified key isn't valid: ${key}`);
   }
 }
@@ -67,16 +77,25 @@ export function describeInstanceInformation(state: SsmState, body: Body): Body {
   const legacy = readList(body, "InstanceInformationFilterList");
   const modern = readList(body, "Filters");
   if (legacy?.length && modern?.length) {
-    throw new SsmError("ValidationException", "InstanceInformationFilterList and Filters can't be used together.");
+    throw new SsmError(
+      "ValidationException",
+      "InstanceInformationFilterList and Filters can't be used together.",
+    );
   }
   const filters = [
     ...(legacy ?? []).map((raw) => {
       const f = readObject(raw, "InstanceInformationFilterList");
-      return { key: readString(f, "key", { required: true }) as string, values: readStringList(f, "valueSet", { required: true, min: 1, max: 100 }) as string[] };
+      return {
+        key: readString(f, "key", { required: true }) as string,
+        values: readStringList(f, "valueSet", { required: true, min: 1, max: 100 }) as string[],
+      };
     }),
     ...(modern ?? []).map((raw) => {
       const f = readObject(raw, "Filters");
-      return { key: readString(f, "Key", { required: true, min: 1 }) as string, values: readStringList(f, "Values", { required: true, min: 1, max: 100 }) as string[] };
+      return {
+        key: readString(f, "Key", { required: true, min: 1 }) as string,
+        values: readStringList(f, "Values", { required: true, min: 1, max: 100 }) as string[],
+      };
     }),
   ];
   const isTag = (key: string) => key.startsWith("tag:") || key === "tag-key";
@@ -89,7 +108,8 @@ export function describeInstanceInformation(state: SsmState, body: Body): Body {
     const predicate = predicateFor(key, values);
     if (predicate === "instance-ids") {
       const unknown = values.filter((id) => !state.managedNodes.has(id));
-      if (unknown.length > 0) throw new SsmError("InvalidInstanceId", `Instance IDs not found: ${unknown.join(", ")}`);
+      if (unknown.length > 0)
+        throw new SsmError("InvalidInstanceId", `Instance IDs not found: ${unknown.join(", ")}`);
       predicates.push((n) => values.includes(n.instanceId));
     } else {
       predicates.push(predicate);
@@ -108,7 +128,12 @@ export function describeInstanceInformation(state: SsmState, body: Body): Body {
  * Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeregisterManagedInstance.html
  */
 export function deregisterManagedInstance(state: SsmState, body: Body): Body {
-  const instanceId = readString(body, "InstanceId", { required: true, min: 20, max: 124, pattern: MANAGED_INSTANCE_ID_PATTERN }) as string;
+  const instanceId = readString(body, "InstanceId", {
+    required: true,
+    min: 20,
+    max: 124,
+    pattern: MANAGED_INSTANCE_ID_PATTERN,
+  }) as string;
   if (!state.managedNodes.delete(instanceId)) {
     throw new SsmError("InvalidInstanceId", `Instance ${instanceId} is not a registered managed node.`);
   }

@@ -56,16 +56,26 @@ function validateNewName(state: SsmState, raw: string): string {
     throw new SsmError("ValidationException", "Parameter name: only a-zA-Z0-9_.- and / are allowed.");
   }
   if (name.includes("/") && (!name.startsWith("/") || name.endsWith("/") || name.includes("//"))) {
-    throw new SsmError("ValidationException", "Parameter name must be a fully qualified name: a hierarchy starts with \"/\" and has no empty level.");
+    throw new SsmError(
+      "ValidationException",
+      'Parameter name must be a fully qualified name: a hierarchy starts with "/" and has no empty level.',
+    );
   }
   const levels = name.split("/").filter(Boolean);
   if (/^(aws|ssm)/i.test(levels[0] ?? "")) {
-    throw new SsmError("ValidationException", "Parameter name: can't be prefixed with \"aws\" or \"ssm\" (case-insensitive).");
+    throw new SsmError(
+      "ValidationException",
+      'Parameter name: can\'t be prefixed with "aws" or "ssm" (case-insensitive).',
+    );
   }
   if (levels.length > MAX_DEPTH) {
-    throw new SsmError("HierarchyLevelLimitExceededException", `A hierarchy can have a maximum of ${MAX_DEPTH} levels.`);
+    throw new SsmError(
+      "HierarchyLevelLimitExceededException",
+      `A hierarchy can have a maximum of ${MAX_DEPTH} levels.`,
+    );
   }
-  if (arnOf(state, name).length > 1011) throw validationError("Name", "Member must have length less than or equal to 1011");
+  if (arnOf(state, name).length > 1011)
+    throw validationError("Name", "Member must have length less than or equal to 1011");
   return name;
 }
 
@@ -90,16 +100,24 @@ function notFound(name: string): SsmError {
 }
 
 /** Resolves a reference to one version; GET documents ParameterNotFound and ParameterVersionNotFound. */
-function resolve(state: SsmState, raw: string): { parameter: ParameterRecord; version: ParameterVersion; selector?: string } {
+function resolve(
+  state: SsmState,
+  raw: string,
+): { parameter: ParameterRecord; version: ParameterVersion; selector?: string } {
   const { name, selector } = parseReference(state, raw);
   const parameter = state.parameters.get(name);
   if (!parameter) throw notFound(name);
   const latest = parameter.versions[parameter.versions.length - 1] as ParameterVersion;
   if (selector === undefined) return { parameter, version: latest };
   // Labels (LabelParameterVersion) aren't emulated, so a label selector never resolves.
-  const version = /^\d+$/.test(selector) ? parameter.versions.find((v) => v.version === Number(selector)) : undefined;
+  const version = /^\d+$/.test(selector)
+    ? parameter.versions.find((v) => v.version === Number(selector))
+    : undefined;
   if (!version) {
-    throw new SsmError("ParameterVersionNotFound", `Systems Manager could not find version ${selector} of ${name}.`);
+    throw new SsmError(
+      "ParameterVersionNotFound",
+      `Systems Manager could not find version ${selector} of ${name}.`,
+    );
   }
   return { parameter, version, selector: `:${selector}` };
 }
@@ -109,8 +127,15 @@ function resolve(state: SsmState, raw: string): { parameter: ParameterRecord; ve
  * ciphertext blob, never the plaintext (GET, WithDecryption).
  * Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Parameter.html
  */
-function toWire(state: SsmState, parameter: ParameterRecord, version: ParameterVersion, withDecryption: boolean, selector?: string): Body {
-  const value = version.type === "SecureString" && !withDecryption ? (version.ciphertext as string) : version.value;
+function toWire(
+  state: SsmState,
+  parameter: ParameterRecord,
+  version: ParameterVersion,
+  withDecryption: boolean,
+  selector?: string,
+): Body {
+  const value =
+    version.type === "SecureString" && !withDecryption ? (version.ciphertext as string) : version.value;
   return {
     Name: parameter.name,
     Type: version.type,
@@ -127,12 +152,17 @@ function toWire(state: SsmState, parameter: ParameterRecord, version: ParameterV
 // bytes only, so the plaintext can't be recovered from it.
 function fakeCiphertext(plaintext: string): string {
   const envelope = Buffer.from([0x01, 0x02, 0x02, 0x00, 0x78]);
-  return Buffer.concat([envelope, randomBytes(Buffer.byteLength(plaintext, "utf8") + 160)]).toString("base64");
+  return Buffer.concat([envelope, randomBytes(Buffer.byteLength(plaintext, "utf8") + 160)]).toString(
+    "base64",
+  );
 }
 
 /** Source: PUT */
 export function putParameter(state: SsmState, body: Body): Body {
-  const name = validateNewName(state, readString(body, "Name", { required: true, min: 1, max: 2048 }) as string);
+  const name = validateNewName(
+    state,
+    readString(body, "Name", { required: true, min: 1, max: 2048 }) as string,
+  );
   const value = readString(body, "Value", { required: true, min: 1, sensitive: true }) as string;
   const requestedType = readEnum(body, "Type", TYPES);
   const description = readString(body, "Description", { max: 1024 });
@@ -147,20 +177,30 @@ export function putParameter(state: SsmState, body: Body): Body {
   const existing = state.parameters.get(name);
   const previous = existing?.versions[existing.versions.length - 1];
   if (existing && !overwrite) {
-    throw new SsmError("ParameterAlreadyExists", "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.");
+    throw new SsmError(
+      "ParameterAlreadyExists",
+      "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.",
+    );
   }
   // "You must specify a parameter type when creating a parameter." (PUT, Type)
   const type = requestedType ?? previous?.type;
-  if (!type) throw new SsmError("ValidationException", "A parameter type is required when you create a parameter.");
+  if (!type)
+    throw new SsmError("ValidationException", "A parameter type is required when you create a parameter.");
   if (keyId !== undefined && type !== "SecureString") {
     throw new SsmError("ValidationException", "KeyId is required for SecureString type parameter only.");
   }
   // Tags are set at creation; later changes go through AddTagsToResource (PUT, Tags).
   if (tags && tags.length > 0 && overwrite) {
-    throw new SsmError("ValidationException", "Invalid request: tags and overwrite can't be used together. To update tags for an existing parameter, use AddTagsToResource or RemoveTagsFromResource.");
+    throw new SsmError(
+      "ValidationException",
+      "Invalid request: tags and overwrite can't be used together. To update tags for an existing parameter, use AddTagsToResource or RemoveTagsFromResource.",
+    );
   }
   if (!DATA_TYPES.includes(dataType)) {
-    throw new SsmError("ValidationException", `The following data type is not supported: ${dataType} (valid: ${DATA_TYPES.join(", ")}).`);
+    throw new SsmError(
+      "ValidationException",
+      `The following data type is not supported: ${dataType} (valid: ${DATA_TYPES.join(", ")}).`,
+    );
   }
   // "You can't include values wrapped in double brackets {{}}" (PUT, Value).
   if (/\{\{.*\}\}/s.test(value)) {
@@ -171,11 +211,17 @@ export function putParameter(state: SsmState, body: Body): Body {
     try {
       pattern = new RegExp(allowedPattern);
     } catch {
-      throw new SsmError("InvalidAllowedPatternException", "The request doesn't meet the regular expression requirement.");
+      throw new SsmError(
+        "InvalidAllowedPatternException",
+        "The request doesn't meet the regular expression requirement.",
+      );
     }
     // The value is never echoed: it may be a secret.
     if (!pattern.test(value)) {
-      throw new SsmError("ParameterPatternMismatchException", `Parameter value failed to satisfy constraint specified by AllowedPattern: ${allowedPattern}`);
+      throw new SsmError(
+        "ParameterPatternMismatchException",
+        `Parameter value failed to satisfy constraint specified by AllowedPattern: ${allowedPattern}`,
+      );
     }
   }
 
@@ -183,14 +229,21 @@ export function putParameter(state: SsmState, body: Body): Body {
   // unless the value needs advanced; no tier keeps the current one (PUT, Tier).
   const bytes = Buffer.byteLength(value, "utf8");
   let tier: "Standard" | "Advanced";
-  if (requestedTier === "Intelligent-Tiering") tier = bytes > STANDARD_MAX_BYTES || previous?.tier === "Advanced" ? "Advanced" : "Standard";
+  if (requestedTier === "Intelligent-Tiering")
+    tier = bytes > STANDARD_MAX_BYTES || previous?.tier === "Advanced" ? "Advanced" : "Standard";
   else tier = requestedTier ?? previous?.tier ?? "Standard";
   if (previous?.tier === "Advanced" && tier === "Standard") {
-    throw new SsmError("ValidationException", "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.");
+    throw new SsmError(
+      "ValidationException",
+      "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.",
+    );
   }
   const limit = tier === "Advanced" ? ADVANCED_MAX_BYTES : STANDARD_MAX_BYTES;
   if (bytes > limit) {
-    throw new SsmError("ValidationException", `${tier} tier parameters support a maximum parameter value of ${limit} characters.`);
+    throw new SsmError(
+      "ValidationException",
+      `${tier} tier parameters support a maximum parameter value of ${limit} characters.`,
+    );
   }
 
   const version: ParameterVersion = {
@@ -278,21 +331,35 @@ function isChildOf(name: string, path: string, recursive: boolean): boolean {
  * but Label, GetParametersByPath only Type, KeyId and Label; options are Equals and BeginsWith,
  * plus Contains for Name, and Recursive/OneLevel for Path.
  */
-function filterPredicate(filter: StringFilter, operation: "describe" | "by-path"): (p: ParameterRecord) => boolean {
+function filterPredicate(
+  filter: StringFilter,
+  operation: "describe" | "by-path",
+): (p: ParameterRecord) => boolean {
   const { key, option, values } = filter;
   const byPathKeys = ["Type", "KeyId", "Label"];
   const describeKeys = ["Name", "Type", "KeyId", "Path", "Tier", "DataType"];
   const isTag = key.startsWith("tag:") && key.length > 4;
   const keyAllowed = operation === "by-path" ? byPathKeys.includes(key) : isTag || describeKeys.includes(key);
   if (!keyAllowed) throw new SsmError("InvalidFilterKey", `The specified key isn't valid: ${key}`);
-  const options = key === "Path" ? ["Recursive", "OneLevel"] : key === "Name" ? ["Equals", "BeginsWith", "Contains"] : key === "Label" ? ["Equals"] : ["Equals", "BeginsWith"];
+  const options =
+    key === "Path"
+      ? ["Recursive", "OneLevel"]
+      : key === "Name"
+        ? ["Equals", "BeginsWith", "Contains"]
+        : key === "Label"
+          ? ["Equals"]
+          : ["Equals", "BeginsWith"];
   if (!options.includes(option)) {
-    throw new SsmError("InvalidFilterOption", `The filter option ${option} isn't valid for key ${key}. Valid options: ${options.join(", ")}.`);
+    throw new SsmError(
+      "InvalidFilterOption",
+      `The filter option ${option} isn't valid for key ${key}. Valid options: ${options.join(", ")}.`,
+    );
   }
   const latest = (p: ParameterRecord) => p.versions[p.versions.length - 1] as ParameterVersion;
   if (isTag) {
     const tagKey = key.slice(4);
-    return (p) => p.tags.some((t) => t.Key === tagKey && (values.length === 0 || textMatches(option, t.Value, values)));
+    return (p) =>
+      p.tags.some((t) => t.Key === tagKey && (values.length === 0 || textMatches(option, t.Value, values)));
   }
   switch (key) {
     case "Name":
@@ -325,7 +392,10 @@ export function getParametersByPath(state: SsmState, body: Body): Body {
   const maxResults = readInteger(body, "MaxResults", { min: 1, max: 10 }) ?? 10;
   const nextToken = readString(body, "NextToken");
   if (!path.startsWith("/") || /\s/.test(path)) {
-    throw new SsmError("ValidationException", "The parameter path must begin with a forward slash \"/\" and can't contain spaces.");
+    throw new SsmError(
+      "ValidationException",
+      'The parameter path must begin with a forward slash "/" and can\'t contain spaces.',
+    );
   }
   if (path.split("/").filter(Boolean).length > MAX_DEPTH) {
     throw new SsmError("ValidationException", `A parameter path can have a maximum of ${MAX_DEPTH} levels.`);
@@ -336,14 +406,19 @@ export function getParametersByPath(state: SsmState, body: Body): Body {
     .sort((a, b) => (a.name < b.name ? -1 : 1));
   const { page, nextToken: next } = paginate(matching, (p) => p.name, nextToken, maxResults);
   return {
-    Parameters: page.map((p) => toWire(state, p, p.versions[p.versions.length - 1] as ParameterVersion, withDecryption)),
+    Parameters: page.map((p) =>
+      toWire(state, p, p.versions[p.versions.length - 1] as ParameterVersion, withDecryption),
+    ),
     ...(next ? { NextToken: next } : {}),
   };
 }
 
 /** Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameter.html */
 export function deleteParameter(state: SsmState, body: Body): Body {
-  const { name } = parseReference(state, readString(body, "Name", { required: true, min: 1, max: 2048 }) as string);
+  const { name } = parseReference(
+    state,
+    readString(body, "Name", { required: true, min: 1, max: 2048 }) as string,
+  );
   if (!state.parameters.delete(name)) throw notFound(name);
   return {};
 }
@@ -374,11 +449,18 @@ export function describeParameters(state: SsmState, body: Body): Body {
   const legacy = (readList(body, "Filters") ?? []).map((raw) => {
     const filter = readObject(raw, "Filters");
     const key = readEnum(filter, "Key", LEGACY_FILTER_KEYS, true) as string;
-    return { key, option: "Equals", values: readStringList(filter, "Values", { required: true, min: 1, max: 50 }) as string[] };
+    return {
+      key,
+      option: "Equals",
+      values: readStringList(filter, "Values", { required: true, min: 1, max: 50 }) as string[],
+    };
   });
   const modern = readStringFilters(body);
   if (legacy.length > 0 && modern.length > 0) {
-    throw new SsmError("ValidationException", "You can use either Filters or ParameterFilters in a single request, not both.");
+    throw new SsmError(
+      "ValidationException",
+      "You can use either Filters or ParameterFilters in a single request, not both.",
+    );
   }
   const predicates = [...legacy, ...modern].map((f) => filterPredicate(f, "describe"));
   const matching = [...state.parameters.values()]
@@ -406,4 +488,3 @@ export function describeParameters(state: SsmState, body: Body): Body {
     ...(next ? { NextToken: next } : {}),
   };
 }
-

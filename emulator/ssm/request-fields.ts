@@ -37,12 +37,20 @@ export function readString(body: Body, member: string, rules: StringRules = {}):
     throw validationError(member, `Member must have length less than or equal to ${rules.max}`, shown);
   }
   if (rules.pattern && !rules.pattern.test(value)) {
-    throw validationError(member, `Member must satisfy regular expression pattern: ${rules.pattern.source}`, shown);
+    throw validationError(
+      member,
+      `Member must satisfy regular expression pattern: ${rules.pattern.source}`,
+      shown,
+    );
   }
   return value;
 }
 
-export function readInteger(body: Body, member: string, rules: { min?: number; max?: number } = {}): number | undefined {
+export function readInteger(
+  body: Body,
+  member: string,
+  rules: { min?: number; max?: number } = {},
+): number | undefined {
   const value = body[member];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value)) throw serializationError(member);
@@ -76,7 +84,11 @@ export function readEnum<T extends string>(
   return value as T;
 }
 
-export function readList(body: Body, member: string, rules: { required?: boolean; min?: number; max?: number } = {}): unknown[] | undefined {
+export function readList(
+  body: Body,
+  member: string,
+  rules: { required?: boolean; min?: number; max?: number } = {},
+): unknown[] | undefined {
   const value = body[member];
   if (value === undefined || value === null) {
     if (rules.required) throw validationError(member, "Member must not be null");
@@ -92,7 +104,11 @@ export function readList(body: Body, member: string, rules: { required?: boolean
   return value;
 }
 
-export function readStringList(body: Body, member: string, rules: { required?: boolean; min?: number; max?: number } = {}): string[] | undefined {
+export function readStringList(
+  body: Body,
+  member: string,
+  rules: { required?: boolean; min?: number; max?: number } = {},
+): string[] | undefined {
   const list = readList(body, member, rules);
   if (list === undefined) return undefined;
   if (!list.every((item) => typeof item === "string")) throw serializationError(member);
@@ -115,7 +131,12 @@ export function readTags(body: Body, member: string, required = false): Tag[] | 
   return list.map((raw) => {
     const tag = readObject(raw, member);
     const Key = readString(tag, "Key", { required: true, min: 1, max: 128, pattern: TAG_PATTERN }) as string;
-    const Value = readString(tag, "Value", { required: true, min: 0, max: 256, pattern: TAG_PATTERN }) as string;
+    const Value = readString(tag, "Value", {
+      required: true,
+      min: 0,
+      max: 256,
+      pattern: TAG_PATTERN,
+    }) as string;
     return { Key, Value };
   });
 }
@@ -129,7 +150,8 @@ export function readTimestamp(body: Body, member: string): Date | undefined {
   if (value === undefined || value === null) return undefined;
   let date: Date;
   if (typeof value === "number") date = new Date(value * 1000);
-  else if (typeof value === "string") date = /^\d+(\.\d+)?$/.test(value) ? new Date(Number(value) * 1000) : new Date(value);
+  else if (typeof value === "string")
+    date = /^\d+(\.\d+)?$/.test(value) ? new Date(Number(value) * 1000) : new Date(value);
   else throw serializationError(member);
   if (Number.isNaN(date.getTime())) throw serializationError(member);
   return date;
@@ -160,7 +182,12 @@ export function decodeToken(token: string | undefined): string | undefined {
 }
 
 /** One page of `items` (already sorted by `key`) after the token's position. */
-export function paginate<T>(items: readonly T[], key: (item: T) => string, token: string | undefined, maxResults: number): { page: T[]; nextToken?: string } {
+export function paginate<T>(
+  items: readonly T[],
+  key: (item: T) => string,
+  token: string | undefined,
+  maxResults: number,
+): { page: T[]; nextToken?: string } {
   const after = decodeToken(token);
   const rest = after === undefined ? items : items.filter((item) => key(item) > after);
   const page = rest.slice(0, maxResults);

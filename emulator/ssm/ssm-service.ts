@@ -1,5 +1,10 @@
 import { addTagsToResource, listTagsForResource, removeTagsFromResource } from "./tagging";
-import { createActivation, deleteActivation, describeActivations, registerManagedInstance } from "./activations";
+import {
+  createActivation,
+  deleteActivation,
+  describeActivations,
+  registerManagedInstance,
+} from "./activations";
 import { deregisterManagedInstance, describeInstanceInformation } from "./managed-nodes";
 import {
   deleteParameter,
@@ -39,7 +44,10 @@ export const SSM_OPERATIONS: Readonly<Record<string, Operation>> = {
 export function invokeSsm(state: SsmState, operation: string, body: Body): Body {
   const handler = Object.hasOwn(SSM_OPERATIONS, operation) ? SSM_OPERATIONS[operation] : undefined;
   if (!handler) {
-    throw new SsmError("UnknownOperationException", `Operation AmazonSSM.${operation} is not supported by the emulator.`);
+    throw new SsmError(
+      "UnknownOperationException",
+      `Operation AmazonSSM.${operation} is not supported by the emulator.`,
+    );
   }
   return handler(state, body);
 }

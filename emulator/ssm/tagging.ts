@@ -6,7 +6,17 @@ import { type Body, type Tag, readEnum, readString, readStringList, readTags } f
 // to or delete tags from an existing activation" — an activation's tags are fixed at creation.
 // Sources: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AddTagsToResource.html
 //          https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateActivation.html (Tags)
-const RESOURCE_TYPES = ["Document", "ManagedInstance", "MaintenanceWindow", "Parameter", "PatchBaseline", "OpsItem", "OpsMetadata", "Automation", "Association"] as const;
+const RESOURCE_TYPES = [
+  "Document",
+  "ManagedInstance",
+  "MaintenanceWindow",
+  "Parameter",
+  "PatchBaseline",
+  "OpsItem",
+  "OpsMetadata",
+  "Automation",
+  "Association",
+] as const;
 
 // "Most resources can have a maximum of 50 tags." (API_AddTagsToResource.html)
 const MAX_TAGS_PER_RESOURCE = 50;
@@ -23,7 +33,10 @@ function tagsOf(state: SsmState, body: Body): { get(): Tag[]; set(tags: Tag[]): 
     if (parameter) return { get: () => parameter.tags, set: (tags) => (parameter.tags = tags) };
   }
   // Other resource types aren't emulated, so no resource of theirs exists.
-  throw new SsmError("InvalidResourceId", "The resource ID isn't valid. Verify that you entered the correct ID and try again.");
+  throw new SsmError(
+    "InvalidResourceId",
+    "The resource ID isn't valid. Verify that you entered the correct ID and try again.",
+  );
 }
 
 /** Adds or overwrites tags. Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AddTagsToResource.html */
@@ -41,7 +54,11 @@ export function addTagsToResource(state: SsmState, body: Body): Body {
 
 /** Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListTagsForResource.html */
 export function listTagsForResource(state: SsmState, body: Body): Body {
-  return { TagList: tagsOf(state, body).get().map((t) => ({ ...t })) };
+  return {
+    TagList: tagsOf(state, body)
+      .get()
+      .map((t) => ({ ...t })),
+  };
 }
 
 /** Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_RemoveTagsFromResource.html */

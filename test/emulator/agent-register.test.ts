@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CreateActivationCommand, DescribeActivationsCommand, DescribeInstanceInformationCommand, type SSMClient } from "@aws-sdk/client-ssm";
+import {
+  CreateActivationCommand,
+  DescribeActivationsCommand,
+  DescribeInstanceInformationCommand,
+  type SSMClient,
+} from "@aws-sdk/client-ssm";
 import { type Emulator, startEmulator } from "../../emulator/server";
 import { agentFixture, DAY_SECONDS, MANAGED_INSTANCE_ID, registerLikeAgent, ssmClient } from "./helpers";
 
@@ -17,7 +22,13 @@ afterAll(async () => {
 beforeEach(() => emulator.controls.reset());
 
 async function activation(limit: number): Promise<{ id: string; code: string }> {
-  const created = await ssm.send(new CreateActivationCommand({ IamRole: "SSMServiceRole", RegistrationLimit: limit, DefaultInstanceName: "agent" }));
+  const created = await ssm.send(
+    new CreateActivationCommand({
+      IamRole: "SSMServiceRole",
+      RegistrationLimit: limit,
+      DefaultInstanceName: "agent",
+    }),
+  );
   return { id: created.ActivationId as string, code: created.ActivationCode as string };
 }
 
@@ -31,8 +42,12 @@ describe("RegisterManagedInstance as the SSM Agent sends it", () => {
     const { id, code } = await activation(2);
     const response = await fetch(emulator.url + agentFixture.path, {
       method: agentFixture.method,
-      headers: Object.fromEntries(Object.entries(agentFixture.headers).filter(([h]) => h !== "Content-Length")),
-      body: JSON.stringify(agentFixture.body).replace("<ACTIVATION-ID>", id).replace("<ACTIVATION-CODE>", code),
+      headers: Object.fromEntries(
+        Object.entries(agentFixture.headers).filter(([h]) => h !== "Content-Length"),
+      ),
+      body: JSON.stringify(agentFixture.body)
+        .replace("<ACTIVATION-ID>", id)
+        .replace("<ACTIVATION-CODE>", code),
     });
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("application/x-amz-json-1.1");
@@ -43,8 +58,12 @@ describe("RegisterManagedInstance as the SSM Agent sends it", () => {
 
     const { ActivationList } = await ssm.send(new DescribeActivationsCommand({}));
     expect(ActivationList?.[0]?.RegistrationsCount).toBe(1);
-    const { InstanceInformationList } = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "ActivationIds", Values: [id] }] }));
-    expect(InstanceInformationList?.map((n) => [n.InstanceId, n.Name, n.IamRole])).toEqual([[body.InstanceId, "agent", "SSMServiceRole"]]);
+    const { InstanceInformationList } = await ssm.send(
+      new DescribeInstanceInformationCommand({ Filters: [{ Key: "ActivationIds", Values: [id] }] }),
+    );
+    expect(InstanceInformationList?.map((n) => [n.InstanceId, n.Name, n.IamRole])).toEqual([
+      [body.InstanceId, "agent", "SSMServiceRole"],
+    ]);
   });
 
   it("RegistrationLimitExceeded once the limit is reached", async () => {
@@ -53,7 +72,9 @@ describe("RegisterManagedInstance as the SSM Agent sends it", () => {
     const refused = await registerLikeAgent(emulator.url, id, code);
     expect(refused.status).toBe(400);
     expect(refused.body).toMatchObject({ __type: "RegistrationLimitExceeded", Message: expect.any(String) });
-    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(1);
+    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(
+      1,
+    );
   });
 
   it("ActivationExpired once the emulator's clock passes the expiry", async () => {
@@ -77,17 +98,25 @@ describe("RegisterManagedInstance as the SSM Agent sends it", () => {
       expect(refused.body).toMatchObject({ __type: "InvalidActivation", Message: expect.any(String) });
       expect(JSON.stringify(refused.body)).not.toContain(tryCode);
     }
-    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(0);
+    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(
+      0,
+    );
   });
 
   it("200 concurrent registrations against a limit of 50: exactly 50 succeed", async () => {
     const { id, code } = await activation(50);
-    const answers = await Promise.all(Array.from({ length: 200 }, () => registerLikeAgent(emulator.url, id, code)));
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, () => registerLikeAgent(emulator.url, id, code)),
+    );
     const ok = answers.filter((a) => a.status === 200);
     expect(ok).toHaveLength(50);
     expect(new Set(ok.map((a) => a.body.InstanceId)).size).toBe(50);
-    expect(answers.filter((a) => a.status === 400 && a.body.__type === "RegistrationLimitExceeded")).toHaveLength(150);
-    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(50);
+    expect(
+      answers.filter((a) => a.status === 400 && a.body.__type === "RegistrationLimitExceeded"),
+    ).toHaveLength(150);
+    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(
+      50,
+    );
     expect(emulator.controls.counters()["ssm:RegisterManagedInstance"]).toBe(200);
   });
 });

@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CreateActivationCommand, DescribeActivationsCommand, type SSMClient } from "@aws-sdk/client-ssm";
-import { type DynamoDBClient, ListTablesCommand, ProvisionedThroughputExceededException, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  type DynamoDBClient,
+  ListTablesCommand,
+  ProvisionedThroughputExceededException,
+  PutItemCommand,
+} from "@aws-sdk/client-dynamodb";
 import { type Emulator, startEmulator } from "../../emulator/server";
 import { DAY_SECONDS, dynamoDbClient, ssmClient } from "./helpers";
 
@@ -20,10 +25,16 @@ afterAll(async () => {
 });
 beforeEach(() => emulator.controls.reset());
 
-async function control(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+async function control(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
   const response = await fetch(`${emulator.url}/_emulator/${path}`, {
     method,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { "Content-Type": "application/json" } }),
+    ...(body === undefined
+      ? {}
+      : { body: JSON.stringify(body), headers: { "Content-Type": "application/json" } }),
   });
   return { status: response.status, json: await response.json() };
 }
@@ -32,9 +43,18 @@ const createActivation = () => ssm.send(new CreateActivationCommand({ IamRole: "
 
 describe("programmatic controls", () => {
   it("throttle answers 400 ThrottlingException 'Rate exceeded' for `count` calls, all counted", async () => {
-    emulator.controls.injectFault({ service: "ssm", operation: "CreateActivation", kind: "throttle", count: 2 });
+    emulator.controls.injectFault({
+      service: "ssm",
+      operation: "CreateActivation",
+      kind: "throttle",
+      count: 2,
+    });
     for (let i = 0; i < 2; i += 1) {
-      await expect(createActivation()).rejects.toMatchObject({ name: "ThrottlingException", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } });
+      await expect(createActivation()).rejects.toMatchObject({
+        name: "ThrottlingException",
+        message: "Rate exceeded",
+        $metadata: { httpStatusCode: 400 },
+      });
     }
     await expect(createActivation()).resolves.toMatchObject({ ActivationId: expect.any(String) });
     // Other operations were never affected.
@@ -46,8 +66,15 @@ describe("programmatic controls", () => {
   it("the SDK's own retries get through a throttle of 2 calls, and the counter shows the attempts", async () => {
     const retrying = ssmClient(emulator, 3);
     try {
-      emulator.controls.injectFault({ service: "ssm", operation: "CreateActivation", kind: "throttle", count: 2 });
-      await expect(retrying.send(new CreateActivationCommand({ IamRole: "R" }))).resolves.toMatchObject({ ActivationId: expect.any(String) });
+      emulator.controls.injectFault({
+        service: "ssm",
+        operation: "CreateActivation",
+        kind: "throttle",
+        count: 2,
+      });
+      await expect(retrying.send(new CreateActivationCommand({ IamRole: "R" }))).resolves.toMatchObject({
+        ActivationId: expect.any(String),
+      });
       expect(emulator.controls.counters()["ssm:CreateActivation"]).toBe(3);
     } finally {
       retrying.destroy();
@@ -57,21 +84,32 @@ describe("programmatic controls", () => {
   it("error answers 500 InternalServerError until cleared", async () => {
     emulator.controls.injectFault({ service: "ssm", operation: "CreateActivation", kind: "error" });
     for (let i = 0; i < 3; i += 1) {
-      await expect(createActivation()).rejects.toMatchObject({ name: "InternalServerError", $metadata: { httpStatusCode: 500 } });
+      await expect(createActivation()).rejects.toMatchObject({
+        name: "InternalServerError",
+        $metadata: { httpStatusCode: 500 },
+      });
     }
     emulator.controls.clearFaults();
     await expect(createActivation()).resolves.toBeDefined();
   });
 
   it("latency delays, then serves normally", async () => {
-    emulator.controls.injectFault({ service: "ssm", operation: "DescribeActivations", kind: "latency", latencyMs: 300, count: 1 });
+    emulator.controls.injectFault({
+      service: "ssm",
+      operation: "DescribeActivations",
+      kind: "latency",
+      latencyMs: 300,
+      count: 1,
+    });
     const started = Date.now();
     await expect(ssm.send(new DescribeActivationsCommand({}))).resolves.toMatchObject({ ActivationList: [] });
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
   });
 
   it("rejects a fault with an unknown field or a bad kind", () => {
-    expect(() => emulator.controls.injectFault({ service: "ssm", kind: "latency", latency: 5 } as never)).toThrow(/unknown fault field/);
+    expect(() =>
+      emulator.controls.injectFault({ service: "ssm", kind: "latency", latency: 5 } as never),
+    ).toThrow(/unknown fault field/);
     expect(() => emulator.controls.injectFault({ service: "ssm", kind: "explode" } as never)).toThrow(/kind/);
   });
 
@@ -89,7 +127,12 @@ describe("programmatic controls", () => {
     const { ActivationCode } = await createActivation();
     const views = emulator.controls.activations();
     expect(views).toHaveLength(1);
-    expect(views[0]).toMatchObject({ iamRole: "R", registrationLimit: 1, registrationsCount: 0, expired: false });
+    expect(views[0]).toMatchObject({
+      iamRole: "R",
+      registrationLimit: 1,
+      registrationsCount: 0,
+      expired: false,
+    });
     expect(JSON.stringify(views)).not.toContain(ActivationCode);
     expect(Object.keys(views[0] ?? {})).not.toContain("activationCode");
   });
@@ -97,12 +140,26 @@ describe("programmatic controls", () => {
 
 describe("HTTP controls under /_emulator/", () => {
   it("health answers 200", async () => {
-    expect(await control("GET", "health")).toEqual({ status: 200, json: { status: "ok", region: emulator.region } });
+    expect(await control("GET", "health")).toEqual({
+      status: 200,
+      json: { status: "ok", region: emulator.region },
+    });
   });
 
   it("POST /faults throttles DynamoDB with ProvisionedThroughputExceededException; GET /counters counts it", async () => {
-    expect((await control("POST", "faults", { service: "dynamodb", operation: "PutItem", kind: "throttle", count: 1 })).status).toBe(201);
-    await expect(dynamodb.send(new PutItemCommand({ TableName: "nope", Item: { pk: { S: "x" } } }))).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
+    expect(
+      (
+        await control("POST", "faults", {
+          service: "dynamodb",
+          operation: "PutItem",
+          kind: "throttle",
+          count: 1,
+        })
+      ).status,
+    ).toBe(201);
+    await expect(
+      dynamodb.send(new PutItemCommand({ TableName: "nope", Item: { pk: { S: "x" } } })),
+    ).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
     expect((await control("GET", "faults")).json).toEqual([]);
     expect(await control("GET", "counters")).toEqual({ status: 200, json: { "dynamodb:PutItem": 1 } });
   });
@@ -112,7 +169,9 @@ describe("HTTP controls under /_emulator/", () => {
     await expect(createActivation()).rejects.toMatchObject({ $metadata: { httpStatusCode: 500 } });
     expect(await control("DELETE", "faults")).toEqual({ status: 200, json: [] });
     await expect(createActivation()).resolves.toBeDefined();
-    expect((await control("POST", "faults", { service: "ssm", kind: "throttle", count: 0 })).status).toBe(400);
+    expect((await control("POST", "faults", { service: "ssm", kind: "throttle", count: 0 })).status).toBe(
+      400,
+    );
     expect((await control("POST", "faults", { service: "s3", kind: "throttle" })).status).toBe(400);
   });
 
@@ -143,20 +202,35 @@ describe("HTTP controls under /_emulator/", () => {
 
 describe("protocol edges", () => {
   it("an unknown SSM operation is a 400 UnknownOperationException with a request ID", async () => {
-    const response = await fetch(emulator.url, { method: "POST", headers: { "X-Amz-Target": "AmazonSSM.LaunchRockets", "Content-Type": "application/x-amz-json-1.1" }, body: "{}" });
+    const response = await fetch(emulator.url, {
+      method: "POST",
+      headers: { "X-Amz-Target": "AmazonSSM.LaunchRockets", "Content-Type": "application/x-amz-json-1.1" },
+      body: "{}",
+    });
     expect(response.status).toBe(400);
     expect(response.headers.get("x-amzn-requestid")).toMatch(/.+/);
     expect(await response.json()).toMatchObject({ __type: "UnknownOperationException" });
   });
 
   it("malformed JSON is a SerializationException", async () => {
-    const response = await fetch(emulator.url, { method: "POST", headers: { "X-Amz-Target": "AmazonSSM.DescribeActivations" }, body: "{nope" });
+    const response = await fetch(emulator.url, {
+      method: "POST",
+      headers: { "X-Amz-Target": "AmazonSSM.DescribeActivations" },
+      body: "{nope",
+    });
     expect(response.status).toBe(400);
     expect(await response.json()).toMatchObject({ __type: "SerializationException" });
   });
 
   it("accepts unsigned DynamoDB requests too", async () => {
-    const response = await fetch(emulator.url, { method: "POST", headers: { "X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0" }, body: "{}" });
+    const response = await fetch(emulator.url, {
+      method: "POST",
+      headers: {
+        "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        "Content-Type": "application/x-amz-json-1.0",
+      },
+      body: "{}",
+    });
     expect(response.status).toBe(200);
     expect(await response.json()).toHaveProperty("TableNames");
     await expect(dynamodb.send(new ListTablesCommand({}))).resolves.toBeDefined();

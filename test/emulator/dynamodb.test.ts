@@ -35,10 +35,17 @@ describe("DynamoDB through the emulator's single endpoint", () => {
       }),
     );
     expect(created.TableDescription?.TableName).toBe("pools");
-    expect((await dynamodb.send(new DescribeTableCommand({ TableName: "pools" }))).Table?.TableStatus).toBe("ACTIVE");
+    expect((await dynamodb.send(new DescribeTableCommand({ TableName: "pools" }))).Table?.TableStatus).toBe(
+      "ACTIVE",
+    );
     expect((await dynamodb.send(new ListTablesCommand({}))).TableNames).toContain("pools");
 
-    await dynamodb.send(new PutItemCommand({ TableName: "pools", Item: { pk: { S: "default" }, issued: { N: "0" }, limit: { N: "2" } } }));
+    await dynamodb.send(
+      new PutItemCommand({
+        TableName: "pools",
+        Item: { pk: { S: "default" }, issued: { N: "0" }, limit: { N: "2" } },
+      }),
+    );
     const reserve = () =>
       dynamodb.send(
         new UpdateItemCommand({
@@ -57,7 +64,11 @@ describe("DynamoDB through the emulator's single endpoint", () => {
 
     const scan = await dynamodb.send(new ScanCommand({ TableName: "pools" }));
     expect(scan.Items).toEqual([{ pk: { S: "default" }, issued: { N: "2" }, limit: { N: "2" } }]);
-    expect(emulator.controls.counters()).toMatchObject({ "dynamodb:UpdateItem": 3, "dynamodb:Scan": 1, "dynamodb:CreateTable": 1 });
+    expect(emulator.controls.counters()).toMatchObject({
+      "dynamodb:UpdateItem": 3,
+      "dynamodb:Scan": 1,
+      "dynamodb:CreateTable": 1,
+    });
   });
 
   it("controls.reset() leaves DynamoDB tables alone", async () => {

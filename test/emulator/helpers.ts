@@ -31,11 +31,17 @@ export const agentFixture = JSON.parse(
  * headers and key order, unsigned. Content-Length is left to fetch, since it must match the
  * substituted body.
  */
-export async function registerLikeAgent(url: string, activationId: string, activationCode: string): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function registerLikeAgent(
+  url: string,
+  activationId: string,
+  activationCode: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const body = JSON.stringify(agentFixture.body)
     .replace("<ACTIVATION-ID>", activationId)
     .replace("<ACTIVATION-CODE>", activationCode);
-  const headers = Object.fromEntries(Object.entries(agentFixture.headers).filter(([name]) => name.toLowerCase() !== "content-length"));
+  const headers = Object.fromEntries(
+    Object.entries(agentFixture.headers).filter(([name]) => name.toLowerCase() !== "content-length"),
+  );
   const response = await fetch(`${url}${agentFixture.path}`, { method: agentFixture.method, headers, body });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }

@@ -45,8 +45,16 @@ describe("CreateActivation", () => {
     const { ActivationList } = await ssm.send(new DescribeActivationsCommand({}));
     expect(ActivationList).toHaveLength(1);
     const activation = ActivationList?.[0];
-    expect(activation).toMatchObject({ ActivationId: created.ActivationId, IamRole: "SSMServiceRole", RegistrationLimit: 1, RegistrationsCount: 0, Expired: false, Tags: [] });
-    const expiresIn = (activation?.ExpirationDate as Date).getTime() - (activation?.CreatedDate as Date).getTime();
+    expect(activation).toMatchObject({
+      ActivationId: created.ActivationId,
+      IamRole: "SSMServiceRole",
+      RegistrationLimit: 1,
+      RegistrationsCount: 0,
+      Expired: false,
+      Tags: [],
+    });
+    const expiresIn =
+      (activation?.ExpirationDate as Date).getTime() - (activation?.CreatedDate as Date).getTime();
     expect(expiresIn).toBe(DAY_SECONDS * 1000);
     expect((activation?.CreatedDate as Date).getTime()).toBeGreaterThanOrEqual(before - 1000);
     expect(JSON.stringify(ActivationList)).not.toContain(created.ActivationCode);
@@ -71,7 +79,11 @@ describe("CreateActivation", () => {
         Tags: [{ Key: "Pool", Value: "default" }],
       }),
     );
-    const { ActivationList } = await ssm.send(new DescribeActivationsCommand({ Filters: [{ FilterKey: "ActivationIds", FilterValues: [ActivationId as string] }] }));
+    const { ActivationList } = await ssm.send(
+      new DescribeActivationsCommand({
+        Filters: [{ FilterKey: "ActivationIds", FilterValues: [ActivationId as string] }],
+      }),
+    );
     expect(ActivationList?.[0]).toMatchObject({
       Description: "fleet A",
       DefaultInstanceName: "web-server",
@@ -82,36 +94,54 @@ describe("CreateActivation", () => {
   });
 
   it.each([0, 1001, -1])("rejects RegistrationLimit %i", async (limit) => {
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "R", RegistrationLimit: limit }))).rejects.toMatchObject({
+    await expect(
+      ssm.send(new CreateActivationCommand({ IamRole: "R", RegistrationLimit: limit })),
+    ).rejects.toMatchObject({
       name: "ValidationException",
       $metadata: { httpStatusCode: 400 },
     });
   });
 
   it("accepts exactly 30 days and refuses 30 days and an hour", async () => {
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(30) }))).resolves.toMatchObject({ ActivationId: expect.any(String) });
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(30 + 1 / 24) }))).rejects.toMatchObject({
+    await expect(
+      ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(30) })),
+    ).resolves.toMatchObject({ ActivationId: expect.any(String) });
+    await expect(
+      ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(30 + 1 / 24) })),
+    ).rejects.toMatchObject({
       name: "ValidationException",
       message: expect.stringContaining("30 days"),
     });
   });
 
   it("refuses an expiration in the past", async () => {
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(-1) }))).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(
+      ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(-1) })),
+    ).rejects.toMatchObject({ name: "ValidationException" });
   });
 
   it("judges the 30-day rule by the emulator's clock", async () => {
     emulator.controls.setClockOffset(10 * DAY_SECONDS);
     // 35 days from real now is 25 days from the emulator's now.
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(35) }))).resolves.toBeDefined();
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(5) }))).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(
+      ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(35) })),
+    ).resolves.toBeDefined();
+    await expect(
+      ssm.send(new CreateActivationCommand({ IamRole: "R", ExpirationDate: inDays(5) })),
+    ).rejects.toMatchObject({ name: "ValidationException" });
   });
 
   it("requires IamRole of at most 64 characters and a Description of at most 256", async () => {
-    await expect(ssm.send(new CreateActivationCommand({} as never))).rejects.toMatchObject({ name: "ValidationException" });
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "r".repeat(65) }))).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(ssm.send(new CreateActivationCommand({} as never))).rejects.toMatchObject({
+      name: "ValidationException",
+    });
+    await expect(ssm.send(new CreateActivationCommand({ IamRole: "r".repeat(65) }))).rejects.toMatchObject({
+      name: "ValidationException",
+    });
     await expect(ssm.send(new CreateActivationCommand({ IamRole: "r".repeat(64) }))).resolves.toBeDefined();
-    await expect(ssm.send(new CreateActivationCommand({ IamRole: "R", Description: "d".repeat(257) }))).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(
+      ssm.send(new CreateActivationCommand({ IamRole: "R", Description: "d".repeat(257) })),
+    ).rejects.toMatchObject({ name: "ValidationException" });
   });
 });
 
@@ -121,25 +151,47 @@ describe("DescribeActivations", () => {
     const b = await ssm.send(new CreateActivationCommand({ IamRole: "RoleB", DefaultInstanceName: "db" }));
     await ssm.send(new CreateActivationCommand({ IamRole: "RoleB" }));
 
-    const ids = async (filters: { FilterKey: "IamRole" | "DefaultInstanceName" | "ActivationIds"; FilterValues: string[] }[]) =>
-      (await ssm.send(new DescribeActivationsCommand({ Filters: filters }))).ActivationList?.map((x) => x.ActivationId);
+    const ids = async (
+      filters: { FilterKey: "IamRole" | "DefaultInstanceName" | "ActivationIds"; FilterValues: string[] }[],
+    ) =>
+      (await ssm.send(new DescribeActivationsCommand({ Filters: filters }))).ActivationList?.map(
+        (x) => x.ActivationId,
+      );
 
     expect(await ids([{ FilterKey: "IamRole", FilterValues: ["RoleA"] }])).toEqual([a.ActivationId]);
     expect(await ids([{ FilterKey: "DefaultInstanceName", FilterValues: ["db"] }])).toEqual([b.ActivationId]);
-    expect(await ids([{ FilterKey: "ActivationIds", FilterValues: [a.ActivationId as string, b.ActivationId as string] }])).toEqual([a.ActivationId, b.ActivationId]);
-    expect(await ids([{ FilterKey: "IamRole", FilterValues: ["RoleB"] }, { FilterKey: "DefaultInstanceName", FilterValues: ["db"] }])).toEqual([b.ActivationId]);
+    expect(
+      await ids([
+        { FilterKey: "ActivationIds", FilterValues: [a.ActivationId as string, b.ActivationId as string] },
+      ]),
+    ).toEqual([a.ActivationId, b.ActivationId]);
+    expect(
+      await ids([
+        { FilterKey: "IamRole", FilterValues: ["RoleB"] },
+        { FilterKey: "DefaultInstanceName", FilterValues: ["db"] },
+      ]),
+    ).toEqual([b.ActivationId]);
     expect(await ids([{ FilterKey: "IamRole", FilterValues: ["nobody"] }])).toEqual([]);
   });
 
   it("rejects an unknown filter key and MaxResults outside 1–50", async () => {
-    await expect(ssm.send(new DescribeActivationsCommand({ Filters: [{ FilterKey: "Bogus" as never, FilterValues: ["x"] }] }))).rejects.toMatchObject({ name: "ValidationException" });
-    await expect(ssm.send(new DescribeActivationsCommand({ MaxResults: 51 }))).rejects.toMatchObject({ name: "ValidationException" });
-    await expect(ssm.send(new DescribeActivationsCommand({ MaxResults: 0 }))).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(
+      ssm.send(
+        new DescribeActivationsCommand({ Filters: [{ FilterKey: "Bogus" as never, FilterValues: ["x"] }] }),
+      ),
+    ).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(ssm.send(new DescribeActivationsCommand({ MaxResults: 51 }))).rejects.toMatchObject({
+      name: "ValidationException",
+    });
+    await expect(ssm.send(new DescribeActivationsCommand({ MaxResults: 0 }))).rejects.toMatchObject({
+      name: "ValidationException",
+    });
   });
 
   it("pages with NextToken, each activation exactly once", async () => {
     const created: string[] = [];
-    for (let i = 0; i < 7; i += 1) created.push((await ssm.send(new CreateActivationCommand({ IamRole: "R" }))).ActivationId as string);
+    for (let i = 0; i < 7; i += 1)
+      created.push((await ssm.send(new CreateActivationCommand({ IamRole: "R" }))).ActivationId as string);
     const seen: string[] = [];
     let token: string | undefined;
     let pages = 0;
@@ -152,7 +204,9 @@ describe("DescribeActivations", () => {
     } while (token);
     expect(pages).toBe(3);
     expect(seen).toEqual(created);
-    await expect(ssm.send(new DescribeActivationsCommand({ NextToken: "garbage" }))).rejects.toMatchObject({ name: "InvalidNextToken" });
+    await expect(ssm.send(new DescribeActivationsCommand({ NextToken: "garbage" }))).rejects.toMatchObject({
+      name: "InvalidNextToken",
+    });
   });
 
   it("reports Expired once the emulator's clock passes ExpirationDate", async () => {
@@ -170,23 +224,35 @@ describe("DeleteActivation", () => {
     await ssm.send(new DeleteActivationCommand({ ActivationId }));
     expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList).toEqual([]);
     expect(emulator.controls.managedNodes().map((n) => n.instanceId)).toEqual([instanceId]);
-    await expect(ssm.send(new DeleteActivationCommand({ ActivationId }))).rejects.toMatchObject({ name: "InvalidActivationId", $metadata: { httpStatusCode: 400 } });
+    await expect(ssm.send(new DeleteActivationCommand({ ActivationId }))).rejects.toMatchObject({
+      name: "InvalidActivationId",
+      $metadata: { httpStatusCode: 400 },
+    });
   });
 
   it("rejects a malformed ID", async () => {
-    await expect(ssm.send(new DeleteActivationCommand({ ActivationId: "not-a-uuid" }))).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(ssm.send(new DeleteActivationCommand({ ActivationId: "not-a-uuid" }))).rejects.toMatchObject(
+      { name: "ValidationException" },
+    );
   });
 });
 
 describe("managed nodes", () => {
   it("a registered node carries the activation's role, name, tags and ID", async () => {
     const { ActivationId, ActivationCode } = await ssm.send(
-      new CreateActivationCommand({ IamRole: "NodeRole", DefaultInstanceName: "edge", RegistrationLimit: 2, Tags: [{ Key: "Env", Value: "test" }] }),
+      new CreateActivationCommand({
+        IamRole: "NodeRole",
+        DefaultInstanceName: "edge",
+        RegistrationLimit: 2,
+        Tags: [{ Key: "Env", Value: "test" }],
+      }),
     );
     const instanceId = await register(ActivationId as string, ActivationCode as string);
     expect(instanceId).toMatch(MANAGED_INSTANCE_ID);
 
-    const { InstanceInformationList } = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: [instanceId] }] }));
+    const { InstanceInformationList } = await ssm.send(
+      new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: [instanceId] }] }),
+    );
     expect(InstanceInformationList).toHaveLength(1);
     expect(InstanceInformationList?.[0]).toMatchObject({
       InstanceId: instanceId,
@@ -197,37 +263,83 @@ describe("managed nodes", () => {
       PingStatus: "Online",
       RegistrationDate: expect.any(Date),
     });
-    const tags = await ssm.send(new ListTagsForResourceCommand({ ResourceType: "ManagedInstance", ResourceId: instanceId }));
+    const tags = await ssm.send(
+      new ListTagsForResourceCommand({ ResourceType: "ManagedInstance", ResourceId: instanceId }),
+    );
     expect(tags.TagList).toEqual([{ Key: "Env", Value: "test" }]);
   });
 
   it("filters by ActivationIds, ResourceType, PingStatus and tag, legacy list too, and pages", async () => {
-    const a = await ssm.send(new CreateActivationCommand({ IamRole: "R", RegistrationLimit: 10, Tags: [{ Key: "Pool", Value: "a" }] }));
-    const b = await ssm.send(new CreateActivationCommand({ IamRole: "R", RegistrationLimit: 10, Tags: [{ Key: "Pool", Value: "b" }] }));
+    const a = await ssm.send(
+      new CreateActivationCommand({
+        IamRole: "R",
+        RegistrationLimit: 10,
+        Tags: [{ Key: "Pool", Value: "a" }],
+      }),
+    );
+    const b = await ssm.send(
+      new CreateActivationCommand({
+        IamRole: "R",
+        RegistrationLimit: 10,
+        Tags: [{ Key: "Pool", Value: "b" }],
+      }),
+    );
     const fromA: string[] = [];
-    for (let i = 0; i < 6; i += 1) fromA.push(await register(a.ActivationId as string, a.ActivationCode as string));
+    for (let i = 0; i < 6; i += 1)
+      fromA.push(await register(a.ActivationId as string, a.ActivationCode as string));
     const fromB = await register(b.ActivationId as string, b.ActivationCode as string);
 
     const list = async (input: DescribeInstanceInformationCommandInput) =>
-      (await ssm.send(new DescribeInstanceInformationCommand(input))).InstanceInformationList?.map((n) => n.InstanceId);
+      (await ssm.send(new DescribeInstanceInformationCommand(input))).InstanceInformationList?.map(
+        (n) => n.InstanceId,
+      );
 
-    expect(await list({ Filters: [{ Key: "ActivationIds", Values: [b.ActivationId as string] }] })).toEqual([fromB]);
+    expect(await list({ Filters: [{ Key: "ActivationIds", Values: [b.ActivationId as string] }] })).toEqual([
+      fromB,
+    ]);
     expect(await list({ Filters: [{ Key: "tag:Pool", Values: ["b"] }] })).toEqual([fromB]);
-    expect(await list({ Filters: [{ Key: "ResourceType", Values: ["ManagedInstance"] }, { Key: "PingStatus", Values: ["Online"] }] })).toHaveLength(7);
+    expect(
+      await list({
+        Filters: [
+          { Key: "ResourceType", Values: ["ManagedInstance"] },
+          { Key: "PingStatus", Values: ["Online"] },
+        ],
+      }),
+    ).toHaveLength(7);
     expect(await list({ Filters: [{ Key: "ResourceType", Values: ["EC2Instance"] }] })).toEqual([]);
-    expect(await list({ InstanceInformationFilterList: [{ key: "ActivationIds", valueSet: [a.ActivationId as string] }] })).toEqual(fromA);
+    expect(
+      await list({
+        InstanceInformationFilterList: [{ key: "ActivationIds", valueSet: [a.ActivationId as string] }],
+      }),
+    ).toEqual(fromA);
 
     const first = await ssm.send(new DescribeInstanceInformationCommand({ MaxResults: 5 }));
     expect(first.InstanceInformationList).toHaveLength(5);
-    const second = await ssm.send(new DescribeInstanceInformationCommand({ MaxResults: 5, NextToken: first.NextToken }));
+    const second = await ssm.send(
+      new DescribeInstanceInformationCommand({ MaxResults: 5, NextToken: first.NextToken }),
+    );
     expect(second.NextToken).toBeUndefined();
-    expect([...(first.InstanceInformationList ?? []), ...(second.InstanceInformationList ?? [])].map((n) => n.InstanceId)).toEqual([...fromA, fromB]);
+    expect(
+      [...(first.InstanceInformationList ?? []), ...(second.InstanceInformationList ?? [])].map(
+        (n) => n.InstanceId,
+      ),
+    ).toEqual([...fromA, fromB]);
   });
 
   it("rejects bad filters and MaxResults outside 5–50", async () => {
-    await expect(ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "Bogus", Values: ["x"] }] }))).rejects.toMatchObject({ name: "InvalidFilterKey" });
-    await expect(ssm.send(new DescribeInstanceInformationCommand({ MaxResults: 4 }))).rejects.toMatchObject({ name: "ValidationException" });
-    await expect(ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: ["mi-00000000000000000"] }] }))).rejects.toMatchObject({ name: "InvalidInstanceId" });
+    await expect(
+      ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "Bogus", Values: ["x"] }] })),
+    ).rejects.toMatchObject({ name: "InvalidFilterKey" });
+    await expect(ssm.send(new DescribeInstanceInformationCommand({ MaxResults: 4 }))).rejects.toMatchObject({
+      name: "ValidationException",
+    });
+    await expect(
+      ssm.send(
+        new DescribeInstanceInformationCommand({
+          Filters: [{ Key: "InstanceIds", Values: ["mi-00000000000000000"] }],
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "InvalidInstanceId" });
   });
 
   it("DeregisterManagedInstance removes the node but gives no slot back", async () => {
@@ -235,24 +347,66 @@ describe("managed nodes", () => {
     const instanceId = await register(ActivationId as string, ActivationCode as string);
     await ssm.send(new DeregisterManagedInstanceCommand({ InstanceId: instanceId }));
     expect((await ssm.send(new DescribeInstanceInformationCommand({}))).InstanceInformationList).toEqual([]);
-    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(1);
-    await expect(ssm.send(new DeregisterManagedInstanceCommand({ InstanceId: instanceId }))).rejects.toMatchObject({ name: "InvalidInstanceId" });
-    await expect(ssm.send(new DeregisterManagedInstanceCommand({ InstanceId: "i-1234" }))).rejects.toMatchObject({ name: "ValidationException" });
+    expect((await ssm.send(new DescribeActivationsCommand({}))).ActivationList?.[0]?.RegistrationsCount).toBe(
+      1,
+    );
+    await expect(
+      ssm.send(new DeregisterManagedInstanceCommand({ InstanceId: instanceId })),
+    ).rejects.toMatchObject({ name: "InvalidInstanceId" });
+    await expect(
+      ssm.send(new DeregisterManagedInstanceCommand({ InstanceId: "i-1234" })),
+    ).rejects.toMatchObject({ name: "ValidationException" });
   });
 
   it("tags on a managed node can be added, overwritten and removed", async () => {
-    const { ActivationId, ActivationCode } = await ssm.send(new CreateActivationCommand({ IamRole: "R", Tags: [{ Key: "A", Value: "1" }] }));
+    const { ActivationId, ActivationCode } = await ssm.send(
+      new CreateActivationCommand({ IamRole: "R", Tags: [{ Key: "A", Value: "1" }] }),
+    );
     const instanceId = await register(ActivationId as string, ActivationCode as string);
-    await ssm.send(new AddTagsToResourceCommand({ ResourceType: "ManagedInstance", ResourceId: instanceId, Tags: [{ Key: "A", Value: "2" }, { Key: "B", Value: "3" }] }));
-    await ssm.send(new RemoveTagsFromResourceCommand({ ResourceType: "ManagedInstance", ResourceId: instanceId, TagKeys: ["B"] }));
-    expect((await ssm.send(new ListTagsForResourceCommand({ ResourceType: "ManagedInstance", ResourceId: instanceId }))).TagList).toEqual([{ Key: "A", Value: "2" }]);
-    await expect(ssm.send(new ListTagsForResourceCommand({ ResourceType: "ManagedInstance", ResourceId: "mi-00000000000000000" }))).rejects.toMatchObject({ name: "InvalidResourceId" });
+    await ssm.send(
+      new AddTagsToResourceCommand({
+        ResourceType: "ManagedInstance",
+        ResourceId: instanceId,
+        Tags: [
+          { Key: "A", Value: "2" },
+          { Key: "B", Value: "3" },
+        ],
+      }),
+    );
+    await ssm.send(
+      new RemoveTagsFromResourceCommand({
+        ResourceType: "ManagedInstance",
+        ResourceId: instanceId,
+        TagKeys: ["B"],
+      }),
+    );
+    expect(
+      (
+        await ssm.send(
+          new ListTagsForResourceCommand({ ResourceType: "ManagedInstance", ResourceId: instanceId }),
+        )
+      ).TagList,
+    ).toEqual([{ Key: "A", Value: "2" }]);
+    await expect(
+      ssm.send(
+        new ListTagsForResourceCommand({
+          ResourceType: "ManagedInstance",
+          ResourceId: "mi-00000000000000000",
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "InvalidResourceId" });
   });
 
   it("an existing activation can't be tagged", async () => {
     const { ActivationId } = await ssm.send(new CreateActivationCommand({ IamRole: "R" }));
     await expect(
-      ssm.send(new AddTagsToResourceCommand({ ResourceType: "Activation" as never, ResourceId: ActivationId as string, Tags: [{ Key: "A", Value: "1" }] })),
+      ssm.send(
+        new AddTagsToResourceCommand({
+          ResourceType: "Activation" as never,
+          ResourceId: ActivationId as string,
+          Tags: [{ Key: "A", Value: "1" }],
+        }),
+      ),
     ).rejects.toMatchObject({ name: "ValidationException" });
   });
 });
