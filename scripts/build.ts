@@ -1,0 +1,25 @@
+/**
+ * `npm run build`: bundles the standalone CLI (src/cli/main.ts) into dist/activation-broker.mjs
+ * for `activation-broker serve`. The Lambda bundle is built by the CDK app (infra/).
+ */
+import { build } from "esbuild";
+import { fileURLToPath } from "node:url";
+
+export async function buildCli(outfile = "dist/activation-broker.mjs"): Promise<void> {
+  await build({
+    entryPoints: ["src/cli/main.ts"],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    sourcemap: true,
+    // Some CommonJS dependencies call require(); give the ESM bundle one.
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+    logLevel: "warning",
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await buildCli();

@@ -1,0 +1,83 @@
+/**
+ * activation-broker — the broker as a Node service (standalone mode) on real AWS.
+ *
+ *   activation-broker serve [--port 8080] [--host 0.0.0.0]
+ *
+ * Configuration comes from the environment exactly as for the Lambda (BROKER_*, AWS_REGION,
+ * the default credential chain); state stays in DynamoDB, so any number of replicas may run.
+ */
+import type { AddressInfo } from "node:net";
+import { parseArgs } from "node:util";
+import { createAwsClients } from "../aws/clients";
+import { createBroker } from "../composition";
+import { BrokerError } from "../core/errors";
+import { createNodeServer } from "../http/node-server";
+import { createLogger } from "../logging";
+import { loadSettings } from "../settings";
+
+const USAGE = `Usage: activation-broker serve [--port <port>] [--host <address>]
+
+Runs the broker as an HTTP service against real AWS (standalone mode).
+  --port   port to listen on (default: $PORT or 8080)
+  --host   address to bind (default 127.0.0.1; use 0.0.0.0 behind a TLS-terminating proxy)
+Configuration: BROKER_* environment variables and AWS_REGION (see README, "Configuration").
+Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help || positionals.length === 0) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (positionals[0] !== "serve" || positionals.length > 1) {
+    console.error(`activation-broker: unknown command '${positionals.join(" ")}'\n\n${USAGE}`);
+    return 2;
+  }
+  const port = Number(values.port ?? process.env.PORT ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`activation-broker: --port must be a port number, got '${values.port}'`);
+    return 2;
+  }
+  const settings = loadSettings();
+  const { logger } = createLogger();
+  const broker = createBroker({ settings, clients: createAwsClients({ region: settings.region }), logger });
+  const server = createNodeServer(broker.handler, {
+    logger,
+    ...(settings.publicUrl !== undefined && { publicUrl: settings.publicUrl }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, values.host ?? "127.0.0.1", resolve);
+  });
+  const address = server.address() as AddressInfo;
+  logger.info("broker listening", {
+    address: address.address,
+    port: address.port,
+    pools: broker.vendor.poolNames(),
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => server.close(() => resolve());
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    const usage =
+      error instanceof Error && String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+    console.error(`activation-broker: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(error instanceof BrokerError || usage ? 2 : 1);
+  },
+);

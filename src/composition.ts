@@ -1,0 +1,48 @@
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { SSMClient } from "@aws-sdk/client-ssm";
+import type { Clock, Logger, Sleeper } from "./core/ports";
+import { Vendor } from "./core/vend";
+import { DynamoDbPoolStore } from "./aws/dynamodb-pool-store";
+import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
+import { SsmActivations } from "./aws/ssm-activations";
+import { createHttpHandler, type HttpHandler } from "./http/handler";
+import { renderInstallScript } from "./http/agent-scripts.generated";
+import type { Settings } from "./settings";
+
+export const systemClock: Clock = { now: () => Date.now() };
+export const realSleeper: Sleeper = { sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+
+export interface Broker {
+  readonly vendor: Vendor;
+  readonly handler: HttpHandler;
+}
+
+/** Wires the core to the AWS adapters; shared by the Lambda, the Node server and the local stack. */
+export function createBroker(deps: {
+  settings: Settings;
+  clients: { dynamodb: DynamoDBClient; ssm: SSMClient };
+  logger: Logger;
+  clock?: Clock;
+  sleeper?: Sleeper;
+}): Broker {
+  const { settings, clients, logger } = deps;
+  const vendor = new Vendor({
+    pools: settings.pools,
+    store: new DynamoDbPoolStore(clients.dynamodb, settings.tableName),
+    activations: new SsmActivations(clients.ssm, { deployment: settings.deployment }),
+    secrets: new ParameterStoreSecrets(clients.ssm, {
+      prefix: settings.parameterPrefix,
+      kmsKeyId: settings.kmsKeyId,
+    }),
+    clock: deps.clock ?? systemClock,
+    sleeper: deps.sleeper ?? realSleeper,
+    logger,
+    options: {
+      leaseMs: settings.leaseMs,
+      rotationWaitMs: settings.rotationWaitMs,
+      deployment: settings.deployment,
+    },
+  });
+  const handler = createHttpHandler({ vendor, region: settings.region, logger, renderInstallScript });
+  return { vendor, handler };
+}

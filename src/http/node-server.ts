@@ -1,0 +1,44 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Logger } from "../core/ports";
+import type { HttpHandler } from "./handler";
+
+/**
+ * Serves the framework-free handler over plain Node HTTP: local mode and standalone mode.
+ * TLS belongs to whatever fronts it (a load balancer or reverse proxy) in standalone mode.
+ */
+export function createNodeServer(
+  handler: HttpHandler,
+  options: { logger: Logger; publicUrl?: string },
+): Server {
+  return createServer((req, res) => {
+    const requestId = randomUUID();
+    const url = new URL(req.url ?? "/", "http://placeholder");
+    // Drain any body: the API takes none, but an unread body keeps the socket busy.
+    req.resume();
+    handler({
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      requestId,
+      baseUrl: options.publicUrl ?? baseUrlOf(req),
+    })
+      .then((response) => {
+        res.writeHead(response.status, { ...response.headers, "X-Request-Id": requestId });
+        res.end(response.body);
+      })
+      .catch((error: unknown) => {
+        options.logger.error("unhandled error in handler", {
+          error: error instanceof Error ? error.name : "unknown",
+        });
+        res.writeHead(500, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+        res.end(JSON.stringify({ error: { code: "InternalError", message: "Internal error.", requestId } }));
+      });
+  });
+}
+
+function baseUrlOf(req: IncomingMessage): string {
+  const host = req.headers.host ?? "127.0.0.1";
+  const proto = req.headers["x-forwarded-proto"] === "https" ? "https" : "http";
+  return `${proto}://${host}`;
+}

@@ -1,0 +1,51 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../src/core/errors";
+import { loadSettings } from "../src/settings";
+
+const base = { AWS_REGION: "eu-west-1", BROKER_TABLE_NAME: "pools", BROKER_DEFAULT_IAM_ROLE: "NodeRole" };
+
+describe("loadSettings", () => {
+  it("applies the documented defaults", () => {
+    const s = loadSettings(base);
+    expect(s).toMatchObject({
+      tableName: "pools",
+      parameterPrefix: "/activation-broker",
+      kmsKeyId: "alias/aws/ssm",
+      region: "eu-west-1",
+      deployment: "pools",
+      leaseMs: 30_000,
+      rotationWaitMs: 5_000,
+    });
+    expect([...s.pools.keys()]).toEqual(["default"]);
+  });
+
+  it("rejects an unknown BROKER_ variable, naming it", () => {
+    expect(() => loadSettings({ ...base, BROKER_TABEL_NAME: "x" })).toThrow("BROKER_TABEL_NAME: unknown key");
+  });
+
+  it("rejects out-of-range values and missing required ones", () => {
+    expect(() => loadSettings({ ...base, BROKER_LEASE_SECONDS: "1" })).toThrow("BROKER_LEASE_SECONDS");
+    expect(() => loadSettings({ AWS_REGION: "eu-west-1" })).toThrow("BROKER_TABLE_NAME");
+    expect(() => loadSettings({ BROKER_TABLE_NAME: "pools" })).toThrow("AWS_REGION");
+    expect(() => loadSettings({ ...base, BROKER_PARAMETER_PREFIX: "no-slash" })).toThrow(ConfigError);
+  });
+
+  it("reads pools from BROKER_POOLS or from a config file, not both", () => {
+    const pools = JSON.stringify({ pools: { linux: { registrationLimit: 10 } } });
+    expect(loadSettings({ ...base, BROKER_POOLS: pools }).pools.get("linux")?.registrationLimit).toBe(10);
+    const dir = mkdtempSync(join(tmpdir(), "settings-"));
+    const file = join(dir, "pools.json");
+    writeFileSync(file, pools);
+    expect(loadSettings({ ...base, BROKER_CONFIG_FILE: file }).pools.has("linux")).toBe(true);
+    expect(() => loadSettings({ ...base, BROKER_CONFIG_FILE: file, BROKER_POOLS: pools })).toThrow(
+      "not both",
+    );
+    expect(() => loadSettings({ ...base, BROKER_POOLS: "{" })).toThrow("not valid JSON");
+    expect(() => loadSettings({ ...base, BROKER_CONFIG_FILE: join(dir, "missing.json") })).toThrow(
+      "Cannot read",
+    );
+  });
+});
