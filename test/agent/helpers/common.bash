@@ -1,0 +1,120 @@
+# shellcheck shell=bash
+# Variables set here are read by the .bats files; status/output/stderr are set by bats' `run`.
+# shellcheck disable=SC2034,SC2154
+# Sandbox for running the real agent/install.sh: a temporary root with a fake os-release, a PATH
+# that holds only stubs and a short list of real tools, and the local stack + harness started by
+# test/agent/bats.test.ts (or by hand: npx tsx test/agent/support/serve.ts).
+bats_require_minimum_version 1.5.0
+
+REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+INSTALL_SH="$REPO_ROOT/agent/install.sh"
+STUBS="$REPO_ROOT/test/agent/stubs"
+
+# The only real host tools install.sh and the stubs get. No jq, no python, and none of the host's
+# own package managers or systemctl: a dependency the script must not have fails the test.
+REAL_TOOLS=(bash curl cat cp mv rm mkdir mktemp chmod head tail grep sleep sha256sum flock base64 touch)
+
+sandbox_setup() {
+  : "${AGENT_TEST_BROKER_URL:?run through vitest (test/agent/bats.test.ts), or export what 'npx tsx test/agent/support/serve.ts' prints}"
+  : "${AGENT_TEST_HARNESS_URL:?}" "${AGENT_TEST_EMULATOR_URL:?}"
+  ROOT="$BATS_TEST_TMPDIR/root"
+  BIN="$BATS_TEST_TMPDIR/bin"
+  STUB_LOG="$BATS_TEST_TMPDIR/calls.log"
+  mkdir -p "$ROOT/etc" "$ROOT/tmp" "$ROOT/run" "$BIN" "$BATS_TEST_TMPDIR/state"
+  : >"$STUB_LOG"
+  local tool
+  for tool in "${REAL_TOOLS[@]}"; do ln -s "$(command -v "$tool")" "$BIN/$tool"; done
+  harness POST /__reset >/dev/null
+  BROKER="$AGENT_TEST_HARNESS_URL/broker"
+  ARCH=x86_64
+  STUB_FAIL=""
+}
+
+harness() {
+  local method=$1 path=$2 body=${3:-}
+  curl -fsS -X "$method" -H 'Content-Type: application/json' --data "$body" "$AGENT_TEST_HARNESS_URL$path"
+}
+
+use_stubs() {
+  local stub
+  for stub in "$@"; do ln -sf "$STUBS/$stub" "$BIN/$stub"; done
+}
+
+# distro <name>: fake os-release plus the package manager stubs that distribution ships.
+distro() {
+  local id like="" version name
+  case $1 in
+    rhel) id=rhel like=fedora version=9.4 name="Red Hat Enterprise Linux 9.4 (Plow)" ;;
+    centos) id=centos like="rhel fedora" version=7 name="CentOS Linux 7 (Core)" ;;
+    rocky) id=rocky like="rhel centos fedora" version=9.3 name="Rocky Linux 9.3 (Blue Onyx)" ;;
+    alma) id=almalinux like="rhel centos fedora" version=9.4 name="AlmaLinux 9.4 (Seafoam Ocelot)" ;;
+    oracle) id=ol like=fedora version=8.9 name="Oracle Linux Server 8.9" ;;
+    fedora) id=fedora version=40 name="Fedora Linux 40 (Server Edition)" ;;
+    amzn2) id=amzn like="centos rhel fedora" version=2 name="Amazon Linux 2" ;;
+    al2023) id=amzn like=fedora version=2023 name="Amazon Linux 2023.5.20240805" ;;
+    debian) id=debian version=12 name="Debian GNU/Linux 12 (bookworm)" ;;
+    ubuntu) id=ubuntu like=debian version=24.04 name="Ubuntu 24.04 LTS" ;;
+    sles) id=sles like=suse version=15.5 name="SUSE Linux Enterprise Server 15 SP5" ;;
+    opensuse) id=opensuse-leap like="suse opensuse" version=15.5 name="openSUSE Leap 15.5" ;;
+    alpine) id=alpine version=3.20.0 name="Alpine Linux v3.20" ;;
+    *) echo "unknown distro $1" >&2; return 1 ;;
+  esac
+  {
+    echo "NAME=\"${name% *}\""
+    echo "ID=\"$id\""
+    [[ -z $like ]] || echo "ID_LIKE=\"$like\""
+    echo "VERSION_ID=\"$version\""
+    echo "PRETTY_NAME=\"$name\""
+  } >"$ROOT/etc/os-release"
+  case $1 in
+    centos | amzn2) use_stubs yum ;;
+    rhel | rocky | alma | oracle | fedora | al2023) use_stubs dnf yum ;;
+    debian | ubuntu) use_stubs apt-get dpkg ;;
+    sles | opensuse) use_stubs zypper ;;
+  esac
+  use_stubs systemctl gpg uname
+}
+
+# run_install [args...]: the real script, in a clean environment; stdout in $output, stderr in $stderr.
+run_install() {
+  run --separate-stderr env -i PATH="$BIN" HOME="$BATS_TEST_TMPDIR" TMPDIR="$ROOT/tmp" \
+    INSTALL_ROOT="$ROOT" INSTALL_DOWNLOAD_BASE="$AGENT_TEST_HARNESS_URL/s3/{region}" \
+    INSTALL_BACKOFF_BASE_MS=100 INSTALL_BACKOFF_CAP_MS=400 \
+    STUB_DIR="$STUBS" STUB_LOG="$STUB_LOG" STUB_STATE="$BATS_TEST_TMPDIR/state" STUB_ARCH="$ARCH" \
+    STUB_FAIL="$STUB_FAIL" STUB_SSM_ENDPOINT="$AGENT_TEST_EMULATOR_URL" NO_PROXY=127.0.0.1,localhost \
+    "$BIN/bash" ${BASH_FLAGS:+"$BASH_FLAGS"} "$INSTALL_SH" "$@"
+}
+
+show() {
+  echo "--- exit $status; stdout:"
+  echo "$output"
+  echo "--- stderr:"
+  echo "$stderr"
+  echo "--- stub calls:"
+  cat "$STUB_LOG"
+}
+
+registered_id_in_sandbox() {
+  local file="$ROOT/var/lib/amazon/ssm/registration"
+  [[ -s $file ]] || return 1
+  [[ $(cat "$file") =~ \"ManagedInstanceID\":\"(mi-[0-9a-f]{17})\" ]] || return 1
+  printf '%s' "${BASH_REMATCH[1]}"
+}
+
+# emulator_lists <mi-id>: the emulated SSM lists the node (DescribeInstanceInformation).
+emulator_lists() {
+  local body
+  body=$(curl -fsS -X POST -H 'Content-Type: application/x-amz-json-1.1' \
+    -H 'X-Amz-Target: AmazonSSM.DescribeInstanceInformation' \
+    -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20250101/eu-west-1/ssm/aws4_request, SignedHeaders=host, Signature=0' \
+    --data "{\"Filters\":[{\"Key\":\"InstanceIds\",\"Values\":[\"$1\"]}]}" "$AGENT_TEST_EMULATOR_URL/")
+  [[ $body == *"\"$1\""* ]]
+}
+
+broker_requests() { harness GET /__requests | grep -c '^broker ' || true; }
+s3_requests() { harness GET /__requests | sed -n 's/^s3 //p'; }
+
+# A snapshot of every file under the sandbox root (path, mode, content hash).
+tree_snapshot() {
+  (cd "$ROOT" && find . -print0 | sort -z | xargs -0 -I{} sh -c 'printf "%s " "{}"; [ -f "{}" ] && sha256sum < "{}" || echo dir')
+}

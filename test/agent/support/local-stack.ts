@@ -1,0 +1,36 @@
+/**
+ * The one place the install.sh tests get their broker and emulated SSM from: the real local
+ * stack (src/local/stack.ts), on ephemeral loopback ports. ./stand-in-stack.ts is the small
+ * stand-in used before that existed; switch back by returning startStandInStack() here.
+ *
+ * The tests need: GET <brokerUrl>/ and /activations/{pool} per DESIGN.md §5 with pools "default"
+ * (served at /) and "web", an unknown pool answering 404 PoolNotFound, and the emulator at
+ * <emulatorUrl> answering RegisterManagedInstance and DescribeInstanceInformation.
+ */
+import { startLocalStack } from "../../../src/local/stack";
+import type { Logger } from "../../../src/core/ports";
+import type { AgentTestStack } from "./stand-in-stack";
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export type { AgentTestStack };
+
+export async function startStackForAgentTests(): Promise<AgentTestStack> {
+  const stack = await startLocalStack({
+    brokerPort: 0,
+    emulatorPort: 0,
+    host: "127.0.0.1",
+    env: {
+      BROKER_POOLS: JSON.stringify({
+        pools: { default: { registrationLimit: 1000 }, web: { registrationLimit: 3 } },
+      }),
+    },
+    logger: quiet,
+  });
+  return {
+    brokerUrl: stack.brokerUrl,
+    emulatorUrl: stack.emulatorUrl,
+    region: stack.settings.region,
+    close: () => stack.close(),
+  };
+}
