@@ -1,0 +1,60 @@
+import { Aws, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { Key, type IKey } from "aws-cdk-lib/aws-kms";
+import type { Construct } from "constructs";
+import { ActivationBroker, type ActivationBrokerProps } from "../constructs/activation-broker";
+
+export type BrokerStackProps = StackProps &
+  Omit<ActivationBrokerProps, "kmsKey"> & {
+    /** The codes key: a key from another stack, or the id / ARN of an existing key (reference: KmsKeyId). */
+    readonly kmsKey: IKey | string;
+  };
+
+/** Step 3: the private API, the function, the table and the node role, with the operator's outputs. */
+export class BrokerStack extends Stack {
+  readonly broker: ActivationBroker;
+
+  constructor(scope: Construct, id: string, props: BrokerStackProps) {
+    super(scope, id, props);
+    const kmsKey = typeof props.kmsKey === "string" ? importKey(this, props.kmsKey) : props.kmsKey;
+    const broker = new ActivationBroker(this, "Broker", { ...props, kmsKey });
+    this.broker = broker;
+    const url = broker.url;
+
+    const outputs: Record<string, { value: string; description: string }> = {
+      InvokeUrl: { value: `${url}/`, description: "Broker URL (GET: a pair from the default pool)" },
+      ActivationCodeCommand: {
+        value: `curl -s ${url}/ | jq -r .ActivationCode`,
+        description: "Fetch a pair from the default pool, as the reference's clients do",
+      },
+      PoolUrlTemplate: { value: `${url}/activations/{pool}`, description: "A pair from a named pool" },
+      LinuxInstallCommand: {
+        value: `curl -fsSL ${url}/install.sh | sudo bash`,
+        description: "Install and register SSM Agent on a Linux server",
+      },
+      WindowsInstallCommand: {
+        // Windows PowerShell 5.1 may default to TLS 1.0; the scriptblock form keeps param() working.
+        value: `[Net.ServicePointManager]::SecurityProtocol = [Net.SecurityProtocolType]::Tls12; & ([scriptblock]::Create((Invoke-RestMethod -UseBasicParsing -Uri '${url}/install.ps1')))`,
+        description: "Install and register SSM Agent on a Windows server (elevated PowerShell)",
+      },
+      RestApiId: {
+        value: broker.api.restApiId,
+        description: "Pass as -c VpcEndpointAllowedApiIds=… to pin the VPC endpoint to this API",
+      },
+      PoolTableName: { value: broker.table.tableName, description: "DynamoDB table with the pool state" },
+      NodeRoleName: { value: broker.nodeRoleName, description: "IAM service role of the registered nodes" },
+      ParameterPrefix: { value: broker.parameterPrefix, description: "Parameter Store path of the codes" },
+      FunctionName: { value: broker.function.functionName, description: "Broker Lambda function" },
+      FunctionLogGroup: { value: broker.functionLogGroup.logGroupName, description: "Function log" },
+      ApiAccessLogGroup: { value: broker.accessLogGroup.logGroupName, description: "API access log" },
+    };
+    for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
+  }
+}
+
+/** An existing key named by id or ARN, imported without a lookup (synth needs no credentials). */
+function importKey(scope: Construct, keyIdOrArn: string): IKey {
+  const arn = keyIdOrArn.startsWith("arn:")
+    ? keyIdOrArn
+    : `arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:key/${keyIdOrArn}`;
+  return Key.fromKeyArn(scope, "ImportedKmsKey", arn);
+}
