@@ -61,6 +61,14 @@ describe("HTTP API over the wire", () => {
     if (status === 405) expect(res.headers.get("allow")).toBe("GET");
   });
 
+  it("costs one DynamoDB write and no SSM call per vend in steady state (I4)", async () => {
+    expect((await stack.get("/activations/default")).status).toBe(200);
+    await stack.get("/activations/default"); // the code is now cached for this activation
+    stack.emulator.controls.resetCounters();
+    for (let i = 0; i < 3; i++) expect((await stack.get("/activations/default")).status).toBe(200);
+    expect(stack.emulator.controls.counters()).toEqual({ "dynamodb:UpdateItem": 3 });
+  });
+
   it("serves install.sh with its own URL and the pool filled in", async () => {
     const res = await stack.get("/install.sh?pool=linux");
     expect(res.status).toBe(200);
