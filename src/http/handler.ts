@@ -47,7 +47,8 @@ const NO_STORE = { "Cache-Control": "no-store" };
 
 /**
  * DESIGN.md §5: `GET /` and `GET /activations/{pool}` hand out a pair; `GET /install.sh` and
- * `GET /install.ps1` serve the bootstrap scripts with this broker's URL filled in.
+ * `GET /install.ps1` serve the bootstrap scripts with this broker's URL filled in; `GET /healthz`
+ * is a liveness check that costs nothing.
  */
 export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
   const { vendor, region, logger } = deps;
@@ -92,6 +93,9 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
         return vend(pool);
       };
     }
+    // Liveness for load balancers in standalone mode: answers without touching AWS, because a
+    // health check pointed at "/" would reserve a registration slot every few seconds.
+    if (path === "/healthz") return () => json(200, { status: "ok" });
     if (path === "/install.sh") return () => installScript("sh", request);
     if (path === "/install.ps1") return () => installScript("ps1", request);
     throw new HttpError("NotFound", `No route for ${request.path}.`);

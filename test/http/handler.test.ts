@@ -121,6 +121,15 @@ describe("HTTP handler", () => {
     expect((await get("/install.sh", { query: { pool: "$(reboot)" } })).status).toBe(400);
   });
 
+  it("answers GET /healthz without reserving a slot or calling AWS", async () => {
+    const { get, store, activations } = setup();
+    const res = await get("/healthz");
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ status: "ok" });
+    expect(store.writes).toBe(0);
+    expect(activations.created).toHaveLength(0);
+  });
+
   it("never logs the code", async () => {
     const { get, logger, activations } = setup({ default: { registrationLimit: 2 } });
     for (let i = 0; i < 5; i++) await get("/");
