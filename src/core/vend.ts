@@ -1,4 +1,9 @@
-import { PoolNotFoundError, RotationInProgressError, InvalidPoolNameError } from "./errors";
+import {
+  InvalidPoolNameError,
+  PoolNotFoundError,
+  RotationInProgressError,
+  SecretNotFoundError,
+} from "./errors";
 import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
 import type {
   ActivationProvider,
@@ -104,7 +109,7 @@ export class Vendor {
     for (let attempt = 0; ; attempt++) {
       if (!skipReservation) {
         const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
-        if (reservation) return this.pairFor(reservation);
+        if (reservation) return this.pairOrReplacement(pool, reservation);
       }
       // The first failure always gets a round, so a request with no wait budget still rotates.
       if (attempt > 0 && (clock.now() >= giveUpAt || attempt >= MAX_ATTEMPTS)) {
@@ -224,6 +229,28 @@ export class Vendor {
       this.deps.activations.delete(activationId),
       this.deps.secrets.delete(pool, activationId),
     ]);
+  }
+
+  /**
+   * The pair for a reservation; if the activation's code is gone from the secret store (deleted
+   * by hand, say), every later reservation would fail the same way until the limit ran out, so
+   * the activation is retired by rotating past it, exactly as if it were spent.
+   */
+  private async pairOrReplacement(pool: PoolConfig, reservation: Reservation): Promise<VendedPair> {
+    try {
+      return await this.pairFor(reservation);
+    } catch (error) {
+      if (!(error instanceof SecretNotFoundError)) throw error;
+      this.deps.logger.error("no stored code for the current activation; rotating past it", {
+        pool: pool.name,
+        activationId: reservation.activationId,
+        generation: reservation.generation,
+      });
+      const now = this.deps.clock.now();
+      const rotated = await this.rotate(pool, reservation.generation, now);
+      if (rotated) return rotated;
+      throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
+    }
   }
 
   private async pairFor(reservation: Reservation): Promise<VendedPair> {

@@ -157,6 +157,16 @@ describe("Vendor.vend", () => {
     expect((await store.read("default"))?.leaseOwner).toBeUndefined();
   });
 
+  it("rotates past an activation whose stored code has disappeared, instead of failing until it is spent", async () => {
+    const { vendor, newProcess, secrets, activations, store } = aVendor();
+    const first = await vendor.vend("default");
+    secrets.items.clear(); // e.g. the parameter was deleted by hand
+    const pair = await newProcess().vend("default");
+    expect(pair.activationId).not.toBe(first.activationId);
+    expect(pair.activationCode).toBe(activations.created[1]!.code);
+    expect((await store.read("default"))?.generation).toBe(2);
+  });
+
   it("rejects bad pool names and unknown pools", async () => {
     const { vendor } = aVendor();
     await expect(vendor.vend("no/slash")).rejects.toBeInstanceOf(InvalidPoolNameError);
