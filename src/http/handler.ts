@@ -88,10 +88,7 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
     if (path === "/") return () => vend(DEFAULT_POOL);
     if (segments[0] === "activations" && segments.length === 2) {
       const pool = decodeSegment(segments[1]!);
-      return () => {
-        checkPoolName(pool);
-        return vend(pool);
-      };
+      return () => vend(pool); // the vendor rejects a malformed name (400) before any AWS call
     }
     // Liveness for load balancers in standalone mode: answers without touching AWS, because a
     // health check pointed at "/" would reserve a registration slot every few seconds.
