@@ -6,12 +6,11 @@
  * Configuration comes from the environment exactly as for the Lambda (BROKER_*, AWS_REGION,
  * the default credential chain); state stays in DynamoDB, so any number of replicas may run.
  */
-import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import { createAwsClients } from "../aws/clients";
 import { createBroker } from "../composition";
 import { BrokerError } from "../core/errors";
-import { createNodeServer } from "../http/node-server";
+import { createNodeServer, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings } from "../settings";
 
@@ -54,11 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     logger,
     ...(settings.publicUrl !== undefined && { publicUrl: settings.publicUrl }),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, values.host ?? "127.0.0.1", resolve);
-  });
-  const address = server.address() as AddressInfo;
+  const address = await listen(server, port, values.host ?? "127.0.0.1");
   logger.info("broker listening", {
     address: address.address,
     port: address.port,

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Logger } from "../core/ports";
 import type { HttpHandler } from "./handler";
 
@@ -41,4 +42,12 @@ function baseUrlOf(req: IncomingMessage): string {
   const host = req.headers.host ?? "127.0.0.1";
   const proto = req.headers["x-forwarded-proto"] === "https" ? "https" : "http";
   return `${proto}://${host}`;
+}
+
+/** Starts listening; resolves with the bound address (port 0 picks a free port). */
+export function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(server.address() as AddressInfo));
+  });
 }

@@ -1,11 +1,9 @@
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { startEmulator, type Emulator } from "../../emulator/server";
 import { createAwsClients } from "../aws/clients";
 import { ensurePoolTable } from "../aws/dynamodb-table";
 import { createBroker, type Broker } from "../composition";
 import type { Clock, Logger, Sleeper } from "../core/ports";
-import { createNodeServer } from "../http/node-server";
+import { createNodeServer, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, type Settings } from "../settings";
 
@@ -73,7 +71,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(options.sleeper && { sleeper: options.sleeper }),
     });
     const server = createNodeServer(broker.handler, { logger });
-    const port = await listen(server, options.brokerPort ?? 8080, host);
+    const { port } = await listen(server, options.brokerPort ?? 8080, host);
     return {
       brokerUrl: `http://${host}:${port}`,
       emulatorUrl: emulator.url,
@@ -92,11 +90,4 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await emulator.close();
     throw error;
   }
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
-  });
 }
