@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { DEFAULT_KMS_KEY_ID, DEFAULT_PARAMETER_PREFIX, isValidParameterPrefix } from "./aws/naming";
 import { ConfigError } from "./core/errors";
 import { formatIssues, parsePools, type PoolConfig } from "./core/pool-config";
 
@@ -12,9 +13,9 @@ const envSchema = z.strictObject({
   BROKER_TABLE_NAME: z.string().min(3).max(255),
   BROKER_PARAMETER_PREFIX: z
     .string()
-    .regex(/^(\/[A-Za-z0-9_.-]+)+$/, "an absolute Parameter Store path such as /activation-broker")
-    .default("/activation-broker"),
-  BROKER_KMS_KEY_ID: z.string().min(1).default("alias/aws/ssm"),
+    .refine(isValidParameterPrefix, "an absolute Parameter Store path such as /activation-broker")
+    .default(DEFAULT_PARAMETER_PREFIX),
+  BROKER_KMS_KEY_ID: z.string().min(1).default(DEFAULT_KMS_KEY_ID),
   BROKER_DEFAULT_IAM_ROLE: z.string().min(1).max(64).optional(),
   BROKER_POOLS: z.string().optional(),
   BROKER_CONFIG_FILE: z.string().optional(),
