@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { createAwsClients } from "../aws/clients";
 import { createBroker } from "../composition";
 import { BrokerError } from "../core/errors";
-import { createNodeServer, listen } from "../http/node-server";
+import { createNodeServer, keepServingOnUncaughtErrors, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings } from "../settings";
 
@@ -48,9 +48,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const settings = loadSettings();
   const { logger } = createLogger();
+  keepServingOnUncaughtErrors(logger);
   const broker = createBroker({ settings, clients: createAwsClients({ region: settings.region }), logger });
   const server = createNodeServer(broker.handler, {
     logger,
+    limits: settings.server,
     ...(settings.publicUrl !== undefined && { publicUrl: settings.publicUrl }),
   });
   const address = await listen(server, port, values.host ?? "127.0.0.1");

@@ -10,8 +10,11 @@ export interface HttpRequest {
   readonly path: string;
   readonly query: Readonly<Record<string, string | undefined>>;
   readonly requestId: string;
-  /** The URL clients reach this broker at (scheme, host and stage), for the install scripts. */
-  readonly baseUrl: string;
+  /**
+   * The URL clients reach this broker at (scheme, host and stage), for the install scripts; absent
+   * when nothing the operator trusts says it (the scripts are then not served).
+   */
+  readonly baseUrl?: string;
 }
 
 export interface HttpResponse {
@@ -71,6 +74,14 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
     checkPoolName(pool);
     if (!vendor.poolNames().includes(pool))
       throw new HttpError("PoolNotFound", `Pool '${pool}' is not configured.`);
+    if (request.baseUrl === undefined) {
+      // A caller's Host header must not choose the URL a server sends its next request to.
+      throw new HttpError(
+        "NotFound",
+        "Install scripts are served only when the broker knows its public URL: set BROKER_PUBLIC_URL, " +
+          "or list the TLS proxy in front of it in BROKER_TRUSTED_PROXIES.",
+      );
+    }
     let body: string;
     try {
       body = deps.renderInstallScript(kind, { brokerUrl: request.baseUrl, pool });

@@ -3,11 +3,14 @@
  * to show the client; anything else is answered with a generic message and a request id.
  */
 export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  InvalidRequest: 400,
   InvalidPoolName: 400,
   InvalidParameter: 400,
   NotFound: 404,
   PoolNotFound: 404,
   MethodNotAllowed: 405,
+  TooManyRequests: 429,
+  RotationBudgetExhausted: 429,
   RotationInProgress: 503,
   Throttled: 503,
   UpstreamUnavailable: 503,

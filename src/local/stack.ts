@@ -3,7 +3,7 @@ import { createAwsClients } from "../aws/clients";
 import { ensurePoolTable } from "../aws/dynamodb-table";
 import { createBroker, type Broker } from "../composition";
 import type { Clock, Logger, Sleeper } from "../core/ports";
-import { createNodeServer, listen } from "../http/node-server";
+import { createNodeServer, listen, type NodeServerOptions } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, type Settings } from "../settings";
 
@@ -50,6 +50,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       BROKER_TABLE_NAME: LOCAL_TABLE_NAME,
       BROKER_DEFAULT_IAM_ROLE: LOCAL_IAM_ROLE,
       BROKER_DEPLOYMENT: "local",
+      // Local mode is development equipment that tests and the benchmark burst from one address.
+      BROKER_RATE_LIMIT_PER_SECOND: "0",
       ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
       ...options.env,
     });
@@ -70,10 +72,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(options.clock && { clock: options.clock }),
       ...(options.sleeper && { sleeper: options.sleeper }),
     });
-    const server = createNodeServer(broker.handler, { logger });
+    const serverOptions: NodeServerOptions = { logger, limits: settings.server };
+    const server = createNodeServer(broker.handler, serverOptions);
     const { port } = await listen(server, options.brokerPort ?? 8080, host);
+    const brokerUrl = `http://${host}:${port}`;
+    // On this machine the broker knows its own URL, so the quick start's install scripts work
+    // without BROKER_PUBLIC_URL; a caller's Host header still never chooses it.
+    serverOptions.publicUrl = settings.publicUrl ?? brokerUrl;
     return {
-      brokerUrl: `http://${host}:${port}`,
+      brokerUrl,
       emulatorUrl: emulator.url,
       emulator,
       broker,

@@ -4,6 +4,8 @@
  */
 import { parseArgs } from "node:util";
 import { BrokerError, ConfigError } from "../core/errors";
+import { keepServingOnUncaughtErrors } from "../http/node-server";
+import { createLogger } from "../logging";
 import { startLocalStack } from "./stack";
 
 async function main(): Promise<void> {
@@ -17,7 +19,10 @@ async function main(): Promise<void> {
     );
     return;
   }
+  const { logger } = createLogger();
+  keepServingOnUncaughtErrors(logger);
   const stack = await startLocalStack({
+    logger,
     brokerPort: portFrom("PORT", 8080),
     emulatorPort: portFrom("EMULATOR_PORT", 4566),
     ...(values.config !== undefined && { configFile: values.config }),
