@@ -5,7 +5,7 @@ import type { Logger } from "../core/ports";
 import type { HttpHandler, HttpResponse } from "./handler";
 import { SourceRateLimiter } from "./rate-limit";
 import { lastHeaderValue, sourceAddress, TrustedProxies } from "./source-address";
-import { statusFor } from "./status";
+import { errorResponse, HttpError } from "./status";
 
 /** Socket hygiene and caller limits of the Node server (BROKER_* settings, docs/threat-model.md). */
 export interface NodeServerLimits {
@@ -75,7 +75,8 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
   async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const target = parseTarget(req.url ?? "");
     if (!target) {
-      send(res, requestId, errorJson("InvalidRequest", "The request target is not a valid path.", requestId));
+      const refusal = new HttpError("InvalidRequest", "The request target is not a valid path.");
+      send(res, requestId, errorResponse(refusal, requestId));
       return;
     }
     // /healthz stays exempt so a load balancer's checks neither spend nor suffer the budget.
@@ -83,15 +84,14 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
       const source = sourceAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], trusted);
       const decision = limiter.take(source, now());
       if (!decision.allowed) {
-        const body = errorJson(
+        const refusal = new HttpError(
           "TooManyRequests",
           "Too many requests from this address; retry later.",
-          requestId,
           {
             "Retry-After": String(decision.retryAfterSeconds),
           },
         );
-        send(res, requestId, body);
+        send(res, requestId, errorResponse(refusal, requestId));
         return;
       }
     }
@@ -131,7 +131,7 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
           res.destroy();
           return;
         }
-        send(res, requestId, errorJson("InternalError", "Internal error.", requestId));
+        send(res, requestId, errorResponse(error, requestId));
       };
       try {
         serve(req, res, requestId).catch(guard);
@@ -152,19 +152,6 @@ function send(res: ServerResponse, requestId: string, response: HttpResponse): v
   if (res.headersSent || res.destroyed) return;
   res.writeHead(response.status, { ...response.headers, "X-Request-Id": requestId });
   res.end(response.body);
-}
-
-function errorJson(
-  code: string,
-  message: string,
-  requestId: string,
-  headers: Record<string, string> = {},
-): HttpResponse {
-  return {
-    status: statusFor(code),
-    headers: { "Content-Type": "application/json", "Cache-Control": "no-store", ...headers },
-    body: JSON.stringify({ error: { code, message, requestId } }),
-  };
 }
 
 /**
