@@ -50,8 +50,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       BROKER_TABLE_NAME: LOCAL_TABLE_NAME,
       BROKER_DEFAULT_IAM_ROLE: LOCAL_IAM_ROLE,
       BROKER_DEPLOYMENT: "local",
-      // Local mode is development equipment that tests and the benchmark burst from one address.
+      // Local mode is development equipment that tests and the benchmark burst from one address,
+      // thousands of connections at once.
       BROKER_RATE_LIMIT_PER_SECOND: "0",
+      BROKER_MAX_CONNECTIONS: "20000",
       ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
       ...options.env,
     });
