@@ -92,3 +92,11 @@ export class ActivationRejectedError extends BrokerError {
 export class ConfigError extends BrokerError {
   readonly code = "InvalidConfiguration";
 }
+
+/** A NodeConfig was asked of a pool that has no EKS cluster (no `eksClusterArn`). */
+export class NotAnEksPoolError extends BrokerError {
+  readonly code = "NotAnEksPool";
+  constructor(readonly pool: string) {
+    super(`Pool '${pool}' is not an EKS Hybrid Nodes pool (it has no eksClusterArn).`);
+  }
+}

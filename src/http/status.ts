@@ -5,6 +5,7 @@
 export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   InvalidPoolName: 400,
   InvalidParameter: 400,
+  NotAnEksPool: 400,
   NotFound: 404,
   PoolNotFound: 404,
   MethodNotAllowed: 405,
