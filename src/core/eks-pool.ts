@@ -95,7 +95,7 @@ const FLAGS_OWNED_ELSEWHERE: Readonly<Record<string, string>> = {
 const kubeletFlag = z
   .string()
   .max(1024)
-  .regex(/^--[a-z0-9][a-z0-9-]*(=[^\0-\x1f\x7f]*)?$/, "a kubelet flag such as --max-pods=110")
+  .regex(/^--[a-z0-9][a-z0-9-]*(=\P{Cc}*)?$/u, "a kubelet flag such as --max-pods=110")
   .superRefine((flag, ctx) => {
     const name = flag.slice(2).split("=")[0]!;
     const reason = FLAGS_OWNED_ELSEWHERE[name];
