@@ -8,6 +8,7 @@ export const STATUS_BY_CODE = {
   InvalidRequest: 400,
   InvalidPoolName: 400,
   InvalidParameter: 400,
+  NotAnEksPool: 400,
   NotFound: 404,
   PoolNotFound: 404,
   MethodNotAllowed: 405,
