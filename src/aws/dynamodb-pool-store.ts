@@ -6,7 +6,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
+import type { LeaseRequest, NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
@@ -25,6 +25,9 @@ const NAMES = {
   "#issued": "issued",
   "#leaseOwner": "leaseOwner",
   "#leaseDeadline": "leaseDeadline",
+  "#windowStart": "rotationWindowStart",
+  "#rotations": "rotationsInWindow",
+  "#retiredAt": "retiredAt",
 } as const;
 
 type Name = keyof typeof NAMES;
@@ -54,6 +57,13 @@ type Name = keyof typeof NAMES;
  *   The commit also sets issued = 1: the committer's own reservation, taken in the same write.
  * - releaseLease: only the owner can clear its lease, so a late release after a lapse and a
  *   takeover cannot unlock somebody else's rotation.
+ * - rotation budget (I7): the lease write itself counts the lease in the row's one-hour window
+ *   (rotationWindowStart, rotationsInWindow) and fails once the window holds `max` leases, so
+ *   replicas and Lambda containers share one budget with no read-then-write. An open window is
+ *   counted up (`rotationsInWindow < max`); a closed or missing one is restarted at now with a
+ *   count of 1. The two cases are two writes with disjoint conditions: at most one can succeed.
+ * - retire: `activationId = :id` sets retiredAt, which reserve's condition refuses, so the next
+ *   vend rotates; commitRotation clears it with the new activation.
  */
 export class DynamoDbPoolStore implements PoolStateStore {
   constructor(
@@ -66,8 +76,9 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
       ConditionExpression:
-        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
-      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
+        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil " +
+        "AND attribute_not_exists(#retiredAt)",
+      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt", "#retiredAt"),
       ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
       ReturnValues: "ALL_NEW",
     });
@@ -83,34 +94,56 @@ export class DynamoDbPoolStore implements PoolStateStore {
     return Item && toPoolState(Item);
   }
 
-  async acquireLease(
-    pool: string,
-    lease: { owner: string; generation: number; now: number; deadline: number },
-  ): Promise<boolean> {
+  async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
     // Generation 0 covers both "no row yet" and "a row whose first rotation never committed"
     // (a lease that was released or lapsed leaves generation = 0 behind).
     const atGeneration =
       lease.generation === 0
         ? "(attribute_not_exists(#generation) OR #generation = :gen)"
         : "#generation = :gen";
-    const item = await this.conditionalUpdate({
+    const leaseFree = "(attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)";
+    const takeLease =
+      "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
+      "#generation = if_not_exists(#generation, :zero)";
+    const base = {
       ...this.keyOf(pool),
-      UpdateExpression:
-        "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
-        "#generation = if_not_exists(#generation, :zero)",
-      ConditionExpression: `${atGeneration} AND (attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)`,
-      ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline", "#pool", "#generation"),
-      ExpressionAttributeValues: {
-        ":owner": str(lease.owner),
-        ":deadline": num(lease.deadline),
-        ":pool": str(pool),
-        ":zero": num(0),
-        ":gen": num(lease.generation),
-        ":now": num(lease.now),
-      },
-      ReturnValues: "NONE",
+      ExpressionAttributeNames: names(
+        "#leaseOwner",
+        "#leaseDeadline",
+        "#pool",
+        "#generation",
+        "#windowStart",
+        "#rotations",
+      ),
+      ReturnValues: "NONE" as const,
+    };
+    const values = {
+      ":owner": str(lease.owner),
+      ":deadline": num(lease.deadline),
+      ":pool": str(pool),
+      ":zero": num(0),
+      ":gen": num(lease.generation),
+      ":now": num(lease.now),
+      ":one": num(1),
+      ":windowOpenAfter": num(lease.now - lease.budget.windowMs),
+    };
+    const inOpenWindow = await this.conditionalUpdate({
+      ...base,
+      UpdateExpression: `${takeLease}, #rotations = #rotations + :one`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} AND #windowStart > :windowOpenAfter ` + "AND #rotations < :max",
+      ExpressionAttributeValues: { ...values, ":max": num(lease.budget.max) },
     });
-    return item !== undefined;
+    if (inOpenWindow) return true;
+    const inNewWindow = await this.conditionalUpdate({
+      ...base,
+      UpdateExpression: `${takeLease}, #windowStart = :now, #rotations = :one`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} ` +
+        "AND (attribute_not_exists(#windowStart) OR #windowStart <= :windowOpenAfter)",
+      ExpressionAttributeValues: values,
+    });
+    return inNewWindow !== undefined;
   }
 
   async commitRotation(
@@ -122,7 +155,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression:
         "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
-        "#generation = :next REMOVE #leaseOwner, #leaseDeadline",
+        "#generation = :next REMOVE #leaseOwner, #leaseDeadline, #retiredAt",
       ConditionExpression: "#leaseOwner = :owner AND #generation = :gen",
       ExpressionAttributeNames: names(
         "#activationId",
@@ -132,6 +165,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#generation",
         "#leaseOwner",
         "#leaseDeadline",
+        "#retiredAt",
       ),
       ExpressionAttributeValues: {
         ":activationId": str(activation.activationId),
@@ -158,6 +192,18 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ExpressionAttributeValues: { ":owner": str(owner) },
       ReturnValues: "NONE",
     });
+  }
+
+  async retire(pool: string, activationId: string, now: number): Promise<boolean> {
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: "SET #retiredAt = if_not_exists(#retiredAt, :now)",
+      ConditionExpression: "#activationId = :activationId",
+      ExpressionAttributeNames: names("#retiredAt", "#activationId"),
+      ExpressionAttributeValues: { ":now": num(now), ":activationId": str(activationId) },
+      ReturnValues: "NONE",
+    });
+    return item !== undefined;
   }
 
   async list(): Promise<PoolState[]> {
@@ -235,6 +281,9 @@ function toPoolState(item: Item): PoolState | undefined {
     issued: readNumber(item, "issued"),
     leaseOwner: readString(item, "leaseOwner"),
     leaseDeadline: readNumber(item, "leaseDeadline"),
+    rotationWindowStart: readNumber(item, "rotationWindowStart"),
+    rotationsInWindow: readNumber(item, "rotationsInWindow"),
+    retiredAt: readNumber(item, "retiredAt"),
   };
   return {
     pool,

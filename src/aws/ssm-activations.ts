@@ -103,6 +103,22 @@ export class SsmActivations implements ActivationProvider {
     } while (nextToken);
     return owned;
   }
+
+  async describe(activationId: string): Promise<ActivationSummary | undefined> {
+    let page;
+    try {
+      page = await this.client.send(
+        new DescribeActivationsCommand({
+          Filters: [{ FilterKey: "ActivationIds", FilterValues: [activationId] }],
+        }),
+      );
+    } catch (error) {
+      throwIfTransient(error);
+      throw error;
+    }
+    const found = (page.ActivationList ?? []).find((a) => a.ActivationId === activationId);
+    return found && toSummary(found);
+  }
 }
 
 function throwIfTransient(error: unknown): void {

@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { createAwsClients } from "../aws/clients";
-import { createBroker } from "../composition";
+import { createBroker, startReconcileTimer } from "../composition";
 import { createNodeServer, keepServingOnUncaughtErrors, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, readPort } from "../settings";
@@ -56,8 +56,12 @@ export async function main(argv: string[]): Promise<number> {
     port: address.port,
     pools: broker.vendor.poolNames(),
   });
+  const stopReconciling = startReconcileTimer(broker, settings.reconcileIntervalMs, logger);
   await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve());
+    const stop = () => {
+      stopReconciling();
+      server.close(() => resolve());
+    };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });

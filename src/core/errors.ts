@@ -75,6 +75,24 @@ export class RotationInProgressError extends RetryLaterError {
   }
 }
 
+/**
+ * The pool created its budget of activations this hour (maxActivationsPerHour): a caller draining
+ * the pool gets refused instead of costing more activations (I7). HTTP 429 with Retry-After.
+ */
+export class RotationBudgetExhaustedError extends RetryLaterError {
+  override readonly name = "RotationBudgetExhaustedError";
+  readonly code = "RotationBudgetExhausted";
+  constructor(
+    readonly pool: string,
+    retryAfterSeconds: number,
+  ) {
+    super(
+      `Pool '${pool}' has created its maximum of new activations this hour; retry later.`,
+      retryAfterSeconds,
+    );
+  }
+}
+
 /** AWS answered with throttling (SSM, DynamoDB or Parameter Store). */
 export class ThrottledError extends RetryLaterError {
   override readonly name = "ThrottledError";

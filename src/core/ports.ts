@@ -18,6 +18,11 @@ export interface PoolState {
   readonly issued?: number;
   readonly leaseOwner?: string;
   readonly leaseDeadline?: number;
+  /** Rotation budget: when the current one-hour window opened, and leases taken in it (I7). */
+  readonly rotationWindowStart?: number;
+  readonly rotationsInWindow?: number;
+  /** Set when the current activation was retired (slot theft, revocation): it reserves no more. */
+  readonly retiredAt?: number;
 }
 
 export interface Reservation {
@@ -30,6 +35,14 @@ export interface Reservation {
   readonly limit: number;
 }
 
+export interface LeaseRequest {
+  readonly owner: string;
+  readonly generation: number;
+  readonly now: number;
+  readonly deadline: number;
+  readonly budget: { readonly max: number; readonly windowMs: number };
+}
+
 export interface NewActivation {
   readonly activationId: string;
   readonly expiresAt: number;
@@ -39,8 +52,9 @@ export interface NewActivation {
 export interface PoolStateStore {
   /**
    * Reserves one registration slot on the current activation with ONE conditional write:
-   * succeeds only if issued < limit AND expiresAt > validUntil. Returns undefined when the
-   * condition fails (exhausted, expiring, or no activation yet). Never read-then-write (I1).
+   * succeeds only if issued < limit AND expiresAt > validUntil AND the activation is not retired.
+   * Returns undefined when the condition fails (exhausted, expiring, retired, or no activation
+   * yet). Never read-then-write (I1).
    */
   reserve(pool: string, validUntil: number): Promise<Reservation | undefined>;
 
@@ -49,13 +63,13 @@ export interface PoolStateStore {
 
   /**
    * Takes the rotation lease with ONE conditional write: succeeds only if the pool is still at
-   * `generation` and no unexpired lease is held (leaseDeadline <= now). Creates the row when
-   * generation is 0 and none exists. Returns false when the condition fails.
+   * `generation`, no unexpired lease is held (leaseDeadline <= now), and the rotation budget has
+   * room: fewer than `budget.max` leases in the window opened within the last `budget.windowMs`,
+   * or no such window (the write then opens one at `now`). The same write counts the lease, so
+   * every process sharing the row shares the budget. Creates the row when generation is 0 and
+   * none exists. Returns false when the condition fails.
    */
-  acquireLease(
-    pool: string,
-    lease: { owner: string; generation: number; now: number; deadline: number },
-  ): Promise<boolean>;
+  acquireLease(pool: string, lease: LeaseRequest): Promise<boolean>;
 
   /**
    * Installs the new activation, bumps the generation, reserves the first slot for the caller and
@@ -70,6 +84,13 @@ export interface PoolStateStore {
 
   /** Drops the lease if `owner` still holds it (after a failed rotation), so others need not wait. */
   releaseLease(pool: string, owner: string): Promise<void>;
+
+  /**
+   * Makes the current activation unreservable with ONE conditional write, only if the pool still
+   * points at `activationId`; the next vend then rotates past it. Returns false when the pool has
+   * moved on (or has no row). Used on slot theft (src/core/reconcile.ts) and for revocation.
+   */
+  retire(pool: string, activationId: string, now: number): Promise<boolean>;
 
   /** Every pool row (admin and janitor use; never on the request path). */
   list(): Promise<PoolState[]>;
@@ -109,6 +130,11 @@ export interface ActivationProvider {
   delete(activationId: string): Promise<void>;
   /** The broker's activations (those tagged for this deployment); admin and janitor only. */
   listOwned(): Promise<ActivationSummary[]>;
+  /**
+   * One activation by id (one DescribeActivations call filtered by ActivationIds), undefined if
+   * SSM does not know it. Never on a vend's steady-state path (I4).
+   */
+  describe(activationId: string): Promise<ActivationSummary | undefined>;
 }
 
 export interface StoredSecret {

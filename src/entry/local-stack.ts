@@ -1,7 +1,7 @@
 import { startEmulator, type Emulator } from "../../emulator/server";
 import { createAwsClients } from "../aws/clients";
 import { ensurePoolTable } from "../aws/dynamodb-table";
-import { createBroker, type Broker } from "../composition";
+import { createBroker, startReconcileTimer, type Broker } from "../composition";
 import type { Clock, Logger, Sleeper } from "../core/ports";
 import { createNodeServer, listen, type NodeServerOptions } from "../http/node-server";
 import { createLogger } from "../logging";
@@ -83,6 +83,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // On this machine the broker knows its own URL, so the quick start's install scripts work
     // without BROKER_PUBLIC_URL; a caller's Host header still never chooses it.
     serverOptions.publicUrl = settings.publicUrl ?? brokerUrl;
+    const stopReconciling = startReconcileTimer(broker, settings.reconcileIntervalMs, logger);
     return {
       brokerUrl,
       emulatorUrl: emulator.url,
@@ -90,6 +91,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       broker,
       settings,
       async close() {
+        stopReconciling();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         clients.dynamodb.destroy();

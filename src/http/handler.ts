@@ -128,7 +128,10 @@ function failed(error: unknown, request: HttpRequest, logger: Logger): HttpRespo
   const response = errorResponse(error, request.requestId);
   const code = error instanceof BrokerError ? error.code : "InternalError";
   const details = { code, status: response.status, path: request.path, error: describe(error) };
-  if (error instanceof RetryLaterError || response.status < 500) logger.warn("request refused", details);
+  // A drained pool refuses every request: the vendor logs that once a minute per pool, so a
+  // flood of refusals does not become a flood of WARN lines.
+  if (code === "RotationBudgetExhausted") logger.debug("request refused", details);
+  else if (error instanceof RetryLaterError || response.status < 500) logger.warn("request refused", details);
   else logger.error("request failed", details);
   return response;
 }

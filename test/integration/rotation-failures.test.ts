@@ -47,6 +47,7 @@ function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
     },
     delete: (id) => realActivations.delete(id),
     listOwned: () => realActivations.listOwned(),
+    describe: (id) => realActivations.describe(id),
   };
   const secrets: SecretStore = {
     put: async (secret) => {

@@ -11,6 +11,7 @@ import type {
   CreateActivationRequest,
   CreatedActivation,
   Logger,
+  LeaseRequest,
   NewActivation,
   PoolState,
   PoolStateStore,
@@ -31,6 +32,7 @@ export class InMemoryPoolStore implements PoolStateStore {
     const row = this.rows.get(pool);
     if (
       !row?.activationId ||
+      row.retiredAt !== undefined ||
       row.limit === undefined ||
       row.expiresAt === undefined ||
       (row.issued ?? 0) >= row.limit ||
@@ -47,17 +49,23 @@ export class InMemoryPoolStore implements PoolStateStore {
     return row ? { ...row } : undefined;
   }
 
-  async acquireLease(
-    pool: string,
-    lease: { owner: string; generation: number; now: number; deadline: number },
-  ): Promise<boolean> {
+  async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
     if ((row?.generation ?? 0) !== lease.generation) return false;
     if (row?.leaseDeadline !== undefined && row.leaseDeadline > lease.now) return false;
+    const windowOpen =
+      row?.rotationWindowStart !== undefined && row.rotationWindowStart > lease.now - lease.budget.windowMs;
+    if (windowOpen && (row?.rotationsInWindow ?? 0) >= lease.budget.max) return false;
     const next = row ?? { pool, generation: 0 };
     next.leaseOwner = lease.owner;
     next.leaseDeadline = lease.deadline;
+    if (windowOpen) {
+      next.rotationsInWindow = (next.rotationsInWindow ?? 0) + 1;
+    } else {
+      next.rotationWindowStart = lease.now;
+      next.rotationsInWindow = 1;
+    }
     this.rows.set(pool, next);
     return true;
   }
@@ -76,6 +84,7 @@ export class InMemoryPoolStore implements PoolStateStore {
     row.issued = 1;
     delete row.leaseOwner;
     delete row.leaseDeadline;
+    delete row.retiredAt;
     return reservationOf(row);
   }
 
@@ -86,6 +95,14 @@ export class InMemoryPoolStore implements PoolStateStore {
       delete row.leaseOwner;
       delete row.leaseDeadline;
     }
+  }
+
+  async retire(pool: string, activationId: string, now: number): Promise<boolean> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if (row?.activationId !== activationId) return false;
+    row.retiredAt ??= now;
+    return true;
   }
 
   async list(): Promise<PoolState[]> {
@@ -155,6 +172,21 @@ export class InMemoryActivations implements ActivationProvider {
         ...summary,
         expired: summary.expiresAt <= now,
       }));
+  }
+
+  /** Like DescribeActivations filtered by id: any live activation, whatever its tags. */
+  async describe(activationId: string): Promise<ActivationSummary | undefined> {
+    const now = this.clock.now();
+    const found = this.created.find((a) => a.activationId === activationId && !a.deleted);
+    if (!found) return undefined;
+    const { code: _code, request: _request, deleted: _deleted, ...summary } = found;
+    return { ...summary, expired: summary.expiresAt <= now };
+  }
+
+  /** What a node registering with this activation does to SSM's count (theft included). */
+  register(activationId: string): void {
+    const found = this.created.find((a) => a.activationId === activationId);
+    if (found) (found as Mutable<FakeActivation>).registrationsCount++;
   }
 
   live(): FakeActivation[] {
