@@ -11,7 +11,7 @@ export async function buildCli(outfile = "dist/activation-broker.mjs"): Promise<
     outfile,
     bundle: true,
     platform: "node",
-    target: "node20",
+    target: "node24",
     format: "esm",
     sourcemap: true,
     // Some CommonJS dependencies call require(); give the ESM bundle one.
