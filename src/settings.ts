@@ -90,3 +90,23 @@ function readConfigFile(file: string): string {
     throw new ConfigError(`Cannot read configuration file ${file}`, { cause: error });
   }
 }
+
+/**
+ * The port a server listens on: `flag` (a command-line value) first, then the environment
+ * variable `name` (PORT, EMULATOR_PORT), then `fallback`. 0 asks the system for a free port.
+ */
+export function readPort(
+  name: string,
+  fallback: number,
+  env: NodeJS.ProcessEnv = process.env,
+  flag?: { readonly name: string; readonly value: string | undefined },
+): number {
+  const [source, raw] =
+    flag?.value !== undefined ? [flag.name, flag.value] : [name, env[name] === "" ? undefined : env[name]];
+  if (raw === undefined) return fallback;
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port > 65535) {
+    throw new ConfigError(`${source} must be a port number (0-65535), got '${raw}'`);
+  }
+  return port;
+}

@@ -36,7 +36,7 @@ import {
 } from "./hybrid-nodes-role";
 
 /** The foundation's Lambda adapter: the only broker logic the function runs. */
-export const DEFAULT_HANDLER_ENTRY = fileURLToPath(new URL("../../src/http/lambda.ts", import.meta.url));
+export const DEFAULT_HANDLER_ENTRY = fileURLToPath(new URL("../../src/entry/lambda.ts", import.meta.url));
 
 /** Tag the broker puts on every activation it creates; IAM only lets it create activations so tagged. */
 export const DEPLOYMENT_TAG = `${RESERVED_TAG_PREFIX}deployment`;
@@ -92,7 +92,7 @@ export interface ActivationBrokerProps {
   readonly memorySize?: number;
   /** Value of the `activation-broker:deployment` tag. @default `<stack name>:<stack uuid>` */
   readonly deploymentId?: string;
-  /** @default src/http/lambda.ts */
+  /** @default src/entry/lambda.ts */
   readonly entry?: string;
 }
 
