@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LOCAL_HYBRID_NODES_ROLE } from "../../src/local/stack";
+import { LOCAL_HYBRID_NODES_ROLE } from "../../src/entry/local-stack";
 import { awsCli, hasAwsCli } from "../support/aws-cli";
 import { aLocalStack, pools, registerNode } from "../support/local";
 import { nodeadmProblem, parseNodeConfig } from "../support/nodeadm-rules";
