@@ -92,3 +92,19 @@ export class ActivationRejectedError extends BrokerError {
 export class ConfigError extends BrokerError {
   readonly code = "InvalidConfiguration";
 }
+
+/** The operator named an activation this deployment does not know (CLI exit code 3). */
+export class ActivationNotFoundError extends BrokerError {
+  readonly code = "ActivationNotFound";
+  constructor(readonly activationId: string) {
+    super(`Activation ${activationId} is not one of this deployment's activations.`);
+  }
+}
+
+/** The operator asked to revoke a pool that has no activation yet (CLI exit code 3). */
+export class NothingToRevokeError extends BrokerError {
+  readonly code = "NothingToRevoke";
+  constructor(readonly pool: string) {
+    super(`Pool '${pool}' has no activation to revoke.`);
+  }
+}

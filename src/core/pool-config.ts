@@ -48,6 +48,15 @@ export const poolConfigSchema = z
       .optional(),
     description: z.string().max(256).optional(),
     tags: z.record(tagKey, z.string().max(256)).default({}),
+    /** Fleet hygiene the janitor applies to this pool's nodes (docs/operations.md). Off by default. */
+    hygiene: z
+      .strictObject({
+        /** Tag each node `Name = <its ComputerName>` when it has no Name tag yet. */
+        nameTag: z.boolean().default(false),
+        /** Deregister older duplicates of a re-imaged host once ConnectionLost this many days. */
+        deregisterDuplicatesAfterDays: z.number().int().min(1).max(365).optional(),
+      })
+      .optional(),
   })
   .refine((p) => p.safetyMarginMinutes < p.expirationHours * 60, {
     message: "safetyMarginMinutes must be shorter than expirationHours, or no pair could ever be handed out",
@@ -66,6 +75,12 @@ export interface PoolConfig {
   readonly defaultInstanceName?: string;
   readonly description?: string;
   readonly tags: Readonly<Record<string, string>>;
+  readonly hygiene?: PoolHygiene;
+}
+
+export interface PoolHygiene {
+  readonly nameTag: boolean;
+  readonly deregisterDuplicatesAfterDays?: number;
 }
 
 export const poolsFileSchema = z.strictObject({
@@ -106,6 +121,7 @@ export function parsePools(input: unknown, defaults: { iamRole?: string }): Read
       tags: pool.tags,
       ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
       ...(pool.description !== undefined && { description: pool.description }),
+      ...(pool.hygiene !== undefined && { hygiene: pool.hygiene }),
     });
   }
   return pools;
