@@ -5,7 +5,7 @@ import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
 /** Called once per page read, so a long listing can show progress. */
-export type PageProgress = (operation: string, itemsSoFar: number) => void;
+export type PageProgress = (operation: string, page: number, itemsSoFar: number) => void;
 
 /**
  * The operations' view of the pool table (Scan and the retire write). The request path's
@@ -21,6 +21,7 @@ export class DynamoDbPoolInventory implements PoolInventory {
   async list(): Promise<PoolRow[]> {
     const rows: PoolRow[] = [];
     let startKey: Item | undefined;
+    let pages = 0;
     do {
       const page = await this.send(() =>
         this.client.send(
@@ -33,7 +34,7 @@ export class DynamoDbPoolInventory implements PoolInventory {
         if (state) rows.push({ ...state, ...(revoked !== undefined && { revokedActivationId: revoked }) });
       }
       startKey = page.LastEvaluatedKey;
-      this.onPage("Scan", rows.length);
+      this.onPage("Scan", ++pages, rows.length);
     } while (startKey);
     return rows;
   }

@@ -57,6 +57,7 @@ export class SsmActivationInventory implements ActivationInventory {
   async list(): Promise<ActivationRecord[]> {
     const records: ActivationRecord[] = [];
     let nextToken: string | undefined;
+    let pages = 0;
     do {
       const page = await ssmCall(() =>
         this.client.send(
@@ -68,7 +69,7 @@ export class SsmActivationInventory implements ActivationInventory {
         if (record) records.push(record);
       }
       nextToken = page.NextToken;
-      this.onPage("DescribeActivations", records.length);
+      this.onPage("DescribeActivations", ++pages, records.length);
     } while (nextToken);
     return records;
   }
@@ -110,6 +111,7 @@ export class ParameterInventory implements SecretInventory {
   async list(): Promise<StoredParameter[]> {
     const found: StoredParameter[] = [];
     let nextToken: string | undefined;
+    let pages = 0;
     do {
       let page;
       try {
@@ -132,7 +134,7 @@ export class ParameterInventory implements SecretInventory {
         if (parsed) found.push({ ...parsed, lastModifiedAt: parameter.LastModifiedDate?.getTime() ?? 0 });
       }
       nextToken = page.NextToken;
-      this.onPage("GetParametersByPath", found.length);
+      this.onPage("GetParametersByPath", ++pages, found.length);
     } while (nextToken);
     return found;
   }
@@ -205,6 +207,7 @@ export class SsmNodeInventory implements NodeInventory {
   private async describe(filters: InstanceInformationStringFilter[]): Promise<InstanceInformation[]> {
     const found: InstanceInformation[] = [];
     let nextToken: string | undefined;
+    let pages = 0;
     do {
       const page = await ssmCall(() =>
         this.client.send(
@@ -217,7 +220,7 @@ export class SsmNodeInventory implements NodeInventory {
       );
       found.push(...(page.InstanceInformationList ?? []));
       nextToken = page.NextToken;
-      this.onPage("DescribeInstanceInformation", found.length);
+      this.onPage("DescribeInstanceInformation", ++pages, found.length);
     } while (nextToken);
     return found;
   }

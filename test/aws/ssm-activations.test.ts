@@ -90,7 +90,7 @@ describe("SsmActivations", () => {
     );
     aws.emulator.controls.resetCounters();
     const pages: number[] = [];
-    const listed = await new SsmActivationInventory(aws.ssm, (_op, n) => pages.push(n)).list();
+    const listed = await new SsmActivationInventory(aws.ssm, (_op, _page, n) => pages.push(n)).list();
     const ours = listed.filter((a) => a.tags[TAG_DEPLOYMENT] === paged).map((a) => a.activationId);
     expect(ours.sort()).toEqual(created.map((c) => c.activationId).sort());
     expect(aws.emulator.controls.counters()["ssm:DescribeActivations"]).toBeGreaterThan(1);

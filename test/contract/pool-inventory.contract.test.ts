@@ -127,7 +127,9 @@ describe("DynamoDbPoolInventory over the emulator", () => {
         ),
       );
       const pages: number[] = [];
-      const rows = await new DynamoDbPoolInventory(aws.dynamodb, table, (_op, n) => pages.push(n)).list();
+      const rows = await new DynamoDbPoolInventory(aws.dynamodb, table, (_op, _page, n) =>
+        pages.push(n),
+      ).list();
       expect(rows).toHaveLength(300);
       expect(pages.length).toBeGreaterThan(1);
       expect(pages.at(-1)).toBe(300);
