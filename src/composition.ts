@@ -12,6 +12,7 @@ import { Janitor } from "./core/janitor";
 import type { Metrics } from "./core/metrics";
 import { createHttpHandler, type HttpHandler } from "./http/handler";
 import { renderInstallScript } from "./http/agent-scripts.generated";
+import { createNodeConfigRoute } from "./http/nodeconfig";
 import type { Settings } from "./settings";
 
 export const systemClock: Clock = { now: () => Date.now() };
@@ -45,7 +46,14 @@ export function createBroker(deps: {
       deployment: settings.deployment,
     },
   });
-  const handler = createHttpHandler({ vendor, region: settings.region, logger, renderInstallScript });
+  const nodeConfig = createNodeConfigRoute({ vendor, pools: settings.pools, logger });
+  const handler = createHttpHandler({
+    vendor,
+    region: settings.region,
+    logger,
+    renderInstallScript,
+    nodeConfig,
+  });
   return { vendor, handler };
 }
 

@@ -37,7 +37,7 @@ const context = {
 async function loadHandler(env: Record<string, string>) {
   vi.resetModules();
   for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
-  return (await import("../../src/http/lambda")).handler;
+  return (await import("../../src/entry/lambda")).handler;
 }
 
 describe("Lambda adapter (API Gateway REST proxy)", () => {
@@ -99,7 +99,7 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     expect(res.statusCode).toBe(500);
     expect(JSON.parse(res.body).error).toEqual({
       code: "InternalError",
-      message: "Broker is misconfigured.",
+      message: "Internal error; quote the request id when reporting it.",
       requestId: "apigw-request-1",
     });
   });
