@@ -27,8 +27,8 @@ Commands:
       --port: default $PORT or 8080; --host: default 127.0.0.1
 ${ADMIN_COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}
 
-Configuration: the deployment's BROKER_* environment variables (as for serve), the AWS default
-credential chain and Region; --endpoint-url or AWS_ENDPOINT_URL for the local emulated AWS.
+Configuration: the deployment's BROKER_* environment variables (docs/configuration.md), the AWS
+default credential chain and Region; --endpoint-url or AWS_ENDPOINT_URL for the local emulated AWS.
 Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error, 3 pool or activation
 not found, 4 AWS refused (credentials, permissions), 5 AWS unreachable or throttling (retry later),
 6 some --apply actions failed.
