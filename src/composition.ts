@@ -11,7 +11,8 @@ import { Admin } from "./core/admin";
 import { Janitor } from "./core/janitor";
 import type { Metrics } from "./core/metrics";
 import { createHttpHandler, type HttpHandler } from "./http/handler";
-import { renderInstallScript } from "./http/agent-scripts.generated";
+import { INSTALL_PS1, INSTALL_SH } from "./http/agent-scripts.generated";
+import { installScriptRenderer } from "./http/install-scripts";
 import { createNodeConfigRoute } from "./http/nodeconfig";
 import type { Settings } from "./settings";
 
@@ -51,7 +52,7 @@ export function createBroker(deps: {
     vendor,
     region: settings.region,
     logger,
-    renderInstallScript,
+    renderInstallScript: installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 }),
     nodeConfig,
   });
   return { vendor, handler };
