@@ -2,7 +2,6 @@ import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
-  ScanCommand,
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
@@ -10,7 +9,7 @@ import type { LeaseRequest, NewActivation, PoolState, PoolStateStore, Reservatio
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
-type Item = Record<string, AttributeValue>;
+export type Item = Record<string, AttributeValue>;
 
 /**
  * Every attribute goes through a placeholder: `limit` is a DynamoDB reserved word, and aliasing
@@ -27,7 +26,6 @@ const NAMES = {
   "#leaseDeadline": "leaseDeadline",
   "#windowStart": "rotationWindowStart",
   "#rotations": "rotationsInWindow",
-  "#retiredAt": "retiredAt",
 } as const;
 
 type Name = keyof typeof NAMES;
@@ -62,8 +60,6 @@ type Name = keyof typeof NAMES;
  *   replicas and Lambda containers share one budget with no read-then-write. An open window is
  *   counted up (`rotationsInWindow < max`); a closed or missing one is restarted at now with a
  *   count of 1. The two cases are two writes with disjoint conditions: at most one can succeed.
- * - retire: `activationId = :id` sets retiredAt, which reserve's condition refuses, so the next
- *   vend rotates; commitRotation clears it with the new activation.
  */
 export class DynamoDbPoolStore implements PoolStateStore {
   constructor(
@@ -76,9 +72,8 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
       ConditionExpression:
-        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil " +
-        "AND attribute_not_exists(#retiredAt)",
-      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt", "#retiredAt"),
+        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
+      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
       ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
       ReturnValues: "ALL_NEW",
     });
@@ -155,7 +150,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression:
         "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
-        "#generation = :next REMOVE #leaseOwner, #leaseDeadline, #retiredAt",
+        "#generation = :next REMOVE #leaseOwner, #leaseDeadline",
       ConditionExpression: "#leaseOwner = :owner AND #generation = :gen",
       ExpressionAttributeNames: names(
         "#activationId",
@@ -165,7 +160,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#generation",
         "#leaseOwner",
         "#leaseDeadline",
-        "#retiredAt",
       ),
       ExpressionAttributeValues: {
         ":activationId": str(activation.activationId),
@@ -192,36 +186,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ExpressionAttributeValues: { ":owner": str(owner) },
       ReturnValues: "NONE",
     });
-  }
-
-  async retire(pool: string, activationId: string, now: number): Promise<boolean> {
-    const item = await this.conditionalUpdate({
-      ...this.keyOf(pool),
-      UpdateExpression: "SET #retiredAt = if_not_exists(#retiredAt, :now)",
-      ConditionExpression: "#activationId = :activationId",
-      ExpressionAttributeNames: names("#retiredAt", "#activationId"),
-      ExpressionAttributeValues: { ":now": num(now), ":activationId": str(activationId) },
-      ReturnValues: "NONE",
-    });
-    return item !== undefined;
-  }
-
-  async list(): Promise<PoolState[]> {
-    const states: PoolState[] = [];
-    let startKey: Item | undefined;
-    do {
-      const page = await this.send(() =>
-        this.client.send(
-          new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const state = toPoolState(item);
-        if (state) states.push(state);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return states;
   }
 
   private keyOf(pool: string): Pick<UpdateItemCommandInput, "TableName" | "Key"> {
@@ -259,7 +223,7 @@ function names(...used: Name[]): Record<string, string> {
 const str = (value: string): AttributeValue => ({ S: value });
 const num = (value: number): AttributeValue => ({ N: String(value) });
 
-function readString(item: Item, attribute: string): string | undefined {
+export function readString(item: Item, attribute: string): string | undefined {
   return item[attribute]?.S;
 }
 
@@ -269,7 +233,7 @@ function readNumber(item: Item, attribute: string): number | undefined {
 }
 
 /** undefined for items that are not pool rows (the table may hold other kinds one day). */
-function toPoolState(item: Item): PoolState | undefined {
+export function toPoolState(item: Item): PoolState | undefined {
   const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
@@ -283,7 +247,6 @@ function toPoolState(item: Item): PoolState | undefined {
     leaseDeadline: readNumber(item, "leaseDeadline"),
     rotationWindowStart: readNumber(item, "rotationWindowStart"),
     rotationsInWindow: readNumber(item, "rotationsInWindow"),
-    retiredAt: readNumber(item, "retiredAt"),
   };
   return {
     pool,

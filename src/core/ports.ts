@@ -1,5 +1,6 @@
 /**
- * Ports: what the vend use case needs from the outside world. Adapters live in src/aws
+ * Ports: what the vend use case needs from the outside world (the operations' inventory ports
+ * are in inventory.ts, so the request path's role grants no inventory read). Adapters live in src/aws
  * (DynamoDB, SSM, Parameter Store); in-memory fakes live in test/support/fakes.ts,
  * and test/contract holds both to the same contract.
  * Times are epoch milliseconds.
@@ -21,8 +22,6 @@ export interface PoolState {
   /** Rotation budget: when the current one-hour window opened, and leases taken in it (I7). */
   readonly rotationWindowStart?: number;
   readonly rotationsInWindow?: number;
-  /** Set when the current activation was retired (slot theft, revocation): it reserves no more. */
-  readonly retiredAt?: number;
 }
 
 export interface Reservation {
@@ -52,9 +51,8 @@ export interface NewActivation {
 export interface PoolStateStore {
   /**
    * Reserves one registration slot on the current activation with ONE conditional write:
-   * succeeds only if issued < limit AND expiresAt > validUntil AND the activation is not retired.
-   * Returns undefined when the condition fails (exhausted, expiring, retired, or no activation
-   * yet). Never read-then-write (I1).
+   * succeeds only if issued < limit AND expiresAt > validUntil. Returns undefined when the
+   * condition fails (exhausted, expiring, or no activation yet). Never read-then-write (I1).
    */
   reserve(pool: string, validUntil: number): Promise<Reservation | undefined>;
 
@@ -84,16 +82,6 @@ export interface PoolStateStore {
 
   /** Drops the lease if `owner` still holds it (after a failed rotation), so others need not wait. */
   releaseLease(pool: string, owner: string): Promise<void>;
-
-  /**
-   * Makes the current activation unreservable with ONE conditional write, only if the pool still
-   * points at `activationId`; the next vend then rotates past it. Returns false when the pool has
-   * moved on (or has no row). Used on slot theft (src/core/reconcile.ts) and for revocation.
-   */
-  retire(pool: string, activationId: string, now: number): Promise<boolean>;
-
-  /** Every pool row (admin and janitor use; never on the request path). */
-  list(): Promise<PoolState[]>;
 }
 
 export interface CreateActivationRequest {
@@ -108,33 +96,27 @@ export interface CreateActivationRequest {
   readonly tags: Readonly<Record<string, string>>;
 }
 
+/** What SSM counts for one activation: the slot-theft check compares it with the pool's `issued`. */
+export interface ActivationCount {
+  readonly activationId: string;
+  readonly registrationLimit: number;
+  readonly registrationsCount: number;
+}
+
 export interface CreatedActivation {
   readonly activationId: string;
   readonly activationCode: string;
-}
-
-export interface ActivationSummary {
-  readonly activationId: string;
-  readonly iamRole: string;
-  readonly registrationLimit: number;
-  readonly registrationsCount: number;
-  readonly expiresAt: number;
-  readonly expired: boolean;
-  readonly createdAt: number;
-  readonly tags: Readonly<Record<string, string>>;
 }
 
 export interface ActivationProvider {
   create(request: CreateActivationRequest): Promise<CreatedActivation>;
   /** Deletes an activation; an unknown id is not an error (it is already gone). */
   delete(activationId: string): Promise<void>;
-  /** The broker's activations (those tagged for this deployment); admin and janitor only. */
-  listOwned(): Promise<ActivationSummary[]>;
   /**
    * One activation by id (one DescribeActivations call filtered by ActivationIds), undefined if
    * SSM does not know it. Never on a vend's steady-state path (I4).
    */
-  describe(activationId: string): Promise<ActivationSummary | undefined>;
+  describe(activationId: string): Promise<ActivationCount | undefined>;
 }
 
 export interface StoredSecret {

@@ -1,4 +1,5 @@
-import type { ActivationProvider, Clock, Logger, PoolStateStore } from "./ports";
+import type { PoolInventory } from "./inventory";
+import type { ActivationProvider, Logger, PoolStateStore } from "./ports";
 
 /**
  * Slot-theft detection. The broker reserves one registration slot per pair it hands out, but SSM
@@ -13,9 +14,10 @@ import type { ActivationProvider, Clock, Logger, PoolStateStore } from "./ports"
  */
 
 export interface ReconcileDependencies {
-  readonly store: Pick<PoolStateStore, "read" | "retire">;
+  readonly store: Pick<PoolStateStore, "read">;
+  /** Retiring makes the activation unreservable on every replica (the same write as revocation). */
+  readonly pools: Pick<PoolInventory, "retire">;
   readonly activations: Pick<ActivationProvider, "describe">;
-  readonly clock: Clock;
   readonly logger: Logger;
 }
 
@@ -37,12 +39,12 @@ export const SLOT_THEFT_MESSAGE =
   "security: an activation has more registrations than pairs handed out; someone is reusing a pair";
 
 /**
- * Checks the pool's current activation and retires it at once (store.retire: the next vend
- * rotates) when SSM counts more registrations than the broker issued pairs. Logs a security
+ * Checks the pool's current activation and retires it at once (PoolInventory.retire: the next
+ * vend rotates) when SSM counts more registrations than the broker issued pairs. Logs a security
  * warning with the activation id and both counts, never a code.
  */
 export async function reconcilePool(deps: ReconcileDependencies, pool: string): Promise<ReconcileOutcome> {
-  const { store, activations, clock, logger } = deps;
+  const { store, pools, activations, logger } = deps;
   const before = await store.read(pool);
   if (!before?.activationId) return { pool, status: "no-activation" };
   const activationId = before.activationId;
@@ -58,7 +60,7 @@ export async function reconcilePool(deps: ReconcileDependencies, pool: string): 
   const issued = after.issued ?? 0;
   const counts = { activationId, registrationsCount: summary.registrationsCount, issued };
   if (summary.registrationsCount <= issued) return { pool, status: "consistent", ...counts };
-  const retired = await store.retire(pool, activationId, clock.now());
+  const retired = await pools.retire(pool, activationId);
   logger.warn(SLOT_THEFT_MESSAGE, { pool, ...counts, action: retired ? "retired" : "already rotated" });
   return retired ? { pool, status: "retired", ...counts } : { pool, status: "moved-on", activationId };
 }

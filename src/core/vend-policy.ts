@@ -24,7 +24,6 @@ export function newActivationExpiry(pool: PoolConfig, now: number): number {
 /** True when the current activation can still hand out a pair that stays valid for the margin (I1, I2). */
 export function canReserve(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
   if (!state?.activationId || state.expiresAt === undefined || state.limit === undefined) return false;
-  if (state.retiredAt !== undefined) return false;
   return (state.issued ?? 0) < state.limit && state.expiresAt > now + safetyMarginMs(pool);
 }
 

@@ -446,46 +446,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       });
     });
 
-    describe("retire", () => {
-      it("makes the current activation unreservable, once, only while the pool points at it", async () => {
-        const pool = await seeded({ limit: 10, activationId: "act-stolen" });
-        expect(await store.retire(pool, "act-other", NOW)).toBe(false);
-        expect(await store.reserve(pool, NOW)).toBeDefined();
-        expect(await store.retire(pool, "act-stolen", NOW)).toBe(true);
-        expect(await store.retire(pool, "act-stolen", NOW + 5)).toBe(true);
-        expect(await store.read(pool)).toMatchObject({
-          activationId: "act-stolen",
-          issued: 2,
-          retiredAt: NOW,
-        });
-        expect(await store.reserve(pool, NOW)).toBeUndefined();
-      });
-
-      it("is cleared by the next rotation's commit", async () => {
-        const pool = await seeded({ activationId: "act-retired" });
-        await store.retire(pool, "act-retired", NOW);
-        expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "r",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          }),
-        ).toBe(true);
-        const activation = { activationId: "act-fresh", expiresAt: NOW + HOUR * 24, limit: 5 };
-        expect(await store.commitRotation(pool, { owner: "r", generation: 1, activation })).toBeDefined();
-        expect((await store.read(pool))?.retiredAt).toBeUndefined();
-        expect((await store.reserve(pool, NOW))?.slot).toBe(2);
-      });
-
-      it("does nothing on a pool without a row", async () => {
-        const pool = newPool();
-        expect(await store.retire(pool, "act-x", NOW)).toBe(false);
-        expect(await store.read(pool)).toBeUndefined();
-      });
-    });
-
     describe("releaseLease", () => {
       it("clears the owner's lease so another request can rotate at once", async () => {
         const pool = await seeded({ activationId: "act-r" });
@@ -538,24 +498,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const pool = newPool();
         await expect(store.releaseLease(pool, "a")).resolves.toBeUndefined();
         expect(await store.read(pool)).toBeUndefined();
-      });
-    });
-
-    describe("list", () => {
-      it("returns every pool row as read() sees it", async () => {
-        const rotated = await seeded({ activationId: "act-listed" });
-        const leased = newPool();
-        await store.acquireLease(leased, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
-        const listed = await store.list();
-        const ours = listed.filter((s) => s.pool === rotated || s.pool === leased);
-        expect(ours).toHaveLength(2);
-        expect(ours).toEqual(expect.arrayContaining([await store.read(rotated), await store.read(leased)]));
       });
     });
 

@@ -100,7 +100,7 @@ describe("slot-theft detection (reconcile)", () => {
   it("retires the current activation when SSM counts more registrations than pairs issued", async () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 5 } } });
     const pair = await fx.vendor.vend("default");
-    const deps = { store: fx.store, activations: fx.activations, clock: fx.clock, logger: fx.logger };
+    const deps = { store: fx.store, pools: fx.store, activations: fx.activations, logger: fx.logger };
     fx.activations.register(pair.activationId);
     expect(await reconcilePool(deps, "default")).toMatchObject({ status: "consistent" });
     fx.activations.register(pair.activationId); // a second node on one pair: theft
@@ -148,7 +148,7 @@ describe("slot-theft detection (reconcile)", () => {
     await fx.vendor.vend("default");
     await fx.vendor.vend("default");
     expect(describes).toBe(0);
-    const deps = { store: fx.store, activations: fx.activations, clock: fx.clock, logger: fx.logger };
+    const deps = { store: fx.store, pools: fx.store, activations: fx.activations, logger: fx.logger };
     const outcomes = await reconcilePools(deps, ["default", "web"]);
     expect(outcomes.map((o) => o.status)).toEqual(["consistent", "no-activation"]);
   });

@@ -3,10 +3,10 @@
  * (test/contract keeps them honest) and let tests inject faults and observe calls.
  */
 import { SecretNotFoundError } from "../../src/core/errors";
-import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
+import type { ActivationInventory, ActivationRecord, PoolInventory, PoolRow } from "../../src/core/inventory";
 import type {
+  ActivationCount,
   ActivationProvider,
-  ActivationSummary,
   Clock,
   CreateActivationRequest,
   CreatedActivation,
@@ -23,8 +23,8 @@ import type {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-export class InMemoryPoolStore implements PoolStateStore {
-  readonly rows = new Map<string, Mutable<PoolState>>();
+export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
+  readonly rows = new Map<string, Mutable<PoolRow>>();
   writes = 0;
 
   async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
@@ -32,7 +32,6 @@ export class InMemoryPoolStore implements PoolStateStore {
     const row = this.rows.get(pool);
     if (
       !row?.activationId ||
-      row.retiredAt !== undefined ||
       row.limit === undefined ||
       row.expiresAt === undefined ||
       (row.issued ?? 0) >= row.limit ||
@@ -84,7 +83,6 @@ export class InMemoryPoolStore implements PoolStateStore {
     row.issued = 1;
     delete row.leaseOwner;
     delete row.leaseDeadline;
-    delete row.retiredAt;
     return reservationOf(row);
   }
 
@@ -97,16 +95,17 @@ export class InMemoryPoolStore implements PoolStateStore {
     }
   }
 
-  async retire(pool: string, activationId: string, now: number): Promise<boolean> {
+  async list(): Promise<PoolRow[]> {
+    return [...this.rows.values()].map((r) => ({ ...r }));
+  }
+
+  async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
     if (row?.activationId !== activationId) return false;
-    row.retiredAt ??= now;
+    row.issued = row.limit;
+    if (options.revoked) row.revokedActivationId = activationId;
     return true;
-  }
-
-  async list(): Promise<PoolState[]> {
-    return [...this.rows.values()].map((r) => ({ ...r }));
   }
 }
 
@@ -121,22 +120,19 @@ function reservationOf(row: PoolState): Reservation {
   };
 }
 
-export interface FakeActivation extends ActivationSummary {
+export interface FakeActivation extends ActivationRecord {
   readonly code: string;
   readonly request: CreateActivationRequest;
   deleted: boolean;
 }
 
-export class InMemoryActivations implements ActivationProvider {
+export class InMemoryActivations implements ActivationProvider, ActivationInventory {
   readonly created: FakeActivation[] = [];
   /** Called before each create; throw from it to simulate SSM failures. */
   beforeCreate: (request: CreateActivationRequest) => void | Promise<void> = () => {};
   private counter = 0;
 
-  constructor(
-    private readonly clock: Clock = systemClock,
-    private readonly deployment = "test",
-  ) {}
+  constructor(private readonly clock: Clock = systemClock) {}
 
   async create(request: CreateActivationRequest): Promise<CreatedActivation> {
     await this.beforeCreate(request);
@@ -154,6 +150,7 @@ export class InMemoryActivations implements ActivationProvider {
       expiresAt: request.expiresAt,
       expired: false,
       createdAt: this.clock.now(),
+      ...(request.defaultInstanceName !== undefined && { defaultInstanceName: request.defaultInstanceName }),
       tags: request.tags,
     });
     return { activationId, activationCode: code };
@@ -164,10 +161,10 @@ export class InMemoryActivations implements ActivationProvider {
     if (found) found.deleted = true;
   }
 
-  async listOwned(): Promise<ActivationSummary[]> {
+  async list(): Promise<ActivationRecord[]> {
     const now = this.clock.now();
     return this.created
-      .filter((a) => !a.deleted && a.tags[TAG_DEPLOYMENT] === this.deployment)
+      .filter((a) => !a.deleted)
       .map(({ code: _code, request: _request, deleted: _deleted, ...summary }) => ({
         ...summary,
         expired: summary.expiresAt <= now,
@@ -175,12 +172,11 @@ export class InMemoryActivations implements ActivationProvider {
   }
 
   /** Like DescribeActivations filtered by id: any live activation, whatever its tags. */
-  async describe(activationId: string): Promise<ActivationSummary | undefined> {
-    const now = this.clock.now();
+  async describe(activationId: string): Promise<ActivationCount | undefined> {
     const found = this.created.find((a) => a.activationId === activationId && !a.deleted);
     if (!found) return undefined;
-    const { code: _code, request: _request, deleted: _deleted, ...summary } = found;
-    return { ...summary, expired: summary.expiresAt <= now };
+    const { registrationLimit, registrationsCount } = found;
+    return { activationId, registrationLimit, registrationsCount };
   }
 
   /** What a node registering with this activation does to SSM's count (theft included). */
