@@ -21,7 +21,7 @@ export const USAGE = `Usage: activation-broker serve [--port <port>] [--host <ad
 Runs the broker as an HTTP service against real AWS (standalone mode).
   --port   port to listen on (default: $PORT or 8080)
   --host   address to bind (default 127.0.0.1; use 0.0.0.0 behind a TLS-terminating proxy)
-Configuration: BROKER_* environment variables and AWS_REGION (docs/configuration.md).
+Configuration: BROKER_* environment variables and AWS_REGION (see docs/configuration.md).
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`;
 
 /** Runs the command line; resolves with the exit code. Usage and configuration errors throw. */
