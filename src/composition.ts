@@ -6,7 +6,8 @@ import { DynamoDbPoolStore } from "./aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
 import { SsmActivations } from "./aws/ssm-activations";
 import { createHttpHandler, type HttpHandler } from "./http/handler";
-import { renderInstallScript } from "./http/agent-scripts.generated";
+import { INSTALL_PS1, INSTALL_SH } from "./http/agent-scripts.generated";
+import { installScriptRenderer } from "./http/install-scripts";
 import { createNodeConfigRoute } from "./http/nodeconfig";
 import type { Settings } from "./settings";
 
@@ -49,7 +50,7 @@ export function createBroker(deps: {
     vendor,
     region: settings.region,
     logger,
-    renderInstallScript,
+    renderInstallScript: installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 }),
     nodeConfig,
   });
   return { vendor, handler };
