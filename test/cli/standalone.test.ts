@@ -97,9 +97,9 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
   });
 
   it("exits 2 on an unknown command, usage on stderr; 0 on --help, usage on stdout", async () => {
-    const rotate = await runToEnd(["rotate"]);
+    const rotate = await runToEnd(["frobnicate"]);
     expect(rotate).toMatchObject({ code: 2, stdout: "" });
-    expect(rotate.stderr).toBe(`activation-broker: unknown command 'rotate'\n\n${USAGE}\n`);
+    expect(rotate.stderr).toBe(`activation-broker: unknown command 'frobnicate'\n\n${USAGE}\n`);
     const help = await runToEnd(["--help"]);
     expect(help).toEqual({ code: 0, stdout: `${USAGE}\n`, stderr: "" });
   });
@@ -115,7 +115,11 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
   });
 
   it("prints its version", async () => {
-    expect(await runToEnd(["--version"])).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
+    expect(await runToEnd(["--version"])).toEqual({
+      code: 0,
+      stdout: `activation-broker ${version}\n`,
+      stderr: "",
+    });
   });
 
   it("refuses to start against a missing table, naming the table and the Region", async () => {
