@@ -4,18 +4,21 @@ import { createBroker, type Broker } from "../composition";
 import { createLogger } from "../logging";
 import { loadSettings } from "../settings";
 import type { HttpHandler, HttpRequest } from "./handler";
+import { scriptBaseUrl } from "./script-url";
 import { errorResponse } from "./status";
 
 const { logger, powertools } = createLogger();
 
 let broker: Broker | undefined;
 let publicUrl: string | undefined;
+let vpcEndpointIds: readonly string[] = [];
 
 /** Built on the first request and kept for the container's life: the code cache lives here (I4). */
 function init(): HttpHandler {
   if (!broker) {
     const settings = loadSettings();
     publicUrl = settings.publicUrl;
+    vpcEndpointIds = settings.vpcEndpointIds;
     broker = createBroker({ settings, clients: createAwsClients({ region: settings.region }), logger });
   }
   return broker.handler;
@@ -41,10 +44,14 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     path: event.path ?? "/",
     query: event.queryStringParameters ?? {},
     requestId,
-    baseUrl: publicUrl ?? baseUrlOf(event),
+    baseUrl: publicUrl ? scriptBaseUrl(publicUrl, vpcEndpointIds, hostOf(event)) : baseUrlOf(event),
   };
   const response = await handle(request);
   return { statusCode: response.status, headers: { ...response.headers }, body: response.body };
+}
+
+function hostOf(event: APIGatewayProxyEvent): string | undefined {
+  return event.headers?.Host ?? event.headers?.host ?? event.requestContext?.domainName;
 }
 
 function baseUrlOf(event: APIGatewayProxyEvent): string {
