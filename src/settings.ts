@@ -47,6 +47,12 @@ const envSchema = z.strictObject({
   BROKER_RATE_LIMIT_SOURCES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   /** Slot-theft check of every pool's current activation in long-running processes; 0 = off. */
   BROKER_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  /** VPC endpoints associated with the private API, whose alias names are the API's own too. */
+  BROKER_VPC_ENDPOINT_IDS: z
+    .string()
+    .transform((v) => v.split(",").filter(Boolean))
+    .pipe(z.array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, "VPC endpoint ids (vpce-…), comma-separated")))
+    .optional(),
 });
 
 export type BrokerEnv = z.input<typeof envSchema>;
@@ -63,6 +69,8 @@ export interface Settings {
   readonly server: NodeServerLimits;
   /** 0 turns the periodic slot-theft check off. */
   readonly reconcileIntervalMs: number;
+  /** Endpoints through which the API's alias URLs (`<api>-<vpce>.execute-api…`) reach it. */
+  readonly vpcEndpointIds: readonly string[];
   readonly pools: ReadonlyMap<string, PoolConfig>;
 }
 
@@ -121,6 +129,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       maxTrackedSources: e.BROKER_RATE_LIMIT_SOURCES,
     },
     reconcileIntervalMs: e.BROKER_RECONCILE_INTERVAL_SECONDS * 1000,
+    vpcEndpointIds: e.BROKER_VPC_ENDPOINT_IDS ?? [],
     pools,
   };
 }
