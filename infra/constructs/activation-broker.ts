@@ -483,7 +483,7 @@ export class ActivationBroker extends Construct {
       validateRequestBody: true,
     });
     // ANY, not GET: the broker itself answers other methods with 405 and an Allow header
-    // (DESIGN.md §5); with GET-only methods API Gateway would answer a bare 403 instead.
+    // (docs/http-api.md); with GET-only methods API Gateway would answer a bare 403 instead.
     this.api.root.addMethod("ANY", integration, { requestValidator: validator });
     this.api.root
       .addResource("activations")

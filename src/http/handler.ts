@@ -38,7 +38,7 @@ export interface HandlerDependencies {
 const NO_STORE = { "Cache-Control": "no-store" };
 
 /**
- * DESIGN.md §5: `GET /` and `GET /activations/{pool}` hand out a pair; `GET /install.sh` and
+ * docs/http-api.md: `GET /` and `GET /activations/{pool}` hand out a pair; `GET /install.sh` and
  * `GET /install.ps1` serve the bootstrap scripts with this broker's URL filled in; `GET /healthz`
  * is a liveness check that costs nothing.
  */

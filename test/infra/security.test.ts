@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { synthBrokerApp, type SynthesizedApp } from "./support";
 
 /**
- * Every security property of issue 3, asserted on the synthesized templates by shape — never by
+ * Every security property in docs/security.md, asserted on the synthesized templates by shape — never by
  * hashed logical id. One app is synthesized per configuration and shared by its assertions.
  */
 
