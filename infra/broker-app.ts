@@ -1,4 +1,4 @@
-import { DefaultStackSynthesizer, Validations, type App } from "aws-cdk-lib";
+import { DefaultStackSynthesizer, Duration, Validations, type App } from "aws-cdk-lib";
 import { MethodLoggingLevel } from "aws-cdk-lib/aws-apigateway";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
@@ -77,6 +77,7 @@ function brokerProps(s: AppSettings) {
     throttlingRateLimit: s.ThrottlingRateLimit,
     throttlingBurstLimit: s.ThrottlingBurstLimit,
     tracing: s.EnableXRay,
+    janitorSchedule: Duration.minutes(s.JanitorRateMinutes),
     apiGatewayCloudWatchRole: s.ApiGatewayCloudWatchRole,
     tableDeletionProtection: s.TableDeletionProtection,
     memorySize: s.FunctionMemoryMB,

@@ -27,7 +27,12 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } from "../../src/aws/naming";
 import { ConfigError } from "../../src/core/errors";
-import { RESERVED_TAG_PREFIX, parsePools, poolsFileSchema } from "../../src/core/pool-config";
+import {
+  RESERVED_TAG_PREFIX,
+  parsePools,
+  poolsFileSchema,
+  type PoolConfig,
+} from "../../src/core/pool-config";
 import { SSM_CRYPTO_ACTIONS, ssmViaService } from "./parameter-store-key";
 import {
   HybridNodesRole,
@@ -112,6 +117,9 @@ export class ActivationBroker extends Construct {
   readonly url: string;
   readonly functionLogGroup: LogGroup;
   readonly accessLogGroup: LogGroup;
+  /** The validated pools and the function's BROKER_* environment, which the janitor shares. */
+  readonly pools: ReadonlyMap<string, PoolConfig>;
+  readonly environment: Readonly<Record<string, string>>;
   private brokerPolicy?: Policy;
 
   constructor(scope: Construct, id: string, props: ActivationBrokerProps) {
@@ -146,6 +154,7 @@ export class ActivationBroker extends Construct {
       eksIamRole: this.hybridNodesRoleName,
     });
     requireClustersInStackRegion(this, pools);
+    this.pools = pools;
     const poolsEnv = JSON.stringify(poolsFileSchema.parse(props.pools ?? {}));
     if (Buffer.byteLength(poolsEnv) > MAX_POOLS_ENV_BYTES) {
       throw new ConfigError(
@@ -221,7 +230,7 @@ export class ActivationBroker extends Construct {
       logGroup: this.functionLogGroup,
       tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
       description: "SSM hybrid activation broker",
-      environment: {
+      environment: (this.environment = {
         BROKER_TABLE_NAME: this.table.tableName,
         BROKER_PARAMETER_PREFIX: this.parameterPrefix,
         BROKER_KMS_KEY_ID: props.kmsKey.keyArn,
@@ -235,7 +244,7 @@ export class ActivationBroker extends Construct {
         POWERTOOLS_SERVICE_NAME: "activation-broker",
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? "INFO",
         NODE_OPTIONS: "--enable-source-maps",
-      },
+      }),
       bundling: {
         // Local esbuild only: no Docker on build machines or in CI.
         forceDockerBundling: false,
@@ -327,17 +336,14 @@ export class ActivationBroker extends Construct {
     const statements = [
       new PolicyStatement({
         sid: "PoolState",
-        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+        // No Scan: listing pools is the janitor's and the CLI's (infra/constructs/janitor.ts).
+        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         resources: [this.table.tableArn],
       }),
       new PolicyStatement({
         sid: "ActivationCodes",
-        actions: ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter", "ssm:GetParametersByPath"],
-        resources: [
-          // GetParametersByPath is authorised on the path itself, the others on each parameter.
-          `arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}`,
-          `arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}/*`,
-        ],
+        actions: ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+        resources: [`arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}/*`],
       }),
       new PolicyStatement({
         sid: "EncryptCodesThroughParameterStoreOnly",
@@ -363,10 +369,11 @@ export class ActivationBroker extends Construct {
           "ForAllValues:StringLike": { "aws:TagKeys": opts.allowedTagKeys },
         },
       }),
-      // Neither action has a resource type or condition key: "*" is the only form AWS accepts.
+      // A vend deletes only the activation of a rotation it lost; listing them is the janitor's.
+      // DeleteActivation has no resource type or condition key: "*" is the only form AWS accepts.
       new PolicyStatement({
-        sid: "DescribeAndDeleteActivations",
-        actions: ["ssm:DescribeActivations", "ssm:DeleteActivation"],
+        sid: "DeleteLostRotationsActivation",
+        actions: ["ssm:DeleteActivation"],
         resources: ["*"],
       }),
     ];
@@ -410,7 +417,7 @@ export class ActivationBroker extends Construct {
       {
         id: "AwsSolutions-IAM5[Resource::*]",
         reason:
-          "ssm:CreateActivation, ssm:DescribeActivations and ssm:DeleteActivation have no resource type in the IAM Service Authorization Reference, so only Resource '*' is accepted; CreateActivation (and the AddTagsToResource it implies) is conditioned on aws:RequestTag/activation-broker:deployment and aws:TagKeys.",
+          "ssm:CreateActivation and ssm:DeleteActivation have no resource type in the IAM Service Authorization Reference, so only Resource '*' is accepted; CreateActivation (and the AddTagsToResource it implies) is conditioned on aws:RequestTag/activation-broker:deployment and aws:TagKeys.",
       },
       {
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${this.parameterPrefix.slice(1)}/*]`,
