@@ -4,11 +4,13 @@ import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Rule, Schedule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import { Policy, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, Runtime } from "aws-cdk-lib/aws-lambda";
+import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
+import type { IKey } from "aws-cdk-lib/aws-kms";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import type { PoolConfig } from "../../src/core/pool-config";
+import { nagText } from "./activation-broker";
 import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 
 export const JANITOR_ENTRY = fileURLToPath(new URL("../../src/entry/janitor.ts", import.meta.url));
@@ -22,8 +24,12 @@ export interface JanitorProps {
   readonly pools: ReadonlyMap<string, PoolConfig>;
   /** How often the janitor runs. @default Duration.hours(1) */
   readonly schedule?: Duration;
-  /** @default RetentionDays.THREE_MONTHS */
+  /** @default RetentionDays.ONE_YEAR */
   readonly logRetention?: RetentionDays;
+  /** Encrypts the janitor's log group (the broker's logs key). */
+  readonly logsKey: IKey;
+  /** X-Ray on the function. @default true */
+  readonly tracing?: boolean;
   /** @default src/entry/janitor.ts */
   readonly entry?: string;
 }
@@ -42,9 +48,8 @@ export class Janitor extends Construct {
 
   constructor(scope: Construct, id: string, props: JanitorProps) {
     super(scope, id);
-    this.logGroup = new LogGroup(this, "Logs", {
-      retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
-    });
+    const retention = props.logRetention ?? RetentionDays.ONE_YEAR;
+    this.logGroup = new LogGroup(this, "Logs", { retention, encryptionKey: props.logsKey });
     this.role = new Role(this, "Role", {
       assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
       description: "Activation broker janitor: deletes spent activations and tidies the fleet",
@@ -64,6 +69,7 @@ export class Janitor extends Construct {
       reservedConcurrentExecutions: 1,
       role: this.role,
       logGroup: this.logGroup,
+      tracing: (props.tracing ?? true) ? Tracing.ACTIVE : Tracing.DISABLED,
       description: "SSM hybrid activation broker: janitor",
       environment: { ...environment, POWERTOOLS_SERVICE_NAME: "activation-broker-janitor" },
       bundling: {
@@ -85,6 +91,29 @@ export class Janitor extends Construct {
     });
 
     this.grant(props);
+    this.acknowledgeGuardFindings(retention, props.tracing ?? true);
+  }
+
+  /** cfn-guard's Control Tower rules, with the same reasons as the broker function's. */
+  private acknowledgeGuardFindings(retention: RetentionDays, tracing: boolean): void {
+    Validations.of(this.function).acknowledge({
+      id: "lambda_inside_vpc_check",
+      reason:
+        "CT.LAMBDA.PR.3: the janitor has no inbound network path (EventBridge invokes it) and calls only AWS APIs; inside a VPC it would need NAT or interface endpoints per deployment for no gain in isolation.",
+    });
+    if (retention < RetentionDays.ONE_YEAR) {
+      Validations.of(this.logGroup).acknowledge({
+        id: "cloudwatch_log_group_retention_period_check",
+        reason:
+          "CT.CLOUDWATCH.PR.2: a retention under a year was chosen on purpose by this deployment's settings (LogRetentionDays).",
+      });
+    }
+    if (tracing) {
+      Validations.of(this.role).acknowledge({
+        id: "AwsSolutions-IAM5[Resource::*]",
+        reason: "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.",
+      });
+    }
   }
 
   private grant(props: JanitorProps): void {
@@ -149,7 +178,7 @@ export class Janitor extends Construct {
           "ssm:DescribeActivations, ssm:DeleteActivation and ssm:DescribeInstanceInformation have no resource type in the IAM Service Authorization Reference, so only Resource '*' is accepted.",
       },
       {
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${prefixPath}/*]`,
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${nagText(this, props.parameterPrefix).slice(1)}/*]`,
         reason:
           "Parameter names end in activation ids that exist only at run time; the wildcard is confined to this deployment's Parameter Store prefix.",
       },

@@ -1,8 +1,10 @@
-import { Duration } from "aws-cdk-lib";
+import { Aws, Duration } from "aws-cdk-lib";
 import type { IRestApi } from "aws-cdk-lib/aws-apigateway";
 import { ComparisonOperator, MathExpression, Metric, TreatMissingData } from "aws-cdk-lib/aws-cloudwatch";
 import type { IFunction } from "aws-cdk-lib/aws-lambda";
-import type { ITopic } from "aws-cdk-lib/aws-sns";
+import { type ITopic, Topic } from "aws-cdk-lib/aws-sns";
+import type { Key } from "aws-cdk-lib/aws-kms";
+import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { DefaultDashboardFactory, MonitoringFacade, SnsAlarmActionStrategy } from "cdk-monitoring-constructs";
 import { Construct } from "constructs";
 import { METRICS_NAMESPACE } from "../../src/metrics";
@@ -15,8 +17,10 @@ export interface BrokerMonitoringProps {
   readonly pools: readonly string[];
   /** Prefix of the alarm and dashboard names. */
   readonly namePrefix: string;
-  /** Where alarms notify. @default no action (the alarms and the dashboard still show state) */
+  /** Where alarms notify. @default a topic created here (subscribe to it), encrypted with `topicKey` */
   readonly alarmTopic?: ITopic;
+  /** Encrypts the created topic; CloudWatch is allowed to use it for this account's alarms. */
+  readonly topicKey: Key;
   /** A pool that keeps at most this many slots for a whole hour is stuck. @default 0 */
   readonly slotsLowThreshold?: number;
   /** Alarm when the standard tier's headroom falls below this percentage. @default 10 */
@@ -33,15 +37,18 @@ const SERVICE = { service: "activation-broker" };
  */
 export class BrokerMonitoring extends Construct {
   readonly facade: MonitoringFacade;
+  readonly alarmTopic: ITopic;
 
   constructor(scope: Construct, id: string, props: BrokerMonitoringProps) {
     super(scope, id);
+    this.alarmTopic = props.alarmTopic ?? this.createTopic(props.topicKey);
     this.facade = new MonitoringFacade(this, "Facade", {
       alarmFactoryDefaults: {
         alarmNamePrefix: props.namePrefix,
         actionsEnabled: true,
         datapointsToAlarm: 1,
-        ...(props.alarmTopic && { action: new SnsAlarmActionStrategy({ onAlarmTopic: props.alarmTopic }) }),
+        // Every alarm notifies (CT.CLOUDWATCH.PR.1): an alarm nobody hears is only a dashboard.
+        action: new SnsAlarmActionStrategy({ onAlarmTopic: this.alarmTopic }),
       },
       metricFactoryDefaults: { namespace: METRICS_NAMESPACE },
       dashboardFactory: new DefaultDashboardFactory(this, "Dashboards", {
@@ -149,6 +156,23 @@ export class BrokerMonitoring extends Construct {
       alarmFriendlyName: "Janitor",
       humanReadableName: "Janitor",
       addFaultCountAlarm: { Critical: { maxErrorCount: 0 } },
+    });
+  }
+
+  private createTopic(key: Key): Topic {
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: "AllowCloudWatchAlarmsToPublishEncrypted",
+        principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources: ["*"],
+        conditions: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } },
+      }),
+    );
+    return new Topic(this, "AlarmTopic", {
+      displayName: "Activation broker alarms",
+      masterKey: key,
+      enforceSSL: true,
     });
   }
 }

@@ -32,10 +32,13 @@ export class BrokerStack extends Stack {
       parameterPrefix: broker.parameterPrefix,
       environment: broker.environment,
       pools: broker.pools,
+      logsKey: broker.logsKey,
+      ...(props.tracing !== undefined && { tracing: props.tracing }),
       ...(props.janitorSchedule && { schedule: props.janitorSchedule }),
       ...(props.logRetention && { logRetention: props.logRetention }),
     });
-    new BrokerMonitoring(this, "Monitoring", {
+    const monitoring = new BrokerMonitoring(this, "Monitoring", {
+      topicKey: broker.logsKey,
       api: broker.api,
       stageName: props.stageName ?? "prod",
       janitorFunction: this.janitor.function,
@@ -45,7 +48,19 @@ export class BrokerStack extends Stack {
     });
 
     const outputs: Record<string, { value: string; description: string }> = {
-      InvokeUrl: { value: `${url}/`, description: "Broker URL (GET: a pair from the default pool)" },
+      InvokeUrl: {
+        value: `${url}/`,
+        description: "Broker URL through private DNS (GET: a pair from the default pool)",
+      },
+      ...Object.fromEntries(
+        broker.endpointUrls.map((u, i) => [
+          endpointUrlOutputId(i),
+          {
+            value: `${u}/`,
+            description: "Broker URL through one VPC endpoint's alias: needs no private DNS",
+          },
+        ]),
+      ),
       ActivationCodeCommand: {
         value: `curl -s ${url}/ | jq -r .ActivationCode`,
         description: "Fetch a pair from the default pool, as the reference's clients do",
@@ -68,6 +83,10 @@ export class BrokerStack extends Stack {
       NodeRoleName: { value: broker.nodeRoleName, description: "IAM service role of the registered nodes" },
       ParameterPrefix: { value: broker.parameterPrefix, description: "Parameter Store path of the codes" },
       FunctionName: { value: broker.function.functionName, description: "Broker Lambda function" },
+      AlarmTopicArn: {
+        value: monitoring.alarmTopic.topicArn,
+        description: "SNS topic every alarm notifies: subscribe to it",
+      },
       JanitorFunctionName: {
         value: this.janitor.function.functionName,
         description: "Janitor Lambda function (scheduled; invoke it to clean up now)",
@@ -92,6 +111,9 @@ export class BrokerStack extends Stack {
     for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
   }
 }
+
+/** `EndpointInvokeUrl` for the first endpoint, then `EndpointInvokeUrl2`, `EndpointInvokeUrl3`, … */
+export const endpointUrlOutputId = (i: number): string => `EndpointInvokeUrl${i === 0 ? "" : i + 1}`;
 
 /** An existing key named by id or ARN, imported without a lookup (synth needs no credentials). */
 function importKey(scope: Construct, keyIdOrArn: string): IKey {

@@ -209,6 +209,11 @@ describe("alarms and dashboard (cdk-monitoring-constructs)", () => {
   it("puts five alarms and one dashboard in the stack, and no code anywhere", () => {
     hygiene.resourceCountIs("AWS::CloudWatch::Alarm", 5);
     hygiene.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+    // Every alarm notifies the stack's encrypted topic (output AlarmTopicArn).
+    for (const a of Object.values(hygiene.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(a.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/AlarmTopic/) }]);
+    }
+    hygiene.hasResourceProperties("AWS::SNS::Topic", { KmsMasterKeyId: Match.anyValue() });
     expect(JSON.stringify(hygiene.findResources("AWS::CloudWatch::Alarm"))).not.toMatch(/ActivationCode/);
   });
 });
