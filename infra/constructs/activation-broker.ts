@@ -470,11 +470,12 @@ export class ActivationBroker extends Construct {
           "ForAllValues:StringLike": { "aws:TagKeys": opts.allowedTagKeys },
         },
       }),
-      // A vend deletes only the activation of a rotation it lost; listing them is the janitor's.
-      // DeleteActivation has no resource type or condition key: "*" is the only form AWS accepts.
+      // A vend deletes only the activation of a rotation it lost, and describes only the one a
+      // rotation replaces (the slot-theft check, src/core/reconcile.ts); listing them is the
+      // janitor's. Neither action has a resource type or condition key: "*" is the only form.
       new PolicyStatement({
-        sid: "DeleteLostRotationsActivation",
-        actions: ["ssm:DeleteActivation"],
+        sid: "DescribeOutgoingAndDeleteLostActivations",
+        actions: ["ssm:DescribeActivations", "ssm:DeleteActivation"],
         resources: ["*"],
       }),
     ];
@@ -518,7 +519,7 @@ export class ActivationBroker extends Construct {
       {
         id: "AwsSolutions-IAM5[Resource::*]",
         reason:
-          "ssm:CreateActivation and ssm:DeleteActivation have no resource type in the IAM Service Authorization Reference, so only Resource '*' is accepted; CreateActivation (and the AddTagsToResource it implies) is conditioned on aws:RequestTag/activation-broker:deployment and aws:TagKeys.",
+          "ssm:CreateActivation, ssm:DescribeActivations and ssm:DeleteActivation have no resource type in the IAM Service Authorization Reference, so only Resource '*' is accepted; CreateActivation (and the AddTagsToResource it implies) is conditioned on aws:RequestTag/activation-broker:deployment and aws:TagKeys.",
       },
       {
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${nagText(this, this.parameterPrefix).slice(1)}/*]`,

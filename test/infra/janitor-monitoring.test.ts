@@ -27,10 +27,10 @@ const HYGIENE_POOLS = {
   web: { hygiene: { nameTag: true } },
   db: { registrationLimit: 10, hygiene: { nameTag: true, deregisterDuplicatesAfterDays: 3 } },
 };
+// DescribeActivations stays on the broker: a rotation describes the one activation it replaces.
 const INVENTORY_ACTIONS = [
   "dynamodb:Scan",
   "ssm:GetParametersByPath",
-  "ssm:DescribeActivations",
   "ssm:DescribeInstanceInformation",
   "ssm:AddTagsToResource",
   "ssm:DeregisterManagedInstance",
