@@ -41,6 +41,8 @@ export function createMetrics(service = "activation-broker"): { metrics: Metrics
       count: (name, value = 1, dimensions) => emit(name, value, dimensions),
       gauge: (name, value, dimensions) => emit(name, value, dimensions),
     },
-    flush: () => powertools.publishStoredMetrics(),
+    flush: () => {
+      if (powertools.hasStoredMetrics()) powertools.publishStoredMetrics();
+    },
   };
 }
