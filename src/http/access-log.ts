@@ -1,7 +1,6 @@
 import { BrokerError } from "../core/errors";
 import type { MetricName, Metrics } from "../core/metrics";
 import type { Logger } from "../core/ports";
-import type { HttpRequest, HttpResponse } from "./handler";
 
 /**
  * What one request did, for its log line: set by the route that served it (or by the error
@@ -32,8 +31,8 @@ const METRIC_BY_CODE: Readonly<Record<string, MetricName>> = {
 export function logRequest(
   logger: Logger,
   metrics: Metrics,
-  request: HttpRequest,
-  response: HttpResponse,
+  request: { readonly requestId: string; readonly method: string; readonly path: string },
+  response: { readonly status: number },
   outcome: RequestOutcome,
   ms: number,
 ): void {
