@@ -29,7 +29,12 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } from "../../src/aws/naming";
 import { ConfigError } from "../../src/core/errors";
-import { RESERVED_TAG_PREFIX, parsePools, poolsFileSchema } from "../../src/core/pool-config";
+import {
+  RESERVED_TAG_PREFIX,
+  parsePools,
+  poolsFileSchema,
+  type PoolConfig,
+} from "../../src/core/pool-config";
 import { SSM_CRYPTO_ACTIONS, denyGrantsExceptForAwsServices, ssmViaService } from "./parameter-store-key";
 import {
   HybridNodesRole,
@@ -123,6 +128,11 @@ export class ActivationBroker extends Construct {
   readonly nodeRole?: Role;
   readonly functionLogGroup: LogGroup;
   readonly accessLogGroup: LogGroup;
+  /** Encrypts the log groups; the janitor's too. */
+  readonly logsKey: Key;
+  /** The validated pools and the function's BROKER_* environment, which the janitor shares. */
+  readonly pools: ReadonlyMap<string, PoolConfig>;
+  readonly environment: Readonly<Record<string, string>>;
   private brokerPolicy?: Policy;
 
   constructor(scope: Construct, id: string, props: ActivationBrokerProps) {
@@ -158,6 +168,7 @@ export class ActivationBroker extends Construct {
       eksIamRole: this.hybridNodesRoleName,
     });
     requireClustersInStackRegion(this, pools);
+    this.pools = pools;
     const poolsEnv = JSON.stringify(poolsFileSchema.parse(props.pools ?? {}));
     if (Buffer.byteLength(poolsEnv) > MAX_POOLS_ENV_BYTES) {
       throw new ConfigError(
@@ -178,7 +189,7 @@ export class ActivationBroker extends Construct {
     });
 
     const retention = props.logRetention ?? RetentionDays.ONE_YEAR;
-    const logsKey = this.createLogsKey();
+    const logsKey = (this.logsKey = this.createLogsKey());
     this.functionLogGroup = new LogGroup(this, "FunctionLogs", { retention, encryptionKey: logsKey });
     this.accessLogGroup = new LogGroup(this, "ApiAccessLogs", { retention, encryptionKey: logsKey });
 
@@ -243,7 +254,7 @@ export class ActivationBroker extends Construct {
       logGroup: this.functionLogGroup,
       tracing: (props.tracing ?? true) ? Tracing.ACTIVE : Tracing.DISABLED,
       description: "SSM hybrid activation broker",
-      environment: {
+      environment: (this.environment = {
         BROKER_TABLE_NAME: this.table.tableName,
         BROKER_PARAMETER_PREFIX: this.parameterPrefix,
         BROKER_KMS_KEY_ID: props.kmsKey.keyArn,
@@ -259,7 +270,7 @@ export class ActivationBroker extends Construct {
         POWERTOOLS_SERVICE_NAME: "activation-broker",
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? "INFO",
         NODE_OPTIONS: "--enable-source-maps",
-      },
+      }),
       bundling: {
         // Local esbuild only: no Docker on build machines or in CI.
         forceDockerBundling: false,
@@ -426,17 +437,14 @@ export class ActivationBroker extends Construct {
     const statements = [
       new PolicyStatement({
         sid: "PoolState",
-        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+        // No Scan: listing pools is the janitor's and the CLI's (infra/constructs/janitor.ts).
+        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         resources: [this.table.tableArn],
       }),
       new PolicyStatement({
         sid: "ActivationCodes",
-        actions: ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter", "ssm:GetParametersByPath"],
-        resources: [
-          // GetParametersByPath is authorised on the path itself, the others on each parameter.
-          `arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}`,
-          `arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}/*`,
-        ],
+        actions: ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+        resources: [`arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}/*`],
       }),
       new PolicyStatement({
         sid: "EncryptCodesThroughParameterStoreOnly",
@@ -462,9 +470,11 @@ export class ActivationBroker extends Construct {
           "ForAllValues:StringLike": { "aws:TagKeys": opts.allowedTagKeys },
         },
       }),
-      // Neither action has a resource type or condition key: "*" is the only form AWS accepts.
+      // A vend deletes only the activation of a rotation it lost, and describes only the one a
+      // rotation replaces (the slot-theft check, src/core/reconcile.ts); listing them is the
+      // janitor's. Neither action has a resource type or condition key: "*" is the only form.
       new PolicyStatement({
-        sid: "DescribeAndDeleteActivations",
+        sid: "DescribeOutgoingAndDeleteLostActivations",
         actions: ["ssm:DescribeActivations", "ssm:DeleteActivation"],
         resources: ["*"],
       }),
@@ -580,7 +590,7 @@ export class ActivationBroker extends Construct {
 }
 
 /** A value as cdk-nag prints it in finding ids: references become `<Name>`. */
-function nagText(scope: Construct, value: string): string {
+export function nagText(scope: Construct, value: string): string {
   const render = (v: unknown): string => {
     if (typeof v === "string") return v;
     const o = v as Record<string, unknown>;

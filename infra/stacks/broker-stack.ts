@@ -1,17 +1,25 @@
-import { Aws, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { Aws, CfnOutput, type Duration, Stack, type StackProps } from "aws-cdk-lib";
+import type { ITopic } from "aws-cdk-lib/aws-sns";
 import { Key, type IKey } from "aws-cdk-lib/aws-kms";
 import type { Construct } from "constructs";
 import { ActivationBroker, type ActivationBrokerProps } from "../constructs/activation-broker";
+import { Janitor } from "../constructs/janitor";
+import { BrokerMonitoring } from "../constructs/monitoring";
 
 export type BrokerStackProps = StackProps &
   Omit<ActivationBrokerProps, "kmsKey"> & {
     /** The codes key: a key from another stack, or the id / ARN of an existing key (reference: KmsKeyId). */
     readonly kmsKey: IKey | string;
+    /** How often the janitor runs. @default Duration.hours(1) */
+    readonly janitorSchedule?: Duration;
+    /** Where the alarms notify. @default none */
+    readonly alarmTopic?: ITopic;
   };
 
 /** Step 3: the private API, the function, the table and the node role, with the operator's outputs. */
 export class BrokerStack extends Stack {
   readonly broker: ActivationBroker;
+  readonly janitor: Janitor;
 
   constructor(scope: Construct, id: string, props: BrokerStackProps) {
     super(scope, id, props);
@@ -19,6 +27,25 @@ export class BrokerStack extends Stack {
     const broker = new ActivationBroker(this, "Broker", { ...props, kmsKey });
     this.broker = broker;
     const url = broker.url;
+    this.janitor = new Janitor(this, "Janitor", {
+      table: broker.table,
+      parameterPrefix: broker.parameterPrefix,
+      environment: broker.environment,
+      pools: broker.pools,
+      logsKey: broker.logsKey,
+      ...(props.tracing !== undefined && { tracing: props.tracing }),
+      ...(props.janitorSchedule && { schedule: props.janitorSchedule }),
+      ...(props.logRetention && { logRetention: props.logRetention }),
+    });
+    const monitoring = new BrokerMonitoring(this, "Monitoring", {
+      topicKey: broker.logsKey,
+      api: broker.api,
+      stageName: props.stageName ?? "prod",
+      janitorFunction: this.janitor.function,
+      pools: [...broker.pools.keys()],
+      namePrefix: this.stackName,
+      ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
+    });
 
     const outputs: Record<string, { value: string; description: string }> = {
       InvokeUrl: {
@@ -56,6 +83,14 @@ export class BrokerStack extends Stack {
       NodeRoleName: { value: broker.nodeRoleName, description: "IAM service role of the registered nodes" },
       ParameterPrefix: { value: broker.parameterPrefix, description: "Parameter Store path of the codes" },
       FunctionName: { value: broker.function.functionName, description: "Broker Lambda function" },
+      AlarmTopicArn: {
+        value: monitoring.alarmTopic.topicArn,
+        description: "SNS topic every alarm notifies: subscribe to it",
+      },
+      JanitorFunctionName: {
+        value: this.janitor.function.functionName,
+        description: "Janitor Lambda function (scheduled; invoke it to clean up now)",
+      },
       FunctionLogGroup: { value: broker.functionLogGroup.logGroupName, description: "Function log" },
       ApiAccessLogGroup: { value: broker.accessLogGroup.logGroupName, description: "API access log" },
     };

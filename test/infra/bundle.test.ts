@@ -10,7 +10,7 @@ import { synthBrokerApp } from "./support";
  */
 const ACCIDENT_BUDGET_BYTES = 5 * 1024 * 1024;
 
-it("builds the function bundle locally with esbuild, SDK clients included, and keeps it small", () => {
+it("builds the broker's and the janitor's bundles locally with esbuild, SDK clients included, and keeps them small", () => {
   // CDK announces "Bundling asset …" on stderr itself; keep it off a green run's output.
   const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
   const { outdir } = (() => {
@@ -24,8 +24,11 @@ it("builds the function bundle locally with esbuild, SDK clients included, and k
     (d) => d.startsWith("asset.") && statSync(join(outdir, d)).isDirectory(),
   );
   const bundles = assets.map((d) => join(outdir, d)).filter((d) => readdirSync(d).includes("index.js"));
-  expect(bundles).toHaveLength(1);
-  const dir = bundles[0]!;
+  expect(bundles).toHaveLength(2);
+  for (const dir of bundles) checkBundle(dir);
+});
+
+function checkBundle(dir: string): void {
   const code = readFileSync(join(dir, "index.js"), "utf8");
   const size = statSync(join(dir, "index.js")).size;
   console.log(
@@ -42,4 +45,4 @@ it("builds the function bundle locally with esbuild, SDK clients included, and k
   // Source map without embedded sources: stack traces map, the bundle stays small.
   const map = JSON.parse(readFileSync(join(dir, "index.js.map"), "utf8"));
   expect(map.sourcesContent ?? []).toEqual([]);
-});
+}
