@@ -5,6 +5,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
@@ -67,7 +68,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ConditionExpression:
         "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
       ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
-      ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
+      ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -99,14 +100,14 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#generation = if_not_exists(#generation, :zero)",
       ConditionExpression: `${atGeneration} AND (attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)`,
       ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline", "#pool", "#generation"),
-      ExpressionAttributeValues: {
-        ":owner": str(lease.owner),
-        ":deadline": num(lease.deadline),
-        ":pool": str(pool),
-        ":zero": num(0),
-        ":gen": num(lease.generation),
-        ":now": num(lease.now),
-      },
+      ExpressionAttributeValues: marshall({
+        ":owner": lease.owner,
+        ":deadline": lease.deadline,
+        ":pool": pool,
+        ":zero": 0,
+        ":gen": lease.generation,
+        ":now": lease.now,
+      }),
       ReturnValues: "NONE",
     });
     return item !== undefined;
@@ -132,15 +133,15 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#leaseOwner",
         "#leaseDeadline",
       ),
-      ExpressionAttributeValues: {
-        ":activationId": str(activation.activationId),
-        ":expiresAt": num(activation.expiresAt),
-        ":limit": num(activation.limit),
-        ":one": num(1),
-        ":next": num(rotation.generation + 1),
-        ":owner": str(rotation.owner),
-        ":gen": num(rotation.generation),
-      },
+      ExpressionAttributeValues: marshall({
+        ":activationId": activation.activationId,
+        ":expiresAt": activation.expiresAt,
+        ":limit": activation.limit,
+        ":one": 1,
+        ":next": rotation.generation + 1,
+        ":owner": rotation.owner,
+        ":gen": rotation.generation,
+      }),
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -154,7 +155,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       UpdateExpression: "REMOVE #leaseOwner, #leaseDeadline",
       ConditionExpression: "#leaseOwner = :owner",
       ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline"),
-      ExpressionAttributeValues: { ":owner": str(owner) },
+      ExpressionAttributeValues: marshall({ ":owner": owner }),
       ReturnValues: "NONE",
     });
   }
@@ -184,42 +185,40 @@ export class DynamoDbPoolStore implements PoolStateStore {
 }
 
 function key(pool: string): Item {
-  return { [POOL_KEY_ATTRIBUTE]: str(poolKey(pool)) };
+  return marshall({ [POOL_KEY_ATTRIBUTE]: poolKey(pool) });
 }
 
 function names(...used: Name[]): Record<string, string> {
   return Object.fromEntries(used.map((n) => [n, NAMES[n]]));
 }
 
-const str = (value: string): AttributeValue => ({ S: value });
-const num = (value: number): AttributeValue => ({ N: String(value) });
-
 export function readString(item: Item, attribute: string): string | undefined {
-  return item[attribute]?.S;
+  return stringIn(unmarshall(item), attribute);
 }
 
-function readNumber(item: Item, attribute: string): number | undefined {
-  const value = item[attribute]?.N;
-  return value === undefined ? undefined : Number(value);
-}
+type Row = Record<string, unknown>;
+
+const stringIn = (row: Row, name: string) => (typeof row[name] === "string" ? row[name] : undefined);
+const numberIn = (row: Row, name: string) => (typeof row[name] === "number" ? row[name] : undefined);
 
 /** undefined for items that are not pool rows (the table may hold other kinds one day). */
 export function toPoolState(item: Item): PoolState | undefined {
-  const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
+  const row = unmarshall(item);
+  const keyValue = stringIn(row, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
   const optional = {
-    activationId: readString(item, "activationId"),
-    expiresAt: readNumber(item, "expiresAt"),
-    limit: readNumber(item, "limit"),
-    issued: readNumber(item, "issued"),
-    leaseOwner: readString(item, "leaseOwner"),
-    leaseDeadline: readNumber(item, "leaseDeadline"),
+    activationId: stringIn(row, "activationId"),
+    expiresAt: numberIn(row, "expiresAt"),
+    limit: numberIn(row, "limit"),
+    issued: numberIn(row, "issued"),
+    leaseOwner: stringIn(row, "leaseOwner"),
+    leaseDeadline: numberIn(row, "leaseDeadline"),
   };
   return {
     pool,
-    generation: readNumber(item, "generation") ?? 0,
+    generation: numberIn(row, "generation") ?? 0,
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   };
 }
