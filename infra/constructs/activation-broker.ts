@@ -3,6 +3,7 @@ import { Aws, CfnCondition, Duration, Fn, RemovalPolicy, Stack, Token, Validatio
 import {
   AccessLogFormat,
   CfnAccount,
+  CfnStage,
   EndpointType,
   LambdaIntegration,
   LogGroupLogDestination,
@@ -51,6 +52,18 @@ export const DEPLOYMENT_TAG = `${RESERVED_TAG_PREFIX}deployment`;
 /** Lambda rejects a function whose environment exceeds 4 KB in total; leave room for the rest. */
 const MAX_POOLS_ENV_BYTES = 3072;
 
+export interface PoolsParameter {
+  /** The `{"pools": {...}}` JSON document. */
+  readonly document: string;
+  /** Roles (ARNs) the pools name besides the node role, for `iam:PassRole`: a list token. */
+  readonly roleArns: string[];
+  /** Tag keys the pools put on activations besides `activation-broker:*`: a list token. */
+  readonly tagKeys: string[];
+  /** Whether `roleArns` / `tagKeys` are non-empty (CloudFormation conditions). */
+  readonly hasRoleArns: CfnCondition;
+  readonly hasTagKeys: CfnCondition;
+}
+
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
 
 export interface ActivationBrokerProps {
@@ -60,6 +73,12 @@ export interface ActivationBrokerProps {
   readonly kmsKey: IKey;
   /** The pools document, `{"pools": {...}}`, validated here with the broker's own schema. @default {} */
   readonly pools?: unknown;
+  /**
+   * Pools chosen at deploy time (the CloudFormation release): the document as a parameter, which
+   * the broker validates when it starts, and the IAM scope it needs, which synth cannot derive.
+   * Replaces `pools`.
+   */
+  readonly poolsParameter?: PoolsParameter;
   /** @default "prod" */
   readonly stageName?: string;
   /** Narrow invocation further to these on-premises source ranges (`aws:VpcSourceIp`). @default none */
@@ -157,20 +176,21 @@ export class ActivationBroker extends Construct {
     this.nodeRoleName = props.nodeRoleName ?? nodeRole!.roleName;
 
     // The broker's own validation, run at synth: a bad pool fails `cdk synth`, not the first vend.
-    const eksClusters = clustersNeedingHybridNodesRole(props.pools);
+    const eksClusters = props.poolsParameter ? [] : clustersNeedingHybridNodesRole(props.pools);
     this.hybridNodesRoleName =
       props.hybridNodesRoleName ??
       (eksClusters.length > 0
         ? new HybridNodesRole(this, "HybridNodesRole", { clusterArns: eksClusters }).role.roleName
         : undefined);
-    const pools = parsePools(props.pools ?? {}, {
+    const pools = parsePools(props.poolsParameter ? {} : (props.pools ?? {}), {
       iamRole: this.nodeRoleName,
       eksIamRole: this.hybridNodesRoleName,
     });
     requireClustersInStackRegion(this, pools);
     this.pools = pools;
-    const poolsEnv = JSON.stringify(poolsFileSchema.parse(props.pools ?? {}));
-    if (Buffer.byteLength(poolsEnv) > MAX_POOLS_ENV_BYTES) {
+    const poolsEnv =
+      props.poolsParameter?.document ?? JSON.stringify(poolsFileSchema.parse(props.pools ?? {}));
+    if (!props.poolsParameter && Buffer.byteLength(poolsEnv) > MAX_POOLS_ENV_BYTES) {
       throw new ConfigError(
         `Invalid pool configuration: pools: ${Buffer.byteLength(poolsEnv)} bytes of JSON exceed the ${MAX_POOLS_ENV_BYTES} bytes a Lambda environment leaves for them`,
       );
@@ -217,7 +237,8 @@ export class ActivationBroker extends Construct {
       // The account's logging role is set below, where it can come from a parameter.
       cloudWatchRole: false,
       deployOptions: {
-        stageName,
+        // A stage name chosen at deploy time cannot be part of construct ids: set it below.
+        stageName: Token.isUnresolved(stageName) ? "prod" : stageName,
         accessLogDestination: new LogGroupLogDestination(this.accessLogGroup),
         accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
         loggingLevel: props.executionLogLevel ?? MethodLoggingLevel.ERROR,
@@ -232,6 +253,11 @@ export class ActivationBroker extends Construct {
     });
     // Built by hand, not api.url: that refers to the stage, which depends on the methods, which
     // depend on the function, whose environment needs the URL — a cycle.
+    // RestApi's own URL output names no endpoint; the stacks output both URLs themselves.
+    this.api.node.tryRemoveChild("Endpoint");
+    if (Token.isUnresolved(stageName)) {
+      (this.api.deploymentStage.node.defaultChild as CfnStage).addPropertyOverride("StageName", stageName);
+    }
     this.url = `https://${this.api.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}/${stageName}`;
     this.endpointUrls = props.vpcEndpointIds.map(
       (vpce) =>
@@ -294,8 +320,14 @@ export class ActivationBroker extends Construct {
     this.grantBrokerPermissions(role, {
       kmsKey: props.kmsKey,
       deploymentId: props.deploymentId ?? defaultDeploymentId(),
-      passRoleNames: poolRoleNames,
-      allowedTagKeys: [`${RESERVED_TAG_PREFIX}*`, ...poolTagKeys],
+      ...(props.poolsParameter
+        ? this.deployTimePoolScope(props.poolsParameter)
+        : {
+            passRoleArns: poolRoleNames.map(
+              (name) => `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${name}`,
+            ),
+            allowedTagKeys: [`${RESERVED_TAG_PREFIX}*`, ...poolTagKeys],
+          }),
     });
 
     this.addRoutes([...pools.values()].some((p) => p.eks));
@@ -424,9 +456,23 @@ export class ActivationBroker extends Construct {
     this.api.deploymentStage.node.addDependency(account);
   }
 
+  /** The node role plus the parameter's roles; `activation-broker:*` plus its tag keys. */
+  private deployTimePoolScope(p: PoolsParameter): { passRoleArns: string[]; allowedTagKeys: string[] } {
+    const nodeRoleArn = `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${this.nodeRoleName}`;
+    const reserved = `${RESERVED_TAG_PREFIX}*`;
+    const withList = (first: string, list: string[], has: CfnCondition): string[] =>
+      Token.asList(
+        Fn.conditionIf(has.logicalId, Fn.split(",", Fn.join(",", [first, Fn.join(",", list)])), [first]),
+      );
+    return {
+      passRoleArns: withList(nodeRoleArn, p.roleArns, p.hasRoleArns),
+      allowedTagKeys: withList(reserved, p.tagKeys, p.hasTagKeys),
+    };
+  }
+
   private grantBrokerPermissions(
     role: Role,
-    opts: { kmsKey: IKey; deploymentId: string; passRoleNames: string[]; allowedTagKeys: string[] },
+    opts: { kmsKey: IKey; deploymentId: string; passRoleArns: string[]; allowedTagKeys: string[] },
   ): void {
     const { account, region, partition } = {
       account: Aws.ACCOUNT_ID,
@@ -455,7 +501,7 @@ export class ActivationBroker extends Construct {
       new PolicyStatement({
         sid: "PassNodeRoleToSsmOnly",
         actions: ["iam:PassRole"],
-        resources: opts.passRoleNames.map((name) => `arn:${partition}:iam::${account}:role/${name}`),
+        resources: opts.passRoleArns,
         conditions: { StringEquals: { "iam:PassedToService": "ssm.amazonaws.com" } },
       }),
       // CreateActivation has no resource type (the Service Authorization Reference lists none), so

@@ -26,6 +26,13 @@ export class BrokerStack extends Stack {
     const kmsKey = typeof props.kmsKey === "string" ? importKey(this, props.kmsKey) : props.kmsKey;
     const broker = new ActivationBroker(this, "Broker", { ...props, kmsKey });
     this.broker = broker;
+    addBrokerOutputs(this, broker);
+  }
+}
+
+/** The operator's outputs of step 3 (docs/deploy.md lists them; a test keeps the list true). */
+export function addBrokerOutputs(stack: Stack, broker: ActivationBroker): void {
+  {
     const url = broker.url;
     this.janitor = new Janitor(this, "Janitor", {
       table: broker.table,
@@ -108,7 +115,7 @@ export class BrokerStack extends Stack {
         description: "Join a Linux host to an EKS pool's cluster as a hybrid node (docs/eks.md)",
       };
     }
-    for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
+    for (const [id, o] of Object.entries(outputs)) new CfnOutput(stack, id, o);
   }
 }
 
@@ -116,7 +123,7 @@ export class BrokerStack extends Stack {
 export const endpointUrlOutputId = (i: number): string => `EndpointInvokeUrl${i === 0 ? "" : i + 1}`;
 
 /** An existing key named by id or ARN, imported without a lookup (synth needs no credentials). */
-function importKey(scope: Construct, keyIdOrArn: string): IKey {
+export function importKey(scope: Construct, keyIdOrArn: string): IKey {
   const arn = keyIdOrArn.startsWith("arn:")
     ? keyIdOrArn
     : `arn:${Aws.PARTITION}:kms:${Aws.REGION}:${Aws.ACCOUNT_ID}:key/${keyIdOrArn}`;

@@ -42,6 +42,13 @@ function checkBundle(dir: string): void {
   expect(runtimeRequires.filter((r) => !/signature-v4(a|-crt)['"]/.test(r))).toEqual([]);
   expect(code).toContain("DynamoDB_20120810");
   expect(code).toContain("AmazonSSM");
+  // Logged error names survive minification: the errors a vend can log state their names as
+  // literals (no `new.target.name`, which minify turns into one letter).
+  expect(code).not.toContain("new.target.name");
+  const logged = ["RotationInProgressError", "RotationBudgetExhaustedError", "ThrottledError"];
+  for (const name of [...logged, "UpstreamUnavailableError", "PoolNotFoundError", "ConfigError"]) {
+    expect(code, name).toMatch(new RegExp(`name\\s*=\\s*"${name}"`));
+  }
   // Source map without embedded sources: stack traces map, the bundle stays small.
   const map = JSON.parse(readFileSync(join(dir, "index.js.map"), "utf8"));
   expect(map.sourcesContent ?? []).toEqual([]);
