@@ -6,7 +6,7 @@ import {
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
+import type { LeaseRequest, NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
@@ -25,6 +25,8 @@ const NAMES = {
   "#issued": "issued",
   "#leaseOwner": "leaseOwner",
   "#leaseDeadline": "leaseDeadline",
+  "#windowStart": "rotationWindowStart",
+  "#rotations": "rotationsInWindow",
 } as const;
 
 type Name = keyof typeof NAMES;
@@ -54,6 +56,11 @@ type Name = keyof typeof NAMES;
  *   The commit also sets issued = 1: the committer's own reservation, taken in the same write.
  * - releaseLease: only the owner can clear its lease, so a late release after a lapse and a
  *   takeover cannot unlock somebody else's rotation.
+ * - rotation budget (I7): the lease write itself counts the lease in the row's one-hour window
+ *   (rotationWindowStart, rotationsInWindow) and fails once the window holds `max` leases, so
+ *   replicas and Lambda containers share one budget with no read-then-write. An open window is
+ *   counted up (`rotationsInWindow < max`); a closed or missing one is restarted at now with a
+ *   count of 1. The two cases are two writes with disjoint conditions: at most one can succeed.
  */
 export class DynamoDbPoolStore implements PoolStateStore {
   constructor(
@@ -83,34 +90,56 @@ export class DynamoDbPoolStore implements PoolStateStore {
     return Item && toPoolState(Item);
   }
 
-  async acquireLease(
-    pool: string,
-    lease: { owner: string; generation: number; now: number; deadline: number },
-  ): Promise<boolean> {
+  async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
     // Generation 0 covers both "no row yet" and "a row whose first rotation never committed"
     // (a lease that was released or lapsed leaves generation = 0 behind).
     const atGeneration =
       lease.generation === 0
         ? "(attribute_not_exists(#generation) OR #generation = :gen)"
         : "#generation = :gen";
-    const item = await this.conditionalUpdate({
+    const leaseFree = "(attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)";
+    const takeLease =
+      "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
+      "#generation = if_not_exists(#generation, :zero)";
+    const base = {
       ...this.keyOf(pool),
-      UpdateExpression:
-        "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
-        "#generation = if_not_exists(#generation, :zero)",
-      ConditionExpression: `${atGeneration} AND (attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)`,
-      ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline", "#pool", "#generation"),
-      ExpressionAttributeValues: marshall({
-        ":owner": lease.owner,
-        ":deadline": lease.deadline,
-        ":pool": pool,
-        ":zero": 0,
-        ":gen": lease.generation,
-        ":now": lease.now,
-      }),
-      ReturnValues: "NONE",
+      ExpressionAttributeNames: names(
+        "#leaseOwner",
+        "#leaseDeadline",
+        "#pool",
+        "#generation",
+        "#windowStart",
+        "#rotations",
+      ),
+      ReturnValues: "NONE" as const,
+    };
+    const values = {
+      ":owner": lease.owner,
+      ":deadline": lease.deadline,
+      ":pool": pool,
+      ":zero": 0,
+      ":gen": lease.generation,
+      ":now": lease.now,
+      ":one": 1,
+      ":windowOpenAfter": lease.now - lease.budget.windowMs,
+    };
+    const inOpenWindow = await this.conditionalUpdate({
+      ...base,
+      UpdateExpression: `${takeLease}, #rotations = #rotations + :one`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} AND #windowStart > :windowOpenAfter ` + "AND #rotations < :max",
+      ExpressionAttributeValues: marshall({ ...values, ":max": lease.budget.max }),
     });
-    return item !== undefined;
+    if (inOpenWindow) return true;
+    const inNewWindow = await this.conditionalUpdate({
+      ...base,
+      UpdateExpression: `${takeLease}, #windowStart = :now, #rotations = :one`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} ` +
+        "AND (attribute_not_exists(#windowStart) OR #windowStart <= :windowOpenAfter)",
+      ExpressionAttributeValues: marshall(values),
+    });
+    return inNewWindow !== undefined;
   }
 
   async commitRotation(
@@ -215,6 +244,8 @@ export function toPoolState(item: Item): PoolState | undefined {
     issued: numberIn(row, "issued"),
     leaseOwner: stringIn(row, "leaseOwner"),
     leaseDeadline: numberIn(row, "leaseDeadline"),
+    rotationWindowStart: numberIn(row, "rotationWindowStart"),
+    rotationsInWindow: numberIn(row, "rotationsInWindow"),
   };
   return {
     pool,

@@ -38,7 +38,13 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
 
   async function rotated(limit = 10): Promise<string> {
     const pool = newPool();
-    await f.store.acquireLease(pool, { owner: "o", generation: 0, now: NOW, deadline: NOW + 30_000 });
+    await f.store.acquireLease(pool, {
+      budget: { max: 1_000_000, windowMs: 3_600_000 },
+      owner: "o",
+      generation: 0,
+      now: NOW,
+      deadline: NOW + 30_000,
+    });
     await f.store.commitRotation(pool, {
       owner: "o",
       generation: 0,
@@ -50,7 +56,13 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
   it("lists every pool row as read() sees it", async () => {
     const a = await rotated();
     const b = newPool();
-    await f.store.acquireLease(b, { owner: "x", generation: 0, now: NOW, deadline: NOW + 30_000 });
+    await f.store.acquireLease(b, {
+      budget: { max: 1_000_000, windowMs: 3_600_000 },
+      owner: "x",
+      generation: 0,
+      now: NOW,
+      deadline: NOW + 30_000,
+    });
     await f.putForeignItem?.();
     const listed = await f.inventory.list();
     const ours = listed.filter((r) => r.pool === a || r.pool === b);

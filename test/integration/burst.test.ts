@@ -32,8 +32,12 @@ describe("burst of 2,000 concurrent requests, registration limit 10", () => {
     }
     process.env.POWERTOOLS_LOG_LEVEL = "DEBUG";
     try {
+      // Up to 200 rotations in seconds: above the default rotation budget (100 an hour) on purpose.
       stack = await aLocalStack(
-        { BROKER_POOLS: pools({ default: { registrationLimit: LIMIT } }), BROKER_ROTATION_WAIT_MS: "5000" },
+        {
+          BROKER_POOLS: pools({ default: { registrationLimit: LIMIT, maxActivationsPerHour: 1000 } }),
+          BROKER_ROTATION_WAIT_MS: "5000",
+        },
         { logger: undefined },
       );
       const responses = await Promise.all(
