@@ -1,0 +1,18 @@
+// Mutation testing of the vend algorithm and its AWS adapters: `npm run test:mutation`.
+// See docs/testing.md, "Mutation testing", for the gate and the survivors it accepts.
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: "vitest",
+  vitest: { configFile: "vitest.mutation.config.ts" },
+  plugins: ["@stryker-mutator/vitest-runner", "@stryker-mutator/typescript-checker"],
+  checkers: ["typescript"],
+  tsconfigFile: "tsconfig.mutation.json",
+  mutate: ["src/core/**/*.ts", "src/aws/**/*.ts", "!src/core/ports.ts"],
+  reporters: ["clear-text", "progress", "json", "html"],
+  thresholds: { high: 90, low: 85, break: 85 },
+  incremental: true,
+  incrementalFile: "reports/stryker-incremental.json",
+  concurrency: 2,
+  timeoutMS: 20_000,
+  cleanTempDir: "always",
+};
