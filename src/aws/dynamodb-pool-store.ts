@@ -2,7 +2,6 @@ import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
-  ScanCommand,
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
@@ -10,7 +9,7 @@ import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../c
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
-type Item = Record<string, AttributeValue>;
+export type Item = Record<string, AttributeValue>;
 
 /**
  * Every attribute goes through a placeholder: `limit` is a DynamoDB reserved word, and aliasing
@@ -160,24 +159,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
     });
   }
 
-  async list(): Promise<PoolState[]> {
-    const states: PoolState[] = [];
-    let startKey: Item | undefined;
-    do {
-      const page = await this.send(() =>
-        this.client.send(
-          new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const state = toPoolState(item);
-        if (state) states.push(state);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return states;
-  }
-
   private keyOf(pool: string): Pick<UpdateItemCommandInput, "TableName" | "Key"> {
     return { TableName: this.tableName, Key: key(pool) };
   }
@@ -213,7 +194,7 @@ function names(...used: Name[]): Record<string, string> {
 const str = (value: string): AttributeValue => ({ S: value });
 const num = (value: number): AttributeValue => ({ N: String(value) });
 
-function readString(item: Item, attribute: string): string | undefined {
+export function readString(item: Item, attribute: string): string | undefined {
   return item[attribute]?.S;
 }
 
@@ -223,7 +204,7 @@ function readNumber(item: Item, attribute: string): number | undefined {
 }
 
 /** undefined for items that are not pool rows (the table may hold other kinds one day). */
-function toPoolState(item: Item): PoolState | undefined {
+export function toPoolState(item: Item): PoolState | undefined {
   const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);

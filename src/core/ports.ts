@@ -1,5 +1,6 @@
 /**
- * Ports: what the vend use case needs from the outside world. Adapters live in src/aws
+ * Ports: what the vend use case needs from the outside world (the operations' inventory ports
+ * are in inventory.ts, so the request path's role grants no inventory read). Adapters live in src/aws
  * (DynamoDB, SSM, Parameter Store); in-memory fakes live in test/support/fakes.ts,
  * and test/contract holds both to the same contract.
  * Times are epoch milliseconds.
@@ -70,9 +71,6 @@ export interface PoolStateStore {
 
   /** Drops the lease if `owner` still holds it (after a failed rotation), so others need not wait. */
   releaseLease(pool: string, owner: string): Promise<void>;
-
-  /** Every pool row (admin and janitor use; never on the request path). */
-  list(): Promise<PoolState[]>;
 }
 
 export interface CreateActivationRequest {
@@ -92,23 +90,10 @@ export interface CreatedActivation {
   readonly activationCode: string;
 }
 
-export interface ActivationSummary {
-  readonly activationId: string;
-  readonly iamRole: string;
-  readonly registrationLimit: number;
-  readonly registrationsCount: number;
-  readonly expiresAt: number;
-  readonly expired: boolean;
-  readonly createdAt: number;
-  readonly tags: Readonly<Record<string, string>>;
-}
-
 export interface ActivationProvider {
   create(request: CreateActivationRequest): Promise<CreatedActivation>;
   /** Deletes an activation; an unknown id is not an error (it is already gone). */
   delete(activationId: string): Promise<void>;
-  /** The broker's activations (those tagged for this deployment); admin and janitor only. */
-  listOwned(): Promise<ActivationSummary[]>;
 }
 
 export interface StoredSecret {

@@ -3,10 +3,9 @@
  * (test/contract keeps them honest) and let tests inject faults and observe calls.
  */
 import { SecretNotFoundError } from "../../src/core/errors";
-import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
+import type { ActivationInventory, ActivationRecord, PoolInventory, PoolRow } from "../../src/core/inventory";
 import type {
   ActivationProvider,
-  ActivationSummary,
   Clock,
   CreateActivationRequest,
   CreatedActivation,
@@ -22,8 +21,8 @@ import type {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-export class InMemoryPoolStore implements PoolStateStore {
-  readonly rows = new Map<string, Mutable<PoolState>>();
+export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
+  readonly rows = new Map<string, Mutable<PoolRow>>();
   writes = 0;
 
   async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
@@ -88,8 +87,17 @@ export class InMemoryPoolStore implements PoolStateStore {
     }
   }
 
-  async list(): Promise<PoolState[]> {
+  async list(): Promise<PoolRow[]> {
     return [...this.rows.values()].map((r) => ({ ...r }));
+  }
+
+  async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if (row?.activationId !== activationId) return false;
+    row.issued = row.limit;
+    if (options.revoked) row.revokedActivationId = activationId;
+    return true;
   }
 }
 
@@ -104,22 +112,19 @@ function reservationOf(row: PoolState): Reservation {
   };
 }
 
-export interface FakeActivation extends ActivationSummary {
+export interface FakeActivation extends ActivationRecord {
   readonly code: string;
   readonly request: CreateActivationRequest;
   deleted: boolean;
 }
 
-export class InMemoryActivations implements ActivationProvider {
+export class InMemoryActivations implements ActivationProvider, ActivationInventory {
   readonly created: FakeActivation[] = [];
   /** Called before each create; throw from it to simulate SSM failures. */
   beforeCreate: (request: CreateActivationRequest) => void | Promise<void> = () => {};
   private counter = 0;
 
-  constructor(
-    private readonly clock: Clock = systemClock,
-    private readonly deployment = "test",
-  ) {}
+  constructor(private readonly clock: Clock = systemClock) {}
 
   async create(request: CreateActivationRequest): Promise<CreatedActivation> {
     await this.beforeCreate(request);
@@ -137,6 +142,7 @@ export class InMemoryActivations implements ActivationProvider {
       expiresAt: request.expiresAt,
       expired: false,
       createdAt: this.clock.now(),
+      ...(request.defaultInstanceName !== undefined && { defaultInstanceName: request.defaultInstanceName }),
       tags: request.tags,
     });
     return { activationId, activationCode: code };
@@ -147,10 +153,10 @@ export class InMemoryActivations implements ActivationProvider {
     if (found) found.deleted = true;
   }
 
-  async listOwned(): Promise<ActivationSummary[]> {
+  async list(): Promise<ActivationRecord[]> {
     const now = this.clock.now();
     return this.created
-      .filter((a) => !a.deleted && a.tags[TAG_DEPLOYMENT] === this.deployment)
+      .filter((a) => !a.deleted)
       .map(({ code: _code, request: _request, deleted: _deleted, ...summary }) => ({
         ...summary,
         expired: summary.expiresAt <= now,
