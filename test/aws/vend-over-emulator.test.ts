@@ -36,7 +36,7 @@ describe("Vendor over the emulator", () => {
       new Vendor({
         pools: parsePools({ pools }, { iamRole: TEST_ROLE }),
         store: new DynamoDbPoolStore(clients.dynamodb, tableName),
-        activations: new SsmActivations(clients.ssm, { deployment }),
+        activations: new SsmActivations(clients.ssm),
         secrets: new ParameterStoreSecrets(clients.ssm, {
           prefix: `/vend-test/${deployment}`,
           kmsKeyId: "alias/aws/ssm",
