@@ -192,18 +192,90 @@ describe("Vendor coalescing", () => {
 });
 
 describe("Vendor code cache", () => {
-  it("holds at most 64 codes: the oldest is read again after 64 newer ones", async () => {
+  it("holds the 64 most recent codes: the oldest is read again after 64 newer ones", async () => {
     const names = Array.from({ length: 65 }, (_, i) => `p${i}`);
     const { vendor, secrets } = aVendor({
       pools: Object.fromEntries(names.map((n) => [n, { registrationLimit: 10 }])),
     });
     for (const n of names) await vendor.vend(n); // each rotation caches its code
-    expect(secrets.gets).toBe(0);
-    await vendor.vend("p64"); // the newest is still cached
+    for (const n of names.slice(1)) await vendor.vend(n); // the 64 newest are all still cached
     expect(secrets.gets).toBe(0);
     await vendor.vend("p0"); // the oldest was evicted by the 65th
     expect(secrets.gets).toBe(1);
-    await vendor.vend("p1"); // and the second oldest by p0's return
+    await vendor.vend("p1"); // and the next oldest by p0's return
     expect(secrets.gets).toBe(2);
+  });
+});
+
+describe("Vendor logs (what an operator reads; never a code)", () => {
+  const entry = (
+    logger: { lines: { level: string; message: string; extra?: Record<string, unknown> }[] },
+    level: string,
+  ) => logger.lines.filter((l) => l.level === level);
+
+  it("a rotation logs the pool, the new activation, its generation, expiry and limit", async () => {
+    const { vendor, logger, activations } = aVendor({ pools: { default: { registrationLimit: 3 } } });
+    const pair = await vendor.vend("default");
+    const [line] = entry(logger, "info");
+    expect(line?.message).toMatch(/rotated/);
+    expect(line?.extra).toEqual({
+      pool: "default",
+      activationId: pair.activationId,
+      generation: 1,
+      expiresAt: new Date(pair.expiresAt).toISOString(),
+      registrationLimit: 3,
+    });
+    expect(logger.text()).not.toContain(activations.created[0]!.code);
+  });
+
+  it("a lost lease logs which activation is discarded", async () => {
+    const { vendor, store, clock, activations, logger } = aVendor();
+    activations.beforeCreate = async () => {
+      activations.beforeCreate = () => {};
+      clock.current += 31_000;
+      await store.acquireLease("default", {
+        owner: "other",
+        generation: 0,
+        now: clock.now(),
+        deadline: clock.now() + 1,
+      });
+    };
+    await vendor.vend("default").catch(() => undefined);
+    const [line] = entry(logger, "warn");
+    expect(line?.message).toMatch(/lease lost/);
+    expect(line?.extra).toEqual({
+      pool: "default",
+      activationId: activations.created[0]!.activationId,
+      generation: 1,
+    });
+  });
+
+  it("a missing code logs the activation it rotates past", async () => {
+    const { vendor, newProcess, secrets, logger } = aVendor();
+    const first = await vendor.vend("default");
+    secrets.items.clear();
+    await newProcess().vend("default");
+    const [line] = entry(logger, "error");
+    expect(line?.message).toMatch(/no stored code/);
+    expect(line?.extra).toEqual({ pool: "default", activationId: first.activationId, generation: 1 });
+  });
+
+  it("a lease that cannot be released is logged by error name, and the rotation's own error wins", async () => {
+    const { vendor, store, activations, logger } = aVendor();
+    activations.beforeCreate = () => {
+      throw new ThrottledError("SSM", 2);
+    };
+    store.releaseLease = () => Promise.reject(new RotationInProgressError("default", 1));
+    await expect(vendor.vend("default")).rejects.toBeInstanceOf(ThrottledError);
+    const [line] = entry(logger, "warn");
+    expect(line?.message).toMatch(/could not release/);
+    expect(line?.extra).toEqual({ pool: "default", error: "RotationInProgressError" });
+  });
+});
+
+describe("Vendor.poolNames", () => {
+  it("lists every configured pool, the default one included", () => {
+    const { vendor } = aVendor({ pools: { web: {}, db: {} } });
+    expect(vendor.poolNames().sort()).toEqual(["db", "default", "web"]);
   });
 });
