@@ -22,7 +22,7 @@ import {
 } from "aws-cdk-lib/aws-iam";
 import type { IKey } from "aws-cdk-lib/aws-kms";
 import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import { LogLevel as BundlingLogLevel, NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } from "../../src/aws/naming";
@@ -251,6 +251,8 @@ export class ActivationBroker extends Construct {
         mainFields: ["module", "main"],
         // Bundle the SDK v3 clients rather than use the runtime's copy, so the version is pinned.
         externalModules: [],
+        // esbuild's per-file size table on every synth is noise; warnings and errors still show.
+        logLevel: BundlingLogLevel.WARNING,
       },
     });
 

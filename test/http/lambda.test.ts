@@ -93,9 +93,23 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     );
   });
 
-  it("answers a generic 500 when misconfigured, naming nothing internal", async () => {
+  it("answers a generic 500 when misconfigured, naming nothing internal; the log names the setting", async () => {
     const handler = await loadHandler({ ...awsEnv(), BROKER_LEASE_SECONDZ: "30" });
-    const res = await handler(event(), context);
+    // The Powertools logger writes JSON lines straight to stdout/stderr: read them, don't print them.
+    const logged: string[] = [];
+    const capture = (chunk: unknown) => (logged.push(String(chunk)), true);
+    const spies = [
+      vi.spyOn(process.stdout, "write").mockImplementation(capture),
+      vi.spyOn(process.stderr, "write").mockImplementation(capture),
+    ];
+    const res = await handler(event(), context).finally(() => spies.forEach((spy) => spy.mockRestore()));
+    const lines = logged
+      .join("")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ level: "ERROR", message: "broker is misconfigured" })]);
+    expect(JSON.stringify(lines[0])).toContain("BROKER_LEASE_SECONDZ");
     expect(res.statusCode).toBe(500);
     expect(JSON.parse(res.body).error).toEqual({
       code: "InternalError",
