@@ -7,9 +7,12 @@ import base from "./vitest.config";
  * run in it), so a mutant's verdict takes seconds. The HTTP, integration, infrastructure, script
  * and CLI suites stay out: they exercise the same code more slowly, or none of it.
  */
+// The base config's tiers (projects) are left out: this is one flat run of the suites below.
+const { projects: _tiers, ...shared } = base.test ?? {};
+
 export default defineConfig({
   test: {
-    ...base.test,
+    ...shared,
     include: ["test/core/**/*.test.ts", "test/contract/**/*.test.ts", "test/aws/**/*.test.ts"],
   },
 });
