@@ -33,13 +33,15 @@ describe("transientError: what the client may retry (503), and what it may not",
     expect(transientError(original, "Parameter Store", 1, redacted)?.cause).toBe(redacted);
   });
 
-  it.each([
+  const upstream: Array<[string, Error]> = [
     ["a server fault", sdkError("InternalServerError", { $fault: "server" })],
     ["an SDK timeout", sdkError("TimeoutError")],
-    ...["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"].map(
-      (code) => [`a socket's ${code}`, Object.assign(new Error("socket"), { code })] as const,
-    ),
-  ])("%s is UpstreamUnavailable, retry after 1 s", (_, original) => {
+    ...["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"].map((code): [string, Error] => [
+      `a socket's ${code}`,
+      Object.assign(new Error("socket"), { code }),
+    ]),
+  ];
+  it.each(upstream)("%s is UpstreamUnavailable, retry after 1 s", (_, original) => {
     const error = transientError(original, "DynamoDB", 9);
     expect(error).toBeInstanceOf(UpstreamUnavailableError);
     expect(error).toMatchObject({ service: "DynamoDB", retryAfterSeconds: 1, cause: original });
