@@ -62,7 +62,10 @@ export interface EmulatorControls {
   setClockOffset(seconds: number): void;
   clockOffset(): number;
   now(): Date;
-  /** Clears SSM state, counters, faults and the clock offset; DynamoDB tables stay. */
+  /** Lowers (or restores) the standard-tier parameter quota, 10,000 as in real SSM. */
+  setParameterQuota(standard: number): void;
+  parameterQuota(): { standard: number; used: number };
+  /** Clears SSM state, counters, faults, the clock offset and the quota; DynamoDB tables stay. */
   reset(): void;
   activations(): ActivationView[];
   managedNodes(): ManagedNodeView[];
@@ -223,6 +226,15 @@ export class EmulatorControlsImpl implements EmulatorControls {
 
   now(): Date {
     return this.clock.now();
+  }
+
+  setParameterQuota(standard: number): void {
+    if (!Number.isInteger(standard) || standard < 0) throw new Error("the quota is a whole number >= 0");
+    this.ssm.standardParameterQuota = standard;
+  }
+
+  parameterQuota(): { standard: number; used: number } {
+    return { standard: this.ssm.standardParameterQuota, used: this.ssm.standardParameterCount() };
   }
 
   reset(): void {

@@ -178,6 +178,22 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
             now: controls.now().toISOString(),
           });
         }
+        case "GET /_emulator/parameter-quota":
+          return sendJson(res, 200, controls.parameterQuota());
+        case "POST /_emulator/parameter-quota": {
+          const body = (await jsonBody()) as { standard?: unknown };
+          if (
+            typeof body !== "object" ||
+            body === null ||
+            !Number.isInteger(body.standard) ||
+            (body.standard as number) < 0 ||
+            Object.keys(body).some((k) => k !== "standard")
+          ) {
+            return sendJson(res, 400, { error: 'expected {"standard": <whole number >= 0>}' });
+          }
+          controls.setParameterQuota(body.standard as number);
+          return sendJson(res, 200, controls.parameterQuota());
+        }
         case "POST /_emulator/reset":
           controls.reset();
           return sendJson(res, 200, { status: "reset" });

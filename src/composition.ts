@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { Clock, Logger, Sleeper } from "./core/ports";
+import { reconcilePools, type ReconcileOutcome } from "./core/reconcile";
 import { Vendor } from "./core/vend";
 import { DynamoDbPoolStore } from "./aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
@@ -22,6 +23,8 @@ export const realSleeper: Sleeper = { sleep: (ms) => new Promise((resolve) => se
 export interface Broker {
   readonly vendor: Vendor;
   readonly handler: HttpHandler;
+  /** The slot-theft check of every configured pool (src/core/reconcile.ts); never per vend. */
+  reconcile(): Promise<ReconcileOutcome[]>;
 }
 
 /** Wires the core to the AWS adapters; shared by the Lambda, the Node server and the local stack. */
@@ -33,12 +36,15 @@ export function createBroker(deps: {
   sleeper?: Sleeper;
 }): Broker {
   const { settings, clients, logger } = deps;
+  const store = new DynamoDbPoolStore(clients.dynamodb, settings.tableName);
+  const activations = new SsmActivations(clients.ssm);
+  const clock = deps.clock ?? systemClock;
   const vendor = new Vendor({
     pools: settings.pools,
-    store: new DynamoDbPoolStore(clients.dynamodb, settings.tableName),
-    activations: new SsmActivations(clients.ssm),
+    store,
+    activations,
     secrets: secretsFor(settings, clients.ssm),
-    clock: deps.clock ?? systemClock,
+    clock,
     sleeper: deps.sleeper ?? realSleeper,
     logger,
     options: {
@@ -55,7 +61,31 @@ export function createBroker(deps: {
     renderInstallScript: installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 }),
     nodeConfig,
   });
-  return { vendor, handler };
+  const retirer = new DynamoDbPoolInventory(clients.dynamodb, settings.tableName);
+  const reconcile = () =>
+    reconcilePools({ store, pools: retirer, activations, logger }, [...settings.pools.keys()]);
+  return { vendor, handler, reconcile };
+}
+
+/**
+ * Runs the slot-theft check every `intervalMs` in a long-running process (standalone and local
+ * mode; on AWS the janitor does it). Returns a stop function. Runs never overlap.
+ */
+export function startReconcileTimer(broker: Broker, intervalMs: number, logger: Logger): () => void {
+  if (intervalMs <= 0) return () => {};
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    broker
+      .reconcile()
+      .catch((error: unknown) =>
+        logger.warn("slot-theft check failed", { error: error instanceof Error ? error.name : typeof error }),
+      )
+      .finally(() => (running = false));
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 function secretsFor(settings: Settings, ssm: SSMClient): ParameterStoreSecrets {

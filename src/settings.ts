@@ -4,6 +4,8 @@ import { z } from "zod";
 import { DEFAULT_KMS_KEY_ID, DEFAULT_PARAMETER_PREFIX, isValidParameterPrefix } from "./aws/naming";
 import { ConfigError } from "./core/errors";
 import { checkEksRegions, parsePools, type PoolConfig } from "./core/pool-config";
+import type { NodeServerLimits } from "./http/node-server";
+import { parseAddressList } from "./http/source-address";
 
 /**
  * The one place that reads the environment. Every variable the broker understands starts with
@@ -26,6 +28,31 @@ const envSchema = z.strictObject({
   BROKER_LEASE_SECONDS: z.coerce.number().int().min(5).max(900).default(30),
   BROKER_ROTATION_WAIT_MS: z.coerce.number().int().min(0).max(25_000).default(5000),
   BROKER_PUBLIC_URL: z.url().optional(),
+  // Node-server hygiene (standalone and local mode; the Lambda ignores these): see
+  // docs/threat-model.md. Idle sockets were never closed before; 20,000 of them filled the
+  // process's file descriptors.
+  BROKER_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  BROKER_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  BROKER_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  BROKER_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+  BROKER_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
+  /** Addresses or CIDR blocks of proxies whose X-Forwarded-* headers are believed. */
+  BROKER_TRUSTED_PROXIES: z
+    .string()
+    .refine((v) => parseAddressList(v) !== undefined, "comma-separated IP addresses or CIDR blocks")
+    .optional(),
+  /** Per-source token bucket of the Node server: refill rate (0 turns it off) and bucket size. */
+  BROKER_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(100_000).default(10),
+  BROKER_RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(100_000).default(100),
+  BROKER_RATE_LIMIT_SOURCES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /** Slot-theft check of every pool's current activation in long-running processes; 0 = off. */
+  BROKER_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  /** VPC endpoints associated with the private API, whose alias names are the API's own too. */
+  BROKER_VPC_ENDPOINT_IDS: z
+    .string()
+    .transform((v) => v.split(",").filter(Boolean))
+    .pipe(z.array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, "VPC endpoint ids (vpce-…), comma-separated")))
+    .optional(),
 });
 
 export type BrokerEnv = z.input<typeof envSchema>;
@@ -39,6 +66,11 @@ export interface Settings {
   readonly leaseMs: number;
   readonly rotationWaitMs: number;
   readonly publicUrl?: string;
+  readonly server: NodeServerLimits;
+  /** 0 turns the periodic slot-theft check off. */
+  readonly reconcileIntervalMs: number;
+  /** Endpoints through which the API's alias URLs (`<api>-<vpce>.execute-api…`) reach it. */
+  readonly vpcEndpointIds: readonly string[];
   readonly pools: ReadonlyMap<string, PoolConfig>;
 }
 
@@ -63,6 +95,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       `Invalid environment: ${name} must be a Region name such as eu-west-1, got '${region}'`,
     );
   }
+  if (e.BROKER_HEADERS_TIMEOUT_MS > e.BROKER_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(
+      "Invalid environment: BROKER_HEADERS_TIMEOUT_MS must not exceed BROKER_REQUEST_TIMEOUT_MS",
+    );
+  }
   if (e.BROKER_POOLS && e.BROKER_CONFIG_FILE) {
     throw new ConfigError("Invalid environment: set BROKER_POOLS or BROKER_CONFIG_FILE, not both");
   }
@@ -80,6 +117,19 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     leaseMs: e.BROKER_LEASE_SECONDS * 1000,
     rotationWaitMs: e.BROKER_ROTATION_WAIT_MS,
     ...(e.BROKER_PUBLIC_URL !== undefined && { publicUrl: e.BROKER_PUBLIC_URL.replace(/\/+$/, "") }),
+    server: {
+      headersTimeoutMs: e.BROKER_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.BROKER_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.BROKER_KEEP_ALIVE_TIMEOUT_MS,
+      idleTimeoutMs: e.BROKER_IDLE_TIMEOUT_MS,
+      maxConnections: e.BROKER_MAX_CONNECTIONS,
+      trustedProxies: parseAddressList(e.BROKER_TRUSTED_PROXIES ?? "") ?? [],
+      ratePerSecond: e.BROKER_RATE_LIMIT_PER_SECOND,
+      rateBurst: e.BROKER_RATE_LIMIT_BURST,
+      maxTrackedSources: e.BROKER_RATE_LIMIT_SOURCES,
+    },
+    reconcileIntervalMs: e.BROKER_RECONCILE_INTERVAL_SECONDS * 1000,
+    vpcEndpointIds: e.BROKER_VPC_ENDPOINT_IDS ?? [],
     pools,
   };
 }

@@ -101,3 +101,46 @@ describe("loadSettings", () => {
     );
   });
 });
+
+describe("loadSettings: Node-server hygiene and caller limits", () => {
+  it("has sane defaults", () => {
+    expect(loadSettings(base).server).toEqual({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
+      idleTimeoutMs: 15_000,
+      maxConnections: 1_000,
+      trustedProxies: [],
+      ratePerSecond: 10,
+      rateBurst: 100,
+      maxTrackedSources: 10_000,
+    });
+    expect(loadSettings(base).reconcileIntervalMs).toBe(300_000);
+  });
+
+  it("reads each BROKER_* setting and rejects nonsense", () => {
+    const s = loadSettings({
+      ...base,
+      BROKER_IDLE_TIMEOUT_MS: "250",
+      BROKER_MAX_CONNECTIONS: "50",
+      BROKER_TRUSTED_PROXIES: "10.0.0.0/8, 192.168.1.7,::1",
+      BROKER_RATE_LIMIT_PER_SECOND: "0",
+    });
+    expect(s.server).toMatchObject({
+      idleTimeoutMs: 250,
+      maxConnections: 50,
+      trustedProxies: ["10.0.0.0/8", "192.168.1.7", "::1"],
+      ratePerSecond: 0,
+    });
+    expect(() => loadSettings({ ...base, BROKER_TRUSTED_PROXIES: "10.0.0.0/33" })).toThrow(
+      "BROKER_TRUSTED_PROXIES",
+    );
+    expect(() => loadSettings({ ...base, BROKER_TRUSTED_PROXIES: "proxy.example" })).toThrow(
+      "BROKER_TRUSTED_PROXIES",
+    );
+    expect(() => loadSettings({ ...base, BROKER_MAX_CONNECTIONS: "0" })).toThrow("BROKER_MAX_CONNECTIONS");
+    expect(() =>
+      loadSettings({ ...base, BROKER_HEADERS_TIMEOUT_MS: "20000", BROKER_REQUEST_TIMEOUT_MS: "10000" }),
+    ).toThrow("BROKER_HEADERS_TIMEOUT_MS");
+  });
+});

@@ -246,6 +246,16 @@ export function putParameter(state: SsmState, body: Body): Body {
     );
   }
 
+  // Only a new standard parameter counts against the quota; a new version of an existing one does
+  // not. ParameterLimitExceeded: "You have exceeded the number of parameters for this AWS
+  // account. Delete one or more parameters and try again." (PUT, Errors; quota in ssm-state.ts)
+  if (!existing && tier === "Standard" && state.standardParameterCount() >= state.standardParameterQuota) {
+    throw new SsmError(
+      "ParameterLimitExceeded",
+      "You have exceeded the number of parameters for this AWS account. Delete one or more parameters and try again.",
+    );
+  }
+
   const version: ParameterVersion = {
     version: (previous?.version ?? 0) + 1,
     type,

@@ -55,11 +55,21 @@ export interface ParameterRecord {
   tags: Tag[];
 }
 
+/**
+ * "Number of parameters (standard tier): 10,000" per account and Region; past it PutParameter
+ * answers ParameterLimitExceeded. Advanced parameters have a separate quota (100,000).
+ * https://docs.aws.amazon.com/general/latest/gr/ssm.html (Systems Manager service quotas)
+ * https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html
+ */
+export const STANDARD_PARAMETER_QUOTA = 10_000;
+
 /** Everything SSM remembers; one instance per emulator, cleared by `controls.reset()`. */
 export class SsmState {
   readonly activations = new Map<string, ActivationRecord>();
   readonly managedNodes = new Map<string, ManagedNodeRecord>();
   readonly parameters = new Map<string, ParameterRecord>();
+  /** Lowered by tests (controls.setParameterQuota) so they need not create 10,000 parameters. */
+  standardParameterQuota = STANDARD_PARAMETER_QUOTA;
   private counter = 0;
 
   constructor(
@@ -77,5 +87,13 @@ export class SsmState {
     this.activations.clear();
     this.managedNodes.clear();
     this.parameters.clear();
+    this.standardParameterQuota = STANDARD_PARAMETER_QUOTA;
+  }
+
+  standardParameterCount(): number {
+    let count = 0;
+    for (const p of this.parameters.values())
+      if (p.versions[p.versions.length - 1]?.tier === "Standard") count++;
+    return count;
   }
 }

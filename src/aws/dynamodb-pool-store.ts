@@ -5,7 +5,8 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { LeaseRequest, NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
@@ -24,6 +25,8 @@ const NAMES = {
   "#issued": "issued",
   "#leaseOwner": "leaseOwner",
   "#leaseDeadline": "leaseDeadline",
+  "#windowStart": "rotationWindowStart",
+  "#rotations": "rotationsInWindow",
 } as const;
 
 type Name = keyof typeof NAMES;
@@ -53,6 +56,11 @@ type Name = keyof typeof NAMES;
  *   The commit also sets issued = 1: the committer's own reservation, taken in the same write.
  * - releaseLease: only the owner can clear its lease, so a late release after a lapse and a
  *   takeover cannot unlock somebody else's rotation.
+ * - rotation budget (I7): the lease write itself counts the lease in the row's one-hour window
+ *   (rotationWindowStart, rotationsInWindow) and fails once the window holds `max` leases, so
+ *   replicas and Lambda containers share one budget with no read-then-write. An open window is
+ *   counted up (`rotationsInWindow < max`); a closed or missing one is restarted at now with a
+ *   count of 1. The two cases are two writes with disjoint conditions: at most one can succeed.
  */
 export class DynamoDbPoolStore implements PoolStateStore {
   constructor(
@@ -67,7 +75,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ConditionExpression:
         "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
       ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
-      ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
+      ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -82,34 +90,56 @@ export class DynamoDbPoolStore implements PoolStateStore {
     return Item && toPoolState(Item);
   }
 
-  async acquireLease(
-    pool: string,
-    lease: { owner: string; generation: number; now: number; deadline: number },
-  ): Promise<boolean> {
+  async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
     // Generation 0 covers both "no row yet" and "a row whose first rotation never committed"
     // (a lease that was released or lapsed leaves generation = 0 behind).
     const atGeneration =
       lease.generation === 0
         ? "(attribute_not_exists(#generation) OR #generation = :gen)"
         : "#generation = :gen";
-    const item = await this.conditionalUpdate({
+    const leaseFree = "(attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)";
+    const takeLease =
+      "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
+      "#generation = if_not_exists(#generation, :zero)";
+    const base = {
       ...this.keyOf(pool),
-      UpdateExpression:
-        "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
-        "#generation = if_not_exists(#generation, :zero)",
-      ConditionExpression: `${atGeneration} AND (attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)`,
-      ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline", "#pool", "#generation"),
-      ExpressionAttributeValues: {
-        ":owner": str(lease.owner),
-        ":deadline": num(lease.deadline),
-        ":pool": str(pool),
-        ":zero": num(0),
-        ":gen": num(lease.generation),
-        ":now": num(lease.now),
-      },
-      ReturnValues: "NONE",
+      ExpressionAttributeNames: names(
+        "#leaseOwner",
+        "#leaseDeadline",
+        "#pool",
+        "#generation",
+        "#windowStart",
+        "#rotations",
+      ),
+      ReturnValues: "NONE" as const,
+    };
+    const values = {
+      ":owner": lease.owner,
+      ":deadline": lease.deadline,
+      ":pool": pool,
+      ":zero": 0,
+      ":gen": lease.generation,
+      ":now": lease.now,
+      ":one": 1,
+      ":windowOpenAfter": lease.now - lease.budget.windowMs,
+    };
+    const inOpenWindow = await this.conditionalUpdate({
+      ...base,
+      UpdateExpression: `${takeLease}, #rotations = #rotations + :one`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} AND #windowStart > :windowOpenAfter ` + "AND #rotations < :max",
+      ExpressionAttributeValues: marshall({ ...values, ":max": lease.budget.max }),
     });
-    return item !== undefined;
+    if (inOpenWindow) return true;
+    const inNewWindow = await this.conditionalUpdate({
+      ...base,
+      UpdateExpression: `${takeLease}, #windowStart = :now, #rotations = :one`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} ` +
+        "AND (attribute_not_exists(#windowStart) OR #windowStart <= :windowOpenAfter)",
+      ExpressionAttributeValues: marshall(values),
+    });
+    return inNewWindow !== undefined;
   }
 
   async commitRotation(
@@ -132,15 +162,15 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#leaseOwner",
         "#leaseDeadline",
       ),
-      ExpressionAttributeValues: {
-        ":activationId": str(activation.activationId),
-        ":expiresAt": num(activation.expiresAt),
-        ":limit": num(activation.limit),
-        ":one": num(1),
-        ":next": num(rotation.generation + 1),
-        ":owner": str(rotation.owner),
-        ":gen": num(rotation.generation),
-      },
+      ExpressionAttributeValues: marshall({
+        ":activationId": activation.activationId,
+        ":expiresAt": activation.expiresAt,
+        ":limit": activation.limit,
+        ":one": 1,
+        ":next": rotation.generation + 1,
+        ":owner": rotation.owner,
+        ":gen": rotation.generation,
+      }),
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -154,7 +184,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       UpdateExpression: "REMOVE #leaseOwner, #leaseDeadline",
       ConditionExpression: "#leaseOwner = :owner",
       ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline"),
-      ExpressionAttributeValues: { ":owner": str(owner) },
+      ExpressionAttributeValues: marshall({ ":owner": owner }),
       ReturnValues: "NONE",
     });
   }
@@ -184,42 +214,42 @@ export class DynamoDbPoolStore implements PoolStateStore {
 }
 
 function key(pool: string): Item {
-  return { [POOL_KEY_ATTRIBUTE]: str(poolKey(pool)) };
+  return marshall({ [POOL_KEY_ATTRIBUTE]: poolKey(pool) });
 }
 
 function names(...used: Name[]): Record<string, string> {
   return Object.fromEntries(used.map((n) => [n, NAMES[n]]));
 }
 
-const str = (value: string): AttributeValue => ({ S: value });
-const num = (value: number): AttributeValue => ({ N: String(value) });
-
 export function readString(item: Item, attribute: string): string | undefined {
-  return item[attribute]?.S;
+  return stringIn(unmarshall(item), attribute);
 }
 
-function readNumber(item: Item, attribute: string): number | undefined {
-  const value = item[attribute]?.N;
-  return value === undefined ? undefined : Number(value);
-}
+type Row = Record<string, unknown>;
+
+const stringIn = (row: Row, name: string) => (typeof row[name] === "string" ? row[name] : undefined);
+const numberIn = (row: Row, name: string) => (typeof row[name] === "number" ? row[name] : undefined);
 
 /** undefined for items that are not pool rows (the table may hold other kinds one day). */
 export function toPoolState(item: Item): PoolState | undefined {
-  const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
+  const row = unmarshall(item);
+  const keyValue = stringIn(row, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
   const optional = {
-    activationId: readString(item, "activationId"),
-    expiresAt: readNumber(item, "expiresAt"),
-    limit: readNumber(item, "limit"),
-    issued: readNumber(item, "issued"),
-    leaseOwner: readString(item, "leaseOwner"),
-    leaseDeadline: readNumber(item, "leaseDeadline"),
+    activationId: stringIn(row, "activationId"),
+    expiresAt: numberIn(row, "expiresAt"),
+    limit: numberIn(row, "limit"),
+    issued: numberIn(row, "issued"),
+    leaseOwner: stringIn(row, "leaseOwner"),
+    leaseDeadline: numberIn(row, "leaseDeadline"),
+    rotationWindowStart: numberIn(row, "rotationWindowStart"),
+    rotationsInWindow: numberIn(row, "rotationsInWindow"),
   };
   return {
     pool,
-    generation: readNumber(item, "generation") ?? 0,
+    generation: numberIn(row, "generation") ?? 0,
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   };
 }

@@ -1,6 +1,16 @@
-import { CreateActivationCommand, DeleteActivationCommand, type SSMClient } from "@aws-sdk/client-ssm";
+import {
+  CreateActivationCommand,
+  DeleteActivationCommand,
+  DescribeActivationsCommand,
+  type SSMClient,
+} from "@aws-sdk/client-ssm";
 import { ActivationRejectedError } from "../core/errors";
-import type { ActivationProvider, CreateActivationRequest, CreatedActivation } from "../core/ports";
+import type {
+  ActivationCount,
+  ActivationProvider,
+  CreateActivationRequest,
+  CreatedActivation,
+} from "../core/ports";
 import { isClientFault, isSdkError, sdkErrorName, transientError } from "./sdk-errors";
 
 /**
@@ -49,6 +59,27 @@ export class SsmActivations implements ActivationProvider {
 
   delete(activationId: string): Promise<void> {
     return deleteActivation(this.client, activationId);
+  }
+
+  async describe(activationId: string): Promise<ActivationCount | undefined> {
+    let page;
+    try {
+      page = await this.client.send(
+        new DescribeActivationsCommand({
+          Filters: [{ FilterKey: "ActivationIds", FilterValues: [activationId] }],
+        }),
+      );
+    } catch (error) {
+      throwIfTransient(error);
+      throw error;
+    }
+    const found = (page.ActivationList ?? []).find((a) => a.ActivationId === activationId);
+    if (!found) return undefined;
+    return {
+      activationId,
+      registrationLimit: found.RegistrationLimit ?? 0,
+      registrationsCount: found.RegistrationsCount ?? 0,
+    };
   }
 }
 

@@ -10,8 +10,8 @@
  */
 import { createAwsClients } from "../aws/clients";
 import { checkPoolTable } from "../aws/dynamodb-table";
-import { createBroker } from "../composition";
-import { createNodeServer, listen } from "../http/node-server";
+import { createBroker, startReconcileTimer } from "../composition";
+import { createNodeServer, keepServingOnUncaughtErrors, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, readPort } from "../settings";
 import packageJson from "../../package.json";
@@ -63,11 +63,13 @@ export async function main(argv: string[]): Promise<number> {
   const port = readPort("PORT", 8080, process.env, { name: "--port", value: values.port });
   const settings = loadSettings();
   const { logger } = createLogger();
+  keepServingOnUncaughtErrors(logger);
   const clients = createAwsClients({ region: settings.region });
   await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
   const broker = createBroker({ settings, clients, logger });
   const server = createNodeServer(broker.handler, {
     logger,
+    limits: settings.server,
     ...(settings.publicUrl !== undefined && { publicUrl: settings.publicUrl }),
   });
   const address = await listen(
@@ -81,8 +83,12 @@ export async function main(argv: string[]): Promise<number> {
     port: address.port,
     pools: broker.vendor.poolNames(),
   });
+  const stopReconciling = startReconcileTimer(broker, settings.reconcileIntervalMs, logger);
   await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve());
+    const stop = () => {
+      stopReconciling();
+      server.close(() => resolve());
+    };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });

@@ -8,6 +8,7 @@
 
 /** Every code the broker answers with; the status table in src/http/status.ts covers each one. */
 export type ErrorCode =
+  | "InvalidRequest"
   | "InvalidPoolName"
   | "InvalidParameter"
   | "NotFound"
@@ -16,6 +17,8 @@ export type ErrorCode =
   | "ActivationNotFound"
   | "NothingToRevoke"
   | "MethodNotAllowed"
+  | "TooManyRequests"
+  | "RotationBudgetExhausted"
   | "RotationInProgress"
   | "Throttled"
   | "UpstreamUnavailable"
@@ -71,6 +74,24 @@ export class RotationInProgressError extends RetryLaterError {
     retryAfterSeconds: number,
   ) {
     super(`A new activation for pool '${pool}' is being created; retry shortly.`, retryAfterSeconds);
+  }
+}
+
+/**
+ * The pool created its budget of activations this hour (maxActivationsPerHour): a caller draining
+ * the pool gets refused instead of costing more activations (I7). HTTP 429 with Retry-After.
+ */
+export class RotationBudgetExhaustedError extends RetryLaterError {
+  override readonly name = "RotationBudgetExhaustedError";
+  readonly code = "RotationBudgetExhausted";
+  constructor(
+    readonly pool: string,
+    retryAfterSeconds: number,
+  ) {
+    super(
+      `Pool '${pool}' has created its maximum of new activations this hour; retry later.`,
+      retryAfterSeconds,
+    );
   }
 }
 

@@ -33,6 +33,11 @@ export const poolConfigSchema = z
     /** IAM service role the managed nodes assume; defaults to the deployment's role. */
     iamRole: z.string().min(1).max(64).optional(),
     registrationLimit: z.number().int().min(1).max(1000).default(100),
+    /**
+     * Rotation budget (I7): at most this many new activations per hour, counted in the pool's
+     * DynamoDB item so every replica and Lambda container shares it. Past it, 429.
+     */
+    maxActivationsPerHour: z.number().int().min(1).max(10_000).default(100),
     /** How long each new activation stays valid. */
     expirationHours: z.number().int().min(1).max(MAX_EXPIRATION_HOURS).default(24),
     /** A pair is handed out only while it stays valid at least this long (I2). */
@@ -83,6 +88,7 @@ export interface PoolConfig {
   readonly name: string;
   readonly iamRole: string;
   readonly registrationLimit: number;
+  readonly maxActivationsPerHour: number;
   readonly expirationHours: number;
   readonly safetyMarginMinutes: number;
   readonly defaultInstanceName?: string;
@@ -139,6 +145,7 @@ export function parsePools(input: unknown, defaults: PoolDefaults): ReadonlyMap<
       name,
       iamRole,
       registrationLimit: pool.registrationLimit,
+      maxActivationsPerHour: pool.maxActivationsPerHour,
       expirationHours: pool.expirationHours,
       safetyMarginMinutes: pool.safetyMarginMinutes,
       tags: eks ? { ...pool.tags, [EKS_CLUSTER_ARN_TAG]: eks.cluster.arn } : pool.tags,

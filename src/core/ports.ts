@@ -19,6 +19,9 @@ export interface PoolState {
   readonly issued?: number;
   readonly leaseOwner?: string;
   readonly leaseDeadline?: number;
+  /** Rotation budget: when the current one-hour window opened, and leases taken in it (I7). */
+  readonly rotationWindowStart?: number;
+  readonly rotationsInWindow?: number;
 }
 
 export interface Reservation {
@@ -29,6 +32,14 @@ export interface Reservation {
   /** Slot number of this reservation, 1-based (== issued after the write). */
   readonly slot: number;
   readonly limit: number;
+}
+
+export interface LeaseRequest {
+  readonly owner: string;
+  readonly generation: number;
+  readonly now: number;
+  readonly deadline: number;
+  readonly budget: { readonly max: number; readonly windowMs: number };
 }
 
 export interface NewActivation {
@@ -50,13 +61,13 @@ export interface PoolStateStore {
 
   /**
    * Takes the rotation lease with ONE conditional write: succeeds only if the pool is still at
-   * `generation` and no unexpired lease is held (leaseDeadline <= now). Creates the row when
-   * generation is 0 and none exists. Returns false when the condition fails.
+   * `generation`, no unexpired lease is held (leaseDeadline <= now), and the rotation budget has
+   * room: fewer than `budget.max` leases in the window opened within the last `budget.windowMs`,
+   * or no such window (the write then opens one at `now`). The same write counts the lease, so
+   * every process sharing the row shares the budget. Creates the row when generation is 0 and
+   * none exists. Returns false when the condition fails.
    */
-  acquireLease(
-    pool: string,
-    lease: { owner: string; generation: number; now: number; deadline: number },
-  ): Promise<boolean>;
+  acquireLease(pool: string, lease: LeaseRequest): Promise<boolean>;
 
   /**
    * Installs the new activation, bumps the generation, reserves the first slot for the caller and
@@ -85,6 +96,13 @@ export interface CreateActivationRequest {
   readonly tags: Readonly<Record<string, string>>;
 }
 
+/** What SSM counts for one activation: the slot-theft check compares it with the pool's `issued`. */
+export interface ActivationCount {
+  readonly activationId: string;
+  readonly registrationLimit: number;
+  readonly registrationsCount: number;
+}
+
 export interface CreatedActivation {
   readonly activationId: string;
   readonly activationCode: string;
@@ -94,6 +112,11 @@ export interface ActivationProvider {
   create(request: CreateActivationRequest): Promise<CreatedActivation>;
   /** Deletes an activation; an unknown id is not an error (it is already gone). */
   delete(activationId: string): Promise<void>;
+  /**
+   * One activation by id (one DescribeActivations call filtered by ActivationIds), undefined if
+   * SSM does not know it. Never on a vend's steady-state path (I4).
+   */
+  describe(activationId: string): Promise<ActivationCount | undefined>;
 }
 
 export interface StoredSecret {

@@ -32,6 +32,28 @@ export function freeSlots(state: PoolState | undefined): number {
   return Math.max(0, (state?.limit ?? 0) - (state?.issued ?? 0));
 }
 
+/** The rotation budget's window: maxActivationsPerHour counts leases per hour (I7). */
+export const ROTATION_WINDOW_MS = HOUR_MS;
+
+/** True when the pool has taken its maximum of rotation leases in the open window. */
+export function rotationBudgetExhausted(
+  state: PoolState | undefined,
+  pool: PoolConfig,
+  now: number,
+): boolean {
+  return (
+    state?.rotationWindowStart !== undefined &&
+    state.rotationWindowStart > now - ROTATION_WINDOW_MS &&
+    (state.rotationsInWindow ?? 0) >= pool.maxActivationsPerHour
+  );
+}
+
+/** Seconds until the budget's window closes (at least 1). */
+export function rotationBudgetRetryAfterSeconds(state: PoolState | undefined, now: number): number {
+  const opensAt = (state?.rotationWindowStart ?? now) + ROTATION_WINDOW_MS;
+  return Math.max(1, Math.ceil((opensAt - now) / 1000));
+}
+
 export function leaseHeldByOther(state: PoolState | undefined, now: number): boolean {
   return state?.leaseDeadline !== undefined && state.leaseDeadline > now;
 }

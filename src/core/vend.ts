@@ -1,6 +1,7 @@
 import {
   InvalidPoolNameError,
   PoolNotFoundError,
+  RotationBudgetExhaustedError,
   RotationInProgressError,
   SecretNotFoundError,
 } from "./errors";
@@ -22,9 +23,13 @@ import {
   freeSlots,
   leaseHeldByOther,
   newActivationExpiry,
+  ROTATION_WINDOW_MS,
+  rotationBudgetExhausted,
+  rotationBudgetRetryAfterSeconds,
   rotationRetryAfterSeconds,
   safetyMarginMs,
 } from "./vend-policy";
+import { reportOutgoingActivation } from "./reconcile";
 
 export interface VendedPair {
   readonly pool: string;
@@ -73,6 +78,8 @@ interface Round {
 const CODE_CACHE_SIZE = 64;
 /** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
 const MAX_ATTEMPTS = 100;
+/** A drained pool logs its refusals once a minute per process, not once per request. */
+const BUDGET_WARNING_INTERVAL_MS = 60_000;
 
 /**
  * The vend use case: hand out a pair that stays valid for the safety margin, reserving one
@@ -85,6 +92,7 @@ const MAX_ATTEMPTS = 100;
 export class Vendor {
   private readonly codes = new Map<string, Promise<string>>();
   private readonly rounds = new Map<string, Round>();
+  private readonly budgetWarnedAt = new Map<string, number>();
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
 
@@ -107,9 +115,18 @@ export class Vendor {
     let lastSeen: PoolState | undefined;
     let skipReservation = false;
     for (let attempt = 0; ; attempt++) {
-      if (!skipReservation) {
+      if (!skipReservation && attempt < MAX_ATTEMPTS) {
         const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
-        if (reservation) return this.pairOrReplacement(pool, reservation);
+        if (reservation) {
+          const pair = await this.pairOrReplacement(pool, reservation);
+          if (pair) return pair;
+          // That reservation's activation was rotated away and its code deleted: reserve anew.
+          this.deps.logger.debug("reserved slot outlived its activation's code; reserving again", {
+            pool: pool.name,
+            activationId: reservation.activationId,
+          });
+          continue;
+        }
       }
       // The first failure always gets a round, so a request with no wait budget still rotates.
       if (attempt > 0 && (clock.now() >= giveUpAt || attempt >= MAX_ATTEMPTS)) {
@@ -146,7 +163,8 @@ export class Vendor {
     const state = await store.read(pool.name);
     if (canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
     if (!leaseHeldByOther(state, now)) {
-      const pair = await this.rotate(pool, state?.generation ?? 0, now);
+      if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
+      const pair = await this.rotate(pool, state, now);
       // The commit took slot 1 for the rotator. A lost race leaves no estimate: let one retry.
       return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
     }
@@ -160,14 +178,22 @@ export class Vendor {
    * A holder that dies anywhere before the commit leaves an activation tagged with a generation
    * the pool row never reached: the janitor deletes it; the lease lapses by itself (I3).
    */
-  private async rotate(pool: PoolConfig, generation: number, now: number): Promise<VendedPair | undefined> {
+  private async rotate(
+    pool: PoolConfig,
+    outgoing: PoolState | undefined,
+    now: number,
+  ): Promise<VendedPair | undefined> {
     const { store, activations, secrets, logger, options } = this.deps;
     const owner = this.newOwnerId();
+    const generation = outgoing?.generation ?? 0;
+    // The lease write also counts against the pool's rotation budget (I7): when it fails, the
+    // caller's next round reads the row and answers 429 if the budget, not a rival, stopped it.
     const acquired = await store.acquireLease(pool.name, {
       owner,
       generation,
       now,
       deadline: now + options.leaseMs,
+      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
     });
     if (!acquired) return undefined;
 
@@ -211,6 +237,7 @@ export class Vendor {
         expiresAt: new Date(expiresAt).toISOString(),
         registrationLimit: pool.registrationLimit,
       });
+      if (outgoing?.activationId) await this.retireOutgoing(pool, outgoing, outgoing.activationId);
       return this.toPair(reservation, created.activationCode);
     } catch (error) {
       await store.releaseLease(pool.name, owner).catch((releaseError: unknown) =>
@@ -224,6 +251,47 @@ export class Vendor {
     }
   }
 
+  /**
+   * After a commit, the outgoing activation's code is no longer needed: pairs already handed out
+   * carry it, and registered nodes never need it again. Deleting it keeps Parameter Store at about
+   * one parameter per pool (I7; the standard tier holds 10,000 per account and Region). A
+   * request that reserved one of its last slots and has not read the code yet finds it gone and
+   * retries (pairOrReplacement). The slot-theft check of the outgoing activation runs here too.
+   * Best effort: the rotation has committed, so neither may fail the caller's vend.
+   */
+  private async retireOutgoing(pool: PoolConfig, outgoing: PoolState, activationId: string): Promise<void> {
+    const { secrets, activations, logger } = this.deps;
+    this.codes.delete(activationId);
+    await Promise.all([
+      secrets.delete(pool.name, activationId).catch((error: unknown) =>
+        logger.warn("could not delete the outgoing activation's code; the janitor will", {
+          pool: pool.name,
+          activationId,
+          error: errorName(error),
+        }),
+      ),
+      reportOutgoingActivation(
+        { activations, logger },
+        { pool: pool.name, activationId, issued: outgoing.issued ?? 0 },
+      ),
+    ]);
+  }
+
+  private budgetExhausted(pool: PoolConfig, state: PoolState | undefined, now: number): Error {
+    const retryAfterSeconds = rotationBudgetRetryAfterSeconds(state, now);
+    const last = this.budgetWarnedAt.get(pool.name);
+    if (last === undefined || now - last >= BUDGET_WARNING_INTERVAL_MS) {
+      this.budgetWarnedAt.set(pool.name, now);
+      this.deps.logger.warn("rotation budget exhausted; refusing vends until the window closes", {
+        pool: pool.name,
+        maxActivationsPerHour: pool.maxActivationsPerHour,
+        rotationsInWindow: state?.rotationsInWindow,
+        retryAfterSeconds,
+      });
+    }
+    return new RotationBudgetExhaustedError(pool.name, retryAfterSeconds);
+  }
+
   /** Best effort: an orphan that survives this is still tagged for the janitor. */
   private async discard(pool: string, activationId: string): Promise<void> {
     await Promise.allSettled([
@@ -233,22 +301,39 @@ export class Vendor {
   }
 
   /**
-   * The pair for a reservation; if the activation's code is gone from the secret store (deleted
-   * by hand, say), every later reservation would fail the same way until the limit ran out, so
-   * the activation is retired by rotating past it, exactly as if it were spent.
+   * The pair for a reservation, or undefined when the caller must reserve again.
+   *
+   * The code can be missing for two reasons. (1) A rotation committed after our reservation and
+   * deleted the outgoing activation's code (retireOutgoing) before we, with a cold cache, read
+   * it: the pool's generation has moved past the reservation's. Our slot on that activation is
+   * spent (it stays counted in its `issued`, which only errs on the safe side), and rotating
+   * would be wrong, since the pool already has a fresh activation: reserve again. (2) The pool
+   * is still at the reservation's generation and the code was deleted by hand: every later
+   * reservation would fail the same way until the limit ran out, so rotate past it, exactly as
+   * if it were spent.
    */
-  private async pairOrReplacement(pool: PoolConfig, reservation: Reservation): Promise<VendedPair> {
+  private async pairOrReplacement(
+    pool: PoolConfig,
+    reservation: Reservation,
+  ): Promise<VendedPair | undefined> {
     try {
       return await this.pairFor(reservation);
     } catch (error) {
       if (!(error instanceof SecretNotFoundError)) throw error;
+      const state = await this.deps.store.read(pool.name);
+      if (state && state.generation > reservation.generation) return undefined;
       this.deps.logger.error("no stored code for the current activation; rotating past it", {
         pool: pool.name,
         activationId: reservation.activationId,
         generation: reservation.generation,
       });
       const now = this.deps.clock.now();
-      const rotated = await this.rotate(pool, reservation.generation, now);
+      if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
+      const rotated = await this.rotate(
+        pool,
+        state ?? { pool: pool.name, generation: reservation.generation },
+        now,
+      );
       if (rotated) return rotated;
       throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
     }

@@ -16,6 +16,7 @@ const { logger, powertools } = createLogger();
 interface Wiring {
   readonly handle: HttpHandler;
   readonly publicUrl: string | undefined;
+  readonly vpcEndpointIds: readonly string[];
 }
 
 let wiring: Wiring | undefined;
@@ -25,7 +26,11 @@ function init(): Wiring {
   if (!wiring) {
     const settings = loadSettings();
     const clients = createAwsClients({ region: settings.region });
-    wiring = { handle: createBroker({ settings, clients, logger }).handler, publicUrl: settings.publicUrl };
+    wiring = {
+      handle: createBroker({ settings, clients, logger }).handler,
+      publicUrl: settings.publicUrl,
+      vpcEndpointIds: settings.vpcEndpointIds,
+    };
   }
   return wiring;
 }
@@ -42,5 +47,7 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     });
     return toProxyResult(errorResponse(error, requestIdOf(event, context)));
   }
-  return toProxyResult(await wired.handle(toHttpRequest(event, context, wired.publicUrl)));
+  return toProxyResult(
+    await wired.handle(toHttpRequest(event, context, wired.publicUrl, wired.vpcEndpointIds)),
+  );
 }

@@ -1,9 +1,9 @@
 import { startEmulator, type Emulator } from "../../emulator/server";
 import { createAwsClients } from "../aws/clients";
 import { ensurePoolTable } from "../aws/dynamodb-table";
-import { createBroker, type Broker } from "../composition";
+import { createBroker, startReconcileTimer, type Broker } from "../composition";
 import type { Clock, Logger, Sleeper } from "../core/ports";
-import { createNodeServer, explainListenError, listen } from "../http/node-server";
+import { createNodeServer, explainListenError, listen, type NodeServerOptions } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, type Settings } from "../settings";
 
@@ -56,6 +56,10 @@ function localEnv(options: LocalStackOptions): NodeJS.ProcessEnv {
     BROKER_DEFAULT_IAM_ROLE: LOCAL_IAM_ROLE,
     BROKER_HYBRID_NODES_ROLE: LOCAL_HYBRID_NODES_ROLE,
     BROKER_DEPLOYMENT: "local",
+    // Local mode is development equipment that tests and the benchmark burst from one address,
+    // thousands of connections at once.
+    BROKER_RATE_LIMIT_PER_SECOND: "0",
+    BROKER_MAX_CONNECTIONS: "20000",
     ...Object.fromEntries(own),
     ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
   };
@@ -96,15 +100,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       clock: options.clock ?? { now: () => emulator.controls.now().getTime() },
       ...(options.sleeper && { sleeper: options.sleeper }),
     });
-    const server = createNodeServer(broker.handler, { logger });
+    const serverOptions: NodeServerOptions = { logger, limits: settings.server };
+    const server = createNodeServer(broker.handler, serverOptions);
     const { port } = await listen(server, options.brokerPort ?? 8080, host);
+    const brokerUrl = `http://${host}:${port}`;
+    // On this machine the broker knows its own URL, so the quick start's install scripts work
+    // without BROKER_PUBLIC_URL; a caller's Host header still never chooses it.
+    serverOptions.publicUrl = settings.publicUrl ?? brokerUrl;
+    const stopReconciling = startReconcileTimer(broker, settings.reconcileIntervalMs, logger);
     return {
-      brokerUrl: `http://${host}:${port}`,
+      brokerUrl,
       emulatorUrl: emulator.url,
       emulator,
       broker,
       settings,
       async close() {
+        stopReconciling();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         clients.dynamodb.destroy();

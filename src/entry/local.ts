@@ -8,6 +8,8 @@ import { parseCommandLine } from "../cli/args";
 import { readPort } from "../settings";
 import { startLocalStack } from "./local-stack";
 import { EXIT_FAILURE, EXIT_OK, runMain } from "./run";
+import { keepServingOnUncaughtErrors } from "../http/node-server";
+import { createLogger } from "../logging";
 
 const USAGE = `Usage: npm start [-- --config <pools.json>]
 
@@ -26,7 +28,10 @@ async function main(): Promise<number | void> {
     process.stdout.write(`${USAGE}\n`);
     return EXIT_OK;
   }
+  const { logger } = createLogger();
+  keepServingOnUncaughtErrors(logger);
   const stack = await startLocalStack({
+    logger,
     brokerPort: readPort("PORT", 8080),
     emulatorPort: readPort("EMULATOR_PORT", 4566),
     env: process.env,

@@ -10,8 +10,11 @@ export interface HttpRequest {
   readonly path: string;
   readonly query: Readonly<Record<string, string | undefined>>;
   readonly requestId: string;
-  /** The URL clients reach this broker at (scheme, host and stage), for the install scripts. */
-  readonly baseUrl: string;
+  /**
+   * The URL clients reach this broker at (scheme, host and stage), for the install scripts; absent
+   * when nothing the operator trusts says it (the scripts are then not served).
+   */
+  readonly baseUrl?: string;
 }
 
 export interface HttpResponse {
@@ -62,6 +65,14 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
     const pool = request.query.pool ?? DEFAULT_POOL;
     if (!POOL_NAME_PATTERN.test(pool)) throw new InvalidPoolNameError(pool);
     if (!vendor.poolNames().includes(pool)) throw new PoolNotFoundError(pool);
+    if (request.baseUrl === undefined) {
+      // A caller's Host header must not choose the URL a server sends its next request to.
+      throw new HttpError(
+        "NotFound",
+        "Install scripts are served only when the broker knows its public URL: set BROKER_PUBLIC_URL, " +
+          "or list the TLS proxy in front of it in BROKER_TRUSTED_PROXIES.",
+      );
+    }
     let body: string;
     try {
       body = deps.renderInstallScript(kind, { brokerUrl: request.baseUrl, pool });
@@ -117,7 +128,10 @@ function failed(error: unknown, request: HttpRequest, logger: Logger): HttpRespo
   const response = errorResponse(error, request.requestId);
   const code = error instanceof BrokerError ? error.code : "InternalError";
   const details = { code, status: response.status, path: request.path, error: describe(error) };
-  if (error instanceof RetryLaterError || response.status < 500) logger.warn("request refused", details);
+  // A drained pool refuses every request: the vendor logs that once a minute per pool, so a
+  // flood of refusals does not become a flood of WARN lines.
+  if (code === "RotationBudgetExhausted") logger.debug("request refused", details);
+  else if (error instanceof RetryLaterError || response.status < 500) logger.warn("request refused", details);
   else logger.error("request failed", details);
   return response;
 }

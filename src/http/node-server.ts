@@ -1,49 +1,207 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "../core/ports";
-import type { HttpHandler } from "./handler";
-import { errorResponse } from "./status";
+import type { HttpHandler, HttpResponse } from "./handler";
+import { SourceRateLimiter } from "./rate-limit";
+import { lastHeaderValue, sourceAddress, TrustedProxies } from "./source-address";
+import { errorResponse, HttpError } from "./status";
+
+/** Socket hygiene and caller limits of the Node server (BROKER_* settings, docs/threat-model.md). */
+export interface NodeServerLimits {
+  /** Time a client has to send the request's headers. */
+  readonly headersTimeoutMs: number;
+  /** Time a client has to send the whole request. */
+  readonly requestTimeoutMs: number;
+  /** How long a kept-alive socket waits for its next request. */
+  readonly keepAliveTimeoutMs: number;
+  /** A socket that sends nothing for this long is closed (paused while a request is handled). */
+  readonly idleTimeoutMs: number;
+  /** Connections beyond this are refused at once. */
+  readonly maxConnections: number;
+  /** Peers (addresses or CIDR blocks) whose X-Forwarded-* headers are believed. */
+  readonly trustedProxies: readonly string[];
+  /** Requests per second per source address (0 = no limit), bucket size, sources tracked. */
+  readonly ratePerSecond: number;
+  readonly rateBurst: number;
+  readonly maxTrackedSources: number;
+}
+
+export const DEFAULT_NODE_SERVER_LIMITS: NodeServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 15_000,
+  maxConnections: 1_000,
+  trustedProxies: [],
+  ratePerSecond: 0,
+  rateBurst: 1,
+  maxTrackedSources: 1,
+};
+
+export interface NodeServerOptions {
+  readonly logger: Logger;
+  /**
+   * The URL the install scripts carry. Read at request time, so a caller that learns its port only
+   * after listen() (the local stack on port 0) may set it afterwards.
+   */
+  publicUrl?: string;
+  readonly limits?: Partial<NodeServerLimits>;
+  readonly clock?: () => number;
+}
 
 /**
  * Serves the framework-free handler over plain Node HTTP: local mode and standalone mode.
  * TLS belongs to whatever fronts it (a load balancer or reverse proxy) in standalone mode.
+ *
+ * Hostile by default: a malformed request target is a 400, never an exception; any error a request
+ * causes ends as a 500 for that request alone; sockets that idle, dribble headers or never finish
+ * their request are closed; one source address cannot take more than its token bucket allows.
  */
-export function createNodeServer(
-  handler: HttpHandler,
-  options: { logger: Logger; publicUrl?: string },
-): Server {
-  return createServer((req, res) => {
-    const requestId = randomUUID();
-    const url = new URL(req.url ?? "/", "http://placeholder");
-    // Drain any body: the API takes none, but an unread body keeps the socket busy.
-    req.resume();
-    handler({
+export function createNodeServer(handler: HttpHandler, options: NodeServerOptions): Server {
+  const limits = { ...DEFAULT_NODE_SERVER_LIMITS, ...options.limits };
+  const { logger } = options;
+  const now = options.clock ?? Date.now;
+  const trusted = new TrustedProxies(limits.trustedProxies);
+  const limiter =
+    limits.ratePerSecond > 0
+      ? new SourceRateLimiter({
+          ratePerSecond: limits.ratePerSecond,
+          burst: limits.rateBurst,
+          maxSources: limits.maxTrackedSources,
+        })
+      : undefined;
+
+  async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const target = parseTarget(req.url ?? "");
+    if (!target) {
+      const refusal = new HttpError("InvalidRequest", "The request target is not a valid path.");
+      send(res, requestId, errorResponse(refusal, requestId));
+      return;
+    }
+    // /healthz stays exempt so a load balancer's checks neither spend nor suffer the budget.
+    if (limiter && target.path.replace(/\/+$/, "") !== "/healthz") {
+      const source = sourceAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], trusted);
+      const decision = limiter.take(source, now());
+      if (!decision.allowed) {
+        const refusal = new HttpError(
+          "TooManyRequests",
+          "Too many requests from this address; retry later.",
+          {
+            "Retry-After": String(decision.retryAfterSeconds),
+          },
+        );
+        send(res, requestId, errorResponse(refusal, requestId));
+        return;
+      }
+    }
+    const baseUrl = options.publicUrl ?? forwardedBaseUrl(req, trusted);
+    const response = await handler({
       method: req.method ?? "GET",
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
+      path: target.path,
+      query: target.query,
       requestId,
-      baseUrl: options.publicUrl ?? baseUrlOf(req),
-    })
-      .then((response) => {
-        res.writeHead(response.status, { ...response.headers, "X-Request-Id": requestId });
-        res.end(response.body);
-      })
-      .catch((error: unknown) => {
-        options.logger.error("unhandled error in handler", {
-          error: error instanceof Error ? error.name : "unknown",
-        });
-        const response = errorResponse(error, requestId);
-        res.writeHead(response.status, { ...response.headers, "X-Request-Id": requestId });
-        res.end(response.body);
+      ...(baseUrl !== undefined && { baseUrl }),
+    });
+    send(res, requestId, response);
+  }
+
+  const server = createServer(
+    {
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the header and request deadlines on this interval (default 30 s, which would
+      // let a short deadline overrun by that much).
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
+    (req, res) => {
+      const requestId = randomUUID();
+      // The idle timer is for sockets that say nothing; a request being answered is not idle.
+      req.socket.setTimeout(0);
+      res.once("close", () => {
+        if (!req.socket.destroyed) req.socket.setTimeout(limits.idleTimeoutMs);
       });
+      // Drain any body: the API takes none, but an unread body keeps the socket busy.
+      req.resume();
+      // Last resort: whatever a request makes go wrong ends as a 500 for that request alone.
+      const guard = (error: unknown) => {
+        logger.error("unhandled error while serving a request", { requestId, error: errorName(error) });
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        send(res, requestId, errorResponse(error, requestId));
+      };
+      try {
+        serve(req, res, requestId).catch(guard);
+      } catch (error) {
+        guard(error);
+      }
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  server.on("connection", (socket: Socket) => {
+    socket.setTimeout(limits.idleTimeoutMs);
+    socket.on("timeout", () => socket.destroy());
   });
+  return server;
 }
 
-function baseUrlOf(req: IncomingMessage): string {
-  const host = req.headers.host ?? "127.0.0.1";
-  const proto = req.headers["x-forwarded-proto"] === "https" ? "https" : "http";
+function send(res: ServerResponse, requestId: string, response: HttpResponse): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(response.status, { ...response.headers, "X-Request-Id": requestId });
+  res.end(response.body);
+}
+
+/**
+ * Splits an origin-form target ("/path?query") without ever throwing. Anything else is refused:
+ * absolute and authority forms, "*", "//…" and "/\…" (which URL parsers read as a host), stray
+ * backslashes, bytes outside printable ASCII, and malformed percent escapes in the path.
+ */
+export function parseTarget(target: string): { path: string; query: Record<string, string> } | undefined {
+  if (!target.startsWith("/") || target[1] === "/" || target[1] === "\\") return undefined;
+  if (!/^[\x21-\x7e]*$/.test(target)) return undefined;
+  const queryAt = target.indexOf("?");
+  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  const rawQuery = queryAt === -1 ? "" : target.slice(queryAt + 1);
+  if (path.includes("\\") || /%(?![0-9A-Fa-f]{2})/.test(path)) return undefined;
+  const query: Record<string, string> = {};
+  // URLSearchParams never throws: a malformed escape in the query stays as it was sent.
+  for (const [key, value] of new URLSearchParams(rawQuery)) {
+    Object.defineProperty(query, key, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return { path, query };
+}
+
+/**
+ * The broker's URL as a trusted proxy reports it (X-Forwarded-Host / -Proto, else Host); undefined
+ * for any other peer, so a caller's Host header never ends up in an install script. A trusted proxy
+ * that does not say the scheme is taken to terminate TLS: the broker itself never serves https.
+ */
+function forwardedBaseUrl(req: IncomingMessage, trusted: TrustedProxies): string | undefined {
+  if (!trusted.includes(req.socket.remoteAddress)) return undefined;
+  const host = lastHeaderValue(req.headers["x-forwarded-host"]) ?? req.headers.host;
+  if (!host) return undefined;
+  const proto = lastHeaderValue(req.headers["x-forwarded-proto"]) === "http" ? "http" : "https";
   return `${proto}://${host}`;
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/**
+ * Keeps a long-running broker process alive when an error escapes every handler: it is logged
+ * (by name only — a message could quote input) and the server goes on serving other requests.
+ */
+export function keepServingOnUncaughtErrors(logger: Logger): void {
+  process.on("uncaughtException", (error) =>
+    logger.error("uncaught error; the broker keeps serving", { error: errorName(error) }),
+  );
+  process.on("unhandledRejection", (error) =>
+    logger.error("unhandled rejection; the broker keeps serving", { error: errorName(error) }),
+  );
 }
 
 /**

@@ -5,6 +5,7 @@ import { BrokerError, RetryLaterError, type ErrorCode } from "../core/errors";
  * or a status for a code that does not exist, a compile error rather than a silent 500.
  */
 export const STATUS_BY_CODE = {
+  InvalidRequest: 400,
   InvalidPoolName: 400,
   InvalidParameter: 400,
   NotAnEksPool: 400,
@@ -14,6 +15,8 @@ export const STATUS_BY_CODE = {
   ActivationNotFound: 404,
   NothingToRevoke: 404,
   MethodNotAllowed: 405,
+  TooManyRequests: 429,
+  RotationBudgetExhausted: 429,
   RotationInProgress: 503,
   Throttled: 503,
   UpstreamUnavailable: 503,
@@ -31,7 +34,8 @@ export function statusFor(code: ErrorCode): number {
 export class HttpError extends BrokerError {
   override readonly name = "HttpError";
   constructor(
-    readonly code: "NotFound" | "MethodNotAllowed" | "InvalidParameter",
+    readonly code:
+      "NotFound" | "MethodNotAllowed" | "InvalidParameter" | "InvalidRequest" | "TooManyRequests",
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
   ) {

@@ -2,13 +2,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { ensurePoolTable } from "../../src/aws/dynamodb-table";
-import { startLocalAws, type LocalAws } from "./local-aws";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+
+/** A rotation budget no test here reaches (the budget has its own cases). */
+const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const DAY = 86_400_000;
 
 describe("DynamoDbPoolStore", () => {
-  let aws: LocalAws;
+  let aws: EmulatedAws;
   let tableName: string;
   let store: DynamoDbPoolStore;
   /** Same table, no SDK retries: each injected fault reaches the adapter. */
@@ -17,7 +20,7 @@ describe("DynamoDbPoolStore", () => {
   const newPool = () => `p${++counter}`;
 
   beforeAll(async () => {
-    aws = await startLocalAws();
+    aws = await startEmulatedAws();
     tableName = await aws.newTable();
     store = new DynamoDbPoolStore(aws.dynamodb, tableName);
     noRetryStore = new DynamoDbPoolStore(aws.clients({ maxAttempts: 1 }).dynamodb, tableName);
@@ -31,7 +34,13 @@ describe("DynamoDbPoolStore", () => {
 
   async function rotatedPool(limit = 10): Promise<string> {
     const pool = newPool();
-    await store.acquireLease(pool, { owner: "o", generation: 0, now: NOW, deadline: NOW + 30_000 });
+    await store.acquireLease(pool, {
+      budget: ANY_BUDGET,
+      owner: "o",
+      generation: 0,
+      now: NOW,
+      deadline: NOW + 30_000,
+    });
     await store.commitRotation(pool, {
       owner: "o",
       generation: 0,
@@ -67,12 +76,18 @@ describe("DynamoDbPoolStore", () => {
       expect(calls).toEqual({ "dynamodb:UpdateItem": 1 });
     });
 
-    it("takes the lease and commits with one UpdateItem each", async () => {
+    it("takes the lease with one UpdateItem in an open budget window (two to open one); commits with one", async () => {
       const pool = newPool();
       const lease = await callsDuring(() =>
-        store.acquireLease(pool, { owner: "o", generation: 0, now: NOW, deadline: NOW + 1 }),
+        store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "o",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + 1,
+        }),
       );
-      expect(lease.calls).toEqual({ "dynamodb:UpdateItem": 1 });
+      expect(lease.calls).toEqual({ "dynamodb:UpdateItem": 2 });
       const commit = await callsDuring(() =>
         store.commitRotation(pool, {
           owner: "o",
@@ -81,6 +96,16 @@ describe("DynamoDbPoolStore", () => {
         }),
       );
       expect(commit.calls).toEqual({ "dynamodb:UpdateItem": 1 });
+      const next = await callsDuring(() =>
+        store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "p",
+          generation: 1,
+          now: NOW + 2,
+          deadline: NOW + 3,
+        }),
+      );
+      expect(next).toEqual({ result: true, calls: { "dynamodb:UpdateItem": 1 } });
     });
   });
 
@@ -89,9 +114,15 @@ describe("DynamoDbPoolStore", () => {
       const pool = await rotatedPool(1);
       const { calls } = await callsDuring(async () => {
         expect(await store.reserve(pool, NOW)).toBeUndefined();
-        expect(await store.acquireLease(pool, { owner: "x", generation: 5, now: NOW, deadline: NOW })).toBe(
-          false,
-        );
+        expect(
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "x",
+            generation: 5,
+            now: NOW,
+            deadline: NOW,
+          }),
+        ).toBe(false);
         expect(
           await store.commitRotation(pool, {
             owner: "x",
@@ -101,15 +132,15 @@ describe("DynamoDbPoolStore", () => {
         ).toBeUndefined();
         await store.releaseLease(pool, "x");
       });
-      // Four refused writes: nothing retried, nothing read.
-      expect(calls).toEqual({ "dynamodb:UpdateItem": 4 });
+      // Five refused writes (the lease tries the open window, then a new one): nothing read.
+      expect(calls).toEqual({ "dynamodb:UpdateItem": 5 });
     });
 
     it("is the only error turned into 'no': a missing table is rethrown, not read as 'exhausted'", async () => {
       const missing = new DynamoDbPoolStore(aws.dynamodb, "no-such-table");
       await expect(missing.reserve("p", NOW)).rejects.toMatchObject({ name: "ResourceNotFoundException" });
       await expect(
-        missing.acquireLease("p", { owner: "o", generation: 0, now: NOW, deadline: NOW }),
+        missing.acquireLease("p", { budget: ANY_BUDGET, owner: "o", generation: 0, now: NOW, deadline: NOW }),
       ).rejects.toMatchObject({ name: "ResourceNotFoundException" });
       await expect(missing.releaseLease("p", "o")).rejects.toMatchObject({
         name: "ResourceNotFoundException",
@@ -125,7 +156,7 @@ describe("DynamoDbPoolStore", () => {
         "acquireLease",
         "UpdateItem",
         (s: DynamoDbPoolStore, pool: string) =>
-          s.acquireLease(pool, { owner: "o", generation: 1, now: NOW, deadline: NOW }),
+          s.acquireLease(pool, { budget: ANY_BUDGET, owner: "o", generation: 1, now: NOW, deadline: NOW }),
       ],
       ["releaseLease", "UpdateItem", (s: DynamoDbPoolStore, pool: string) => s.releaseLease(pool, "o")],
     ] as const)("turns a throttled %s (%s) into ThrottledError", async (_name, operation, call) => {

@@ -1,14 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEmulator, type Emulator } from "../../emulator/server";
-import { createAwsClients } from "../../src/aws/clients";
-import { ensurePoolTable } from "../../src/aws/dynamodb-table";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { buildCli } from "../../scripts/build";
 import { USAGE } from "../../src/cli/main";
 import { version } from "../../package.json";
@@ -18,23 +17,20 @@ import { version } from "../../package.json";
  * emulated AWS only through the SDK's standard AWS_ENDPOINT_URL, as it would find real AWS.
  */
 describe("activation-broker serve (standalone mode, bundled CLI)", () => {
+  let aws: EmulatedAws;
   let emulator: Emulator;
   let child: ChildProcess | undefined;
 
   beforeAll(async () => {
     await buildCli();
-    emulator = await startEmulator({ port: 0 });
-    const clients = createAwsClients({
-      region: "us-east-1",
-      endpoint: emulator.url,
-      credentials: { accessKeyId: "x", secretAccessKey: "x" },
-    });
-    await ensurePoolTable(clients.dynamodb, "standalone-pools");
+    aws = await startEmulatedAws();
+    emulator = aws.emulator;
+    await aws.newTable("standalone-pools");
   });
 
   afterAll(async () => {
     child?.kill("SIGTERM");
-    await emulator?.close();
+    await aws?.close();
   });
 
   async function runToEnd(args: string[], env: Record<string, string> = {}, bin?: string) {
@@ -79,6 +75,17 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { Region: string }).Region).toBe("us-east-1");
     expect(emulator.controls.counters()["ssm:CreateActivation"]).toBe(1);
+
+    // `curl http://host//` used to end the process (an uncaught TypeError from new URL()).
+    for (const target of ["//", "/\\", "//:", "//%zz", "//a%20b", "//%0a"]) {
+      expect(await rawStatus(port, target)).toBe(400);
+    }
+    // Without BROKER_PUBLIC_URL the scripts are refused rather than filled from the Host header.
+    const script = await fetch(`http://127.0.0.1:${port}/install.sh`, { headers: { Host: "evil.example" } });
+    expect(script.status).toBe(404);
+    expect(await script.text()).toContain("BROKER_PUBLIC_URL");
+    expect(proc.exitCode).toBeNull();
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
   });
 
   it("exits 2 with the offending field on a configuration error", async () => {
@@ -179,3 +186,16 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
     });
   });
 });
+
+/** The status line of a raw request, so targets that fetch() would normalise reach the server as typed. */
+function rawStatus(port: number, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () =>
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+    );
+    let answer = "";
+    socket.on("data", (d: Buffer) => (answer += d.toString()));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0)));
+  });
+}

@@ -9,7 +9,7 @@ import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { poolKey } from "../../src/aws/naming";
 import type { PoolInventory } from "../../src/core/inventory";
 import type { PoolStateStore } from "../../src/core/ports";
-import { startLocalAws } from "../aws/local-aws";
+import { startEmulatedAws } from "../support/emulated-aws";
 import { InMemoryPoolStore } from "../support/fakes";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -38,7 +38,13 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
 
   async function rotated(limit = 10): Promise<string> {
     const pool = newPool();
-    await f.store.acquireLease(pool, { owner: "o", generation: 0, now: NOW, deadline: NOW + 30_000 });
+    await f.store.acquireLease(pool, {
+      budget: { max: 1_000_000, windowMs: 3_600_000 },
+      owner: "o",
+      generation: 0,
+      now: NOW,
+      deadline: NOW + 30_000,
+    });
     await f.store.commitRotation(pool, {
       owner: "o",
       generation: 0,
@@ -50,7 +56,13 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
   it("lists every pool row as read() sees it", async () => {
     const a = await rotated();
     const b = newPool();
-    await f.store.acquireLease(b, { owner: "x", generation: 0, now: NOW, deadline: NOW + 30_000 });
+    await f.store.acquireLease(b, {
+      budget: { max: 1_000_000, windowMs: 3_600_000 },
+      owner: "x",
+      generation: 0,
+      now: NOW,
+      deadline: NOW + 30_000,
+    });
     await f.putForeignItem?.();
     const listed = await f.inventory.list();
     const ours = listed.filter((r) => r.pool === a || r.pool === b);
@@ -93,7 +105,7 @@ describe("InMemoryPoolStore as PoolInventory", () => {
 
 describe("DynamoDbPoolInventory over the emulator", () => {
   poolInventoryContract(async () => {
-    const aws = await startLocalAws();
+    const aws = await startEmulatedAws();
     const tableName = await aws.newTable();
     return {
       store: new DynamoDbPoolStore(aws.dynamodb, tableName),
@@ -111,7 +123,7 @@ describe("DynamoDbPoolInventory over the emulator", () => {
   });
 
   it("follows pagination past one Scan page and reports each page", async () => {
-    const aws = await startLocalAws();
+    const aws = await startEmulatedAws();
     try {
       const table = await aws.newTable();
       // DynamoDB pages at 1 MB: ~300 rows padded to 4 KB each span two pages.

@@ -6,6 +6,9 @@
 import { beforeAll, afterAll, describe, expect, it } from "vitest";
 import type { PoolStateStore, Reservation } from "../../src/core/ports";
 
+/** A rotation budget no test here reaches (the budget has its own cases). */
+const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
+
 export interface PoolStoreFixture {
   readonly store: PoolStateStore;
   readonly cleanup?: () => Promise<void>;
@@ -14,6 +17,11 @@ export interface PoolStoreFixture {
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const HOUR = 3_600_000;
 const LEASE_MS = 30_000;
+
+const budgetWindow = (start: number, count: number) => ({
+  rotationWindowStart: start,
+  rotationsInWindow: count,
+});
 
 export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): void {
   describe("PoolStateStore contract", () => {
@@ -37,6 +45,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       const pool = newPool();
       expect(
         await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
           owner: "seeder",
           generation: 0,
           now: NOW,
@@ -71,7 +80,13 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("fails on a row that has a lease but no activation yet", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         expect(await store.reserve(pool, NOW)).toBeUndefined();
       });
 
@@ -107,16 +122,34 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("creates the row at generation 0 when none exists", async () => {
         const pool = newPool();
         expect(
-          await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS }),
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "a",
+            generation: 0,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          }),
         ).toBe(true);
         const state = await store.read(pool);
-        expect(state).toEqual({ pool, generation: 0, leaseOwner: "a", leaseDeadline: NOW + LEASE_MS });
+        expect(state).toEqual({
+          pool,
+          generation: 0,
+          leaseOwner: "a",
+          leaseDeadline: NOW + LEASE_MS,
+          ...budgetWindow(NOW, 1),
+        });
       });
 
       it("fails on a missing row when the caller expects a later generation, without creating it", async () => {
         const pool = newPool();
         expect(
-          await store.acquireLease(pool, { owner: "a", generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "a",
+            generation: 1,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          }),
         ).toBe(false);
         expect(await store.read(pool)).toBeUndefined();
       });
@@ -124,17 +157,26 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("fails when the pool has moved to another generation", async () => {
         const pool = await seeded();
         const lease = { owner: "b", now: NOW, deadline: NOW + LEASE_MS };
-        expect(await store.acquireLease(pool, { ...lease, generation: 0 })).toBe(false);
-        expect(await store.acquireLease(pool, { ...lease, generation: 2 })).toBe(false);
-        expect(await store.acquireLease(pool, { ...lease, generation: 1 })).toBe(true);
+        expect(await store.acquireLease(pool, { budget: ANY_BUDGET, ...lease, generation: 0 })).toBe(false);
+        expect(await store.acquireLease(pool, { budget: ANY_BUDGET, ...lease, generation: 2 })).toBe(false);
+        expect(await store.acquireLease(pool, { budget: ANY_BUDGET, ...lease, generation: 1 })).toBe(true);
       });
 
       it("fails while another lease is held, and succeeds once its deadline is reached", async () => {
         const pool = newPool();
         const deadline = NOW + LEASE_MS;
-        expect(await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline })).toBe(true);
         expect(
           await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "a",
+            generation: 0,
+            now: NOW,
+            deadline,
+          }),
+        ).toBe(true);
+        expect(
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
             owner: "b",
             generation: 0,
             now: deadline - 1,
@@ -145,6 +187,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         // deadline <= now: a lease lapses at its deadline, not one millisecond later.
         expect(
           await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
             owner: "b",
             generation: 0,
             now: deadline,
@@ -156,23 +199,42 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("can be taken again at generation 0 after a first rotation was abandoned", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         await store.releaseLease(pool, "a");
         expect(
-          await store.acquireLease(pool, { owner: "b", generation: 0, now: NOW, deadline: NOW + LEASE_MS }),
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "b",
+            generation: 0,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          }),
         ).toBe(true);
         expect(await store.read(pool)).toEqual({
           pool,
           generation: 0,
           leaseOwner: "b",
           leaseDeadline: NOW + LEASE_MS,
+          ...budgetWindow(NOW, 2),
         });
       });
 
       it("keeps the current activation and slots while a rotation is under way", async () => {
         const pool = await seeded({ limit: 1, activationId: "act-kept" });
         expect(
-          await store.acquireLease(pool, { owner: "r", generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "r",
+            generation: 1,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          }),
         ).toBe(true);
         expect(await store.read(pool)).toMatchObject({
           generation: 1,
@@ -186,7 +248,13 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
     describe("commitRotation", () => {
       it("installs the activation, bumps the generation, takes slot 1 and clears the lease", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         const activation = { activationId: "act-new", expiresAt: NOW + 24 * HOUR, limit: 5 };
         const reservation = await store.commitRotation(pool, { owner: "a", generation: 0, activation });
         expect(reservation).toEqual<Reservation>({ pool, generation: 1, slot: 1, ...activation });
@@ -197,13 +265,20 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           expiresAt: activation.expiresAt,
           limit: 5,
           issued: 1,
+          ...budgetWindow(NOW, 1),
         });
       });
 
       it("replaces an exhausted activation and restarts the slots", async () => {
         const pool = await seeded({ limit: 1, activationId: "act-old" });
         expect(await store.reserve(pool, NOW)).toBeUndefined();
-        await store.acquireLease(pool, { owner: "r", generation: 1, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "r",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         const activation = { activationId: "act-next", expiresAt: NOW + 48 * HOUR, limit: 2 };
         expect(
           await store.commitRotation(pool, { owner: "r", generation: 1, activation }),
@@ -218,7 +293,13 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a caller that does not hold the lease, leaving the row untouched", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         const before = await store.read(pool);
         const activation = { activationId: "act-intruder", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "b", generation: 0, activation })).toBeUndefined();
@@ -227,9 +308,21 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a holder whose lease lapsed and was taken over", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         const later = NOW + LEASE_MS;
-        await store.acquireLease(pool, { owner: "b", generation: 0, now: later, deadline: later + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "b",
+          generation: 0,
+          now: later,
+          deadline: later + LEASE_MS,
+        });
         const activation = { activationId: "act-late", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeUndefined();
         expect((await store.read(pool))?.leaseOwner).toBe("b");
@@ -237,7 +330,13 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a commit for a stale generation, even by the lease owner", async () => {
         const pool = await seeded({ activationId: "act-current" });
-        await store.acquireLease(pool, { owner: "a", generation: 1, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         const activation = { activationId: "act-stale", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeUndefined();
         expect(await store.commitRotation(pool, { owner: "a", generation: 2, activation })).toBeUndefined();
@@ -250,7 +349,13 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a second commit with the same lease (one activation per generation)", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         const activation = { activationId: "act-once", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeDefined();
         expect(
@@ -271,27 +376,121 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       });
     });
 
+    describe("rotation budget (acquireLease)", () => {
+      /** Takes and releases a lease at `now`: one rotation attempt against the budget. */
+      async function attempt(pool: string, now: number, max: number, generation = 0): Promise<boolean> {
+        const taken = await store.acquireLease(pool, {
+          owner: `o-${now}`,
+          generation,
+          now,
+          deadline: now + LEASE_MS,
+          budget: { max, windowMs: HOUR },
+        });
+        if (taken) await store.releaseLease(pool, `o-${now}`);
+        return taken;
+      }
+
+      it("counts leases in the window and refuses the one past `max`, lease free or not", async () => {
+        const pool = newPool();
+        expect(await attempt(pool, NOW, 3)).toBe(true);
+        expect(await attempt(pool, NOW + 1_000, 3)).toBe(true);
+        expect(await attempt(pool, NOW + 2_000, 3)).toBe(true);
+        expect(await attempt(pool, NOW + 3_000, 3)).toBe(false);
+        expect(await store.read(pool)).toMatchObject(budgetWindow(NOW, 3));
+      });
+
+      it("opens a new window once the old one is an hour old, counting from 1 again", async () => {
+        const pool = newPool();
+        expect(await attempt(pool, NOW, 1)).toBe(true);
+        expect(await attempt(pool, NOW + HOUR - 1, 1)).toBe(false);
+        expect(await attempt(pool, NOW + HOUR, 1)).toBe(true);
+        expect(await store.read(pool)).toMatchObject(budgetWindow(NOW + HOUR, 1));
+        expect(await attempt(pool, NOW + HOUR + 1, 1)).toBe(false);
+      });
+
+      it("still checks the generation and the lease in both windows", async () => {
+        const pool = await seeded();
+        const lease = { owner: "b", now: NOW, deadline: NOW + LEASE_MS, budget: { max: 5, windowMs: HOUR } };
+        expect(await store.acquireLease(pool, { ...lease, generation: 0 })).toBe(false);
+        expect(await store.acquireLease(pool, { ...lease, generation: 1 })).toBe(true);
+        expect(await store.acquireLease(pool, { ...lease, owner: "c", generation: 1 })).toBe(false);
+        const later = NOW + 2 * HOUR; // window closed, lease lapsed: the new-window write applies
+        expect(
+          await store.acquireLease(pool, {
+            ...lease,
+            owner: "d",
+            now: later,
+            deadline: later + 1,
+            generation: 0,
+          }),
+        ).toBe(false);
+        expect(
+          await store.acquireLease(pool, {
+            ...lease,
+            owner: "d",
+            now: later,
+            deadline: later + 1,
+            generation: 1,
+          }),
+        ).toBe(true);
+      });
+
+      it("lets exactly `max` of many racing lease-takers through one window", async () => {
+        const pool = newPool();
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => attempt(pool, NOW + LEASE_MS * i, 4)),
+        );
+        // Racers may also lose to each other's lease; never more than the budget win.
+        expect(results.filter(Boolean).length).toBeLessThanOrEqual(4);
+        expect((await store.read(pool))?.rotationsInWindow).toBeLessThanOrEqual(4);
+      });
+    });
+
     describe("releaseLease", () => {
       it("clears the owner's lease so another request can rotate at once", async () => {
         const pool = await seeded({ activationId: "act-r" });
-        await store.acquireLease(pool, { owner: "a", generation: 1, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         await store.releaseLease(pool, "a");
         const state = await store.read(pool);
         expect(state?.leaseOwner).toBeUndefined();
         expect(state?.leaseDeadline).toBeUndefined();
         expect(state).toMatchObject({ generation: 1, activationId: "act-r" });
         expect(
-          await store.acquireLease(pool, { owner: "b", generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "b",
+            generation: 1,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          }),
         ).toBe(true);
       });
 
       it("is a no-op for a caller that does not hold the lease", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "a",
+          generation: 0,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
         await store.releaseLease(pool, "b");
         expect(await store.read(pool)).toMatchObject({ leaseOwner: "a", leaseDeadline: NOW + LEASE_MS });
         expect(
-          await store.acquireLease(pool, { owner: "b", generation: 0, now: NOW, deadline: NOW + LEASE_MS }),
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "b",
+            generation: 0,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          }),
         ).toBe(false);
       });
 
@@ -320,7 +519,13 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const owners = Array.from({ length: 20 }, (_, i) => `owner-${i}`);
         const results = await Promise.all(
           owners.map((owner) =>
-            store.acquireLease(pool, { owner, generation: 1, now: NOW, deadline: NOW + LEASE_MS }),
+            store.acquireLease(pool, {
+              budget: ANY_BUDGET,
+              owner,
+              generation: 1,
+              now: NOW,
+              deadline: NOW + LEASE_MS,
+            }),
           ),
         );
         expect(results.filter(Boolean)).toHaveLength(1);

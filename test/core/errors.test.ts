@@ -7,6 +7,7 @@ const samples: Array<[string, () => errors.BrokerError]> = [
   ["InvalidPoolNameError", () => new errors.InvalidPoolNameError("a b")],
   ["PoolNotFoundError", () => new errors.PoolNotFoundError("nope")],
   ["RotationInProgressError", () => new errors.RotationInProgressError("default", 2)],
+  ["RotationBudgetExhaustedError", () => new errors.RotationBudgetExhaustedError("default", 60)],
   ["ThrottledError", () => new errors.ThrottledError("SSM", 1)],
   ["UpstreamUnavailableError", () => new errors.UpstreamUnavailableError("DynamoDB", 1)],
   ["SecretNotFoundError", () => new errors.SecretNotFoundError("act-1")],

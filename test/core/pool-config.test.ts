@@ -11,6 +11,7 @@ describe("parsePools", () => {
       name: "default",
       iamRole: "NodeRole",
       registrationLimit: 100,
+      maxActivationsPerHour: 100,
       expirationHours: 24,
       safetyMarginMinutes: 60,
       tags: {},
@@ -45,6 +46,7 @@ describe("parsePools", () => {
     [{ pools: { default: { registrationLimit: 0 } } }, "pools.default.registrationLimit"],
     [{ pools: { default: { registrationLimit: 1001 } } }, "pools.default.registrationLimit"],
     [{ pools: { default: { expirationHours: 721 } } }, "pools.default.expirationHours"],
+    [{ pools: { default: { maxActivationsPerHour: 0 } } }, "pools.default.maxActivationsPerHour"],
     [{ pools: { default: { expirationHours: 0 } } }, "pools.default.expirationHours"],
     [
       { pools: { default: { expirationHours: 1, safetyMarginMinutes: 60 } } },

@@ -114,13 +114,16 @@ describe("vend invariants under random interleavings", () => {
         fc.integer({ min: 1, max: 5 }),
         fc.integer({ min: 1, max: 30 }),
         async (s, limit, n) => {
-          const { handedOut, activations, refused } = await race(
+          const { handedOut, activations, refused, logger } = await race(
             s,
             limit,
             Array.from({ length: n }, () => ({ kind: "vend" as const })),
           );
           expect(refused.length + handedOut.length).toBe(n);
-          expect(activations.live()).toHaveLength(Math.ceil(handedOut.length / limit));
+          // A slot reserved just before a rotation whose code was deleted before a cold-cache
+          // process read it is spent without a pair (the request reserves again): it counts too.
+          const spent = logger.lines.filter((l) => l.message.startsWith("reserved slot outlived")).length;
+          expect(activations.live()).toHaveLength(Math.ceil((handedOut.length + spent) / limit));
         },
       ),
       { numRuns: 150, endOnFailure: true },

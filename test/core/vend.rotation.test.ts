@@ -3,6 +3,9 @@ import { RotationInProgressError, ThrottledError } from "../../src/core/errors";
 import type { Sleeper } from "../../src/core/ports";
 import { aVendor } from "../support/vendor-mother";
 
+/** A rotation budget no test here comes near. */
+const ANY_BUDGET = { max: 1_000, windowMs: 3_600_000 };
+
 /**
  * What the rotation promises beyond "a pair comes back": how many activations an exhaustion
  * costs, how long a request waits, what the lease says, what a burst costs in store writes.
@@ -94,6 +97,7 @@ describe("Vendor when a code cannot be read", () => {
     await vendor.vend("default");
     secrets.items.clear();
     await store.acquireLease("default", {
+      budget: ANY_BUDGET,
       owner: "someone",
       generation: 1,
       now: clock.now(),
@@ -115,6 +119,7 @@ describe("Vendor wait budget", () => {
   it("gives up exactly when the budget is spent, not one backoff later", async () => {
     const { vendor, store, clock } = aVendor({ options: { rotationWaitMs: 100 }, ...noJitter });
     await store.acquireLease("default", {
+      budget: ANY_BUDGET,
       owner: "someone",
       generation: 0,
       now: clock.now(),
@@ -128,6 +133,7 @@ describe("Vendor wait budget", () => {
   it("Retry-After is the rest of the lease it waited for, within [1, 5] s", async () => {
     const { vendor, store, clock } = aVendor({ options: { rotationWaitMs: 100 }, ...noJitter });
     await store.acquireLease("default", {
+      budget: ANY_BUDGET,
       owner: "someone",
       generation: 0,
       now: clock.now(),
@@ -146,6 +152,7 @@ describe("Vendor wait budget", () => {
   it("gives up after 100 rounds even if the clock stands still", async () => {
     const { store, clock, newProcess } = aVendor({ options: { rotationWaitMs: 1_000 } });
     await store.acquireLease("default", {
+      budget: ANY_BUDGET,
       owner: "someone",
       generation: 0,
       now: clock.now(),
@@ -234,6 +241,7 @@ describe("Vendor logs (what an operator reads; never a code)", () => {
       activations.beforeCreate = () => {};
       clock.current += 31_000;
       await store.acquireLease("default", {
+        budget: ANY_BUDGET,
         owner: "other",
         generation: 0,
         now: clock.now(),

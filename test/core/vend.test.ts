@@ -8,6 +8,9 @@ import {
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 import { aVendor } from "../support/vendor-mother";
 
+/** A rotation budget no test here reaches (the budget has its own cases). */
+const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
+
 const HOUR = 3_600_000;
 
 describe("Vendor.vend", () => {
@@ -77,6 +80,7 @@ describe("Vendor.vend", () => {
   it("waits for a rotation held by another request, then answers RotationInProgress with Retry-After", async () => {
     const { vendor, store, clock, activations } = aVendor({ options: { rotationWaitMs: 2_000 } });
     await store.acquireLease("default", {
+      budget: ANY_BUDGET,
       owner: "someone",
       generation: 0,
       now: clock.now(),
@@ -95,6 +99,7 @@ describe("Vendor.vend", () => {
   it("takes over the lease of a holder that crashed, once the lease has lapsed (I3)", async () => {
     const { vendor, store, clock, activations } = aVendor({ options: { rotationWaitMs: 1_000 } });
     await store.acquireLease("default", {
+      budget: ANY_BUDGET,
       owner: "crashed",
       generation: 0,
       now: clock.now(),
@@ -114,6 +119,7 @@ describe("Vendor.vend", () => {
       clock.current += 31_000;
       activations.beforeCreate = () => {};
       await store.acquireLease("default", {
+        budget: ANY_BUDGET,
         owner: "other",
         generation: 0,
         now: clock.now(),
@@ -139,12 +145,17 @@ describe("Vendor.vend", () => {
   });
 
   it("releases the lease and keeps state intact when SSM throttles, and the next request succeeds", async () => {
-    const { vendor, store, activations } = aVendor();
+    const { vendor, store, activations, clock } = aVendor();
     activations.beforeCreate = () => {
       throw new ThrottledError("SSM", 2);
     };
     await expect(vendor.vend("default")).rejects.toBeInstanceOf(ThrottledError);
-    expect(await store.read("default")).toEqual({ pool: "default", generation: 0 });
+    expect(await store.read("default")).toEqual({
+      pool: "default",
+      generation: 0,
+      rotationWindowStart: clock.now(),
+      rotationsInWindow: 1,
+    });
     activations.beforeCreate = () => {};
     await expect(vendor.vend("default")).resolves.toMatchObject({ pool: "default" });
   });

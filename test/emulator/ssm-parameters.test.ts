@@ -12,19 +12,22 @@ import {
   PutParameterCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { type Emulator, startEmulator } from "../../emulator/server";
-import { ssmClient } from "./helpers";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+
+let aws: EmulatedAws;
 
 let emulator: Emulator;
 let ssm: SSMClient;
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0, region: "eu-west-1" });
-  ssm = ssmClient(emulator);
+  aws = await startEmulatedAws({ region: "eu-west-1" });
+  emulator = aws.emulator;
+  ssm = aws.rawSsm();
 });
 afterAll(async () => {
   ssm.destroy();
-  await emulator.close();
+  await aws?.close();
 });
 beforeEach(() => emulator.controls.reset());
 
@@ -331,5 +334,38 @@ describe("DeleteParameter(s) / DescribeParameters", () => {
         }),
       ),
     ).rejects.toMatchObject({ name: "InvalidFilterOption" });
+  });
+});
+
+describe("the standard-tier parameter quota (10,000 per account and Region)", () => {
+  it("is 10,000 by default and refuses a new standard parameter past it with ParameterLimitExceeded", async () => {
+    expect(emulator.controls.parameterQuota()).toEqual({ standard: 10_000, used: 0 });
+    emulator.controls.setParameterQuota(2);
+    await put({ Name: "/q/a", Value: "1", Type: "String" });
+    await put({ Name: "/q/b", Value: "1", Type: "SecureString" });
+    await expect(put({ Name: "/q/c", Value: "1", Type: "String" })).rejects.toMatchObject({
+      name: "ParameterLimitExceeded",
+      $metadata: { httpStatusCode: 400 },
+    });
+    // A new version of an existing parameter, and an advanced parameter, are not counted.
+    await put({ Name: "/q/a", Value: "2", Type: "String", Overwrite: true });
+    await put({ Name: "/q/adv", Value: "1", Type: "String", Tier: "Advanced" });
+    await ssm.send(new DeleteParameterCommand({ Name: "/q/b" }));
+    await put({ Name: "/q/c", Value: "1", Type: "String" });
+    expect(emulator.controls.parameterQuota()).toEqual({ standard: 2, used: 2 });
+  });
+
+  it("is set over HTTP too, validated, and restored by reset", async () => {
+    const control = (body: unknown) =>
+      fetch(`${emulator.url}/_emulator/parameter-quota`, { method: "POST", body: JSON.stringify(body) });
+    expect((await control({ standard: 5 })).status).toBe(200);
+    expect(await (await fetch(`${emulator.url}/_emulator/parameter-quota`)).json()).toEqual({
+      standard: 5,
+      used: 0,
+    });
+    expect((await control({ standard: -1 })).status).toBe(400);
+    expect((await control({ standrd: 5 })).status).toBe(400);
+    emulator.controls.reset();
+    expect(emulator.controls.parameterQuota().standard).toBe(10_000);
   });
 });

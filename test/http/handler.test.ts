@@ -4,6 +4,9 @@ import { createHttpHandler, type HttpRequest } from "../../src/http/handler";
 import { CapturingLogger } from "../support/fakes";
 import { aVendor } from "../support/vendor-mother";
 
+/** A rotation budget no test here reaches (the budget has its own cases). */
+const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
+
 function setup(pools = {}) {
   const fx = aVendor({ pools, options: { rotationWaitMs: 1_000 } });
   const logger = new CapturingLogger();
@@ -87,6 +90,7 @@ describe("HTTP handler", () => {
   it("answers 503 with Retry-After while another request holds the rotation lease", async () => {
     const { get, store, clock } = setup();
     await store.acquireLease("default", {
+      budget: ANY_BUDGET,
       owner: "x",
       generation: 0,
       now: clock.now(),

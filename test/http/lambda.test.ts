@@ -1,8 +1,6 @@
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startEmulator, type Emulator } from "../../emulator/server";
-import { createAwsClients } from "../../src/aws/clients";
-import { ensurePoolTable } from "../../src/aws/dynamodb-table";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 /**
  * The Lambda adapter exactly as deployed: configuration from the environment only, AWS reached
@@ -41,24 +39,19 @@ async function loadHandler(env: Record<string, string>) {
 }
 
 describe("Lambda adapter (API Gateway REST proxy)", () => {
-  let emulator: Emulator;
+  let aws: EmulatedAws;
   beforeAll(async () => {
-    emulator = await startEmulator({ port: 0 });
-    const clients = createAwsClients({
-      region: "eu-west-1",
-      endpoint: emulator.url,
-      credentials: { accessKeyId: "x", secretAccessKey: "x" },
-    });
-    await ensurePoolTable(clients.dynamodb, TABLE);
+    aws = await startEmulatedAws({ region: "eu-west-1" });
+    await aws.newTable(TABLE);
   });
   afterAll(async () => {
     vi.unstubAllEnvs();
-    await emulator?.close();
+    await aws?.close();
   });
 
   const awsEnv = () => ({
     AWS_REGION: "eu-west-1",
-    AWS_ENDPOINT_URL: emulator.url,
+    AWS_ENDPOINT_URL: aws.url,
     AWS_ACCESS_KEY_ID: "x",
     AWS_SECRET_ACCESS_KEY: "x",
     BROKER_TABLE_NAME: TABLE,
@@ -91,6 +84,27 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     expect(res.body).toContain(
       'BROKER_URL="${BROKER_URL:-https://abc123.execute-api.eu-west-1.amazonaws.com/prod}"',
     );
+  });
+
+  it("points the install script at the endpoint alias a request came through, and at nothing else", async () => {
+    const publicUrl = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod";
+    const alias = "abc123-vpce-0a1b2c3d4e5f60718.execute-api.eu-west-1.amazonaws.com";
+    const handler = await loadHandler({
+      ...awsEnv(),
+      BROKER_PUBLIC_URL: publicUrl,
+      BROKER_VPC_ENDPOINT_IDS: "vpce-0a1b2c3d4e5f60718",
+    });
+    const viaAlias = await handler(
+      event({ path: "/install.sh", headers: { Host: alias }, requestContext: { stage: "prod" } as never }),
+      context,
+    );
+    expect(viaAlias.body).toContain(`BROKER_URL="\${BROKER_URL:-https://${alias}/prod}"`);
+    const forged = await handler(
+      event({ path: "/install.sh", headers: { Host: "evil.example.com" } }),
+      context,
+    );
+    expect(forged.body).toContain(`BROKER_URL="\${BROKER_URL:-${publicUrl}}"`);
+    expect(forged.body).not.toContain("evil.example.com");
   });
 
   it("answers a generic 500 when misconfigured, naming nothing internal; the log names the setting", async () => {

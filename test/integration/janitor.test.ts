@@ -199,9 +199,9 @@ describe("janitor: cleanup over a mixture of activations and parameters", () => 
         expect.stringMatching(/^\/other\/web\//),
       ].sort((a, b) => String(a).localeCompare(String(b))),
     );
-    expect(report.deletedParameters.map((p) => p.state).sort()).toEqual(
-      ["dangling", "expired", "orphaned", "spent", "spent"].sort(),
-    );
+    // Spent and expired activations' codes are already gone: each rotation deletes the outgoing
+    // activation's code when it commits. What is left for the janitor is what no rotation saw.
+    expect(report.deletedParameters.map((p) => p.state).sort()).toEqual(["dangling", "orphaned"]);
 
     const again = await ops.janitor.cleanup({ apply: true });
     expect(again.deletedActivations).toEqual([]);

@@ -46,6 +46,7 @@ function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
       return created;
     },
     delete: (id) => realActivations.delete(id),
+    describe: (id) => realActivations.describe(id),
   };
   const secrets: SecretStore = {
     put: async (secret) => {

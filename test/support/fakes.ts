@@ -5,11 +5,13 @@
 import { SecretNotFoundError } from "../../src/core/errors";
 import type { ActivationInventory, ActivationRecord, PoolInventory, PoolRow } from "../../src/core/inventory";
 import type {
+  ActivationCount,
   ActivationProvider,
   Clock,
   CreateActivationRequest,
   CreatedActivation,
   Logger,
+  LeaseRequest,
   NewActivation,
   PoolState,
   PoolStateStore,
@@ -46,17 +48,23 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
     return row ? { ...row } : undefined;
   }
 
-  async acquireLease(
-    pool: string,
-    lease: { owner: string; generation: number; now: number; deadline: number },
-  ): Promise<boolean> {
+  async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
     if ((row?.generation ?? 0) !== lease.generation) return false;
     if (row?.leaseDeadline !== undefined && row.leaseDeadline > lease.now) return false;
+    const windowOpen =
+      row?.rotationWindowStart !== undefined && row.rotationWindowStart > lease.now - lease.budget.windowMs;
+    if (windowOpen && (row?.rotationsInWindow ?? 0) >= lease.budget.max) return false;
     const next = row ?? { pool, generation: 0 };
     next.leaseOwner = lease.owner;
     next.leaseDeadline = lease.deadline;
+    if (windowOpen) {
+      next.rotationsInWindow = (next.rotationsInWindow ?? 0) + 1;
+    } else {
+      next.rotationWindowStart = lease.now;
+      next.rotationsInWindow = 1;
+    }
     this.rows.set(pool, next);
     return true;
   }
@@ -161,6 +169,20 @@ export class InMemoryActivations implements ActivationProvider, ActivationInvent
         ...summary,
         expired: summary.expiresAt <= now,
       }));
+  }
+
+  /** Like DescribeActivations filtered by id: any live activation, whatever its tags. */
+  async describe(activationId: string): Promise<ActivationCount | undefined> {
+    const found = this.created.find((a) => a.activationId === activationId && !a.deleted);
+    if (!found) return undefined;
+    const { registrationLimit, registrationsCount } = found;
+    return { activationId, registrationLimit, registrationsCount };
+  }
+
+  /** What a node registering with this activation does to SSM's count (theft included). */
+  register(activationId: string): void {
+    const found = this.created.find((a) => a.activationId === activationId);
+    if (found) (found as Mutable<FakeActivation>).registrationsCount++;
   }
 
   live(): FakeActivation[] {
