@@ -9,17 +9,17 @@ import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
 import { Vendor } from "../../src/core/vend";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 import { CapturingLogger } from "../support/fakes";
-import { TEST_ROLE, startLocalAws, type LocalAws } from "./local-aws";
+import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 /**
  * The vend use case on the real adapters, with SSM and DynamoDB emulated: what SSM is asked
  * (CreateActivation's parameters, how many calls) is read from the emulator, not from the core.
  */
 describe("Vendor over the emulator", () => {
-  let aws: LocalAws;
+  let aws: EmulatedAws;
 
   beforeAll(async () => {
-    aws = await startLocalAws();
+    aws = await startEmulatedAws();
   });
   afterAll(async () => {
     await aws?.close();
