@@ -216,8 +216,9 @@ export class Vendor {
         registrationLimit: pool.registrationLimit,
         expiresAt,
         tags: activationTags(pool, options.deployment, nextGeneration),
-        ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
-        ...(pool.description !== undefined && { description: pool.description }),
+        // Unset settings stay undefined: the SSM adapter leaves them out of the request.
+        defaultInstanceName: pool.defaultInstanceName,
+        description: pool.description,
       });
       activationId = created.activationId;
       await secrets.put({ pool: pool.name, activationId, activationCode: created.activationCode, expiresAt });
