@@ -1,4 +1,5 @@
 import { Aws, CfnOutput, type Duration, Stack, type StackProps } from "aws-cdk-lib";
+import type { IFunction } from "aws-cdk-lib/aws-lambda";
 import type { ITopic } from "aws-cdk-lib/aws-sns";
 import { Key, type IKey } from "aws-cdk-lib/aws-kms";
 import type { Construct } from "constructs";
@@ -26,14 +27,6 @@ export class BrokerStack extends Stack {
     const kmsKey = typeof props.kmsKey === "string" ? importKey(this, props.kmsKey) : props.kmsKey;
     const broker = new ActivationBroker(this, "Broker", { ...props, kmsKey });
     this.broker = broker;
-    addBrokerOutputs(this, broker);
-  }
-}
-
-/** The operator's outputs of step 3 (docs/deploy.md lists them; a test keeps the list true). */
-export function addBrokerOutputs(stack: Stack, broker: ActivationBroker): void {
-  {
-    const url = broker.url;
     this.janitor = new Janitor(this, "Janitor", {
       table: broker.table,
       parameterPrefix: broker.parameterPrefix,
@@ -54,69 +47,84 @@ export function addBrokerOutputs(stack: Stack, broker: ActivationBroker): void {
       ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
     });
 
-    const outputs: Record<string, { value: string; description: string }> = {
-      InvokeUrl: {
-        value: `${url}/`,
-        description: "Broker URL through private DNS (GET: a pair from the default pool)",
-      },
-      ...Object.fromEntries(
-        broker.endpointUrls.map((u, i) => [
-          endpointUrlOutputId(i),
-          {
-            value: `${u}/`,
-            description: "Broker URL through one VPC endpoint's alias: needs no private DNS",
-          },
-        ]),
-      ),
-      ActivationCodeCommand: {
-        value: `curl -s ${url}/ | jq -r .ActivationCode`,
-        description: "Fetch a pair from the default pool, as the reference's clients do",
-      },
-      PoolUrlTemplate: { value: `${url}/activations/{pool}`, description: "A pair from a named pool" },
-      LinuxInstallCommand: {
-        value: `curl -fsSL ${url}/install.sh | sudo bash`,
-        description: "Install and register SSM Agent on a Linux server",
-      },
-      WindowsInstallCommand: {
-        // Windows PowerShell 5.1 may default to TLS 1.0; the scriptblock form keeps param() working.
-        value: `[Net.ServicePointManager]::SecurityProtocol = [Net.SecurityProtocolType]::Tls12; & ([scriptblock]::Create((Invoke-RestMethod -UseBasicParsing -Uri '${url}/install.ps1')))`,
-        description: "Install and register SSM Agent on a Windows server (elevated PowerShell)",
-      },
-      RestApiId: {
-        value: broker.api.restApiId,
-        description: "Pass as -c VpcEndpointAllowedApiIds=… to pin the VPC endpoint to this API",
-      },
-      PoolTableName: { value: broker.table.tableName, description: "DynamoDB table with the pool state" },
-      NodeRoleName: { value: broker.nodeRoleName, description: "IAM service role of the registered nodes" },
-      ParameterPrefix: { value: broker.parameterPrefix, description: "Parameter Store path of the codes" },
-      FunctionName: { value: broker.function.functionName, description: "Broker Lambda function" },
+    addBrokerOutputs(this, broker, {
+      alarmTopic: monitoring.alarmTopic,
+      janitorFunction: this.janitor.function,
+    });
+  }
+}
+
+/** The operator's outputs of step 3 (docs/deploy.md lists them; a test keeps the list true). */
+export function addBrokerOutputs(
+  stack: Stack,
+  broker: ActivationBroker,
+  operations?: { alarmTopic: ITopic; janitorFunction: IFunction },
+): void {
+  const url = broker.url;
+  const outputs: Record<string, { value: string; description: string }> = {
+    InvokeUrl: {
+      value: `${url}/`,
+      description: "Broker URL through private DNS (GET: a pair from the default pool)",
+    },
+    ...Object.fromEntries(
+      broker.endpointUrls.map((u, i) => [
+        endpointUrlOutputId(i),
+        {
+          value: `${u}/`,
+          description: "Broker URL through one VPC endpoint's alias: needs no private DNS",
+        },
+      ]),
+    ),
+    ActivationCodeCommand: {
+      value: `curl -s ${url}/ | jq -r .ActivationCode`,
+      description: "Fetch a pair from the default pool, as the reference's clients do",
+    },
+    PoolUrlTemplate: { value: `${url}/activations/{pool}`, description: "A pair from a named pool" },
+    LinuxInstallCommand: {
+      value: `curl -fsSL ${url}/install.sh | sudo bash`,
+      description: "Install and register SSM Agent on a Linux server",
+    },
+    WindowsInstallCommand: {
+      // Windows PowerShell 5.1 may default to TLS 1.0; the scriptblock form keeps param() working.
+      value: `[Net.ServicePointManager]::SecurityProtocol = [Net.SecurityProtocolType]::Tls12; & ([scriptblock]::Create((Invoke-RestMethod -UseBasicParsing -Uri '${url}/install.ps1')))`,
+      description: "Install and register SSM Agent on a Windows server (elevated PowerShell)",
+    },
+    RestApiId: {
+      value: broker.api.restApiId,
+      description: "Pass as -c VpcEndpointAllowedApiIds=… to pin the VPC endpoint to this API",
+    },
+    PoolTableName: { value: broker.table.tableName, description: "DynamoDB table with the pool state" },
+    NodeRoleName: { value: broker.nodeRoleName, description: "IAM service role of the registered nodes" },
+    ParameterPrefix: { value: broker.parameterPrefix, description: "Parameter Store path of the codes" },
+    FunctionName: { value: broker.function.functionName, description: "Broker Lambda function" },
+    ...(operations && {
       AlarmTopicArn: {
-        value: monitoring.alarmTopic.topicArn,
+        value: operations.alarmTopic.topicArn,
         description: "SNS topic every alarm notifies: subscribe to it",
       },
       JanitorFunctionName: {
-        value: this.janitor.function.functionName,
+        value: operations.janitorFunction.functionName,
         description: "Janitor Lambda function (scheduled; invoke it to clean up now)",
       },
-      FunctionLogGroup: { value: broker.functionLogGroup.logGroupName, description: "Function log" },
-      ApiAccessLogGroup: { value: broker.accessLogGroup.logGroupName, description: "API access log" },
+    }),
+    FunctionLogGroup: { value: broker.functionLogGroup.logGroupName, description: "Function log" },
+    ApiAccessLogGroup: { value: broker.accessLogGroup.logGroupName, description: "API access log" },
+  };
+  if (broker.hybridNodesRoleName !== undefined) {
+    outputs.HybridNodesRoleName = {
+      value: broker.hybridNodesRoleName,
+      description: "EKS hybrid nodes role: give it an access entry of type HYBRID_LINUX (docs/eks.md)",
     };
-    if (broker.hybridNodesRoleName !== undefined) {
-      outputs.HybridNodesRoleName = {
-        value: broker.hybridNodesRoleName,
-        description: "EKS hybrid nodes role: give it an access entry of type HYBRID_LINUX (docs/eks.md)",
-      };
-      outputs.NodeConfigUrlTemplate = {
-        value: `${url}/nodeconfig.yaml?pool={pool}`,
-        description: "A nodeadm NodeConfig with a fresh pair from an EKS pool",
-      };
-      outputs.EksInstallCommand = {
-        value: `curl -fsSL ${url}/install.sh | sudo bash -s -- --eks <kubernetes version> --pool <pool>`,
-        description: "Join a Linux host to an EKS pool's cluster as a hybrid node (docs/eks.md)",
-      };
-    }
-    for (const [id, o] of Object.entries(outputs)) new CfnOutput(stack, id, o);
+    outputs.NodeConfigUrlTemplate = {
+      value: `${url}/nodeconfig.yaml?pool={pool}`,
+      description: "A nodeadm NodeConfig with a fresh pair from an EKS pool",
+    };
+    outputs.EksInstallCommand = {
+      value: `curl -fsSL ${url}/install.sh | sudo bash -s -- --eks <kubernetes version> --pool <pool>`,
+      description: "Join a Linux host to an EKS pool's cluster as a hybrid node (docs/eks.md)",
+    };
   }
+  for (const [id, o] of Object.entries(outputs)) new CfnOutput(stack, id, o);
 }
 
 /** `EndpointInvokeUrl` for the first endpoint, then `EndpointInvokeUrl2`, `EndpointInvokeUrl3`, … */
