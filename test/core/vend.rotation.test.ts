@@ -88,6 +88,9 @@ describe("Vendor when a code cannot be read", () => {
       activationId: created.activationId,
       activationCode: created.code,
       expiresAt: created.request.expiresAt,
+      slot: 1,
+      limit: 5,
+      rotated: true,
     });
     expect((await store.read("default"))?.issued).toBe(1);
   });
