@@ -19,7 +19,8 @@ module.exports = {
     },
     {
       name: "emulator-is-independent",
-      comment: "The emulator implements SSM from the API reference, never from our code (DESIGN.md §6).",
+      comment:
+        "The emulator implements SSM from the API reference, never from our code (emulator/README.md).",
       severity: "error",
       from: { path: "^emulator" },
       to: { path: "^src/" },

@@ -3,7 +3,17 @@ import tseslint from "typescript-eslint";
 import vitest from "@vitest/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "dist/**", "cdk.out/**", "infra/cdk.out/**", "coverage/**"] },
+  {
+    ignores: [
+      "node_modules/**",
+      "dist/**",
+      "cdk.out/**",
+      "infra/cdk.out/**",
+      "coverage/**",
+      "reports/**",
+      ".stryker-tmp/**",
+    ],
+  },
   js.configs.recommended,
   {
     files: ["**/*.cjs"],

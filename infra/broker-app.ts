@@ -1,4 +1,4 @@
-import { DefaultStackSynthesizer, Validations, type App } from "aws-cdk-lib";
+import { DefaultStackSynthesizer, Duration, Validations, type App } from "aws-cdk-lib";
 import { MethodLoggingLevel } from "aws-cdk-lib/aws-apigateway";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
@@ -86,6 +86,7 @@ function brokerProps(s: AppSettings) {
     throttlingBurstLimit: s.ThrottlingBurstLimit,
     reservedConcurrency: s.ReservedConcurrency,
     tracing: s.EnableXRay,
+    janitorSchedule: Duration.minutes(s.JanitorRateMinutes),
     ...(s.CloudwatchLogRoleArn !== undefined && { cloudWatchLogRoleArn: s.CloudwatchLogRoleArn }),
     tableDeletionProtection: s.TableDeletionProtection,
     memorySize: s.FunctionMemoryMB,

@@ -32,6 +32,7 @@ export function createBroker(deps: {
   settings: Settings;
   clients: { dynamodb: DynamoDBClient; ssm: SSMClient };
   logger: Logger;
+  metrics?: Metrics;
   clock?: Clock;
   sleeper?: Sleeper;
 }): Broker {
@@ -47,6 +48,7 @@ export function createBroker(deps: {
     clock,
     sleeper: deps.sleeper ?? realSleeper,
     logger,
+    ...(deps.metrics && { metrics: deps.metrics }),
     options: {
       leaseMs: settings.leaseMs,
       rotationWaitMs: settings.rotationWaitMs,
@@ -58,6 +60,7 @@ export function createBroker(deps: {
     vendor,
     region: settings.region,
     logger,
+    ...(deps.metrics && { metrics: deps.metrics }),
     renderInstallScript: installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 }),
     nodeConfig,
   });

@@ -2,12 +2,22 @@ import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import type { LogAttributes } from "@aws-lambda-powertools/logger/types";
 import type { Logger } from "./core/ports";
 
+const LEVELS = ["debug", "info", "warn", "error"] as const;
+type Level = (typeof LEVELS)[number];
+
 /**
- * The structured logger of every entry point: Powertools' JSON lines (level from
- * POWERTOOLS_LOG_LEVEL), seen through the core's small Logger port.
+ * The structured logger of every entry point, seen through the core's small Logger port:
+ * Powertools' JSON lines (level from POWERTOOLS_LOG_LEVEL) in Lambda and whenever the output is
+ * not a terminal, so log pipelines get JSON; one readable line per entry on a terminal.
  */
-export function createLogger(): { logger: Logger; powertools: PowertoolsLogger } {
+export function createLogger(options: { pretty?: boolean } = {}): {
+  logger: Logger;
+  powertools: PowertoolsLogger;
+} {
   const powertools = new PowertoolsLogger({ serviceName: "activation-broker" });
+  const pretty =
+    options.pretty ?? (process.stdout.isTTY === true && process.env.AWS_LAMBDA_FUNCTION_NAME === undefined);
+  if (pretty) return { logger: readableLogger(process.env.POWERTOOLS_LOG_LEVEL), powertools };
   const logger: Logger = {
     debug: (message, extra) => powertools.debug(message, (extra ?? {}) as LogAttributes),
     info: (message, extra) => powertools.info(message, (extra ?? {}) as LogAttributes),
@@ -15,4 +25,21 @@ export function createLogger(): { logger: Logger; powertools: PowertoolsLogger }
     error: (message, extra) => powertools.error(message, (extra ?? {}) as LogAttributes),
   };
   return { logger, powertools };
+}
+
+/** `12:00:00 WARN  request method=GET path=/ status=503 outcome=RotationInProgress ms=5003` */
+export function readableLogger(
+  level = "INFO",
+  write: (line: string) => void = (line) => process.stdout.write(line),
+): Logger {
+  const threshold = Math.max(0, LEVELS.indexOf(level.toLowerCase() as Level));
+  const emit = (at: Level) => (message: string, extra?: Record<string, unknown>) => {
+    if (LEVELS.indexOf(at) < threshold) return;
+    const fields = Object.entries(extra ?? {})
+      .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
+      .join(" ");
+    const time = new Date().toISOString().slice(11, 19);
+    write(`${time} ${at.toUpperCase().padEnd(5)} ${message}${fields ? ` ${fields}` : ""}\n`);
+  };
+  return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error") };
 }

@@ -173,7 +173,8 @@ function codesMatch(expected: string, given: string): boolean {
 
 /**
  * The call SSM Agent makes for `amazon-ssm-agent -register` (undocumented; the request, the
- * answer the agent accepts and its three errors are in shared/fixtures/agent-register-request.json).
+ * answer the agent accepts and its three errors are in
+ * test/emulator/fixtures/agent-register-request.json).
  * It runs to completion synchronously, so concurrent registrations can't both take the last slot.
  */
 export function registerManagedInstance(state: SsmState, body: Body): Body {

@@ -1,7 +1,7 @@
 /**
  * An error SSM answers with. The wire shape is `{"__type": code, "message": …, "Message": …}`:
  * the AWS SDKs read either spelling, and the SSM Agent (aws-sdk-go v1) reads `Message`
- * (shared/fixtures/agent-register-request.json), so both are sent.
+ * (test/emulator/fixtures/agent-register-request.json), so both are sent.
  */
 export class SsmError extends Error {
   override readonly name = "SsmError";

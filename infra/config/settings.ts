@@ -42,6 +42,7 @@ export const CONTEXT_KEYS = [
   "PrivateDnsEnabled",
   "TableDeletionProtection",
   "FunctionMemoryMB",
+  "JanitorRateMinutes",
 ] as const;
 
 export type ContextKey = (typeof CONTEXT_KEYS)[number];
@@ -159,6 +160,8 @@ const contextSchema = z
     PrivateDnsEnabled: bool(true),
     TableDeletionProtection: bool(true),
     FunctionMemoryMB: int(128, 10_240, 256),
+    /** Minutes between janitor runs (EventBridge rate). */
+    JanitorRateMinutes: int(5, 1440, 60),
   })
   .superRefine((s, ctx) => {
     if (s.VpcEndpointForApiGateway.length > 0) return; // step 1 skipped: an existing endpoint is used

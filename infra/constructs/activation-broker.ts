@@ -3,6 +3,7 @@ import { Aws, CfnCondition, Duration, Fn, RemovalPolicy, Stack, Token, Validatio
 import {
   AccessLogFormat,
   CfnAccount,
+  CfnStage,
   EndpointType,
   LambdaIntegration,
   LogGroupLogDestination,
@@ -29,7 +30,12 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } from "../../src/aws/naming";
 import { ConfigError } from "../../src/core/errors";
-import { RESERVED_TAG_PREFIX, parsePools, poolsFileSchema } from "../../src/core/pool-config";
+import {
+  RESERVED_TAG_PREFIX,
+  parsePools,
+  poolsFileSchema,
+  type PoolConfig,
+} from "../../src/core/pool-config";
 import { SSM_CRYPTO_ACTIONS, denyGrantsExceptForAwsServices, ssmViaService } from "./parameter-store-key";
 import {
   HybridNodesRole,
@@ -46,6 +52,18 @@ export const DEPLOYMENT_TAG = `${RESERVED_TAG_PREFIX}deployment`;
 /** Lambda rejects a function whose environment exceeds 4 KB in total; leave room for the rest. */
 const MAX_POOLS_ENV_BYTES = 3072;
 
+export interface PoolsParameter {
+  /** The `{"pools": {...}}` JSON document. */
+  readonly document: string;
+  /** Roles (ARNs) the pools name besides the node role, for `iam:PassRole`: a list token. */
+  readonly roleArns: string[];
+  /** Tag keys the pools put on activations besides `activation-broker:*`: a list token. */
+  readonly tagKeys: string[];
+  /** Whether `roleArns` / `tagKeys` are non-empty (CloudFormation conditions). */
+  readonly hasRoleArns: CfnCondition;
+  readonly hasTagKeys: CfnCondition;
+}
+
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
 
 export interface ActivationBrokerProps {
@@ -55,6 +73,12 @@ export interface ActivationBrokerProps {
   readonly kmsKey: IKey;
   /** The pools document, `{"pools": {...}}`, validated here with the broker's own schema. @default {} */
   readonly pools?: unknown;
+  /**
+   * Pools chosen at deploy time (the CloudFormation release): the document as a parameter, which
+   * the broker validates when it starts, and the IAM scope it needs, which synth cannot derive.
+   * Replaces `pools`.
+   */
+  readonly poolsParameter?: PoolsParameter;
   /** @default "prod" */
   readonly stageName?: string;
   /** Narrow invocation further to these on-premises source ranges (`aws:VpcSourceIp`). @default none */
@@ -123,6 +147,11 @@ export class ActivationBroker extends Construct {
   readonly nodeRole?: Role;
   readonly functionLogGroup: LogGroup;
   readonly accessLogGroup: LogGroup;
+  /** Encrypts the log groups; the janitor's too. */
+  readonly logsKey: Key;
+  /** The validated pools and the function's BROKER_* environment, which the janitor shares. */
+  readonly pools: ReadonlyMap<string, PoolConfig>;
+  readonly environment: Readonly<Record<string, string>>;
   private brokerPolicy?: Policy;
 
   constructor(scope: Construct, id: string, props: ActivationBrokerProps) {
@@ -147,19 +176,21 @@ export class ActivationBroker extends Construct {
     this.nodeRoleName = props.nodeRoleName ?? nodeRole!.roleName;
 
     // The broker's own validation, run at synth: a bad pool fails `cdk synth`, not the first vend.
-    const eksClusters = clustersNeedingHybridNodesRole(props.pools);
+    const eksClusters = props.poolsParameter ? [] : clustersNeedingHybridNodesRole(props.pools);
     this.hybridNodesRoleName =
       props.hybridNodesRoleName ??
       (eksClusters.length > 0
         ? new HybridNodesRole(this, "HybridNodesRole", { clusterArns: eksClusters }).role.roleName
         : undefined);
-    const pools = parsePools(props.pools ?? {}, {
+    const pools = parsePools(props.poolsParameter ? {} : (props.pools ?? {}), {
       iamRole: this.nodeRoleName,
       eksIamRole: this.hybridNodesRoleName,
     });
     requireClustersInStackRegion(this, pools);
-    const poolsEnv = JSON.stringify(poolsFileSchema.parse(props.pools ?? {}));
-    if (Buffer.byteLength(poolsEnv) > MAX_POOLS_ENV_BYTES) {
+    this.pools = pools;
+    const poolsEnv =
+      props.poolsParameter?.document ?? JSON.stringify(poolsFileSchema.parse(props.pools ?? {}));
+    if (!props.poolsParameter && Buffer.byteLength(poolsEnv) > MAX_POOLS_ENV_BYTES) {
       throw new ConfigError(
         `Invalid pool configuration: pools: ${Buffer.byteLength(poolsEnv)} bytes of JSON exceed the ${MAX_POOLS_ENV_BYTES} bytes a Lambda environment leaves for them`,
       );
@@ -178,7 +209,7 @@ export class ActivationBroker extends Construct {
     });
 
     const retention = props.logRetention ?? RetentionDays.ONE_YEAR;
-    const logsKey = this.createLogsKey();
+    const logsKey = (this.logsKey = this.createLogsKey());
     this.functionLogGroup = new LogGroup(this, "FunctionLogs", { retention, encryptionKey: logsKey });
     this.accessLogGroup = new LogGroup(this, "ApiAccessLogs", { retention, encryptionKey: logsKey });
 
@@ -206,7 +237,8 @@ export class ActivationBroker extends Construct {
       // The account's logging role is set below, where it can come from a parameter.
       cloudWatchRole: false,
       deployOptions: {
-        stageName,
+        // A stage name chosen at deploy time cannot be part of construct ids: set it below.
+        stageName: Token.isUnresolved(stageName) ? "prod" : stageName,
         accessLogDestination: new LogGroupLogDestination(this.accessLogGroup),
         accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
         loggingLevel: props.executionLogLevel ?? MethodLoggingLevel.ERROR,
@@ -221,6 +253,11 @@ export class ActivationBroker extends Construct {
     });
     // Built by hand, not api.url: that refers to the stage, which depends on the methods, which
     // depend on the function, whose environment needs the URL — a cycle.
+    // RestApi's own URL output names no endpoint; the stacks output both URLs themselves.
+    this.api.node.tryRemoveChild("Endpoint");
+    if (Token.isUnresolved(stageName)) {
+      (this.api.deploymentStage.node.defaultChild as CfnStage).addPropertyOverride("StageName", stageName);
+    }
     this.url = `https://${this.api.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}/${stageName}`;
     this.endpointUrls = props.vpcEndpointIds.map(
       (vpce) =>
@@ -243,7 +280,7 @@ export class ActivationBroker extends Construct {
       logGroup: this.functionLogGroup,
       tracing: (props.tracing ?? true) ? Tracing.ACTIVE : Tracing.DISABLED,
       description: "SSM hybrid activation broker",
-      environment: {
+      environment: (this.environment = {
         BROKER_TABLE_NAME: this.table.tableName,
         BROKER_PARAMETER_PREFIX: this.parameterPrefix,
         BROKER_KMS_KEY_ID: props.kmsKey.keyArn,
@@ -259,7 +296,7 @@ export class ActivationBroker extends Construct {
         POWERTOOLS_SERVICE_NAME: "activation-broker",
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? "INFO",
         NODE_OPTIONS: "--enable-source-maps",
-      },
+      }),
       bundling: {
         // Local esbuild only: no Docker on build machines or in CI.
         forceDockerBundling: false,
@@ -283,8 +320,14 @@ export class ActivationBroker extends Construct {
     this.grantBrokerPermissions(role, {
       kmsKey: props.kmsKey,
       deploymentId: props.deploymentId ?? defaultDeploymentId(),
-      passRoleNames: poolRoleNames,
-      allowedTagKeys: [`${RESERVED_TAG_PREFIX}*`, ...poolTagKeys],
+      ...(props.poolsParameter
+        ? this.deployTimePoolScope(props.poolsParameter)
+        : {
+            passRoleArns: poolRoleNames.map(
+              (name) => `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${name}`,
+            ),
+            allowedTagKeys: [`${RESERVED_TAG_PREFIX}*`, ...poolTagKeys],
+          }),
     });
 
     this.addRoutes([...pools.values()].some((p) => p.eks));
@@ -413,9 +456,23 @@ export class ActivationBroker extends Construct {
     this.api.deploymentStage.node.addDependency(account);
   }
 
+  /** The node role plus the parameter's roles; `activation-broker:*` plus its tag keys. */
+  private deployTimePoolScope(p: PoolsParameter): { passRoleArns: string[]; allowedTagKeys: string[] } {
+    const nodeRoleArn = `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${this.nodeRoleName}`;
+    const reserved = `${RESERVED_TAG_PREFIX}*`;
+    const withList = (first: string, list: string[], has: CfnCondition): string[] =>
+      Token.asList(
+        Fn.conditionIf(has.logicalId, Fn.split(",", Fn.join(",", [first, Fn.join(",", list)])), [first]),
+      );
+    return {
+      passRoleArns: withList(nodeRoleArn, p.roleArns, p.hasRoleArns),
+      allowedTagKeys: withList(reserved, p.tagKeys, p.hasTagKeys),
+    };
+  }
+
   private grantBrokerPermissions(
     role: Role,
-    opts: { kmsKey: IKey; deploymentId: string; passRoleNames: string[]; allowedTagKeys: string[] },
+    opts: { kmsKey: IKey; deploymentId: string; passRoleArns: string[]; allowedTagKeys: string[] },
   ): void {
     const { account, region, partition } = {
       account: Aws.ACCOUNT_ID,
@@ -426,17 +483,14 @@ export class ActivationBroker extends Construct {
     const statements = [
       new PolicyStatement({
         sid: "PoolState",
-        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+        // No Scan: listing pools is the janitor's and the CLI's (infra/constructs/janitor.ts).
+        actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         resources: [this.table.tableArn],
       }),
       new PolicyStatement({
         sid: "ActivationCodes",
-        actions: ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter", "ssm:GetParametersByPath"],
-        resources: [
-          // GetParametersByPath is authorised on the path itself, the others on each parameter.
-          `arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}`,
-          `arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}/*`,
-        ],
+        actions: ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+        resources: [`arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}/*`],
       }),
       new PolicyStatement({
         sid: "EncryptCodesThroughParameterStoreOnly",
@@ -447,7 +501,7 @@ export class ActivationBroker extends Construct {
       new PolicyStatement({
         sid: "PassNodeRoleToSsmOnly",
         actions: ["iam:PassRole"],
-        resources: opts.passRoleNames.map((name) => `arn:${partition}:iam::${account}:role/${name}`),
+        resources: opts.passRoleArns,
         conditions: { StringEquals: { "iam:PassedToService": "ssm.amazonaws.com" } },
       }),
       // CreateActivation has no resource type (the Service Authorization Reference lists none), so
@@ -462,9 +516,11 @@ export class ActivationBroker extends Construct {
           "ForAllValues:StringLike": { "aws:TagKeys": opts.allowedTagKeys },
         },
       }),
-      // Neither action has a resource type or condition key: "*" is the only form AWS accepts.
+      // A vend deletes only the activation of a rotation it lost, and describes only the one a
+      // rotation replaces (the slot-theft check, src/core/reconcile.ts); listing them is the
+      // janitor's. Neither action has a resource type or condition key: "*" is the only form.
       new PolicyStatement({
-        sid: "DescribeAndDeleteActivations",
+        sid: "DescribeOutgoingAndDeleteLostActivations",
         actions: ["ssm:DescribeActivations", "ssm:DeleteActivation"],
         resources: ["*"],
       }),
@@ -483,7 +539,7 @@ export class ActivationBroker extends Construct {
       validateRequestBody: true,
     });
     // ANY, not GET: the broker itself answers other methods with 405 and an Allow header
-    // (DESIGN.md §5); with GET-only methods API Gateway would answer a bare 403 instead.
+    // (docs/http-api.md); with GET-only methods API Gateway would answer a bare 403 instead.
     this.api.root.addMethod("ANY", integration, { requestValidator: validator });
     this.api.root
       .addResource("activations")
@@ -580,7 +636,7 @@ export class ActivationBroker extends Construct {
 }
 
 /** A value as cdk-nag prints it in finding ids: references become `<Name>`. */
-function nagText(scope: Construct, value: string): string {
+export function nagText(scope: Construct, value: string): string {
   const render = (v: unknown): string => {
     if (typeof v === "string") return v;
     const o = v as Record<string, unknown>;

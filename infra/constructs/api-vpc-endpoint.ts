@@ -1,5 +1,6 @@
-import { Aws, Fn, Validations } from "aws-cdk-lib";
+import { Aws, Fn, Token, Validations } from "aws-cdk-lib";
 import {
+  CfnVPCEndpoint,
   InterfaceVpcEndpoint,
   InterfaceVpcEndpointAwsService,
   Peer,
@@ -69,7 +70,11 @@ export class ApiVpcEndpoint extends Construct {
     this.endpoint = new InterfaceVpcEndpoint(this, "Endpoint", {
       vpc,
       service: InterfaceVpcEndpointAwsService.APIGATEWAY,
-      subnets: { subnets: props.subnetIds.map((s, i) => Subnet.fromSubnetId(this, `Subnet${i}`, s)) },
+      subnets: {
+        subnets: Token.isUnresolved(props.subnetIds)
+          ? [Subnet.fromSubnetId(this, "Subnet0", Fn.select(0, [...props.subnetIds]))]
+          : props.subnetIds.map((s, i) => Subnet.fromSubnetId(this, `Subnet${i}`, s)),
+      },
       privateDnsEnabled: props.privateDnsEnabled ?? true,
       securityGroups: [this.securityGroup],
       // `open: true` (the default) would add ingress from the whole VPC CIDR on 443.
@@ -88,6 +93,12 @@ export class ApiVpcEndpoint extends Construct {
             : [`arn:${Aws.PARTITION}:execute-api:${Aws.REGION}:${Aws.ACCOUNT_ID}:*`],
       }),
     );
+    if (Token.isUnresolved(props.subnetIds)) {
+      // A List<AWS::EC2::Subnet::Id> parameter: its length is known only at deploy time.
+      (this.endpoint.node.defaultChild as CfnVPCEndpoint).addPropertyOverride("SubnetIds", [
+        ...props.subnetIds,
+      ]);
+    }
     this.vpcEndpointId = this.endpoint.vpcEndpointId;
 
     Validations.of(vpc).acknowledge({

@@ -43,6 +43,7 @@ export class RedactedSdkError extends Error {
     // Keep the wire name so callers that branch on error.name (retry policies, status mapping)
     // still recognise the error; keep no message, body, $response or cause of the original.
     this.name = name;
+    // Stryker disable next-line ConditionalExpression: the class field already holds undefined
     if ($fault !== undefined) this.$fault = $fault;
     if ($metadata !== undefined) {
       this.$metadata = {

@@ -29,6 +29,7 @@ import {
   rotationRetryAfterSeconds,
   safetyMarginMs,
 } from "./vend-policy";
+import type { Metrics } from "./metrics";
 import { reportOutgoingActivation } from "./reconcile";
 
 export interface VendedPair {
@@ -36,6 +37,11 @@ export interface VendedPair {
   readonly activationId: string;
   readonly activationCode: string;
   readonly expiresAt: number;
+  /** The reservation's slot of `limit`, for the request's log line and the SlotsLeft metric. */
+  readonly slot?: number;
+  readonly limit?: number;
+  /** True when this request created the activation it was given. */
+  readonly rotated?: boolean;
 }
 
 export interface VendOptions {
@@ -55,6 +61,7 @@ export interface VendDependencies {
   readonly clock: Clock;
   readonly sleeper: Sleeper;
   readonly logger: Logger;
+  readonly metrics?: Metrics;
   readonly options: VendOptions;
   readonly random?: () => number;
   readonly newOwnerId?: () => string;
@@ -168,6 +175,7 @@ export class Vendor {
       // The commit took slot 1 for the rotator. A lost race leaves no estimate: let one retry.
       return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
     }
+    this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
     await sleeper.sleep(backoffMs(attempt, this.random));
     return { state, freeSlots: 0 };
   }
@@ -208,8 +216,9 @@ export class Vendor {
         registrationLimit: pool.registrationLimit,
         expiresAt,
         tags: activationTags(pool, options.deployment, nextGeneration),
-        ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
-        ...(pool.description !== undefined && { description: pool.description }),
+        // Unset settings stay undefined: the SSM adapter leaves them out of the request.
+        defaultInstanceName: pool.defaultInstanceName,
+        description: pool.description,
       });
       activationId = created.activationId;
       await secrets.put({ pool: pool.name, activationId, activationCode: created.activationCode, expiresAt });
@@ -229,6 +238,7 @@ export class Vendor {
         return undefined;
       }
       this.remember(activationId, Promise.resolve(created.activationCode));
+      this.deps.metrics?.count("Rotations", 1, { Pool: pool.name });
       logger.info("rotated to a new activation", {
         pool: pool.name,
         activationId,
@@ -237,8 +247,9 @@ export class Vendor {
         registrationLimit: pool.registrationLimit,
       });
       if (outgoing?.activationId) await this.retireOutgoing(pool, outgoing, outgoing.activationId);
-      return this.toPair(reservation, created.activationCode);
+      return { ...this.toPair(reservation, created.activationCode), rotated: true };
     } catch (error) {
+      this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
       await store.releaseLease(pool.name, owner).catch((releaseError: unknown) =>
         logger.warn("could not release the rotation lease; it lapses by itself", {
           pool: pool.name,
@@ -363,6 +374,8 @@ export class Vendor {
       activationId: reservation.activationId,
       activationCode,
       expiresAt: reservation.expiresAt,
+      slot: reservation.slot,
+      limit: reservation.limit,
     };
   }
 }

@@ -9,9 +9,11 @@ import type { HttpHandler } from "../http/handler";
 import { requestIdOf, toHttpRequest, toProxyResult } from "../http/lambda";
 import { errorResponse } from "../http/status";
 import { createLogger } from "../logging";
+import { createMetrics } from "../metrics";
 import { loadSettings } from "../settings";
 
 const { logger, powertools } = createLogger();
+const { metrics, flush } = createMetrics();
 
 interface Wiring {
   readonly handle: HttpHandler;
@@ -27,7 +29,7 @@ function init(): Wiring {
     const settings = loadSettings();
     const clients = createAwsClients({ region: settings.region });
     wiring = {
-      handle: createBroker({ settings, clients, logger }).handler,
+      handle: createBroker({ settings, clients, logger, metrics }).handler,
       publicUrl: settings.publicUrl,
       vpcEndpointIds: settings.vpcEndpointIds,
     };
@@ -47,7 +49,11 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     });
     return toProxyResult(errorResponse(error, requestIdOf(event, context)));
   }
-  return toProxyResult(
-    await wired.handle(toHttpRequest(event, context, wired.publicUrl, wired.vpcEndpointIds)),
-  );
+  try {
+    return toProxyResult(
+      await wired.handle(toHttpRequest(event, context, wired.publicUrl, wired.vpcEndpointIds)),
+    );
+  } finally {
+    flush();
+  }
 }

@@ -1,8 +1,10 @@
-import { BrokerError, InvalidPoolNameError, PoolNotFoundError, RetryLaterError } from "../core/errors";
+import { InvalidPoolNameError, PoolNotFoundError } from "../core/errors";
 import { DEFAULT_POOL, POOL_NAME_PATTERN } from "../core/pool-config";
 import type { Logger } from "../core/ports";
 import type { Vendor } from "../core/vend";
 import { errorResponse, HttpError } from "./status";
+import { errorOutcome, logRequest, type RequestOutcome } from "./access-log";
+import { noMetrics, type Metrics } from "../core/metrics";
 
 /** A transport-neutral request: the Lambda and Node-server adapters both build one. */
 export interface HttpRequest {
@@ -33,6 +35,8 @@ export interface HandlerDependencies {
   readonly vendor: Vendor;
   readonly region: string;
   readonly logger: Logger;
+  /** Request metrics (Vends, SlotsLeft, Throttles, …); none by default. */
+  readonly metrics?: Metrics;
   readonly renderInstallScript?: InstallScriptRenderer;
   /** `GET /nodeconfig.yaml` (src/http/nodeconfig.ts); absent, the path is not found. */
   readonly nodeConfig?: (request: HttpRequest) => Promise<HttpResponse>;
@@ -41,16 +45,23 @@ export interface HandlerDependencies {
 const NO_STORE = { "Cache-Control": "no-store" };
 
 /**
- * DESIGN.md §5: `GET /` and `GET /activations/{pool}` hand out a pair; `GET /install.sh` and
+ * docs/http-api.md: `GET /` and `GET /activations/{pool}` hand out a pair; `GET /install.sh` and
  * `GET /install.ps1` serve the bootstrap scripts with this broker's URL filled in; `GET /healthz`
  * is a liveness check that costs nothing.
  */
 export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
   const { vendor, region, logger } = deps;
+  const metrics = deps.metrics ?? noMetrics;
 
-  async function vend(pool: string): Promise<HttpResponse> {
+  async function vend(pool: string, note: Note): Promise<HttpResponse> {
     const pair = await vendor.vend(pool);
-    logger.info("vended", { pool: pair.pool, activationId: pair.activationId });
+    note.outcome = {
+      outcome: pair.rotated ? "rotated" : "vended",
+      pool: pair.pool,
+      activationId: pair.activationId,
+      ...(pair.slot !== undefined && { slot: pair.slot }),
+      ...(pair.limit !== undefined && { limit: pair.limit }),
+    };
     return json(200, {
       ActivationId: pair.activationId,
       ActivationCode: pair.activationCode,
@@ -84,13 +95,13 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
     return { status: 200, headers: { "Content-Type": `${type}; charset=utf-8`, ...NO_STORE }, body };
   }
 
-  function route(request: HttpRequest): () => Promise<HttpResponse> | HttpResponse {
+  function route(request: HttpRequest, note: Note): () => Promise<HttpResponse> | HttpResponse {
     const path = request.path.replace(/\/+$/, "") || "/";
     const segments = path.split("/").slice(1);
-    if (path === "/") return () => vend(DEFAULT_POOL);
+    if (path === "/") return () => vend(DEFAULT_POOL, note);
     if (segments[0] === "activations" && segments.length === 2) {
       const pool = decodeSegment(segments[1]!);
-      return () => vend(pool); // the vendor rejects a malformed name (400) before any AWS call
+      return () => vend(pool, note); // the vendor rejects a malformed name (400) before any AWS call
     }
     // Liveness for load balancers in standalone mode: answers without touching AWS, because a
     // health check pointed at "/" would reserve a registration slot every few seconds.
@@ -103,16 +114,47 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
   }
 
   return async (request) => {
+    const started = performance.now();
+    const note: Note = {};
+    let response: HttpResponse;
     try {
-      const action = route(request);
+      const action = route(request, note);
       if (request.method !== "GET") {
         throw new HttpError("MethodNotAllowed", `Method ${request.method} is not allowed.`, { Allow: "GET" });
       }
-      return await action();
+      response = await action();
     } catch (error) {
-      return failed(error, request, logger);
+      note.outcome = errorOutcome(error, poolOf(request));
+      response = errorResponse(error, request.requestId);
     }
+    logRequest(
+      logger,
+      metrics,
+      request,
+      response,
+      note.outcome ?? { outcome: "served" },
+      performance.now() - started,
+    );
+    return response;
   };
+}
+
+/** What the route that served a request tells its log line. */
+interface Note {
+  outcome?: RequestOutcome;
+}
+
+/** The pool a request named, if it names a valid one (for refusals' log lines). */
+function poolOf(request: HttpRequest): string | undefined {
+  const path = request.path.replace(/\/+$/, "") || "/";
+  const segments = path.split("/").slice(1);
+  const named =
+    path === "/"
+      ? DEFAULT_POOL
+      : segments[0] === "activations" && segments.length === 2
+        ? decodeSegment(segments[1]!)
+        : request.query.pool;
+  return named !== undefined && POOL_NAME_PATTERN.test(named) ? named : undefined;
 }
 
 function decodeSegment(segment: string): string {
@@ -121,26 +163,6 @@ function decodeSegment(segment: string): string {
   } catch {
     return segment; // malformed escapes then fail the pool-name check
   }
-}
-
-/** Logs the failure for the operator and answers the client through the one error body. */
-function failed(error: unknown, request: HttpRequest, logger: Logger): HttpResponse {
-  const response = errorResponse(error, request.requestId);
-  const code = error instanceof BrokerError ? error.code : "InternalError";
-  const details = { code, status: response.status, path: request.path, error: describe(error) };
-  // A drained pool refuses every request: the vendor logs that once a minute per pool, so a
-  // flood of refusals does not become a flood of WARN lines.
-  if (code === "RotationBudgetExhausted") logger.debug("request refused", details);
-  else if (error instanceof RetryLaterError || response.status < 500) logger.warn("request refused", details);
-  else logger.error("request failed", details);
-  return response;
-}
-
-/** Error name, code and message — never the request input, so never a code. */
-function describe(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { type: typeof error };
-  const cause = error.cause instanceof Error ? { cause: `${error.cause.name}: ${error.cause.message}` } : {};
-  return { name: error.name, message: error.message, ...cause };
 }
 
 function json(status: number, body: unknown): HttpResponse {

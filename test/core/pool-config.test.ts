@@ -66,3 +66,83 @@ describe("parsePools", () => {
     expect(() => parsePools({}, {})).toThrow("pools.default.iamRole");
   });
 });
+
+/** The edges of every limit CreateActivation documents: the last value accepted, the first refused. */
+describe("parsePools at the limits of ssm:CreateActivation", () => {
+  const pool = (settings: Record<string, unknown>) => ({ pools: { p: settings } });
+  const long = (n: number, c = "a") => c.repeat(n);
+
+  it.each([
+    ["registrationLimit", { registrationLimit: 1 }],
+    ["registrationLimit", { registrationLimit: 1000 }],
+    ["expirationHours", { expirationHours: 720, safetyMarginMinutes: 1 }],
+    ["safetyMarginMinutes", { expirationHours: 720, safetyMarginMinutes: 720 * 60 - 1 }],
+    ["safetyMarginMinutes", { expirationHours: 2, safetyMarginMinutes: 119 }],
+    ["defaultInstanceName", { defaultInstanceName: long(256) }],
+    ["defaultInstanceName", { defaultInstanceName: "web 01_a.b:c/d=e+f-g@h" }],
+    ["description", { description: long(256, "é") }],
+    ["tags", { tags: { [long(128)]: long(256) } }],
+    ["tags", { tags: { "team name_1.a:b/c=d+e-f@g": "" } }],
+    ["tags", { tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}`, "v"])) }],
+  ])("accepts %s at %j, unchanged", (field, settings) => {
+    const resolved = parsePools(pool(settings), role).get("p")!;
+    expect(resolved).toMatchObject(settings);
+    expect(resolved[field as keyof typeof resolved]).toEqual(settings[field as keyof typeof settings]);
+  });
+
+  it.each([
+    [{ registrationLimit: 1.5 }, "pools.p.registrationLimit"],
+    [{ expirationHours: 24.5 }, "pools.p.expirationHours"],
+    [{ safetyMarginMinutes: 0 }, "pools.p.safetyMarginMinutes"],
+    [{ safetyMarginMinutes: 2.5 }, "pools.p.safetyMarginMinutes"],
+    [{ expirationHours: 720, safetyMarginMinutes: 720 * 60 }, "pools.p.safetyMarginMinutes"],
+    [{ expirationHours: 2, safetyMarginMinutes: 120 }, "pools.p.safetyMarginMinutes"],
+    [{ defaultInstanceName: long(257) }, "pools.p.defaultInstanceName"],
+    [{ defaultInstanceName: "web;rm" }, "pools.p.defaultInstanceName: letters, digits, spaces"],
+    [{ description: long(257) }, "pools.p.description"],
+    [{ iamRole: "" }, "pools.p.iamRole"],
+    [{ iamRole: long(65) }, "pools.p.iamRole"],
+    [{ tags: { [long(129)]: "v" } }, "pools.p.tags"],
+    [{ tags: { "": "v" } }, "pools.p.tags"],
+    [{ tags: { k: long(257) } }, "pools.p.tags.k"],
+    [{ tags: { "a;b": "v" } }, "tag keys may hold letters, digits, spaces and _.:/=+-@"],
+    [{ tags: { "AWS:x": "v" } }, "tag keys may not start with 'aws:'"],
+    [{ tags: { "activation-broker:x": "v" } }, "tag keys starting with 'activation-broker:' are reserved"],
+    [
+      { tags: Object.fromEntries(Array.from({ length: 41 }, (_, i) => [`k${i}`, "v"])) },
+      "pools.p.tags: at most 40 tags",
+    ],
+  ])("refuses %j, naming the field and the rule", (settings, message) => {
+    expect(() => parsePools(pool(settings), role)).toThrow(ConfigError);
+    expect(() => parsePools(pool(settings), role)).toThrow(message);
+  });
+
+  it("names each problem once, separated by '; '", () => {
+    expect(() => parsePools(pool({ registrationLimit: 0, colour: "red" }), role)).toThrow(
+      /^Invalid pool configuration: (pools\.p\.colour: unknown key; pools\.p\.registrationLimit: .+|pools\.p\.registrationLimit: .+; pools\.p\.colour: unknown key)$/,
+    );
+  });
+
+  it("names an unknown top-level key at the root, and a bad document as (root)", () => {
+    expect(() => parsePools({ pool: {} }, role)).toThrow(/: pool: unknown key$/);
+    expect(() => parsePools("pools", role)).toThrow(/: \(root\): /);
+  });
+
+  it("reads an absent document as no pools: the default one only", () => {
+    expect([...parsePools(undefined, role).keys()]).toEqual(["default"]);
+    expect([...parsePools(null, role).keys()]).toEqual(["default"]);
+  });
+
+  it("lets a configured default pool replace the built-in one", () => {
+    expect(parsePools({ pools: { default: { registrationLimit: 7 } } }, role).get("default")).toMatchObject({
+      registrationLimit: 7,
+      expirationHours: 24,
+    });
+  });
+
+  it("gives each pool the deployment's role unless it names its own", () => {
+    const pools = parsePools({ pools: { a: {}, b: { iamRole: "Own" } } }, { iamRole: "Deployment" });
+    expect(pools.get("a")!.iamRole).toBe("Deployment");
+    expect(pools.get("b")!.iamRole).toBe("Own");
+  });
+});

@@ -24,6 +24,9 @@ describe("Vendor.vend", () => {
       activationId: created.activationId,
       activationCode: created.code,
       expiresAt: Math.floor((clock.now() + 24 * HOUR) / 1000) * 1000,
+      slot: 1,
+      limit: 5,
+      rotated: true,
     });
     expect(created.request).toMatchObject({ iamRole: "SSMServiceRole", registrationLimit: 5, generation: 1 });
     expect(created.request.tags).toEqual({

@@ -25,7 +25,10 @@ const CONFIGURATIONS: Record<string, Record<string, unknown>> = {
     ApiAllowedSourceIpRanges: "10.20.0.0/16",
     NodeRoleName: "ExistingNodeRole",
     TableDeletionProtection: "false",
-    Pools: JSON.stringify({ linux: { tags: { Team: "ops" } }, edge: { iamRole: "EdgeNodeRole" } }),
+    Pools: JSON.stringify({
+      linux: { tags: { Team: "ops" }, hygiene: { nameTag: true, deregisterDuplicatesAfterDays: 7 } },
+      edge: { iamRole: "EdgeNodeRole" },
+    }),
   },
   "endpoint pinned to one API, private DNS off": {
     VpcEndpointAllowedApiIds: "a1b2c3d4e5",

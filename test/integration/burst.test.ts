@@ -2,8 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { aLocalStack, pools, registerNode } from "../support/local";
 
 /**
- * DESIGN.md §4 under a burst: 2,000 servers ask at once for a pool whose activations take 10
- * registrations each. Real HTTP, real AWS SDK, dynalite for DynamoDB, the emulator for SSM.
+ * The invariants (docs/architecture.md) under a burst: 2,000 servers ask at once for a pool
+ * whose activations take 10 registrations each. Real HTTP, real AWS SDK, dynalite for DynamoDB, the emulator for SSM.
  */
 const REQUESTS = 2_000;
 const LIMIT = 10;

@@ -43,7 +43,7 @@ export const pools = (p: Record<string, unknown>) => JSON.stringify({ pools: p }
 export const AGENT_KEY =
   "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6trOB1iX6Pyh/Tx8yGw0Gql4KMhq7OCHVwcwlv2yMgI/oAyx1pa3JlQoiVNi43MvYl93NpmcUT2peBI9i971y04phpsnJvYGclvKA2ChDrazLOYXX2wi1f5lMpHGyxXQeRHRVeMX3PGxmWSelmu4SQ2XwV5ZglWMLxVrNYNlTwtvVv8sPIWG2bBEIwd17Qd2BeZhZrJ0dXq+nzwOKVjP8Gd5qrX+fMJ/8on7o9qaHRPRweeQCMYHI06vbbmu9IW24gqwZKsXD3TDLv5Jv/HumB+wXiYi1HWB/p2O91ov3yC4i147XiYtECCzUziWnVUrN5ahAgOSTrOeYYvs8GnIXQIDAQAB";
 
-/** What the real SSM Agent sends to register (shared/fixtures/agent-register-request.json). */
+/** What the real SSM Agent sends to register (test/emulator/fixtures/agent-register-request.json). */
 export async function registerNode(
   emulatorUrl: string,
   pair: { ActivationId: string; ActivationCode: string },

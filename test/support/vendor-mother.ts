@@ -1,12 +1,17 @@
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
-import { Vendor, type VendOptions } from "../../src/core/vend";
+import { Vendor, type VendDependencies, type VendOptions } from "../../src/core/vend";
 import { CapturingLogger, FakeClock, InMemoryActivations, InMemoryPoolStore, InMemorySecrets } from "./fakes";
 
 export const TEST_ROLE = "SSMServiceRole";
 
 /** A Vendor on in-memory fakes, with a fake clock whose sleeps cost no real time. */
 export function aVendor(
-  config: { pools?: PoolsFileInput["pools"]; options?: Partial<VendOptions>; clock?: FakeClock } = {},
+  config: {
+    pools?: PoolsFileInput["pools"];
+    options?: Partial<VendOptions>;
+    clock?: FakeClock;
+    random?: () => number;
+  } = {},
 ) {
   const clock = config.clock ?? new FakeClock();
   const store = new InMemoryPoolStore();
@@ -15,7 +20,8 @@ export function aVendor(
   const logger = new CapturingLogger();
   const pools = parsePools({ pools: config.pools ?? {} }, { iamRole: TEST_ROLE });
   let owners = 0;
-  const make = () =>
+  /** Another process (its own caches and rounds) on the same store, SSM and Parameter Store. */
+  const make = (overrides: Partial<VendDependencies> = {}) =>
     new Vendor({
       pools,
       store,
@@ -25,8 +31,9 @@ export function aVendor(
       sleeper: clock,
       logger,
       options: { leaseMs: 30_000, rotationWaitMs: 5_000, deployment: "test", ...config.options },
-      random: () => 0.5,
+      random: config.random ?? (() => 0.5),
       newOwnerId: () => `owner-${++owners}`,
+      ...overrides,
     });
   return { vendor: make(), newProcess: make, clock, store, activations, secrets, logger, pools };
 }

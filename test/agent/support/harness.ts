@@ -31,7 +31,7 @@ import { closeServer, listen, readBody, sendJson } from "./http";
 export interface Fault {
   readonly status: number;
   readonly retryAfter?: number;
-  /** Raw body; default: a DESIGN.md §5 error body. */
+  /** Raw body; default: an error body as docs/http-api.md shows. */
   readonly body?: string;
   /** Send a Content-Length header (default: chunked, as a streaming server would). */
   readonly contentLength?: boolean;
