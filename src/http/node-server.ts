@@ -208,13 +208,20 @@ export function keepServingOnUncaughtErrors(logger: Logger): void {
 }
 
 /**
+ * A fleet burst opens thousands of connections at once. With Node's default accept queue (511) a
+ * busy event loop lets it overflow, and the kernel then resets connections the client believes
+ * open (ECONNRESET). The kernel caps the value at net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
+
+/**
  * Starts listening; resolves with the bound address (port 0 picks a free port). `setting` names
  * what chose the port (PORT, --port), so a refusal can say what to change.
  */
 export function listen(server: Server, port: number, host: string, setting = "PORT"): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once("error", (error) => reject(explainListenError(error, { port, host, setting })));
-    server.listen(port, host, () => resolve(server.address() as AddressInfo));
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve(server.address() as AddressInfo));
   });
 }
 
