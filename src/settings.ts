@@ -34,7 +34,7 @@ const envSchema = z.strictObject({
   BROKER_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
   BROKER_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   BROKER_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
-  BROKER_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+  BROKER_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   BROKER_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   /** Addresses or CIDR blocks of proxies whose X-Forwarded-* headers are believed. */
   BROKER_TRUSTED_PROXIES: z
@@ -93,6 +93,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     const name = env.AWS_REGION ? "AWS_REGION" : "AWS_DEFAULT_REGION";
     throw new ConfigError(
       `Invalid environment: ${name} must be a Region name such as eu-west-1, got '${region}'`,
+    );
+  }
+  if (e.BROKER_IDLE_TIMEOUT_MS >= e.BROKER_HEADERS_TIMEOUT_MS) {
+    throw new ConfigError(
+      "Invalid environment: BROKER_IDLE_TIMEOUT_MS must be shorter than BROKER_HEADERS_TIMEOUT_MS",
     );
   }
   if (e.BROKER_HEADERS_TIMEOUT_MS > e.BROKER_REQUEST_TIMEOUT_MS) {

@@ -108,7 +108,7 @@ describe("loadSettings: Node-server hygiene and caller limits", () => {
       headersTimeoutMs: 10_000,
       requestTimeoutMs: 30_000,
       keepAliveTimeoutMs: 5_000,
-      idleTimeoutMs: 15_000,
+      idleTimeoutMs: 5_000,
       maxConnections: 1_000,
       trustedProxies: [],
       ratePerSecond: 10,
@@ -142,5 +142,8 @@ describe("loadSettings: Node-server hygiene and caller limits", () => {
     expect(() =>
       loadSettings({ ...base, BROKER_HEADERS_TIMEOUT_MS: "20000", BROKER_REQUEST_TIMEOUT_MS: "10000" }),
     ).toThrow("BROKER_HEADERS_TIMEOUT_MS");
+    expect(() => loadSettings({ ...base, BROKER_IDLE_TIMEOUT_MS: "10000" })).toThrow(
+      "BROKER_IDLE_TIMEOUT_MS",
+    );
   });
 });

@@ -146,6 +146,24 @@ describe("Node server: connection hygiene", () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
 
+  it("closes a silent socket before the headers timeout, even when asked for a longer idle timeout", async () => {
+    // Left to Node's header deadline, such a socket stayed open on the client's side.
+    const limits = { idleTimeoutMs: 5_000, headersTimeoutMs: 600, requestTimeoutMs: 1_000 };
+    const { port } = await aServer({ limits });
+    const socket = connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    const started = Date.now();
+    await new Promise((resolve) => socket.on("close", resolve));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it("answers a client that dribbles its headers with 408 at the headers timeout", async () => {
+    const { port } = await aServer({ limits: { headersTimeoutMs: 300, requestTimeoutMs: 600 } });
+    const answer = await raw(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 5_000);
+    expect(statusOf(answer)).toBe(408);
+  });
+
   it("keeps a socket whose request is being answered open past the idle timeout", async () => {
     const slow: HttpHandler = () =>
       new Promise((resolve) => setTimeout(() => resolve({ status: 200, headers: {}, body: "late" }), 600));
