@@ -191,7 +191,8 @@ describe.skipIf(!onPath("moto_server") || !onPath("aws"))("deployed on moto_serv
   };
 
   beforeAll(async () => {
-    moto = spawn("moto_server", ["-p", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group: moto_server may be a shim whose python child must go too.
+    moto = spawn("moto_server", ["-p", "0"], { stdio: ["ignore", "pipe", "pipe"], detached: true });
     endpoint = await new Promise<string>((resolve, reject) => {
       let seen = "";
       const onData = (chunk: Buffer) => {
@@ -205,7 +206,7 @@ describe.skipIf(!onPath("moto_server") || !onPath("aws"))("deployed on moto_serv
     });
   }, 30_000);
   afterAll(() => {
-    moto?.kill();
+    if (moto?.pid) process.kill(-moto.pid, "SIGTERM");
   });
 
   it("creates the three stacks from the packaged templates, the walkthrough's way", () => {
