@@ -25,7 +25,12 @@ import {
 } from "aws-cdk-lib/aws-iam";
 import { Key, type IKey } from "aws-cdk-lib/aws-kms";
 import { Architecture, CfnPermission, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
-import { LogLevel as BundlingLogLevel, NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import {
+  type BundlingOptions,
+  LogLevel as BundlingLogLevel,
+  NodejsFunction,
+  OutputFormat,
+} from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } from "../../src/aws/naming";
@@ -42,6 +47,26 @@ import {
   clustersNeedingHybridNodesRole,
   requireClustersInStackRegion,
 } from "./hybrid-nodes-role";
+
+/** How every function of the app is bundled (the broker's and the janitor's alike). */
+export const FUNCTION_BUNDLING: BundlingOptions = {
+  // Local esbuild only: no Docker on build machines or in CI.
+  forceDockerBundling: false,
+  minify: true,
+  sourceMap: true,
+  // Line mapping without shipping the sources keeps the bundle small.
+  sourcesContent: false,
+  target: "node24",
+  // CJS: the bundled SDK v3 still has CommonJS dependencies whose require() calls an ESM
+  // bundle cannot serve without a createRequire banner.
+  format: OutputFormat.CJS,
+  // Prefer the ESM builds of dependencies: they tree-shake far better.
+  mainFields: ["module", "main"],
+  // Bundle the SDK v3 clients rather than use the runtime's copy, so the version is pinned.
+  externalModules: [],
+  // esbuild's per-file size table on every synth is noise; warnings and errors still show.
+  logLevel: BundlingLogLevel.WARNING,
+};
 
 /** The foundation's Lambda adapter: the only broker logic the function runs. */
 export const DEFAULT_HANDLER_ENTRY = fileURLToPath(new URL("../../src/entry/lambda.ts", import.meta.url));
@@ -297,24 +322,7 @@ export class ActivationBroker extends Construct {
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? "INFO",
         NODE_OPTIONS: "--enable-source-maps",
       }),
-      bundling: {
-        // Local esbuild only: no Docker on build machines or in CI.
-        forceDockerBundling: false,
-        minify: true,
-        sourceMap: true,
-        // Line mapping without shipping the sources keeps the bundle small.
-        sourcesContent: false,
-        target: "node24",
-        // CJS: the bundled SDK v3 still has CommonJS dependencies whose require() calls an ESM
-        // bundle cannot serve without a createRequire banner.
-        format: OutputFormat.CJS,
-        // Prefer the ESM builds of dependencies: they tree-shake far better.
-        mainFields: ["module", "main"],
-        // Bundle the SDK v3 clients rather than use the runtime's copy, so the version is pinned.
-        externalModules: [],
-        // esbuild's per-file size table on every synth is noise; warnings and errors still show.
-        logLevel: BundlingLogLevel.WARNING,
-      },
+      bundling: FUNCTION_BUNDLING,
     });
 
     this.grantBrokerPermissions(role, {

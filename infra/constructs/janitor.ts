@@ -6,11 +6,11 @@ import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import { Policy, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
 import type { IKey } from "aws-cdk-lib/aws-kms";
-import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import type { PoolConfig } from "../../src/core/pool-config";
-import { nagText } from "./activation-broker";
+import { FUNCTION_BUNDLING, nagText } from "./activation-broker";
 import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 
 export const JANITOR_ENTRY = fileURLToPath(new URL("../../src/entry/janitor.ts", import.meta.url));
@@ -72,16 +72,7 @@ export class Janitor extends Construct {
       tracing: (props.tracing ?? true) ? Tracing.ACTIVE : Tracing.DISABLED,
       description: "SSM hybrid activation broker: janitor",
       environment: { ...environment, POWERTOOLS_SERVICE_NAME: "activation-broker-janitor" },
-      bundling: {
-        forceDockerBundling: false,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        target: "node24",
-        format: OutputFormat.CJS,
-        mainFields: ["module", "main"],
-        externalModules: [],
-      },
+      bundling: FUNCTION_BUNDLING,
     });
 
     this.rule = new Rule(this, "Schedule", {
