@@ -30,8 +30,9 @@ export function createMetrics(service = "activation-broker"): { metrics: Metrics
     if (dimensions && Object.keys(dimensions).length > 0) {
       const single = powertools.singleMetric();
       for (const [key, dimension] of Object.entries(dimensions)) single.addDimension(key, dimension);
+      // A single-metric instance publishes inside addMetric; publishing again would emit an empty
+      // buffer and Powertools' "No application metrics to publish" warning.
       single.addMetric(name, UNITS[name], value);
-      single.publishStoredMetrics();
     } else {
       powertools.addMetric(name, UNITS[name], value);
     }

@@ -59,12 +59,25 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     POWERTOOLS_LOG_LEVEL: "ERROR",
   });
 
-  it("answers the reference contract with status, headers and the region", async () => {
+  it("answers the reference contract with status, headers and the region; its metrics carry no code", async () => {
     const handler = await loadHandler(awsEnv());
-    const res = await handler(event(), context);
+    // Powertools Metrics write EMF lines straight to stdout: read them, don't print them.
+    const written: string[] = [];
+    const spy = vi
+      .spyOn(process.stdout, "write")
+      .mockImplementation((chunk) => (written.push(String(chunk)), true));
+    const res = await handler(event(), context).finally(() => spy.mockRestore());
     expect(res.statusCode).toBe(200);
     expect(res.headers).toMatchObject({ "Content-Type": "application/json", "Cache-Control": "no-store" });
-    expect(JSON.parse(res.body)).toMatchObject({ Region: "eu-west-1", Pool: "default" });
+    const body = JSON.parse(res.body);
+    expect(body).toMatchObject({ Region: "eu-west-1", Pool: "default" });
+    const emf = written
+      .join("")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(emf).toContainEqual(expect.objectContaining({ Pool: "default", Vends: 1 }));
+    expect(written.join("")).not.toContain(body.ActivationCode);
   });
 
   it("maps bad requests to real statuses, with the API Gateway request id", async () => {
