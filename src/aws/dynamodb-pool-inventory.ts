@@ -2,7 +2,7 @@ import { type DynamoDBClient, ScanCommand, UpdateItemCommand } from "@aws-sdk/cl
 import type { PoolInventory, PoolRow } from "../core/inventory";
 import { type Item, readString, toPoolState } from "./dynamodb-pool-store";
 import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
-import { isSdkError, transientError } from "./sdk-errors";
+import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
 /** Called once per page read, so a long listing can show progress. */
 export type PageProgress = (operation: string, page: number, itemsSoFar: number) => void;
@@ -23,7 +23,7 @@ export class DynamoDbPoolInventory implements PoolInventory {
     let startKey: Item | undefined;
     let pages = 0;
     do {
-      const page = await this.send(() =>
+      const page = await sendToDynamoDb(() =>
         this.client.send(
           new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
         ),
@@ -46,7 +46,7 @@ export class DynamoDbPoolInventory implements PoolInventory {
    */
   async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
     try {
-      await this.send(() =>
+      await sendToDynamoDb(() =>
         this.client.send(
           new UpdateItemCommand({
             TableName: this.tableName,
@@ -69,14 +69,6 @@ export class DynamoDbPoolInventory implements PoolInventory {
     } catch (error) {
       if (isSdkError(error, "ConditionalCheckFailedException")) return false;
       throw error;
-    }
-  }
-
-  private async send<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw transientError(error, "DynamoDB", 1) ?? error;
     }
   }
 }

@@ -8,7 +8,7 @@ import {
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { LeaseRequest, NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
-import { isSdkError, transientError } from "./sdk-errors";
+import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
 export type Item = Record<string, AttributeValue>;
 
@@ -82,7 +82,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
   }
 
   async read(pool: string): Promise<PoolState | undefined> {
-    const { Item } = await this.send(() =>
+    const { Item } = await sendToDynamoDb(() =>
       this.client.send(
         new GetItemCommand({ TableName: this.tableName, Key: key(pool), ConsistentRead: true }),
       ),
@@ -196,19 +196,11 @@ export class DynamoDbPoolStore implements PoolStateStore {
   /** The item after the write (or {} when none was asked for), or undefined if the condition failed. */
   private async conditionalUpdate(input: UpdateItemCommandInput): Promise<Item | undefined> {
     try {
-      const { Attributes } = await this.send(() => this.client.send(new UpdateItemCommand(input)));
+      const { Attributes } = await sendToDynamoDb(() => this.client.send(new UpdateItemCommand(input)));
       return Attributes ?? {};
     } catch (error) {
       if (isSdkError(error, "ConditionalCheckFailedException")) return undefined;
       throw error;
-    }
-  }
-
-  private async send<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      throw transientError(error, "DynamoDB", 1) ?? error;
     }
   }
 }

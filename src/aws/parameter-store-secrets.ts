@@ -13,7 +13,7 @@ import {
   isValidParameterPrefix,
   parameterName,
 } from "./naming";
-import { RedactedSdkError, isSdkError, transientError } from "./sdk-errors";
+import { RedactedSdkError, isSdkError, parameterStoreError } from "./sdk-errors";
 
 export interface ParameterStoreSecretsOptions {
   /** Parameter hierarchy, e.g. `/activation-broker/prod`; defaults to DEFAULT_PARAMETER_PREFIX. */
@@ -84,7 +84,7 @@ export class ParameterStoreSecrets implements SecretStore {
       // Names are unique per activation id, so "already exists" only happens when the SDK retried
       // a write that had landed (the first answer was lost): the stored value is ours.
       if (isSdkError(error, "ParameterAlreadyExists")) return;
-      throw translate(error, "PutParameter");
+      throw parameterStoreError(error, "PutParameter");
     }
   }
 
@@ -99,7 +99,7 @@ export class ParameterStoreSecrets implements SecretStore {
       if (isSdkError(error, "ParameterNotFound")) {
         throw new SecretNotFoundError(activationId, { cause: new RedactedSdkError(error, "GetParameter") });
       }
-      throw translate(error, "GetParameter");
+      throw parameterStoreError(error, "GetParameter");
     }
     const document = parseDocument(value);
     if (!document || document.ActivationId !== activationId) {
@@ -119,18 +119,13 @@ export class ParameterStoreSecrets implements SecretStore {
       await this.client.send(new DeleteParameterCommand({ Name: this.nameOf(pool, activationId) }));
     } catch (error) {
       if (isSdkError(error, "ParameterNotFound")) return;
-      throw translate(error, "DeleteParameter");
+      throw parameterStoreError(error, "DeleteParameter");
     }
   }
 
   private nameOf(pool: string, activationId: string): string {
     return parameterName(this.prefix, pool, activationId);
   }
-}
-
-function translate(error: unknown, operation: string): Error {
-  const redacted = new RedactedSdkError(error, operation);
-  return transientError(error, "Parameter Store", 1, redacted) ?? redacted;
 }
 
 function parseDocument(value: string | undefined): ParameterDocument | undefined {

@@ -86,3 +86,21 @@ export function transientError(
   }
   return undefined;
 }
+
+/**
+ * A Parameter Store failure as it may leave an adapter: its answers can carry (encrypted) values,
+ * so the SDK error is redacted before it becomes a cause or a message.
+ */
+export function parameterStoreError(error: unknown, operation: string): Error {
+  const redacted = new RedactedSdkError(error, operation);
+  return transientError(error, "Parameter Store", 1, redacted) ?? redacted;
+}
+
+/** Runs one DynamoDB call, turning throttling and AWS-side failures into retry-later errors. */
+export async function sendToDynamoDb<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw transientError(error, "DynamoDB", 1) ?? error;
+  }
+}

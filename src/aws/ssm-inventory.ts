@@ -22,7 +22,7 @@ import { POOL_NAME_PATTERN } from "../core/pool-config";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../core/vend-policy";
 import type { PageProgress } from "./dynamodb-pool-inventory";
 import type { ParameterStoreSecrets } from "./parameter-store-secrets";
-import { RedactedSdkError, isSdkError, transientError } from "./sdk-errors";
+import { isSdkError, parameterStoreError } from "./sdk-errors";
 import { deleteActivation, throwIfTransient } from "./ssm-activations";
 
 /**
@@ -125,9 +125,7 @@ export class ParameterInventory implements SecretInventory {
           }),
         );
       } catch (error) {
-        // The answer carries (encrypted) values: keep the SDK error's body out of every message.
-        const redacted = new RedactedSdkError(error, "GetParametersByPath");
-        throw transientError(error, "Parameter Store", 1, redacted) ?? redacted;
+        throw parameterStoreError(error, "GetParametersByPath");
       }
       for (const parameter of page.Parameters ?? []) {
         const parsed = this.parse(parameter.Name);
