@@ -4,7 +4,7 @@ import { isExpired } from "./ssm/activations";
 import type { SsmState } from "./ssm/ssm-state";
 
 export type EmulatedService = "ssm" | "dynamodb";
-export type FaultKind = "throttle" | "error" | "latency";
+export type FaultKind = "throttle" | "error" | "latency" | "tooManyUpdates";
 
 /** What a test asks for: see emulator/README.md, "Fault injection". */
 export interface FaultSpec {
@@ -16,8 +16,13 @@ export interface FaultSpec {
   count?: number;
   /** For "latency" (required there). */
   latencyMs?: number;
-  /** HTTP status of the injected answer (default 400 for throttle, 500 for error). */
+  /** HTTP status of the injected answer (default 400 for throttle and tooManyUpdates, 500 for error). */
   status?: number;
+  /**
+   * Probability (0 < rate <= 1) that a matching call is hit; omitted = every call. A call the dice
+   * spare neither consumes `count` nor is delayed (benchmarks and fault suites throttle "10 %").
+   */
+  rate?: number;
 }
 
 export interface ActiveFault extends FaultSpec {
@@ -68,11 +73,12 @@ export interface EmulatorControls {
 
 /** The answer a throttle/error fault substitutes for the real one. */
 export interface InjectedFailure {
-  kind: "throttle" | "error";
+  kind: "throttle" | "error" | "tooManyUpdates";
   status: number;
 }
 
-const FAULT_KEYS = new Set(["service", "operation", "kind", "count", "latencyMs", "status"]);
+const FAULT_KEYS = new Set(["service", "operation", "kind", "count", "latencyMs", "status", "rate"]);
+const KINDS = new Set(["throttle", "error", "latency", "tooManyUpdates"]);
 
 /**
  * Validates a fault from a test or from `POST /_emulator/faults`. Unknown keys are rejected so a
@@ -86,8 +92,14 @@ export function parseFaultSpec(input: unknown): FaultSpec {
   if (unknown.length > 0) throw new TypeError(`unknown fault field(s): ${unknown.join(", ")}`);
   if (raw.service !== "ssm" && raw.service !== "dynamodb")
     throw new TypeError('service must be "ssm" or "dynamodb"');
-  if (raw.kind !== "throttle" && raw.kind !== "error" && raw.kind !== "latency") {
-    throw new TypeError('kind must be "throttle", "error" or "latency"');
+  if (typeof raw.kind !== "string" || !KINDS.has(raw.kind)) {
+    throw new TypeError('kind must be "throttle", "error", "latency" or "tooManyUpdates"');
+  }
+  if (raw.kind === "tooManyUpdates" && raw.service !== "ssm") {
+    throw new TypeError("tooManyUpdates is an SSM error; DynamoDB has no such answer");
+  }
+  if (raw.rate !== undefined && !(typeof raw.rate === "number" && raw.rate > 0 && raw.rate <= 1)) {
+    throw new TypeError("rate must be a number in (0, 1]");
   }
   if (raw.operation !== undefined && (typeof raw.operation !== "string" || raw.operation === "")) {
     throw new TypeError("operation must be a non-empty string");
@@ -117,6 +129,7 @@ export class EmulatorControlsImpl implements EmulatorControls {
   constructor(
     private readonly clock: EmulatorClock,
     private readonly ssm: SsmState,
+    private readonly random: () => number = Math.random,
   ) {}
 
   count(service: EmulatedService, operation: string): void {
@@ -135,6 +148,7 @@ export class EmulatorControlsImpl implements EmulatorControls {
         (f.operation === undefined || f.operation === "*" || f.operation === operation),
     );
     for (const fault of matching) {
+      if (fault.rate !== undefined && this.random() >= fault.rate) continue;
       if (fault.remaining !== undefined) {
         fault.remaining -= 1;
         if (fault.remaining <= 0) this.active = this.active.filter((f) => f !== fault);
@@ -143,7 +157,7 @@ export class EmulatorControlsImpl implements EmulatorControls {
         await sleep(fault.latencyMs ?? 0);
         continue;
       }
-      return { kind: fault.kind, status: fault.status ?? (fault.kind === "throttle" ? 400 : 500) };
+      return { kind: fault.kind, status: fault.status ?? (fault.kind === "error" ? 500 : 400) };
     }
     return undefined;
   }

@@ -93,6 +93,18 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const failure = await controls.applyFaults("ssm", operation);
     if (failure?.kind === "throttle")
       return sendSsmError(res, new SsmError("ThrottlingException", "Rate exceeded", failure.status));
+    // "There are concurrent updates for a resource that supports one update at a time." The SSM
+    // Agent retries this one service error; the SDKs' standard retry does not know it.
+    // Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html#API_PutParameter_Errors
+    if (failure?.kind === "tooManyUpdates")
+      return sendSsmError(
+        res,
+        new SsmError(
+          "TooManyUpdates",
+          "There are concurrent updates for a resource that supports one update at a time.",
+          failure.status,
+        ),
+      );
     if (failure?.kind === "error")
       return sendSsmError(
         res,

@@ -106,6 +106,52 @@ describe("programmatic controls", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
   });
 
+  it("tooManyUpdates answers 400 TooManyUpdates, the one service error the SSM Agent retries", async () => {
+    emulator.controls.injectFault({
+      service: "ssm",
+      operation: "CreateActivation",
+      kind: "tooManyUpdates",
+      count: 1,
+    });
+    await expect(createActivation()).rejects.toMatchObject({
+      name: "TooManyUpdates",
+      $metadata: { httpStatusCode: 400 },
+    });
+    await expect(createActivation()).resolves.toBeDefined();
+    expect(() => emulator.controls.injectFault({ service: "dynamodb", kind: "tooManyUpdates" })).toThrow(
+      /SSM error/,
+    );
+  });
+
+  it("a rate hits about that share of the calls, and only hit calls consume the count", async () => {
+    emulator.controls.injectFault({
+      service: "ssm",
+      operation: "DescribeActivations",
+      kind: "throttle",
+      rate: 0.5,
+    });
+    let throttled = 0;
+    for (let i = 0; i < 200; i += 1) {
+      await ssm.send(new DescribeActivationsCommand({})).catch(() => (throttled += 1));
+    }
+    // Binomial(200, 0.5): outside [50, 150] with probability below 1e-12.
+    expect(throttled).toBeGreaterThan(50);
+    expect(throttled).toBeLessThan(150);
+    emulator.controls.clearFaults();
+    emulator.controls.injectFault({ service: "ssm", kind: "throttle", rate: 0.5, count: 3 });
+    let hits = 0;
+    for (let i = 0; i < 100 && emulator.controls.faults().length > 0; i += 1) {
+      await ssm.send(new DescribeActivationsCommand({})).catch(() => (hits += 1));
+    }
+    expect(hits).toBe(3);
+    expect(() => emulator.controls.injectFault({ service: "ssm", kind: "throttle", rate: 0 })).toThrow(
+      /rate/,
+    );
+    expect(() => emulator.controls.injectFault({ service: "ssm", kind: "throttle", rate: 1.5 })).toThrow(
+      /rate/,
+    );
+  });
+
   it("rejects a fault with an unknown field or a bad kind", () => {
     expect(() =>
       emulator.controls.injectFault({ service: "ssm", kind: "latency", latency: 5 } as never),

@@ -1,0 +1,536 @@
+/**
+ * `npm run bench`: a fleet of simulated servers bursts onto the broker over HTTP, each fetching a
+ * pair and registering it through the emulated SSM's RegisterManagedInstance, as the agent does.
+ * Three processes share the machine: the emulated AWS, the broker (bench/broker-process.ts) and
+ * this load generator. See docs/performance.md for what each number means.
+ *
+ *   npm run bench -- [--servers 5000] [--concurrency 200] [--limits 10,1000] [--steady 1,50]
+ *                    [--ssm-throttle-rate 0.05] [--latency-ms 20] [--clock-jump] [--label name]
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
+import { parseArgs } from "node:util";
+import { measureColdStart, type ColdStartResult } from "./lambda-cold-start";
+import { measureStoreCeiling } from "./store-ceiling";
+import {
+  httpCall,
+  keepAliveAgent,
+  latencySummary,
+  sleep,
+  startBrokerProcess,
+  startEmulatorProcess,
+  table,
+} from "./support";
+
+const REGION = "us-east-1";
+const TABLE = "activation-broker-bench";
+const SAFETY_MARGIN_MINUTES = 60;
+const EXPIRATION_HOURS = 24;
+/** Far enough to put every activation of the run inside its safety margin, not past its expiry. */
+const CLOCK_JUMP_MS = (EXPIRATION_HOURS * 60 - SAFETY_MARGIN_MINUTES / 2) * 60_000;
+/** Like agent/install.sh: honour Retry-After, else full-jitter backoff, give up after 300 s. */
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_CAP_MS = 30_000;
+const MAX_WAIT_MS = 300_000;
+/** The SSM Agent retries TooManyUpdates (and only that service error) when registering. */
+const REGISTER_ATTEMPTS = 5;
+const AGENT_KEY =
+  "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6trOB1iX6Pyh/Tx8yGw0Gql4KMhq7OCHVwcwlv2yMgI/oAyx1pa3JlQoiVNi43MvYl93NpmcUT2peBI9i971y04phpsnJvYGclvKA2ChDrazLOYXX2wi1f5lMpHGyxXQeRHRVeMX3PGxmWSelmu4SQ2XwV5ZglWMLxVrNYNlTwtvVv8sPIWG2bBEIwd17Qd2BeZhZrJ0dXq+nzwOKVjP8Gd5qrX+fMJ/8on7o9qaHRPRweeQCMYHI06vbbmu9IW24gqwZKsXD3TDLv5Jv/HumB+wXiYi1HWB/p2O91ov3yC4i147XiYtECCzUziWnVUrN5ahAgOSTrOeYYvs8GnIXQIDAQAB";
+/** The broker's own SSM operations; faults hit these, never the simulated agents' registrations. */
+const BROKER_SSM_OPERATIONS = [
+  "CreateActivation",
+  "PutParameter",
+  "GetParameter",
+  "DeleteActivation",
+  "DeleteParameter",
+];
+
+const { values: args } = parseArgs({
+  options: {
+    servers: { type: "string", default: "5000" },
+    concurrency: { type: "string", default: "200" },
+    limits: { type: "string", default: "10,1000" },
+    steady: { type: "string", default: "1,50" },
+    "ssm-throttle-rate": { type: "string" },
+    "latency-ms": { type: "string" },
+    "clock-jump": { type: "boolean", default: false },
+    label: { type: "string", default: "run" },
+    "cold-start-samples": { type: "string", default: "5" },
+  },
+});
+
+const positive = (name: string, raw: string): number => {
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  return value;
+};
+const list = (name: string, raw: string) => (raw === "" ? [] : raw.split(",").map((v) => positive(name, v)));
+
+const servers = positive("servers", args.servers);
+const concurrency = positive("concurrency", args.concurrency);
+const limits = list("limits", args.limits);
+const steady = list("steady", args.steady);
+const throttleRate =
+  args["ssm-throttle-rate"] === undefined
+    ? undefined
+    : positive("ssm-throttle-rate", args["ssm-throttle-rate"]);
+const latencyMs = args["latency-ms"] === undefined ? undefined : positive("latency-ms", args["latency-ms"]);
+if (!/^[A-Za-z0-9_-]{1,40}$/.test(args.label)) throw new Error("--label: letters, digits, _ and - only");
+
+interface RunPlan {
+  readonly name: string;
+  readonly pool: string;
+  readonly limit: number;
+  readonly concurrency: number;
+  readonly servers: number;
+}
+
+const plans: RunPlan[] = [];
+for (const limit of limits) {
+  plans.push({
+    name: `L=${limit} C=${concurrency}`,
+    pool: `l${limit}c${concurrency}`,
+    limit,
+    concurrency,
+    servers,
+  });
+}
+const largest = Math.max(...limits);
+for (const c of steady) {
+  if (c === concurrency) continue;
+  plans.push({
+    name: `L=${largest} C=${c}`,
+    pool: `l${largest}c${c}`,
+    limit: largest,
+    concurrency: c,
+    servers,
+  });
+}
+const COLD_START_POOL = "coldstart";
+
+const poolsEnv = JSON.stringify({
+  pools: Object.fromEntries([
+    ...plans.map((p) => [
+      p.pool,
+      {
+        registrationLimit: p.limit,
+        expirationHours: EXPIRATION_HOURS,
+        safetyMarginMinutes: SAFETY_MARGIN_MINUTES,
+      },
+    ]),
+    [COLD_START_POOL, { registrationLimit: 1000 }],
+  ]),
+});
+const brokerEnv = {
+  AWS_REGION: REGION,
+  BROKER_TABLE_NAME: TABLE,
+  BROKER_DEFAULT_IAM_ROLE: "SSMServiceRole",
+  BROKER_DEPLOYMENT: "bench",
+  BROKER_POOLS: poolsEnv,
+  POWERTOOLS_LOG_LEVEL: "ERROR",
+};
+
+interface ServerOutcome {
+  registered: boolean;
+  reason?: string;
+  timeToPairMs?: number;
+}
+
+interface RunStats {
+  done: number;
+  answers: Record<string, number>;
+  retries: number;
+  latencies: number[];
+  timeToPair: number[];
+  failures: Record<string, number>;
+  registered: number;
+  pairsPerActivation: Map<string, number>;
+  insideMargin: number;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  process.stderr.write(`starting the emulated AWS and the broker (${availableParallelism()} cores)\n`);
+  const emulator = await startEmulatorProcess();
+  const broker = await startBrokerProcess({ ...brokerEnv, BENCH_EMULATOR_URL: emulator.url });
+  const brokerAgent = keepAliveAgent(Math.max(...plans.map((p) => p.concurrency)));
+  const emulatorAgent = keepAliveAgent(Math.max(...plans.map((p) => p.concurrency)));
+  let clockOffsetMs = 0;
+  const control = (method: string, path: string, body?: unknown) =>
+    httpCall(emulatorAgent, `${emulator.url}/_emulator/${path}`, {
+      method,
+      ...(body !== undefined && {
+        body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json" },
+      }),
+    }).then((a) => JSON.parse(a.body || "null") as unknown);
+  const moveClocks = async (offsetMs: number) => {
+    clockOffsetMs = offsetMs;
+    await control("POST", "clock", { offsetSeconds: offsetMs / 1000 });
+    await broker.setClockOffset(offsetMs);
+  };
+
+  const results = [];
+  let ceiling: Awaited<ReturnType<typeof measureStoreCeiling>> | undefined;
+  let coldStart: ColdStartResult | undefined;
+  try {
+    for (const plan of plans) {
+      // A run starts from a pool that already has an activation, as a deployed pool does; the
+      // pause lets any background work of that first vend settle before counting starts.
+      await httpCall(brokerAgent, `${broker.url}/activations/${plan.pool}`);
+      await sleep(1000);
+      await control("DELETE", "faults");
+      if (throttleRate !== undefined) {
+        for (const operation of BROKER_SSM_OPERATIONS)
+          await control("POST", "faults", {
+            service: "ssm",
+            operation,
+            kind: "throttle",
+            rate: throttleRate,
+          });
+      }
+      if (latencyMs !== undefined) {
+        await control("POST", "faults", { service: "dynamodb", kind: "latency", latencyMs });
+        for (const operation of BROKER_SSM_OPERATIONS)
+          await control("POST", "faults", { service: "ssm", operation, kind: "latency", latencyMs });
+      }
+      await control("DELETE", "counters");
+      const result = await runBurst(plan, {
+        brokerUrl: broker.url,
+        emulatorUrl: emulator.url,
+        brokerAgent,
+        emulatorAgent,
+        clockNow: () => Date.now() + clockOffsetMs,
+        ...(args["clock-jump"] && { jumpAtHalf: () => moveClocks(clockOffsetMs + CLOCK_JUMP_MS) }),
+      });
+      const counters = (await control("GET", "counters")) as Record<string, number>;
+      await control("DELETE", "faults");
+      const activations = (await control("GET", "activations")) as {
+        activationId: string;
+        registrationLimit: number;
+        registrationsCount: number;
+        tags: { Key: string; Value: string }[];
+      }[];
+      results.push(summarise(plan, result, counters, activations));
+      if (process.stderr.isTTY) process.stderr.write("\n");
+      console.log(renderTable(results));
+    }
+
+    process.stderr.write("measuring the store's ceiling for one conditional write (C=50, 3 s)\n");
+    ceiling = await measureStoreCeiling({
+      emulatorUrl: emulator.url,
+      region: REGION,
+      concurrency: 50,
+      durationMs: 3000,
+    });
+
+    process.stderr.write("measuring the Lambda handler's cold start\n");
+    // Give the cold-start pool an activation first: a cold container normally finds one.
+    await httpCall(brokerAgent, `${broker.url}/activations/${COLD_START_POOL}`);
+    coldStart = await measureColdStart({
+      emulatorUrl: emulator.url,
+      env: brokerEnv,
+      pool: COLD_START_POOL,
+      samples: positive("cold-start-samples", args["cold-start-samples"]),
+    });
+  } finally {
+    broker.child.kill();
+    emulator.child.kill();
+    brokerAgent.destroy();
+    emulatorAgent.destroy();
+  }
+
+  const report = {
+    label: args.label,
+    date: new Date().toISOString(),
+    revision: git(["rev-parse", "HEAD"]),
+    dirty: git(["status", "--porcelain"]) !== "",
+    machine: {
+      cores: availableParallelism(),
+      cpu: cpus()[0]?.model ?? "unknown",
+      node: process.version,
+      platform: process.platform,
+    },
+    parameters: {
+      servers,
+      concurrency,
+      limits,
+      steady,
+      throttleRate,
+      latencyMs,
+      clockJump: args["clock-jump"],
+    },
+    runs: results,
+    storeCeiling: ceiling,
+    coldStart,
+    totalSeconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+  mkdirSync("bench/results", { recursive: true });
+  const file = `bench/results/${report.date.slice(0, 19).replace(/[:T]/g, "-")}-${args.label}.json`;
+  writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
+
+  console.log("");
+  console.log(renderTable(results));
+  console.log("");
+  console.log(renderCallsPerVend(results));
+  if (ceiling) {
+    console.log(
+      `\nstore ceiling: ${ceiling.writesPerSecond} conditional writes/s on one item at C=${ceiling.concurrency}`,
+    );
+  }
+  if (coldStart) {
+    console.log(
+      `Lambda cold start (process start → first answer, ${coldStart.entry}): median ${coldStart.medianMs} ms, ` +
+        `max ${coldStart.maxMs} ms over ${coldStart.samplesMs.length} processes (first answer HTTP ${coldStart.firstStatus}); ` +
+        `bundle ${(coldStart.bundleBytes / 1024).toFixed(0)} KiB (${(coldStart.bundleGzipBytes / 1024).toFixed(0)} KiB gzip)`,
+    );
+  }
+  console.log(`\n${report.totalSeconds} s in all; JSON in ${file}`);
+}
+
+async function runBurst(
+  plan: RunPlan,
+  env: {
+    brokerUrl: string;
+    emulatorUrl: string;
+    brokerAgent: ReturnType<typeof keepAliveAgent>;
+    emulatorAgent: ReturnType<typeof keepAliveAgent>;
+    clockNow: () => number;
+    jumpAtHalf?: () => Promise<void>;
+  },
+): Promise<RunStats & { seconds: number }> {
+  const stats: RunStats = {
+    done: 0,
+    answers: {},
+    retries: 0,
+    latencies: [],
+    timeToPair: [],
+    failures: {},
+    registered: 0,
+    pairsPerActivation: new Map(),
+    insideMargin: 0,
+  };
+  const started = performance.now();
+  // A live line on a terminal; one line every 5 s when the output is a file or a pipe.
+  const tty = process.stderr.isTTY;
+  const progress = setInterval(
+    () => {
+      const s = ((performance.now() - started) / 1000).toFixed(0);
+      process.stderr.write(
+        `${tty ? "\r" : ""}${plan.name}: ${stats.done}/${plan.servers} servers, ${stats.registered} registered, ` +
+          `answers ${JSON.stringify(stats.answers)}, ${stats.retries} retries, ${s}s${tty ? "   " : "\n"}`,
+      );
+    },
+    tty ? 1000 : 5000,
+  );
+  let next = 0;
+  let jumped = false;
+  const worker = async () => {
+    while (next < plan.servers) {
+      next++;
+      if (env.jumpAtHalf && !jumped && next > plan.servers / 2) {
+        jumped = true;
+        await env.jumpAtHalf();
+      }
+      const outcome = await simulateServer(plan, env, stats);
+      stats.done++;
+      if (outcome.registered) stats.registered++;
+      else
+        stats.failures[outcome.reason ?? "unknown"] = (stats.failures[outcome.reason ?? "unknown"] ?? 0) + 1;
+      if (outcome.timeToPairMs !== undefined) stats.timeToPair.push(outcome.timeToPairMs);
+    }
+  };
+  await Promise.all(Array.from({ length: plan.concurrency }, worker));
+  clearInterval(progress);
+  return { ...stats, seconds: (performance.now() - started) / 1000 };
+}
+
+async function simulateServer(
+  plan: RunPlan,
+  env: Parameters<typeof runBurst>[1],
+  stats: RunStats,
+): Promise<ServerOutcome> {
+  const began = performance.now();
+  for (let attempt = 1; ; attempt++) {
+    const t0 = performance.now();
+    const answer = await httpCall(env.brokerAgent, `${env.brokerUrl}/activations/${plan.pool}`);
+    stats.latencies.push(performance.now() - t0);
+    const status = answer.status === 0 ? "network" : String(answer.status);
+    stats.answers[status] = (stats.answers[status] ?? 0) + 1;
+    if (answer.status === 200) {
+      const pair = JSON.parse(answer.body) as {
+        ActivationId: string;
+        ActivationCode: string;
+        ExpirationDate: string;
+      };
+      const timeToPairMs = performance.now() - began;
+      stats.pairsPerActivation.set(
+        pair.ActivationId,
+        (stats.pairsPerActivation.get(pair.ActivationId) ?? 0) + 1,
+      );
+      if (Date.parse(pair.ExpirationDate) - env.clockNow() < SAFETY_MARGIN_MINUTES * 60_000)
+        stats.insideMargin++;
+      const reason = await register(env, pair);
+      return reason === undefined
+        ? { registered: true, timeToPairMs }
+        : { registered: false, reason, timeToPairMs };
+    }
+    if (answer.status >= 400 && answer.status < 500 && answer.status !== 429) {
+      return { registered: false, reason: `broker HTTP ${answer.status}` };
+    }
+    const retryAfter = Number(headerOf(answer.headers, "retry-after"));
+    const delay =
+      (answer.status === 429 || answer.status === 503) && Number.isInteger(retryAfter) && retryAfter > 0
+        ? retryAfter * 1000
+        : Math.floor(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)));
+    if (performance.now() - began + delay > MAX_WAIT_MS) return { registered: false, reason: "gave up" };
+    stats.retries++;
+    await sleep(delay);
+  }
+}
+
+/** RegisterManagedInstance as the agent sends it; undefined when registered, else the reason. */
+async function register(
+  env: Parameters<typeof runBurst>[1],
+  pair: { ActivationId: string; ActivationCode: string },
+): Promise<string | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const answer = await httpCall(env.emulatorAgent, env.emulatorUrl, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AmazonSSM.RegisterManagedInstance",
+      },
+      body: JSON.stringify({
+        ActivationCode: pair.ActivationCode,
+        ActivationId: pair.ActivationId,
+        Fingerprint: globalThis.crypto.randomUUID(),
+        PublicKey: AGENT_KEY,
+        PublicKeyType: "Rsa",
+      }),
+    });
+    if (answer.status === 200) return undefined;
+    const type =
+      answer.status === 0
+        ? "network"
+        : ((JSON.parse(answer.body) as { __type?: string }).__type ?? `HTTP ${answer.status}`);
+    if (type !== "TooManyUpdates" || attempt >= REGISTER_ATTEMPTS) return `register: ${type}`;
+    await sleep(100 * attempt);
+  }
+}
+
+function headerOf(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function summarise(
+  plan: RunPlan,
+  r: RunStats & { seconds: number },
+  counters: Record<string, number>,
+  activations: {
+    activationId: string;
+    registrationLimit: number;
+    registrationsCount: number;
+    tags: { Key: string; Value: string }[];
+  }[],
+) {
+  const vends = r.answers["200"] ?? 0;
+  const brokerCalls = Object.entries(counters).filter(([op]) => op !== "ssm:RegisterManagedInstance");
+  const totalCalls = brokerCalls.reduce((sum, [, n]) => sum + n, 0);
+  const own = activations.filter((a) =>
+    a.tags.some((t) => t.Key === "activation-broker:pool" && t.Value === plan.pool),
+  );
+  return {
+    name: plan.name,
+    pool: plan.pool,
+    limit: plan.limit,
+    concurrency: plan.concurrency,
+    servers: plan.servers,
+    seconds: Math.round(r.seconds * 100) / 100,
+    registered: r.registered,
+    failed: r.failures,
+    activations: {
+      created: counters["ssm:CreateActivation"] ?? 0,
+      live: own.length,
+      // The warm-up vend took slot 1 of the pool's first activation before counting began.
+      optimum: Math.ceil((plan.servers + 1) / plan.limit) - 1,
+      overLimit: [...r.pairsPerActivation.values()].filter((n) => n > plan.limit).length,
+    },
+    pairsInsideMargin: r.insideMargin,
+    answers: r.answers,
+    clientRetries: r.retries,
+    awsCallsPerVend: {
+      total: vends === 0 ? null : Math.round((totalCalls / vends) * 1000) / 1000,
+      byOperation: Object.fromEntries(
+        brokerCalls.map(([op, n]) => [op, vends === 0 ? null : Math.round((n / vends) * 10_000) / 10_000]),
+      ),
+      counters,
+    },
+    latencyMs: latencySummary(r.latencies),
+    timeToPairMs: latencySummary(r.timeToPair),
+    vendsPerSecond: Math.round(vends / r.seconds),
+  };
+}
+
+type RunResult = ReturnType<typeof summarise>;
+
+function renderTable(results: readonly RunResult[]): string {
+  return table(
+    [
+      "run",
+      "registered",
+      "failed",
+      "activations/opt",
+      "AWS calls/vend",
+      "200/429/503/other",
+      "retries",
+      "p50 ms",
+      "p95 ms",
+      "p99 ms",
+      "max ms",
+      "vends/s",
+      "burst s",
+    ],
+    results.map((r) => {
+      const failed = Object.values(r.failed).reduce((a, b) => a + b, 0);
+      const other = Object.entries(r.answers)
+        .filter(([s]) => !["200", "429", "503"].includes(s))
+        .reduce((a, [, n]) => a + n, 0);
+      return [
+        r.name,
+        `${r.registered}/${r.servers}`,
+        String(failed),
+        `${r.activations.created}/${r.activations.optimum}`,
+        String(r.awsCallsPerVend.total ?? "-"),
+        `${r.answers["200"] ?? 0}/${r.answers["429"] ?? 0}/${r.answers["503"] ?? 0}/${other}`,
+        String(r.clientRetries),
+        String(r.latencyMs.p50),
+        String(r.latencyMs.p95),
+        String(r.latencyMs.p99),
+        String(r.latencyMs.max),
+        String(r.vendsPerSecond),
+        String(r.seconds),
+      ];
+    }),
+  );
+}
+
+function renderCallsPerVend(results: readonly RunResult[]): string {
+  const operations = [...new Set(results.flatMap((r) => Object.keys(r.awsCallsPerVend.byOperation)))].sort();
+  return table(
+    ["AWS calls per vend", ...results.map((r) => r.name)],
+    operations.map((op) => [op, ...results.map((r) => String(r.awsCallsPerVend.byOperation[op] ?? 0))]),
+  );
+}
+
+function git(argv: string[]): string {
+  try {
+    return execFileSync("git", argv, { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+await main();
