@@ -1,16 +1,37 @@
 /**
  * Domain errors. Each carries a stable `code` (mapped to an HTTP status in src/http/status.ts
  * and to an exit code by the CLI) and only non-secret context: never an Activation Code.
+ *
+ * Every class sets `name` as a string literal: bundles minify class names, and the name is what
+ * the logs show.
  */
+
+/** Every code the broker answers with; the status table in src/http/status.ts covers each one. */
+export type ErrorCode =
+  | "InvalidPoolName"
+  | "InvalidParameter"
+  | "NotFound"
+  | "PoolNotFound"
+  | "MethodNotAllowed"
+  | "RotationInProgress"
+  | "Throttled"
+  | "UpstreamUnavailable"
+  | "SecretNotFound"
+  | "ActivationRejected"
+  | "InvalidConfiguration"
+  | "InternalError";
+
 export abstract class BrokerError extends Error {
-  abstract readonly code: string;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
+  abstract readonly code: ErrorCode;
+  /**
+   * Whether the message is written for the client. Left undefined, the status decides (below
+   * 500 it is, as in middy's http-error-handler); a subclass that knows better says so.
+   */
+  readonly expose?: boolean;
 }
 
 export class InvalidPoolNameError extends BrokerError {
+  override readonly name = "InvalidPoolNameError";
   readonly code = "InvalidPoolName";
   constructor(readonly pool: string) {
     super(`Pool name must match [A-Za-z0-9_-]{1,64}.`);
@@ -18,6 +39,7 @@ export class InvalidPoolNameError extends BrokerError {
 }
 
 export class PoolNotFoundError extends BrokerError {
+  override readonly name = "PoolNotFoundError";
   readonly code = "PoolNotFound";
   constructor(readonly pool: string) {
     super(`Pool '${pool}' is not configured.`);
@@ -26,6 +48,8 @@ export class PoolNotFoundError extends BrokerError {
 
 /** A refusal the client should retry after `retryAfterSeconds` (HTTP 503 with Retry-After). */
 export abstract class RetryLaterError extends BrokerError {
+  /** "Retry shortly" is the one thing the client needs to hear, and it names nothing internal. */
+  override readonly expose = true;
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
@@ -37,6 +61,7 @@ export abstract class RetryLaterError extends BrokerError {
 
 /** Another request holds the rotation lease and the new activation did not appear in time. */
 export class RotationInProgressError extends RetryLaterError {
+  override readonly name = "RotationInProgressError";
   readonly code = "RotationInProgress";
   constructor(
     readonly pool: string,
@@ -48,6 +73,7 @@ export class RotationInProgressError extends RetryLaterError {
 
 /** AWS answered with throttling (SSM, DynamoDB or Parameter Store). */
 export class ThrottledError extends RetryLaterError {
+  override readonly name = "ThrottledError";
   readonly code = "Throttled";
   constructor(
     readonly service: string,
@@ -60,6 +86,7 @@ export class ThrottledError extends RetryLaterError {
 
 /** AWS did not answer in time, or failed on its side, even after the SDK's own retries. */
 export class UpstreamUnavailableError extends RetryLaterError {
+  override readonly name = "UpstreamUnavailableError";
   readonly code = "UpstreamUnavailable";
   constructor(
     readonly service: string,
@@ -72,6 +99,7 @@ export class UpstreamUnavailableError extends RetryLaterError {
 
 /** The secret store has no code for an activation the pool state points at. */
 export class SecretNotFoundError extends BrokerError {
+  override readonly name = "SecretNotFoundError";
   readonly code = "SecretNotFound";
   constructor(
     readonly activationId: string,
@@ -83,12 +111,12 @@ export class SecretNotFoundError extends BrokerError {
 
 /** The activation provider refused the activation request (bad role, bad limit, …). */
 export class ActivationRejectedError extends BrokerError {
+  override readonly name = "ActivationRejectedError";
   readonly code = "ActivationRejected";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
+/** The operator's configuration is wrong; the message names the setting and what it must be. */
 export class ConfigError extends BrokerError {
+  override readonly name = "ConfigError";
   readonly code = "InvalidConfiguration";
 }

@@ -1,8 +1,8 @@
-import { BrokerError, RetryLaterError } from "../core/errors";
+import { BrokerError, InvalidPoolNameError, PoolNotFoundError, RetryLaterError } from "../core/errors";
 import { DEFAULT_POOL, POOL_NAME_PATTERN } from "../core/pool-config";
 import type { Logger } from "../core/ports";
 import type { Vendor } from "../core/vend";
-import { statusFor } from "./status";
+import { errorResponse, HttpError } from "./status";
 
 /** A transport-neutral request: the Lambda and Node-server adapters both build one. */
 export interface HttpRequest {
@@ -33,16 +33,6 @@ export interface HandlerDependencies {
   readonly renderInstallScript?: InstallScriptRenderer;
 }
 
-class HttpError extends BrokerError {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 const NO_STORE = { "Cache-Control": "no-store" };
 
 /**
@@ -68,9 +58,8 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
   function installScript(kind: "sh" | "ps1", request: HttpRequest): HttpResponse {
     if (!deps.renderInstallScript) throw new HttpError("NotFound", "No install scripts are bundled.");
     const pool = request.query.pool ?? DEFAULT_POOL;
-    checkPoolName(pool);
-    if (!vendor.poolNames().includes(pool))
-      throw new HttpError("PoolNotFound", `Pool '${pool}' is not configured.`);
+    if (!POOL_NAME_PATTERN.test(pool)) throw new InvalidPoolNameError(pool);
+    if (!vendor.poolNames().includes(pool)) throw new PoolNotFoundError(pool);
     let body: string;
     try {
       body = deps.renderInstallScript(kind, { brokerUrl: request.baseUrl, pool });
@@ -106,15 +95,9 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
       }
       return await action();
     } catch (error) {
-      return errorResponse(error, request, logger);
+      return failed(error, request, logger);
     }
   };
-}
-
-function checkPoolName(pool: string): void {
-  if (!POOL_NAME_PATTERN.test(pool)) {
-    throw new HttpError("InvalidPoolName", "Pool name must match [A-Za-z0-9_-]{1,64}.");
-  }
 }
 
 function decodeSegment(segment: string): string {
@@ -125,23 +108,14 @@ function decodeSegment(segment: string): string {
   }
 }
 
-function errorResponse(error: unknown, request: HttpRequest, logger: Logger): HttpResponse {
+/** Logs the failure for the operator and answers the client through the one error body. */
+function failed(error: unknown, request: HttpRequest, logger: Logger): HttpResponse {
+  const response = errorResponse(error, request.requestId);
   const code = error instanceof BrokerError ? error.code : "InternalError";
-  const status = statusFor(code);
-  const headers: Record<string, string> = { ...(error instanceof HttpError ? error.headers : {}) };
-  if (error instanceof RetryLaterError) {
-    headers["Retry-After"] = String(error.retryAfterSeconds);
-  }
-  const details = { code, status, path: request.path, error: describe(error) };
-  if (status >= 500 && status !== 503) logger.error("request failed", details);
-  else logger.warn("request refused", details);
-  // Below 500 the domain message is written for clients; above, say nothing about internals.
-  // Domain messages below 500, and the 503s' "retry shortly", are written for clients.
-  const message =
-    (status < 500 || status === 503) && error instanceof Error
-      ? error.message
-      : "Internal error; quote the request id when reporting it.";
-  return json(status, { error: { code, message, requestId: request.requestId } }, headers);
+  const details = { code, status: response.status, path: request.path, error: describe(error) };
+  if (error instanceof RetryLaterError || response.status < 500) logger.warn("request refused", details);
+  else logger.error("request failed", details);
+  return response;
 }
 
 /** Error name, code and message — never the request input, so never a code. */
@@ -151,10 +125,10 @@ function describe(error: unknown): Record<string, unknown> {
   return { name: error.name, message: error.message, ...cause };
 }
 
-function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
+function json(status: number, body: unknown): HttpResponse {
   return {
     status,
-    headers: { "Content-Type": "application/json", ...NO_STORE, ...headers },
+    headers: { "Content-Type": "application/json", ...NO_STORE },
     body: JSON.stringify(body),
   };
 }

@@ -4,6 +4,7 @@ import { createBroker, type Broker } from "../composition";
 import { createLogger } from "../logging";
 import { loadSettings } from "../settings";
 import type { HttpHandler, HttpRequest } from "./handler";
+import { errorResponse } from "./status";
 
 const { logger, powertools } = createLogger();
 
@@ -32,13 +33,8 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     logger.error("broker is misconfigured", {
       error: error instanceof Error ? error.message : String(error),
     });
-    return {
-      statusCode: 500,
-      headers: { "Content-Type": "application/json", "Cache-Control": "no-store" },
-      body: JSON.stringify({
-        error: { code: "InternalError", message: "Broker is misconfigured.", requestId },
-      }),
-    };
+    const response = errorResponse(error, requestId);
+    return { statusCode: response.status, headers: { ...response.headers }, body: response.body };
   }
   const request: HttpRequest = {
     method: event.httpMethod,

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../core/ports";
 import type { HttpHandler } from "./handler";
+import { errorResponse } from "./status";
 
 /**
  * Serves the framework-free handler over plain Node HTTP: local mode and standalone mode.
@@ -32,8 +33,9 @@ export function createNodeServer(
         options.logger.error("unhandled error in handler", {
           error: error instanceof Error ? error.name : "unknown",
         });
-        res.writeHead(500, { "Content-Type": "application/json", "Cache-Control": "no-store" });
-        res.end(JSON.stringify({ error: { code: "InternalError", message: "Internal error.", requestId } }));
+        const response = errorResponse(error, requestId);
+        res.writeHead(response.status, { ...response.headers, "X-Request-Id": requestId });
+        res.end(response.body);
       });
   });
 }

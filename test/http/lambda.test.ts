@@ -99,7 +99,7 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     expect(res.statusCode).toBe(500);
     expect(JSON.parse(res.body).error).toEqual({
       code: "InternalError",
-      message: "Broker is misconfigured.",
+      message: "Internal error; quote the request id when reporting it.",
       requestId: "apigw-request-1",
     });
   });
