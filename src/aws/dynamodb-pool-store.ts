@@ -7,6 +7,7 @@ import {
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
+import { reservationFrom } from "../core/vend-policy";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
@@ -25,7 +26,14 @@ const NAMES = {
   "#issued": "issued",
   "#leaseOwner": "leaseOwner",
   "#leaseDeadline": "leaseDeadline",
+  "#standbyId": "standbyId",
+  "#standbyExpiresAt": "standbyExpiresAt",
+  "#standbyLimit": "standbyLimit",
+  "#standbyEnd": "standbyEnd",
 } as const;
+
+/** Every standby attribute: dropped together when the standby becomes current or is spent. */
+const STANDBY_ATTRIBUTES = "#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd";
 
 type Name = keyof typeof NAMES;
 
@@ -66,12 +74,59 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
       ConditionExpression:
-        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
-      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
+        "attribute_exists(#activationId) AND (" +
+        "(#issued < #limit AND #expiresAt > :validUntil) OR " +
+        "(#issued >= #limit AND #issued < #standbyEnd AND #standbyExpiresAt > :validUntil))",
+      ExpressionAttributeNames: names(
+        "#issued",
+        "#activationId",
+        "#limit",
+        "#expiresAt",
+        "#standbyEnd",
+        "#standbyExpiresAt",
+      ),
       ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
+  }
+
+  async switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    const old = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression:
+        "SET #activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
+        `#issued = :one, #generation = #generation + :one REMOVE ${STANDBY_ATTRIBUTES}`,
+      ConditionExpression:
+        "#issued < #limit AND #expiresAt <= :validUntil AND #standbyExpiresAt > :validUntil",
+      ExpressionAttributeNames: names(
+        "#activationId",
+        "#expiresAt",
+        "#limit",
+        "#issued",
+        "#generation",
+        "#standbyId",
+        "#standbyExpiresAt",
+        "#standbyLimit",
+        "#standbyEnd",
+      ),
+      ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
+      ReturnValues: "ALL_OLD",
+    });
+    if (!old) return undefined;
+    const before = toPoolState(old);
+    if (!before?.standbyId || before.standbyExpiresAt === undefined || before.standbyLimit === undefined) {
+      throw new Error("Pool row is missing standby attributes after a successful switch.");
+    }
+    return {
+      pool: before.pool,
+      generation: before.generation + 1,
+      activationId: before.standbyId,
+      expiresAt: before.standbyExpiresAt,
+      limit: before.standbyLimit,
+      slot: 1,
+      needsStandby: true,
+    };
   }
 
   async read(pool: string): Promise<PoolState | undefined> {
@@ -122,7 +177,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression:
         "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
-        "#generation = :next REMOVE #leaseOwner, #leaseDeadline",
+        `#generation = :next REMOVE #leaseOwner, #leaseDeadline, ${STANDBY_ATTRIBUTES}`,
       ConditionExpression: "#leaseOwner = :owner AND #generation = :gen",
       ExpressionAttributeNames: names(
         "#activationId",
@@ -132,6 +187,10 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#generation",
         "#leaseOwner",
         "#leaseDeadline",
+        "#standbyId",
+        "#standbyExpiresAt",
+        "#standbyLimit",
+        "#standbyEnd",
       ),
       ExpressionAttributeValues: {
         ":activationId": str(activation.activationId),
@@ -145,6 +204,47 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
+  }
+
+  async commitStandby(
+    pool: string,
+    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
+  ): Promise<boolean> {
+    const { activation, replacing } = standby;
+    // Every operand reads the item as it was before the write, so in the promoting form the
+    // standby's attributes move to the current ones while the new activation takes their place,
+    // and `issued` keeps counting: the slots already taken from the standby stay taken.
+    const promote =
+      "#activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
+      "#issued = #issued - #limit, #generation = #generation + :one, " +
+      "#standbyEnd = #standbyLimit + :newLimit, ";
+    const install = "#standbyEnd = #limit + :newLimit, ";
+    const update =
+      `SET ${replacing === undefined ? install : promote}` +
+      "#standbyId = :newId, #standbyExpiresAt = :newExpiresAt, #standbyLimit = :newLimit " +
+      "REMOVE #leaseOwner, #leaseDeadline";
+    const condition =
+      "#leaseOwner = :owner AND #generation = :gen AND attribute_exists(#activationId) AND " +
+      (replacing === undefined
+        ? "attribute_not_exists(#standbyId)"
+        : "#standbyId = :replacing AND #issued > #limit");
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      // DynamoDB rejects a name the expressions do not use, and the two forms use different ones.
+      ExpressionAttributeNames: names(...namesIn(update, condition)),
+      ExpressionAttributeValues: {
+        ":newId": str(activation.activationId),
+        ":newExpiresAt": num(activation.expiresAt),
+        ":newLimit": num(activation.limit),
+        ":owner": str(standby.owner),
+        ":gen": num(standby.generation),
+        ...(replacing === undefined ? {} : { ":replacing": str(replacing), ":one": num(1) }),
+      },
+      ReturnValues: "NONE",
+    });
+    return item !== undefined;
   }
 
   async releaseLease(pool: string, owner: string): Promise<void> {
@@ -206,6 +306,11 @@ function key(pool: string): Item {
   return { [POOL_KEY_ATTRIBUTE]: str(poolKey(pool)) };
 }
 
+function namesIn(...expressions: string[]): Name[] {
+  const used = new Set(expressions.flatMap((e) => e.match(/#\w+/g) ?? []));
+  return (Object.keys(NAMES) as Name[]).filter((n) => used.has(n));
+}
+
 function names(...used: Name[]): Record<string, string> {
   return Object.fromEntries(used.map((n) => [n, NAMES[n]]));
 }
@@ -222,19 +327,36 @@ function readNumber(item: Item, attribute: string): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-/** undefined for items that are not pool rows (the table may hold other kinds one day). */
+/**
+ * undefined for items that are not pool rows (the table may hold other kinds one day).
+ *
+ * On the row, `issued` counts on past `limit` into the standby (a reservation is one write and
+ * cannot choose which counter to bump); `standbyEnd` = limit + standbyLimit bounds it, because a
+ * condition cannot add. Readers see the two counters apart: issued <= limit, standbyIssued.
+ */
 function toPoolState(item: Item): PoolState | undefined {
   const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
+  const limit = readNumber(item, "limit");
+  const rawIssued = readNumber(item, "issued");
+  const standbyId = readString(item, "standbyId");
+  const overflow =
+    standbyId !== undefined && limit !== undefined && rawIssued !== undefined
+      ? Math.max(0, rawIssued - limit)
+      : undefined;
   const optional = {
     activationId: readString(item, "activationId"),
     expiresAt: readNumber(item, "expiresAt"),
-    limit: readNumber(item, "limit"),
-    issued: readNumber(item, "issued"),
+    limit,
+    issued: overflow !== undefined && rawIssued !== undefined ? rawIssued - overflow : rawIssued,
     leaseOwner: readString(item, "leaseOwner"),
     leaseDeadline: readNumber(item, "leaseDeadline"),
+    standbyId,
+    standbyExpiresAt: readNumber(item, "standbyExpiresAt"),
+    standbyLimit: readNumber(item, "standbyLimit"),
+    standbyIssued: overflow,
   };
   return {
     pool,
@@ -254,12 +376,5 @@ function toReservation(item: Item): Reservation {
     // Only reachable if someone edits the table by hand: the conditions above guarantee these.
     throw new Error("Pool row is missing activation attributes after a successful reservation.");
   }
-  return {
-    pool: state.pool,
-    generation: state.generation,
-    activationId: state.activationId,
-    expiresAt: state.expiresAt,
-    limit: state.limit,
-    slot: state.issued,
-  };
+  return reservationFrom(state);
 }

@@ -47,6 +47,11 @@ export const poolConfigSchema = z
       .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u, "letters, digits, spaces and _.:/=+-@ only")
       .optional(),
     description: z.string().max(256).optional(),
+    /**
+     * Keep the next activation ready so exhaustion never waits for CreateActivation (I9). Costs
+     * one unused activation per pool; `registrationLimit: 1` pools may prefer it off.
+     */
+    standby: z.boolean().default(true),
     tags: z.record(tagKey, z.string().max(256)).default({}),
   })
   .refine((p) => p.safetyMarginMinutes < p.expirationHours * 60, {
@@ -63,6 +68,7 @@ export interface PoolConfig {
   readonly registrationLimit: number;
   readonly expirationHours: number;
   readonly safetyMarginMinutes: number;
+  readonly standby: boolean;
   readonly defaultInstanceName?: string;
   readonly description?: string;
   readonly tags: Readonly<Record<string, string>>;
@@ -103,6 +109,7 @@ export function parsePools(input: unknown, defaults: { iamRole?: string }): Read
       registrationLimit: pool.registrationLimit,
       expirationHours: pool.expirationHours,
       safetyMarginMinutes: pool.safetyMarginMinutes,
+      standby: pool.standby,
       tags: pool.tags,
       ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
       ...(pool.description !== undefined && { description: pool.description }),

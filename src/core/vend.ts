@@ -19,7 +19,9 @@ import {
   activationTags,
   backoffMs,
   canReserve,
+  canSwitchToStandby,
   freeSlots,
+  needsStandby,
   leaseHeldByOther,
   newActivationExpiry,
   rotationRetryAfterSeconds,
@@ -53,6 +55,12 @@ export interface VendDependencies {
   readonly options: VendOptions;
   readonly random?: () => number;
   readonly newOwnerId?: () => string;
+  /**
+   * Where standby refills run (I9). Omitted: in this process, in the background (long-running
+   * servers). Lambda passes an asynchronous self-invocation instead, because a frozen container
+   * runs no background work; the refill then arrives as its own event (vendor.refillStandby).
+   */
+  readonly requestStandbyRefill?: (pool: string) => Promise<void>;
 }
 
 interface RoundOutcome {
@@ -73,6 +81,8 @@ interface Round {
 const CODE_CACHE_SIZE = 64;
 /** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
 const MAX_ATTEMPTS = 100;
+/** Refills one background task may chain before it leaves the rest to the next reservation. */
+const REFILL_ROUNDS = 8;
 
 /**
  * The vend use case: hand out a pair that stays valid for the safety margin, reserving one
@@ -85,6 +95,10 @@ const MAX_ATTEMPTS = 100;
 export class Vendor {
   private readonly codes = new Map<string, Promise<string>>();
   private readonly rounds = new Map<string, Round>();
+  /** In-process refills under way, one per pool. */
+  private readonly refills = new Map<string, Promise<void>>();
+  /** The last refill asked of another process, per pool: one request per standby, not per vend. */
+  private readonly requested = new Map<string, string>();
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
 
@@ -109,7 +123,10 @@ export class Vendor {
     for (let attempt = 0; ; attempt++) {
       if (!skipReservation) {
         const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
-        if (reservation) return this.pairOrReplacement(pool, reservation);
+        if (reservation) {
+          if (reservation.needsStandby) await this.askForStandby(pool, reservation);
+          return this.pairOrReplacement(pool, reservation);
+        }
       }
       // The first failure always gets a round, so a request with no wait budget still rotates.
       if (attempt > 0 && (clock.now() >= giveUpAt || attempt >= MAX_ATTEMPTS)) {
@@ -145,6 +162,14 @@ export class Vendor {
     const now = clock.now();
     const state = await store.read(pool.name);
     if (canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
+    if (canSwitchToStandby(state, pool, now)) {
+      // The current activation is expiring with slots left: one write moves to the standby.
+      const switched = await store.switchToStandby(pool.name, now + safetyMarginMs(pool));
+      if (!switched) return { state, freeSlots: 1 };
+      await this.askForStandby(pool, switched);
+      const pair = await this.pairFor(switched);
+      return { pair, state, freeSlots: switched.limit - 1 };
+    }
     if (!leaseHeldByOther(state, now)) {
       const pair = await this.rotate(pool, state?.generation ?? 0, now);
       // The commit took slot 1 for the rotator. A lost race leaves no estimate: let one retry.
@@ -160,7 +185,12 @@ export class Vendor {
    * A holder that dies anywhere before the commit leaves an activation tagged with a generation
    * the pool row never reached: the janitor deletes it; the lease lapses by itself (I3).
    */
-  private async rotate(pool: PoolConfig, generation: number, now: number): Promise<VendedPair | undefined> {
+  private async rotate(
+    pool: PoolConfig,
+    generation: number,
+    now: number,
+    options_: { force?: boolean } = {},
+  ): Promise<VendedPair | undefined> {
     const { store, activations, secrets, logger, options } = this.deps;
     const owner = this.newOwnerId();
     const acquired = await store.acquireLease(pool.name, {
@@ -170,6 +200,22 @@ export class Vendor {
       deadline: now + options.leaseMs,
     });
     if (!acquired) return undefined;
+
+    // A standby may have been installed between our read and the lease (its commit keeps the
+    // generation). Under the lease nobody else installs one, so this read is the truth: rotating
+    // over a usable standby would strand it, unused and live.
+    let dropping: string | undefined;
+    if (pool.standby && !options_.force) {
+      const fresh = await store.read(pool.name);
+      if (canReserve(fresh, pool, now) || canSwitchToStandby(fresh, pool, now)) {
+        await store.releaseLease(pool.name, owner);
+        return undefined;
+      }
+      // An unused standby that expired idle is still valid in SSM: delete it with the commit,
+      // keeping one unused activation per pool at most. A used one may have registrations in
+      // flight; the janitor removes it once it has expired.
+      if (fresh?.standbyId && (fresh.standbyIssued ?? 0) === 0) dropping = fresh.standbyId;
+    }
 
     const nextGeneration = generation + 1;
     const expiresAt = newActivationExpiry(pool, now);
@@ -203,6 +249,8 @@ export class Vendor {
         return undefined;
       }
       this.remember(activationId, Promise.resolve(created.activationCode));
+      if (dropping) await this.discard(pool.name, dropping);
+      await this.askForStandby(pool, reservation);
       logger.info("rotated to a new activation", {
         pool: pool.name,
         activationId,
@@ -220,6 +268,129 @@ export class Vendor {
       );
       if (activationId) await this.discard(pool.name, activationId);
       throw error;
+    }
+  }
+
+  /**
+   * Creates the pool's next standby if it needs one (I9), under the rotation lease, exactly like
+   * a rotation but committed beside the current activation instead of over it:
+   *   acquireLease(gen) → CreateActivation → PutParameter → commitStandby(gen)
+   * The commit either fills an empty standby place or, when the standby is already in use,
+   * promotes it to current (its slots keep counting) and puts the new one in its place. A holder
+   * that dies before the commit leaves a tagged orphan and a lease that lapses (I3, I5).
+   * Returns whether it installed a standby. Never throws for a refill someone else is doing.
+   */
+  async refillStandby(poolName: string): Promise<boolean> {
+    const pool = this.deps.pools.get(poolName);
+    if (!pool?.standby) return false;
+    const { store, clock, activations, secrets, logger, options } = this.deps;
+    const now = clock.now();
+    const state = await store.read(pool.name);
+    if (!state || !needsStandby(state) || leaseHeldByOther(state, now)) return false;
+    const owner = this.newOwnerId();
+    const acquired = await store.acquireLease(pool.name, {
+      owner,
+      generation: state.generation,
+      now,
+      deadline: now + options.leaseMs,
+    });
+    if (!acquired) return false;
+
+    // The standby in use (if any) becomes current at generation + 1; the new one follows it.
+    const replacing = (state.standbyIssued ?? 0) > 0 ? state.standbyId : undefined;
+    const tagGeneration = state.generation + (replacing === undefined ? 1 : 2);
+    const expiresAt = newActivationExpiry(pool, now);
+    let activationId: string | undefined;
+    try {
+      const created = await activations.create({
+        pool: pool.name,
+        generation: tagGeneration,
+        iamRole: pool.iamRole,
+        registrationLimit: pool.registrationLimit,
+        expiresAt,
+        tags: activationTags(pool, options.deployment, tagGeneration),
+        ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
+        ...(pool.description !== undefined && { description: pool.description }),
+      });
+      activationId = created.activationId;
+      await secrets.put({ pool: pool.name, activationId, activationCode: created.activationCode, expiresAt });
+      const committed = await store.commitStandby(pool.name, {
+        owner,
+        generation: state.generation,
+        activation: { activationId, expiresAt, limit: pool.registrationLimit },
+        ...(replacing !== undefined && { replacing }),
+      });
+      if (!committed) {
+        logger.warn("standby lost its lease or its place before commit; discarding it", {
+          pool: pool.name,
+          activationId,
+          generation: tagGeneration,
+        });
+        await this.discard(pool.name, activationId);
+        return false;
+      }
+      this.remember(activationId, Promise.resolve(created.activationCode));
+      logger.info("created a standby activation", {
+        pool: pool.name,
+        activationId,
+        generation: tagGeneration,
+        expiresAt: new Date(expiresAt).toISOString(),
+        registrationLimit: pool.registrationLimit,
+      });
+      return true;
+    } catch (error) {
+      await store.releaseLease(pool.name, owner).catch(() => undefined);
+      if (activationId) await this.discard(pool.name, activationId);
+      throw error;
+    }
+  }
+
+  /** Resolves when the refills this process started in the background have finished. */
+  async idle(): Promise<void> {
+    while (this.refills.size > 0) await Promise.allSettled([...this.refills.values()]);
+  }
+
+  /**
+   * A reservation saw no unused standby: get one made, off the response path. In this process
+   * that is a background task (one per pool at a time); elsewhere (Lambda) one request per
+   * standby state, so a burst on a spent pool asks once, not once per vend.
+   */
+  private async askForStandby(pool: PoolConfig, reservation: Reservation): Promise<void> {
+    if (!pool.standby) return;
+    const { logger, requestStandbyRefill } = this.deps;
+    if (requestStandbyRefill) {
+      const seen = `${reservation.generation}/${reservation.standbyId ?? "-"}`;
+      if (this.requested.get(pool.name) === seen) return;
+      this.requested.set(pool.name, seen);
+      await requestStandbyRefill(pool.name).catch((error: unknown) => {
+        this.requested.delete(pool.name);
+        // The request path still works without a standby: it rotates on demand.
+        logger.warn("could not request a standby refill", { pool: pool.name, error: errorName(error) });
+      });
+      return;
+    }
+    if (this.refills.has(pool.name)) return;
+    const refill = this.refillUntilReady(pool)
+      .catch((error: unknown) =>
+        logger.warn("standby refill failed; the next exhaustion rotates on request", {
+          pool: pool.name,
+          error: errorName(error),
+        }),
+      )
+      .finally(() => this.refills.delete(pool.name));
+    this.refills.set(pool.name, refill);
+  }
+
+  /**
+   * Refills until the pool has an unused standby: a fast burst may use the new standby before
+   * this task ends, and nobody else would notice. Bounded, so a lost race never spins.
+   */
+  private async refillUntilReady(pool: PoolConfig): Promise<void> {
+    for (let round = 0; round < REFILL_ROUNDS; round++) {
+      const installed = await this.refillStandby(pool.name);
+      if (!installed) return;
+      const state = await this.deps.store.read(pool.name);
+      if (!needsStandby(state)) return;
     }
   }
 
@@ -247,7 +418,7 @@ export class Vendor {
         generation: reservation.generation,
       });
       const now = this.deps.clock.now();
-      const rotated = await this.rotate(pool, reservation.generation, now);
+      const rotated = await this.rotate(pool, reservation.generation, now, { force: true });
       if (rotated) return rotated;
       throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
     }

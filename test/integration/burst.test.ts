@@ -38,6 +38,7 @@ describe("burst of 2,000 concurrent requests, registration limit 10", () => {
         return { status: res.status, retryAfter: res.headers.get("retry-after"), body: await res.json() };
       }),
     );
+    await stack.broker.vendor.idle(); // the last standby refill, if one is still running
     for (const r of responses) {
       if (r.status === 200) pairs.push(r.body as Pair);
       else
@@ -71,10 +72,13 @@ describe("burst of 2,000 concurrent requests, registration limit 10", () => {
     expect(Math.max(...counts.values())).toBeLessThanOrEqual(LIMIT);
   });
 
-  it("creates exactly ceil(handed-out / limit) activations (I5)", () => {
+  it("uses exactly ceil(handed-out / limit) activations, plus one unused standby at most (I5, I9)", () => {
     const expected = Math.ceil(pairs.length / LIMIT);
-    expect(stack.emulator.controls.counters()["ssm:CreateActivation"]).toBe(expected);
-    expect(stack.emulator.controls.activations()).toHaveLength(expected);
+    expect(new Set(pairs.map((p) => p.ActivationId)).size).toBe(expected);
+    const created = stack.emulator.controls.counters()["ssm:CreateActivation"] ?? 0;
+    expect(created).toBeGreaterThanOrEqual(expected);
+    expect(created).toBeLessThanOrEqual(expected + 1);
+    expect(stack.emulator.controls.activations()).toHaveLength(created);
   });
 
   it("hands out pairs that every one register through the agent's RegisterManagedInstance", async () => {

@@ -3,7 +3,7 @@
  * (test/contract keeps them honest) and let tests inject faults and observe calls.
  */
 import { SecretNotFoundError } from "../../src/core/errors";
-import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
+import { reservationFrom, TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import type {
   ActivationProvider,
   ActivationSummary,
@@ -29,17 +29,71 @@ export class InMemoryPoolStore implements PoolStateStore {
   async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
     this.writes++;
     const row = this.rows.get(pool);
+    if (!row?.activationId || row.limit === undefined || row.expiresAt === undefined) return undefined;
+    const issued = row.issued ?? 0;
+    if (issued < row.limit && row.expiresAt > validUntil) {
+      row.issued = issued + 1;
+    } else if (
+      issued >= row.limit &&
+      row.standbyId !== undefined &&
+      (row.standbyIssued ?? 0) < (row.standbyLimit ?? 0) &&
+      (row.standbyExpiresAt ?? 0) > validUntil
+    ) {
+      row.standbyIssued = (row.standbyIssued ?? 0) + 1;
+    } else {
+      return undefined;
+    }
+    return reservationFrom(row);
+  }
+
+  async switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    this.writes++;
+    const row = this.rows.get(pool);
     if (
-      !row?.activationId ||
+      !row?.standbyId ||
       row.limit === undefined ||
       row.expiresAt === undefined ||
       (row.issued ?? 0) >= row.limit ||
-      row.expiresAt <= validUntil
+      row.expiresAt > validUntil ||
+      (row.standbyExpiresAt ?? 0) <= validUntil
     ) {
       return undefined;
     }
-    row.issued = (row.issued ?? 0) + 1;
-    return reservationOf(row);
+    row.activationId = row.standbyId;
+    row.expiresAt = row.standbyExpiresAt;
+    row.limit = row.standbyLimit;
+    row.issued = 1;
+    row.generation += 1;
+    dropStandby(row);
+    return reservationFrom(row);
+  }
+
+  async commitStandby(
+    pool: string,
+    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
+  ): Promise<boolean> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if (!row?.activationId || row.leaseOwner !== standby.owner || row.generation !== standby.generation) {
+      return false;
+    }
+    if (standby.replacing === undefined) {
+      if (row.standbyId !== undefined) return false;
+    } else {
+      if (row.standbyId !== standby.replacing || (row.standbyIssued ?? 0) === 0) return false;
+      row.activationId = row.standbyId;
+      row.expiresAt = row.standbyExpiresAt;
+      row.limit = row.standbyLimit;
+      row.issued = row.standbyIssued;
+      row.generation += 1;
+    }
+    row.standbyId = standby.activation.activationId;
+    row.standbyExpiresAt = standby.activation.expiresAt;
+    row.standbyLimit = standby.activation.limit;
+    row.standbyIssued = 0;
+    delete row.leaseOwner;
+    delete row.leaseDeadline;
+    return true;
   }
 
   async read(pool: string): Promise<PoolState | undefined> {
@@ -76,7 +130,8 @@ export class InMemoryPoolStore implements PoolStateStore {
     row.issued = 1;
     delete row.leaseOwner;
     delete row.leaseDeadline;
-    return reservationOf(row);
+    dropStandby(row);
+    return reservationFrom(row);
   }
 
   async releaseLease(pool: string, owner: string): Promise<void> {
@@ -93,15 +148,11 @@ export class InMemoryPoolStore implements PoolStateStore {
   }
 }
 
-function reservationOf(row: PoolState): Reservation {
-  return {
-    pool: row.pool,
-    generation: row.generation,
-    activationId: row.activationId!,
-    expiresAt: row.expiresAt!,
-    limit: row.limit!,
-    slot: row.issued!,
-  };
+function dropStandby(row: Mutable<PoolState>): void {
+  delete row.standbyId;
+  delete row.standbyExpiresAt;
+  delete row.standbyLimit;
+  delete row.standbyIssued;
 }
 
 export interface FakeActivation extends ActivationSummary {
