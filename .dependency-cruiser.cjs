@@ -7,7 +7,7 @@ module.exports = {
       severity: "error",
       from: { path: "^src/core" },
       to: {
-        path: "(^src/(aws|http|cli|local)|@aws-sdk|@aws-lambda-powertools|^node:http|^http$|^https$|aws-lambda)",
+        path: "(^src/(aws|http|cli|entry|settings|composition|logging)|@aws-sdk|@aws-lambda-powertools|^node:http|^http$|^https$|aws-lambda)",
       },
     },
     {
@@ -23,6 +23,29 @@ module.exports = {
       severity: "error",
       from: { path: "^emulator" },
       to: { path: "^src/" },
+    },
+    {
+      name: "production-code-stays-production",
+      comment:
+        "The emulator and the tests are equipment: only the local-mode entry point (npm start) may run the emulated AWS.",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/entry/local" },
+      to: { path: "^(emulator|test)/" },
+    },
+    {
+      name: "adapters-take-values",
+      comment:
+        "Adapters are pure: they take settings, clients and loggers as values; entry points (src/entry) wire them.",
+      severity: "error",
+      from: { path: "^src/(core|aws|http)/" },
+      to: { path: "^src/(settings|composition|logging|entry|cli)(\\.ts$|/)" },
+    },
+    {
+      name: "entry-points-are-leaves",
+      comment: "Nothing imports an entry point: each one wires the app and starts it.",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/entry/" },
+      to: { path: "^src/entry/" },
     },
     {
       name: "no-circular",

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-// The CLI is bundled by `npm run build` (esbuild) into dist/; see src/cli/main.ts.
+// The CLI is bundled by `npm run build` (esbuild) into dist/; see src/entry/cli.ts.
 import "../dist/activation-broker.mjs";

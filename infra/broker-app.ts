@@ -68,6 +68,7 @@ function brokerProps(s: AppSettings) {
     allowedSourceCidrs: s.ApiAllowedSourceIpRanges,
     ...(s.ParameterPrefix !== undefined && { parameterPrefix: s.ParameterPrefix }),
     ...(s.NodeRoleName !== undefined && { nodeRoleName: s.NodeRoleName }),
+    ...(s.HybridNodesRoleName !== undefined && { hybridNodesRoleName: s.HybridNodesRoleName }),
     leaseSeconds: s.LeaseSeconds,
     rotationWaitMs: s.RotationWaitMs,
     logLevel: s.LogLevel,

@@ -1,5 +1,5 @@
 /**
- * `npm run build`: bundles the standalone CLI (src/cli/main.ts) into dist/activation-broker.mjs
+ * `npm run build`: bundles the standalone CLI (src/entry/cli.ts) into dist/activation-broker.mjs
  * for `activation-broker serve`. The Lambda bundle is built by the CDK app (infra/).
  */
 import { build } from "esbuild";
@@ -7,11 +7,11 @@ import { fileURLToPath } from "node:url";
 
 export async function buildCli(outfile = "dist/activation-broker.mjs"): Promise<void> {
   await build({
-    entryPoints: ["src/cli/main.ts"],
+    entryPoints: ["src/entry/cli.ts"],
     outfile,
     bundle: true,
     platform: "node",
-    target: "node20",
+    target: "node24",
     format: "esm",
     sourcemap: true,
     // Some CommonJS dependencies call require(); give the ESM bundle one.

@@ -7,6 +7,7 @@ import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
 import { SsmActivations } from "./aws/ssm-activations";
 import { createHttpHandler, type HttpHandler } from "./http/handler";
 import { renderInstallScript } from "./http/agent-scripts.generated";
+import { createNodeConfigRoute } from "./http/nodeconfig";
 import type { Settings } from "./settings";
 
 export const systemClock: Clock = { now: () => Date.now() };
@@ -43,6 +44,13 @@ export function createBroker(deps: {
       deployment: settings.deployment,
     },
   });
-  const handler = createHttpHandler({ vendor, region: settings.region, logger, renderInstallScript });
+  const nodeConfig = createNodeConfigRoute({ vendor, pools: settings.pools, logger });
+  const handler = createHttpHandler({
+    vendor,
+    region: settings.region,
+    logger,
+    renderInstallScript,
+    nodeConfig,
+  });
   return { vendor, handler };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { DEFAULT_KMS_KEY_ID, DEFAULT_PARAMETER_PREFIX, isValidParameterPrefix } from "./aws/naming";
 import { ConfigError } from "./core/errors";
-import { formatIssues, parsePools, type PoolConfig } from "./core/pool-config";
+import { checkEksRegions, formatIssues, parsePools, type PoolConfig } from "./core/pool-config";
 
 /**
  * The one place that reads the environment. Every variable the broker understands starts with
@@ -17,6 +17,8 @@ const envSchema = z.strictObject({
     .default(DEFAULT_PARAMETER_PREFIX),
   BROKER_KMS_KEY_ID: z.string().min(1).default(DEFAULT_KMS_KEY_ID),
   BROKER_DEFAULT_IAM_ROLE: z.string().min(1).max(64).optional(),
+  /** Role of EKS Hybrid Nodes pools that name none (docs/eks.md). */
+  BROKER_HYBRID_NODES_ROLE: z.string().min(1).max(64).optional(),
   BROKER_POOLS: z.string().optional(),
   BROKER_CONFIG_FILE: z.string().optional(),
   BROKER_DEPLOYMENT: z.string().min(1).max(256).optional(),
@@ -49,6 +51,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (e.BROKER_POOLS && e.BROKER_CONFIG_FILE) {
     throw new ConfigError("Invalid environment: set BROKER_POOLS or BROKER_CONFIG_FILE, not both");
   }
+  const pools = parsePools(readPoolsDocument(e.BROKER_POOLS, e.BROKER_CONFIG_FILE), {
+    iamRole: e.BROKER_DEFAULT_IAM_ROLE,
+    eksIamRole: e.BROKER_HYBRID_NODES_ROLE,
+  });
+  checkEksRegions(pools, region);
   return {
     tableName: e.BROKER_TABLE_NAME,
     parameterPrefix: e.BROKER_PARAMETER_PREFIX,
@@ -58,9 +65,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     leaseMs: e.BROKER_LEASE_SECONDS * 1000,
     rotationWaitMs: e.BROKER_ROTATION_WAIT_MS,
     ...(e.BROKER_PUBLIC_URL !== undefined && { publicUrl: e.BROKER_PUBLIC_URL.replace(/\/+$/, "") }),
-    pools: parsePools(readPoolsDocument(e.BROKER_POOLS, e.BROKER_CONFIG_FILE), {
-      iamRole: e.BROKER_DEFAULT_IAM_ROLE,
-    }),
+    pools,
   };
 }
 
@@ -84,4 +89,24 @@ function readConfigFile(file: string): string {
   } catch (error) {
     throw new ConfigError(`Cannot read configuration file ${file}`, { cause: error });
   }
+}
+
+/**
+ * The port a server listens on: `flag` (a command-line value) first, then the environment
+ * variable `name` (PORT, EMULATOR_PORT), then `fallback`. 0 asks the system for a free port.
+ */
+export function readPort(
+  name: string,
+  fallback: number,
+  env: NodeJS.ProcessEnv = process.env,
+  flag?: { readonly name: string; readonly value: string | undefined },
+): number {
+  const [source, raw] =
+    flag?.value !== undefined ? [flag.name, flag.value] : [name, env[name] === "" ? undefined : env[name]];
+  if (raw === undefined) return fallback;
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port > 65535) {
+    throw new ConfigError(`${source} must be a port number (0-65535), got '${raw}'`);
+  }
+  return port;
 }

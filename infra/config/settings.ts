@@ -28,6 +28,7 @@ export const CONTEXT_KEYS = [
   "PoolsFile",
   "ParameterPrefix",
   "NodeRoleName",
+  "HybridNodesRoleName",
   "LeaseSeconds",
   "RotationWaitMs",
   "LogLevel",
@@ -129,6 +130,11 @@ const contextSchema = z
       .refine(isValidParameterPrefix, "an absolute Parameter Store path such as /activation-broker/prod")
       .optional(),
     NodeRoleName: z
+      .string()
+      .regex(/^[\w+=,.@-]{1,64}$/, "an IAM role name")
+      .optional(),
+    /** An existing EKS hybrid nodes role for EKS pools; by default the app creates one (docs/eks.md). */
+    HybridNodesRoleName: z
       .string()
       .regex(/^[\w+=,.@-]{1,64}$/, "an IAM role name")
       .optional(),

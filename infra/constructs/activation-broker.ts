@@ -29,9 +29,14 @@ import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } 
 import { ConfigError } from "../../src/core/errors";
 import { RESERVED_TAG_PREFIX, parsePools, poolsFileSchema } from "../../src/core/pool-config";
 import { SSM_CRYPTO_ACTIONS, ssmViaService } from "./parameter-store-key";
+import {
+  HybridNodesRole,
+  clustersNeedingHybridNodesRole,
+  requireClustersInStackRegion,
+} from "./hybrid-nodes-role";
 
 /** The foundation's Lambda adapter: the only broker logic the function runs. */
-export const DEFAULT_HANDLER_ENTRY = fileURLToPath(new URL("../../src/http/lambda.ts", import.meta.url));
+export const DEFAULT_HANDLER_ENTRY = fileURLToPath(new URL("../../src/entry/lambda.ts", import.meta.url));
 
 /** Tag the broker puts on every activation it creates; IAM only lets it create activations so tagged. */
 export const DEPLOYMENT_TAG = `${RESERVED_TAG_PREFIX}deployment`;
@@ -56,6 +61,8 @@ export interface ActivationBrokerProps {
   readonly parameterPrefix?: string;
   /** Existing service role for managed nodes; by default one is created. */
   readonly nodeRoleName?: string;
+  /** Existing EKS hybrid nodes role for EKS pools without an iamRole; by default one is created. */
+  readonly hybridNodesRoleName?: string;
   /** @default 30 */
   readonly leaseSeconds?: number;
   /** @default 5000 */
@@ -85,7 +92,7 @@ export interface ActivationBrokerProps {
   readonly memorySize?: number;
   /** Value of the `activation-broker:deployment` tag. @default `<stack name>:<stack uuid>` */
   readonly deploymentId?: string;
-  /** @default src/http/lambda.ts */
+  /** @default src/entry/lambda.ts */
   readonly entry?: string;
 }
 
@@ -98,6 +105,8 @@ export class ActivationBroker extends Construct {
   readonly function: NodejsFunction;
   readonly table: Table;
   readonly nodeRoleName: string;
+  /** The role of EKS pools that name none, when there is one (docs/eks.md). */
+  readonly hybridNodesRoleName?: string;
   readonly parameterPrefix: string;
   /** `https://<api>.execute-api.<region>.amazonaws.com/<stage>`, no trailing slash. */
   readonly url: string;
@@ -126,7 +135,17 @@ export class ActivationBroker extends Construct {
     this.nodeRoleName = props.nodeRoleName ?? nodeRole!.roleName;
 
     // The broker's own validation, run at synth: a bad pool fails `cdk synth`, not the first vend.
-    const pools = parsePools(props.pools ?? {}, { iamRole: this.nodeRoleName });
+    const eksClusters = clustersNeedingHybridNodesRole(props.pools);
+    this.hybridNodesRoleName =
+      props.hybridNodesRoleName ??
+      (eksClusters.length > 0
+        ? new HybridNodesRole(this, "HybridNodesRole", { clusterArns: eksClusters }).role.roleName
+        : undefined);
+    const pools = parsePools(props.pools ?? {}, {
+      iamRole: this.nodeRoleName,
+      eksIamRole: this.hybridNodesRoleName,
+    });
+    requireClustersInStackRegion(this, pools);
     const poolsEnv = JSON.stringify(poolsFileSchema.parse(props.pools ?? {}));
     if (Buffer.byteLength(poolsEnv) > MAX_POOLS_ENV_BYTES) {
       throw new ConfigError(
@@ -193,7 +212,7 @@ export class ActivationBroker extends Construct {
     this.function = new NodejsFunction(this, "Function", {
       entry: props.entry ?? DEFAULT_HANDLER_ENTRY,
       handler: "handler",
-      runtime: Runtime.NODEJS_22_X,
+      runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
       // Under API Gateway's 29 s integration limit, with room for a rotation wait plus SDK retries.
@@ -207,6 +226,7 @@ export class ActivationBroker extends Construct {
         BROKER_PARAMETER_PREFIX: this.parameterPrefix,
         BROKER_KMS_KEY_ID: props.kmsKey.keyArn,
         BROKER_DEFAULT_IAM_ROLE: this.nodeRoleName,
+        ...(this.hybridNodesRoleName !== undefined && { BROKER_HYBRID_NODES_ROLE: this.hybridNodesRoleName }),
         BROKER_POOLS: poolsEnv,
         BROKER_DEPLOYMENT: props.deploymentId ?? defaultDeploymentId(),
         BROKER_LEASE_SECONDS: String(props.leaseSeconds ?? 30),
@@ -223,7 +243,7 @@ export class ActivationBroker extends Construct {
         sourceMap: true,
         // Line mapping without shipping the sources keeps the bundle small.
         sourcesContent: false,
-        target: "node22",
+        target: "node24",
         // CJS: the bundled SDK v3 still has CommonJS dependencies whose require() calls an ESM
         // bundle cannot serve without a createRequire banner.
         format: OutputFormat.CJS,
@@ -241,7 +261,7 @@ export class ActivationBroker extends Construct {
       allowedTagKeys: [`${RESERVED_TAG_PREFIX}*`, ...poolTagKeys],
     });
 
-    this.addRoutes();
+    this.addRoutes([...pools.values()].some((p) => p.eks));
     this.acknowledgeFindings(role, nodeRole, props);
   }
 
@@ -356,7 +376,7 @@ export class ActivationBroker extends Construct {
     this.brokerPolicy = policy;
   }
 
-  private addRoutes(): void {
+  private addRoutes(hasEksPools: boolean): void {
     const integration = new LambdaIntegration(this.function, { proxy: true, allowTestInvoke: false });
     // GET requests carry no body; body validation is on only so the validator counts as complete.
     const validator = this.api.addRequestValidator("RequestValidator", {
@@ -375,6 +395,11 @@ export class ActivationBroker extends Construct {
       });
     for (const script of ["install.sh", "install.ps1"]) {
       this.api.root.addResource(script).addMethod("ANY", integration, { requestValidator: validator });
+    }
+    if (hasEksPools) {
+      this.api.root
+        .addResource("nodeconfig.yaml")
+        .addMethod("ANY", integration, { requestValidator: validator });
     }
   }
 
@@ -406,11 +431,6 @@ export class ActivationBroker extends Construct {
           "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for SSM Agent; AWS updates it as the agent's API needs change, which a copy would not follow.",
       });
     }
-    Validations.of(this.function).acknowledge({
-      id: "AwsSolutions-L1",
-      reason:
-        "nodejs22.x is the runtime the broker is built and tested on (issue 3); it is supported by Lambda. Moving to a newer runtime is a tested change, not a silent one.",
-    });
     Validations.of(this.api).acknowledge(
       {
         id: "AwsSolutions-APIG4",

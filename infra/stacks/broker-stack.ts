@@ -47,6 +47,12 @@ export class BrokerStack extends Stack {
       FunctionLogGroup: { value: broker.functionLogGroup.logGroupName, description: "Function log" },
       ApiAccessLogGroup: { value: broker.accessLogGroup.logGroupName, description: "API access log" },
     };
+    if (broker.hybridNodesRoleName !== undefined) {
+      outputs.HybridNodesRoleName = {
+        value: broker.hybridNodesRoleName,
+        description: "EKS hybrid nodes role: give it an access entry of type HYBRID_LINUX (docs/eks.md)",
+      };
+    }
     for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
   }
 }

@@ -9,10 +9,9 @@
 import { parseArgs } from "node:util";
 import { createAwsClients } from "../aws/clients";
 import { createBroker } from "../composition";
-import { BrokerError } from "../core/errors";
 import { createNodeServer, listen } from "../http/node-server";
 import { createLogger } from "../logging";
-import { loadSettings } from "../settings";
+import { loadSettings, readPort } from "../settings";
 
 const USAGE = `Usage: activation-broker serve [--port <port>] [--host <address>]
 
@@ -41,11 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`activation-broker: unknown command '${positionals.join(" ")}'\n\n${USAGE}`);
     return 2;
   }
-  const port = Number(values.port ?? process.env.PORT ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`activation-broker: --port must be a port number, got '${values.port}'`);
-    return 2;
-  }
+  const port = readPort("PORT", 8080, process.env, { name: "--port", value: values.port });
   const settings = loadSettings();
   const { logger } = createLogger();
   const broker = createBroker({ settings, clients: createAwsClients({ region: settings.region }), logger });
@@ -66,13 +61,3 @@ export async function main(argv: string[]): Promise<number> {
   });
   return 0;
 }
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    const usage =
-      error instanceof Error && String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
-    console.error(`activation-broker: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(error instanceof BrokerError || usage ? 2 : 1);
-  },
-);

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "InvalidParameter"
   | "NotFound"
   | "PoolNotFound"
+  | "NotAnEksPool"
   | "MethodNotAllowed"
   | "RotationInProgress"
   | "Throttled"
@@ -119,4 +120,13 @@ export class ActivationRejectedError extends BrokerError {
 export class ConfigError extends BrokerError {
   override readonly name = "ConfigError";
   readonly code = "InvalidConfiguration";
+}
+
+/** A NodeConfig was asked of a pool that has no EKS cluster (no `eksClusterArn`). */
+export class NotAnEksPoolError extends BrokerError {
+  override readonly name = "NotAnEksPoolError";
+  readonly code = "NotAnEksPool";
+  constructor(readonly pool: string) {
+    super(`Pool '${pool}' is not an EKS Hybrid Nodes pool (it has no eksClusterArn).`);
+  }
 }

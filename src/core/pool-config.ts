@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EKS_CLUSTER_ARN_TAG, eksPoolFields, parseEksClusterArn, type EksPoolSettings } from "./eks-pool";
 import { ConfigError } from "./errors";
 
 /**
@@ -53,12 +54,24 @@ export const poolConfigSchema = z
      */
     standby: z.boolean().default(true),
     tags: z.record(tagKey, z.string().max(256)).default({}),
+    ...eksPoolFields,
   })
   .refine((p) => p.safetyMarginMinutes < p.expirationHours * 60, {
     message: "safetyMarginMinutes must be shorter than expirationHours, or no pair could ever be handed out",
     path: ["safetyMarginMinutes"],
   })
-  .refine((p) => Object.keys(p.tags).length <= 40, { message: "at most 40 tags", path: ["tags"] });
+  .refine((p) => Object.keys(p.tags).length + (p.eksClusterArn ? 1 : 0) <= 40, {
+    message: "at most 40 tags (an EKS pool's EKSClusterARN tag counts)",
+    path: ["tags"],
+  })
+  .refine((p) => p.eksClusterArn === undefined || !(EKS_CLUSTER_ARN_TAG in p.tags), {
+    message: `${EKS_CLUSTER_ARN_TAG} is set from eksClusterArn`,
+    path: ["tags", EKS_CLUSTER_ARN_TAG],
+  })
+  .refine((p) => p.eksClusterArn !== undefined || (p.kubeletFlags ?? p.nodeLabels) === undefined, {
+    message: "kubeletFlags and nodeLabels need eksClusterArn (they go into a nodeadm NodeConfig)",
+    path: ["eksClusterArn"],
+  });
 
 export type PoolConfigInput = z.input<typeof poolConfigSchema>;
 
@@ -72,6 +85,8 @@ export interface PoolConfig {
   readonly defaultInstanceName?: string;
   readonly description?: string;
   readonly tags: Readonly<Record<string, string>>;
+  /** Set for EKS Hybrid Nodes pools (src/core/eks-pool.ts). */
+  readonly eks?: EksPoolSettings;
 }
 
 export const poolsFileSchema = z.strictObject({
@@ -85,11 +100,18 @@ export const poolsFileSchema = z.strictObject({
 
 export type PoolsFileInput = z.input<typeof poolsFileSchema>;
 
+export interface PoolDefaults {
+  /** Role of pools that name none. */
+  readonly iamRole?: string;
+  /** Role of EKS pools that name none: the deployment's hybrid nodes role. */
+  readonly eksIamRole?: string;
+}
+
 /**
  * Validates a `{"pools": {...}}` document and resolves every pool to a full PoolConfig.
  * `default` always exists. Throws ConfigError naming the offending field.
  */
-export function parsePools(input: unknown, defaults: { iamRole?: string }): ReadonlyMap<string, PoolConfig> {
+export function parsePools(input: unknown, defaults: PoolDefaults): ReadonlyMap<string, PoolConfig> {
   const parsed = poolsFileSchema.safeParse(input ?? {});
   if (!parsed.success) {
     throw new ConfigError(`Invalid pool configuration: ${formatIssues(parsed.error.issues)}`);
@@ -97,11 +119,12 @@ export function parsePools(input: unknown, defaults: { iamRole?: string }): Read
   const raw = { [DEFAULT_POOL]: poolConfigSchema.parse({}), ...parsed.data.pools };
   const pools = new Map<string, PoolConfig>();
   for (const [name, pool] of Object.entries(raw)) {
-    const iamRole = pool.iamRole ?? defaults.iamRole;
+    const eks = eksSettings(pool);
+    // An EKS pool never falls back to the plain node role: that one may not describe the cluster.
+    const iamRole = pool.iamRole ?? (eks ? defaults.eksIamRole : defaults.iamRole);
     if (!iamRole) {
-      throw new ConfigError(
-        `Invalid pool configuration: pools.${name}.iamRole: required (no default role is configured)`,
-      );
+      const missing = eks ? "no hybrid nodes role is configured" : "no default role is configured";
+      throw new ConfigError(`Invalid pool configuration: pools.${name}.iamRole: required (${missing})`);
     }
     pools.set(name, {
       name,
@@ -110,12 +133,35 @@ export function parsePools(input: unknown, defaults: { iamRole?: string }): Read
       expirationHours: pool.expirationHours,
       safetyMarginMinutes: pool.safetyMarginMinutes,
       standby: pool.standby,
-      tags: pool.tags,
+      tags: eks ? { ...pool.tags, [EKS_CLUSTER_ARN_TAG]: eks.cluster.arn } : pool.tags,
+      ...(eks && { eks }),
       ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
       ...(pool.description !== undefined && { description: pool.description }),
     });
   }
   return pools;
+}
+
+function eksSettings(pool: z.output<typeof poolConfigSchema>): EksPoolSettings | undefined {
+  if (pool.eksClusterArn === undefined) return undefined;
+  const cluster = parseEksClusterArn(pool.eksClusterArn);
+  if ("error" in cluster) throw new ConfigError(`Invalid pool configuration: ${cluster.error}`); // schema-checked
+  return { cluster, kubeletFlags: pool.kubeletFlags ?? [], nodeLabels: pool.nodeLabels ?? {} };
+}
+
+/**
+ * nodeadm registers the node with SSM in the cluster's Region (eks-hybrid: internal/ssm/config.go
+ * passes spec.cluster.region to the agent's -register), and an activation works only in the
+ * Region that created it: an EKS pool's cluster must be in the broker's Region.
+ */
+export function checkEksRegions(pools: ReadonlyMap<string, PoolConfig>, region: string): void {
+  for (const pool of pools.values()) {
+    if (pool.eks && pool.eks.cluster.region !== region) {
+      throw new ConfigError(
+        `Invalid pool configuration: pools.${pool.name}.eksClusterArn: the cluster is in ${pool.eks.cluster.region} but this broker creates activations in ${region}, and nodeadm registers nodes in the cluster's Region`,
+      );
+    }
+  }
 }
 
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {

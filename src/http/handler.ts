@@ -31,6 +31,8 @@ export interface HandlerDependencies {
   readonly region: string;
   readonly logger: Logger;
   readonly renderInstallScript?: InstallScriptRenderer;
+  /** `GET /nodeconfig.yaml` (src/http/nodeconfig.ts); absent, the path is not found. */
+  readonly nodeConfig?: (request: HttpRequest) => Promise<HttpResponse>;
 }
 
 const NO_STORE = { "Cache-Control": "no-store" };
@@ -84,6 +86,8 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
     if (path === "/healthz") return () => json(200, { status: "ok" });
     if (path === "/install.sh") return () => installScript("sh", request);
     if (path === "/install.ps1") return () => installScript("ps1", request);
+    const { nodeConfig } = deps;
+    if (path === "/nodeconfig.yaml" && nodeConfig) return () => nodeConfig(request);
     throw new HttpError("NotFound", `No route for ${request.path}.`);
   }
 

@@ -1,49 +1,32 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import { createAwsClients } from "../aws/clients";
-import { createBroker, type Broker } from "../composition";
-import { createLogger } from "../logging";
-import { loadSettings } from "../settings";
-import type { HttpHandler, HttpRequest } from "./handler";
-import { errorResponse } from "./status";
+import type { HttpRequest, HttpResponse } from "./handler";
 
-const { logger, powertools } = createLogger();
+/**
+ * API Gateway REST API (proxy integration) ↔ the framework-free handler. Pure translation: the
+ * wiring (settings, clients, logger) lives in src/entry/lambda.ts.
+ */
 
-let broker: Broker | undefined;
-let publicUrl: string | undefined;
-
-/** Built on the first request and kept for the container's life: the code cache lives here (I4). */
-function init(): HttpHandler {
-  if (!broker) {
-    const settings = loadSettings();
-    publicUrl = settings.publicUrl;
-    broker = createBroker({ settings, clients: createAwsClients({ region: settings.region }), logger });
-  }
-  return broker.handler;
+/** The request id the client sees: API Gateway's when there is one, else Lambda's. */
+export function requestIdOf(event: APIGatewayProxyEvent, context: Context): string {
+  return event.requestContext?.requestId ?? context.awsRequestId;
 }
 
-/** API Gateway REST API (proxy integration) → the framework-free handler. */
-export async function handler(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
-  powertools.addContext(context);
-  const requestId = event.requestContext?.requestId ?? context.awsRequestId;
-  let handle: HttpHandler;
-  try {
-    handle = init();
-  } catch (error) {
-    // A configuration error is the operator's: say so in the log, not to the client.
-    logger.error("broker is misconfigured", {
-      error: error instanceof Error ? error.message : String(error),
-    });
-    const response = errorResponse(error, requestId);
-    return { statusCode: response.status, headers: { ...response.headers }, body: response.body };
-  }
-  const request: HttpRequest = {
+/** `publicUrl` (BROKER_PUBLIC_URL) wins over the URL the event was called through. */
+export function toHttpRequest(
+  event: APIGatewayProxyEvent,
+  context: Context,
+  publicUrl: string | undefined,
+): HttpRequest {
+  return {
     method: event.httpMethod,
     path: event.path ?? "/",
     query: event.queryStringParameters ?? {},
-    requestId,
+    requestId: requestIdOf(event, context),
     baseUrl: publicUrl ?? baseUrlOf(event),
   };
-  const response = await handle(request);
+}
+
+export function toProxyResult(response: HttpResponse): APIGatewayProxyResult {
   return { statusCode: response.status, headers: { ...response.headers }, body: response.body };
 }
 

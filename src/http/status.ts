@@ -7,6 +7,7 @@ import { BrokerError, RetryLaterError, type ErrorCode } from "../core/errors";
 export const STATUS_BY_CODE = {
   InvalidPoolName: 400,
   InvalidParameter: 400,
+  NotAnEksPool: 400,
   NotFound: 404,
   PoolNotFound: 404,
   MethodNotAllowed: 405,

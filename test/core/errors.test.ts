@@ -12,6 +12,7 @@ const samples: Array<[string, () => errors.BrokerError]> = [
   ["SecretNotFoundError", () => new errors.SecretNotFoundError("act-1")],
   ["ActivationRejectedError", () => new errors.ActivationRejectedError("no")],
   ["ConfigError", () => new errors.ConfigError("bad")],
+  ["NotAnEksPoolError", () => new errors.NotAnEksPoolError("plain")],
 ];
 
 describe("domain errors", () => {

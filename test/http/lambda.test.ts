@@ -37,7 +37,7 @@ const context = {
 async function loadHandler(env: Record<string, string>) {
   vi.resetModules();
   for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
-  return (await import("../../src/http/lambda")).handler;
+  return (await import("../../src/entry/lambda")).handler;
 }
 
 describe("Lambda adapter (API Gateway REST proxy)", () => {

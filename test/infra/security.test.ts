@@ -260,9 +260,9 @@ describe("step 3: the broker", () => {
     });
   });
 
-  it("runs the foundation's handler on nodejs22.x/arm64 with exactly the broker's environment", () => {
+  it("runs the foundation's handler on nodejs24.x/arm64 with exactly the broker's environment", () => {
     broker.hasResourceProperties("AWS::Lambda::Function", {
-      Runtime: "nodejs22.x",
+      Runtime: "nodejs24.x",
       Architectures: ["arm64"],
       Handler: "index.handler",
       Environment: {

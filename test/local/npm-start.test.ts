@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
  * --config file) prints the URLs and a curl line, serves pairs, and stops cleanly on Ctrl-C.
  */
 function start(args: string[]) {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/local/start.ts", ...args], {
+  const proc = spawn(process.execPath, ["--import", "tsx", "src/entry/local.ts", ...args], {
     env: { ...process.env, PORT: "0", EMULATOR_PORT: "0", POWERTOOLS_LOG_LEVEL: "ERROR" },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,5 +1,5 @@
 import type { Clock, Sleeper } from "../../src/core/ports";
-import { startLocalStack, type LocalStackOptions } from "../../src/local/stack";
+import { startLocalStack, type LocalStackOptions } from "../../src/entry/local-stack";
 import { CapturingLogger } from "./fakes";
 
 /** Real time plus an offset that tests move together with the emulator's clock. */

@@ -1,13 +1,13 @@
 /**
  * The one place the install.sh tests get their broker and emulated SSM from: the real local
- * stack (src/local/stack.ts), on ephemeral loopback ports. ./stand-in-stack.ts is the small
+ * stack (src/entry/local-stack.ts), on ephemeral loopback ports. ./stand-in-stack.ts is the small
  * stand-in used before that existed; switch back by returning startStandInStack() here.
  *
  * The tests need: GET <brokerUrl>/ and /activations/{pool} per DESIGN.md §5 with pools "default"
  * (served at /) and "web", an unknown pool answering 404 PoolNotFound, and the emulator at
  * <emulatorUrl> answering RegisterManagedInstance and DescribeInstanceInformation.
  */
-import { startLocalStack } from "../../../src/local/stack";
+import { startLocalStack } from "../../../src/entry/local-stack";
 import type { Logger } from "../../../src/core/ports";
 import type { AgentTestStack } from "./stand-in-stack";
 

@@ -1,6 +1,6 @@
 /**
  * A stand-in for the local stack (emulated SSM + broker) used by the install.sh tests until
- * `startLocalStack` (src/local/stack.ts) exists. Test equipment: it speaks the same wire
+ * `startLocalStack` (src/entry/local-stack.ts) exists. Test equipment: it speaks the same wire
  * contracts (DESIGN.md §5 for the broker, the SSM JSON 1.1 protocol for
  * RegisterManagedInstance / DescribeInstanceInformation) and nothing more.
  */

@@ -3,8 +3,9 @@
  * Ports: PORT (broker, default 8080) and EMULATOR_PORT (emulated AWS, default 4566).
  */
 import { parseArgs } from "node:util";
-import { BrokerError, ConfigError } from "../core/errors";
-import { startLocalStack } from "./stack";
+import { BrokerError } from "../core/errors";
+import { readPort } from "../settings";
+import { startLocalStack } from "./local-stack";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -18,8 +19,8 @@ async function main(): Promise<void> {
     return;
   }
   const stack = await startLocalStack({
-    brokerPort: portFrom("PORT", 8080),
-    emulatorPort: portFrom("EMULATOR_PORT", 4566),
+    brokerPort: readPort("PORT", 8080),
+    emulatorPort: readPort("EMULATOR_PORT", 4566),
     ...(values.config !== undefined && { configFile: values.config }),
   });
   const pools = stack.broker.vendor.poolNames().join(", ");
@@ -49,16 +50,6 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
-}
-
-function portFrom(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`${name} must be a port number (0–65535), got '${raw}'`);
-  }
-  return port;
 }
 
 main().catch((error: unknown) => {

@@ -10,6 +10,7 @@ import { loadSettings, type Settings } from "../settings";
 /** Names the local stack creates in the emulated AWS. */
 export const LOCAL_TABLE_NAME = "activation-broker-local";
 export const LOCAL_IAM_ROLE = "SSMServiceRole";
+export const LOCAL_HYBRID_NODES_ROLE = "AmazonEKSHybridNodesRole";
 export const LOCAL_REGION = "us-east-1";
 const LOCAL_TIMEOUTS = { connectionMs: 10_000, requestMs: 20_000 };
 
@@ -49,6 +50,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       AWS_REGION: LOCAL_REGION,
       BROKER_TABLE_NAME: LOCAL_TABLE_NAME,
       BROKER_DEFAULT_IAM_ROLE: LOCAL_IAM_ROLE,
+      BROKER_HYBRID_NODES_ROLE: LOCAL_HYBRID_NODES_ROLE,
       BROKER_DEPLOYMENT: "local",
       ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
       ...options.env,
