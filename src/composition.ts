@@ -25,6 +25,8 @@ export function createBroker(deps: {
   logger: Logger;
   clock?: Clock;
   sleeper?: Sleeper;
+  /** Where standby refills run; omitted = in this process, in the background (see Vendor). */
+  requestStandbyRefill?: (pool: string) => Promise<void>;
 }): Broker {
   const { settings, clients, logger } = deps;
   const vendor = new Vendor({
@@ -38,6 +40,7 @@ export function createBroker(deps: {
     clock: deps.clock ?? systemClock,
     sleeper: deps.sleeper ?? realSleeper,
     logger,
+    ...(deps.requestStandbyRefill && { requestStandbyRefill: deps.requestStandbyRefill }),
     options: {
       leaseMs: settings.leaseMs,
       rotationWaitMs: settings.rotationWaitMs,

@@ -29,6 +29,7 @@ import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } 
 import { ConfigError } from "../../src/core/errors";
 import { RESERVED_TAG_PREFIX, parsePools, poolsFileSchema } from "../../src/core/pool-config";
 import { SSM_CRYPTO_ACTIONS, ssmViaService } from "./parameter-store-key";
+import { StandbyRefill } from "./standby-refill";
 import {
   HybridNodesRole,
   clustersNeedingHybridNodesRole,
@@ -253,6 +254,9 @@ export class ActivationBroker extends Construct {
         externalModules: [],
       },
     });
+
+    // Standby activations are made by an asynchronous self-invocation, off the response path.
+    new StandbyRefill(this, "StandbyRefill", { function: this.function, role });
 
     this.grantBrokerPermissions(role, {
       kmsKey: props.kmsKey,
