@@ -52,6 +52,10 @@ export class BrokerStack extends Stack {
         value: broker.hybridNodesRoleName,
         description: "EKS hybrid nodes role: give it an access entry of type HYBRID_LINUX (docs/eks.md)",
       };
+      outputs.NodeConfigUrlTemplate = {
+        value: `${url}/nodeconfig.yaml?pool={pool}`,
+        description: "A nodeadm NodeConfig with a fresh pair from an EKS pool",
+      };
     }
     for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
   }

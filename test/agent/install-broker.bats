@@ -47,7 +47,7 @@ setup() {
   (( SECONDS - started <= 5 ))
   (( $(broker_requests) >= 3 ))
   [[ $stderr == *"giving up after"* ]]
-  [ ! -e "$ROOT/usr/bin/amazon-ssm-agent" ]
+  [ ! -e "$ROOT/var/lib/amazon/ssm/registration" ]
 }
 
 @test "broker down: clear message naming the URL, exit 10" {
@@ -63,7 +63,7 @@ setup() {
   show
   [ "$status" -eq 11 ]
   [[ $stderr == *"broker refused the request GET $AGENT_TEST_BROKER_URL/activations/no-such-pool (HTTP 404, PoolNotFound:"* ]]
-  [ ! -e "$ROOT/usr/bin/amazon-ssm-agent" ]
+  [ ! -e "$ROOT/var/lib/amazon/ssm/registration" ]
 }
 
 @test "other 4xx answers are not retried (exit 11)" {
@@ -74,28 +74,68 @@ setup() {
   [ "$(broker_requests)" -eq 1 ]
 }
 
-@test "a 200 that is not a usable pair: exit 12, nothing installed" {
+@test "a 200 that is not a usable pair: exit 12, nothing registered" {
+  # Hostile input: every field must have the shape SSM gives it before anything uses it. The
+  # region comes from the answer here (no --region), so its shape is checked too.
+  install_agent_in_sandbox
+  REGION_ARG=()
+  local uuid=0b1c2d3e-0000-4000-8000-0123456789ab
   local bodies=(
     '<html>captive portal</html>'
-    '{"ActivationId":"a-1","Region":"eu-west-1"}'
-    '{"ActivationId":"a-1","ActivationCode":"abc$(reboot)xyz","Region":"eu-west-1"}'
-    '{"ActivationId":"a-1","ActivationCode":"abcdefghijklmnopqrst","Region":"eu-west-1; rm -rf /"}'
+    '{"ActivationId":"'$uuid'","Region":"eu-west-1"}'
+    '{"ActivationId":"a-1","ActivationCode":"abcdefghijklmnopqrst","Region":"eu-west-1"}'
+    '{"ActivationId":"'${uuid^^}'","ActivationCode":"abcdefghijklmnopqrst","Region":"eu-west-1"}'
+    '{"ActivationId":"'$uuid'","ActivationCode":"abc$(reboot)xyzabcdefghij","Region":"eu-west-1"}'
+    '{"ActivationId":"'$uuid'","ActivationCode":"tooshort12","Region":"eu-west-1"}'
+    '{"ActivationId":"'$uuid'","ActivationCode":"abcdefghijklmnopqrst","Region":"eu-west-1; rm -rf /"}'
+    '{"ActivationId":"'$uuid'","ActivationCode":"abcdefghijklmnopqrst","Region":"eu-west-1"} trailing'
   )
   local body json
   for body in "${bodies[@]}"; do
     json=$(printf '%s' "$body" | sed 's/\\/\\\\/g; s/"/\\"/g')
     harness POST /__faults "[{\"status\":200,\"body\":\"$json\"}]" >/dev/null
     run_install --url "$BROKER"
-    [ "$status" -eq 12 ] || { show; return 1; }
+    [ "$status" -eq 12 ] || { echo "accepted: $body"; show; return 1; }
   done
-  [ ! -e "$ROOT/usr/bin/amazon-ssm-agent" ]
+  [ ! -e "$ROOT/var/lib/amazon/ssm/registration" ]
+  ! grep -q -- '-register -code' "$STUB_LOG"
+}
+
+@test "an answer over 64 KB is refused unread and fast (exit 12), with or without Content-Length" {
+  install_agent_in_sandbox
+  local pad
+  pad=$(head -c 70000 /dev/zero | tr '\0' a)
+  local started=$SECONDS
+  harness POST /__faults "[{\"status\":200,\"body\":\"{\\\"pad\\\":\\\"$pad\\\"}\"}]" >/dev/null
+  run_install --url "$BROKER"
+  show
+  [ "$status" -eq 12 ]
+  [[ $stderr == *"larger than 65536 bytes"* ]]
+  harness POST /__faults "[{\"status\":200,\"contentLength\":true,\"body\":\"{\\\"pad\\\":\\\"$pad\\\"}\"}]" >/dev/null
+  run_install --url "$BROKER"
+  [ "$status" -eq 12 ] || { show; return 1; }
+  [[ $stderr == *"larger than 65536 bytes"* ]]
+  (( SECONDS - started < 10 ))
+  [ ! -e "$ROOT/var/lib/amazon/ssm/registration" ]
+}
+
+@test "a hostile answer just under 64 KB (thousands of tokens) is refused fast (exit 12)" {
+  install_agent_in_sandbox
+  local many
+  many=$(printf '1,%.0s' {1..30000})
+  local started=$SECONDS
+  harness POST /__faults "[{\"status\":200,\"body\":\"{\\\"a\\\":[${many}1]}\"}]" >/dev/null
+  run_install --url "$BROKER"
+  show
+  [ "$status" -eq 12 ]
+  (( SECONDS - started < 10 ))
 }
 
 @test "the region in the answer can be overridden with --region" {
   run_install --url "$BROKER" --region ap-southeast-2
   show
   [ "$status" -eq 0 ]
-  [ "$(s3_requests)" = "ap-southeast-2/latest/linux_amd64/ssm-setup-cli" ]
+  [ "$(s3_downloads)" = "ap-southeast-2/latest/linux_amd64/ssm-setup-cli" ]
   grep -q -- '-region ap-southeast-2' "$STUB_LOG"
 }
 

@@ -34,3 +34,24 @@ setup() {
     if json_parse "$bad"; then echo "accepted: $bad"; return 1; fi
   done
 }
+
+@test "documents over 64 KB are refused without being read" {
+  local big
+  big="{\"a\":\"$(printf 'x%.0s' {1..65600})\"}"
+  if json_parse "$big"; then echo "accepted 65 KB"; return 1; fi
+}
+
+@test "a 64 KB document is parsed or refused in well under a second, however it is built" {
+  local long many escapes started
+  long="{\"a\":\"$(printf 'x%.0s' {1..65000})\",\"ActivationId\":\"x-1\"}"
+  many="{\"a\":[$(printf '1,%.0s' {1..30000})1]}"
+  escapes="{\"a\":\"$(printf '\\\\n%.0s' {1..20000})\"}"
+  started=$EPOCHREALTIME
+  json_parse "$long"
+  [ "$(json_get ActivationId)" = x-1 ]
+  if json_parse "$many"; then echo "accepted 30000 tokens"; return 1; fi
+  if json_parse "$escapes"; then echo "accepted 20000 escapes"; return 1; fi
+  local elapsed_ms=$(( (${EPOCHREALTIME/./} - ${started/./}) / 1000 ))
+  echo "elapsed ${elapsed_ms} ms"
+  (( elapsed_ms < 2000 ))
+}

@@ -8,7 +8,7 @@ setup() {
   distro ubuntu
 }
 
-@test "second run on a registered host changes nothing and does not call the broker" {
+@test "second run on a registered, running host changes nothing and does not call the broker" {
   run_install --url "$BROKER"
   [ "$status" -eq 0 ] || { show; return 1; }
   local first=$output
@@ -22,7 +22,9 @@ setup() {
   [ "$output" = "$first" ]
   [[ $stderr == *"already registered as managed node $first"* ]]
   [ "$(broker_requests)" -eq 0 ]
-  [ ! -s "$STUB_LOG" ]
+  # Only looked at the service: nothing installed, registered, enabled or started.
+  ! grep -vE '^systemctl is-(enabled|active) --quiet amazon-ssm-agent$' "$STUB_LOG"
+  grep -q 'is-active' "$STUB_LOG"
   [ "$(tree_snapshot)" = "$before" ]
 }
 
@@ -150,4 +152,130 @@ setup() {
   for option in $(grep -oE '^      --[a-z-]+\)' "$INSTALL_SH" | tr -d ' )'); do
     [[ $output == *"$option"* ]] || { echo "--help does not mention $option"; return 1; }
   done
+}
+
+@test "re-run on a registered host whose service is down starts it (no broker call)" {
+  run_install --url "$BROKER"
+  [ "$status" -eq 0 ] || { show; return 1; }
+  local first=$output
+  rm -f "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.active"
+  harness POST /__reset >/dev/null
+  : >"$STUB_LOG"
+  run_install --url "$BROKER"
+  show
+  [ "$status" -eq 0 ]
+  [ "$output" = "$first" ]
+  grep -qx 'systemctl start amazon-ssm-agent' "$STUB_LOG"
+  [ -e "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.active" ]
+  [[ $stderr == *"not running: starting it"* ]]
+  [ "$(broker_requests)" -eq 0 ]
+}
+
+@test "re-run on a registered host whose service will not start: exit 22 naming it" {
+  run_install --url "$BROKER"
+  [ "$status" -eq 0 ] || { show; return 1; }
+  rm -f "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.active"
+  STUB_FAIL="systemctl:start"
+  run_install --url "$BROKER"
+  show
+  [ "$status" -eq 22 ]
+  [[ $stderr == *"registered as mi-"*"amazon-ssm-agent service cannot be started"* ]]
+  [ -z "$output" ]
+}
+
+@test "a registration file without an agent: exit 22, and --force installs and re-registers" {
+  mkdir -p "$ROOT/var/lib/amazon/ssm"
+  echo '{"ManagedInstanceID":"mi-0123456789abcdef0","Region":"us-east-1"}' >"$ROOT/var/lib/amazon/ssm/registration"
+  run_install --url "$BROKER"
+  show
+  [ "$status" -eq 22 ]
+  [[ $stderr == *"no SSM Agent is installed"* ]]
+  run_install --url "$BROKER" --force
+  [ "$status" -eq 0 ] || { show; return 1; }
+  emulator_lists "$output"
+}
+
+@test "--no-start registers and enables the service but leaves it stopped" {
+  run_install --url "$BROKER" --no-start
+  show
+  [ "$status" -eq 0 ]
+  emulator_lists "$output"
+  [ -e "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.enabled" ]
+  [ ! -e "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.active" ]
+  [[ $stderr == *"enabled, not started (--no-start)"* ]]
+  # At first boot the service starts; a later run without --no-start converges to running.
+  run_install --url "$BROKER"
+  [ "$status" -eq 0 ] || { show; return 1; }
+  [ -e "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.active" ]
+}
+
+@test "--deregister: SSM forgets the node, the local registration is cleared, the agent stopped" {
+  run_install --url "$BROKER"
+  [ "$status" -eq 0 ] || { show; return 1; }
+  local id=$output
+  emulator_lists "$id"
+  use_stubs_real aws
+  EXTRA_ENV=("${AWS_TEST_ENV[@]}")
+  : >"$STUB_LOG"
+  run_install --deregister --ssm-endpoint "$AGENT_TEST_EMULATOR_URL"
+  show
+  [ "$status" -eq 0 ]
+  ! emulator_lists "$id"
+  [ ! -e "$ROOT/var/lib/amazon/ssm/registration" ]
+  [ ! -e "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.active" ]
+  [ ! -e "$BATS_TEST_TMPDIR/state/systemd/amazon-ssm-agent.enabled" ]
+  grep -qxF 'amazon-ssm-agent -register -code *** -id  -region  -clear' "$STUB_LOG"
+  [[ $stderr == *"SSM deregistered $id"* ]]
+  # Nothing left to do: a second --deregister is a no-op.
+  run_install --deregister
+  [ "$status" -eq 0 ] || { show; return 1; }
+  [[ $stderr == *"not registered"* ]]
+}
+
+@test "--deregister without the AWS CLI clears locally and exits 23 naming the node" {
+  run_install --url "$BROKER"
+  [ "$status" -eq 0 ] || { show; return 1; }
+  local id=$output
+  run_install --deregister
+  show
+  [ "$status" -eq 23 ]
+  [[ $stderr == *"$id is still registered with SSM"*"aws ssm deregister-managed-instance --instance-id $id"* ]]
+  [ ! -e "$ROOT/var/lib/amazon/ssm/registration" ]
+  emulator_lists "$id"
+}
+
+@test "--quiet prints only the node id; --verbose shows the tools' output" {
+  run_install --url "$BROKER" --quiet
+  show
+  [ "$status" -eq 0 ]
+  [[ $output =~ ^mi-[0-9a-f]{17}$ ]]
+  [ -z "$stderr" ]
+  run_install --url "$BROKER" --force --verbose
+  show
+  [ "$status" -eq 0 ]
+  [[ $stderr == *"  | Successfully registered the instance with AWS SSM"* ]]
+}
+
+@test "--quiet still reports an error" {
+  run_install --url "$BROKER" --quiet --install-method none
+  [ "$status" -eq 20 ]
+  [[ $stderr == "install.sh: error: "* ]]
+}
+
+@test "--log-file records every message and the tools' output, 0600, without the code" {
+  local logfile="$BATS_TEST_TMPDIR/install.log"
+  run_install --url "$BROKER" --quiet --log-file "$logfile"
+  show
+  [ "$status" -eq 0 ]
+  [ "$(stat -c %a "$logfile")" = 600 ]
+  grep -q 'install.sh: got activation' "$logfile"
+  grep -q 'install.sh: running ssm-setup-cli -register -activation-code \*\*\*' "$logfile"
+  grep -q '  | INFO Agent registration completed' "$logfile"
+  local code
+  code=$(harness GET /__last-code)
+  [[ ${#code} -ge 20 ]]
+  ! grep -qF -- "$code" "$logfile"
+  ln -s "$logfile" "$BATS_TEST_TMPDIR/link.log"
+  run_install --url "$BROKER" --log-file "$BATS_TEST_TMPDIR/link.log"
+  [ "$status" -eq 2 ]
 }

@@ -50,7 +50,7 @@ PLATFORMS=(
     id=$(registered_id_in_sandbox)
     [[ $output == "$id" ]] || { echo "$d: stdout is not the node id"; show; return 1; }
     emulator_lists "$id" || { echo "$d: emulator does not list $id"; return 1; }
-    [[ $(s3_requests) == "$AGENT_TEST_REGION/latest/${prefix}_amd64/ssm-setup-cli" ]] ||
+    [[ $(s3_downloads) == "$AGENT_TEST_REGION/latest/${prefix}_amd64/ssm-setup-cli" ]] ||
       { echo "$d: downloads: $(s3_requests)"; return 1; }
   done
 }
@@ -61,7 +61,7 @@ PLATFORMS=(
   run_install --url "$BROKER" --pool web
   show
   [ "$status" -eq 0 ]
-  [ "$(s3_requests)" = "$AGENT_TEST_REGION/latest/linux_arm64/ssm-setup-cli" ]
+  [ "$(s3_downloads)" = "$AGENT_TEST_REGION/latest/linux_arm64/ssm-setup-cli" ]
 
   rm -rf "$ROOT/var" "$BATS_TEST_TMPDIR/state" "$ROOT/usr"
   rm -f "$BIN"/{dnf,yum}
@@ -70,7 +70,7 @@ PLATFORMS=(
   run_install --url "$BROKER" --pool web
   show
   [ "$status" -eq 0 ]
-  [ "$(s3_requests)" = "$AGENT_TEST_REGION/latest/debian_arm64/ssm-setup-cli" ]
+  [ "$(s3_downloads)" = "$AGENT_TEST_REGION/latest/debian_arm64/ssm-setup-cli" ]
 }
 
 @test "package fallback: no ssm-setup-cli in the bucket -> signed rpm via dnf, gpg-checked" {

@@ -9,8 +9,11 @@ import { PLACEHOLDERS, SOURCES } from "../../scripts/embed-agent-scripts";
 const sh = readFileSync(SOURCES.sh, "utf8");
 const ps1 = readFileSync(SOURCES.ps1, "utf8");
 
-// Options that only make sense on Linux; anything else must exist in both scripts.
-const LINUX_ONLY = new Set(["root", "install-method", "agent-key"]);
+// Options that only make sense on Linux (the test root, the rpm/deb method and its GPG key, and
+// ssm-setup-cli's -version); anything else must exist in both scripts.
+const LINUX_ONLY = new Set(["root", "install-method", "agent-key", "agent-version"]);
+// install.sh options that install.ps1 gets from [CmdletBinding()] as common parameters.
+const COMMON_PARAMETERS = new Set(["verbose"]);
 
 function exitTable(text: string): Record<string, number> {
   const block = text.slice(text.indexOf("Exit codes (install"));
@@ -34,7 +37,8 @@ const kebab = (name: string) => name.replace(/([a-z])([A-Z])/g, "$1-$2").toLower
 describe("install.ps1 stays in step with install.sh", () => {
   it("documents the same exit code table, and defines the same constants", () => {
     const shTable = exitTable(sh);
-    expect(Object.keys(shTable).length).toBeGreaterThanOrEqual(10);
+    expect(Object.keys(shTable).length).toBeGreaterThanOrEqual(12);
+    expect(shTable.DEREGISTER_FAILED).toBe(23);
     expect(exitTable(ps1)).toEqual(shTable);
     const shConstants = constants(sh, /^readonly EXIT_([A-Z_]+)=(\d+)$/gm);
     const psConstants = constants(ps1, /^\$EXIT_([A-Z_]+) = (\d+)$/gm);
@@ -57,14 +61,71 @@ describe("install.ps1 stays in step with install.sh", () => {
     );
   });
 
+  const shOptions = new Set([...sh.matchAll(/^\s+(?:-h \| )?--([a-z][a-z0-9-]*)\)/gm)].map((m) => m[1]!));
+  const paramBlock = ps1.slice(ps1.indexOf("param("), ps1.indexOf("\n)\n"));
+  const psParams = [...paramBlock.matchAll(/\[(?:string|switch|int)\]\$([A-Za-z0-9]+)/g)].map((m) => m[1]!);
+
   it("accepts the same options (except the Linux-only ones)", () => {
-    const shOptions = new Set([...sh.matchAll(/^\s+(?:-h \| )?--([a-z][a-z-]*)\)/gm)].map((m) => m[1]!));
-    const paramBlock = ps1.slice(ps1.indexOf("param("), ps1.indexOf("\n)\n"));
-    const psOptions = new Set(
-      [...paramBlock.matchAll(/\[(?:string|switch|int)\]\$([A-Za-z]+)/g)].map((m) => kebab(m[1]!)),
-    );
-    expect(shOptions.size).toBeGreaterThanOrEqual(12);
+    const psOptions = new Set([...psParams.map(kebab), ...COMMON_PARAMETERS]);
+    expect(shOptions.size).toBeGreaterThanOrEqual(25);
     expect([...shOptions].filter((o) => !LINUX_ONLY.has(o)).sort()).toEqual([...psOptions].sort());
+  });
+
+  it("has the options of onboarding in real fleets in both scripts", () => {
+    for (const option of [
+      "ssm-endpoint",
+      "ec2messages-endpoint",
+      "ssmmessages-endpoint",
+      "agent-path",
+      "package",
+      "mirror-url",
+      "no-start",
+      "deregister",
+      "quiet",
+      "verbose",
+      "log-file",
+    ]) {
+      expect(shOptions, option).toContain(option);
+    }
+    expect(ps1).toContain("[CmdletBinding()]");
+    expect(ps1).toContain("$PSBoundParameters.ContainsKey('Verbose')");
+  });
+
+  it("documents every PowerShell parameter (Get-Help reads the comment above it)", () => {
+    const lines = paramBlock.split("\n");
+    for (const name of psParams.filter((p) => p !== "Help")) {
+      const at = lines.findIndex((line) => line.includes(`$${name}`));
+      expect(lines[at - 1]?.trim().startsWith("#"), `-${name} has no comment above it`).toBe(true);
+    }
+  });
+
+  it("asks the broker only after the agent is installed and verified, in both scripts", () => {
+    const shMain = sh.slice(sh.indexOf("\nmain() {"));
+    expect(shMain.indexOf("prepare_agent\n")).toBeGreaterThan(0);
+    expect(shMain.indexOf("prepare_agent\n")).toBeLessThan(shMain.indexOf("fetch_activation\n"));
+    const psMain = ps1.slice(ps1.indexOf("# --- main"));
+    expect(psMain.indexOf("Install-Agent\n")).toBeGreaterThan(0);
+    expect(psMain.indexOf("Install-Agent\n")).toBeLessThan(psMain.indexOf("Test-Agent\n"));
+    expect(psMain.indexOf("Test-Agent\n")).toBeLessThan(psMain.indexOf("= Get-Activation"));
+    // The Windows installer gets no activation: it only installs.
+    expect(ps1).not.toMatch(/CODE=/);
+  });
+
+  it("caps the broker's answer at 64 KB and checks the same field shapes", () => {
+    expect(sh).toContain("readonly MAX_ANSWER_BYTES=65536");
+    expect(ps1).toContain("$MaxAnswerBytes = 65536");
+    const uuid = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+    expect(sh).toContain(`local id_re='${uuid}'`);
+    expect(ps1).toContain(`-cnotmatch '${uuid}'`);
+    expect(sh).toContain("^[A-Za-z0-9+/=]{20,250}$");
+    expect(ps1).toContain("'^[A-Za-z0-9+/=]{20,250}$'");
+  });
+
+  it("writes the same agent configuration keys", () => {
+    for (const key of ["Ssm", "Mds", "Mgs"]) {
+      expect(sh).toContain(`.${key}.Endpoint`);
+      expect(ps1).toContain(`@('${key}', `);
+    }
   });
 
   it("uses the same retry defaults and the regional bucket", () => {

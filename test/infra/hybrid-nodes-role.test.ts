@@ -149,6 +149,9 @@ describe("an app with EKS pools", () => {
     });
     broker.hasResourceProperties("AWS::ApiGateway::Resource", { PathPart: "nodeconfig.yaml" });
     broker.hasOutput("HybridNodesRoleName", { Value: { Ref: id } });
+    broker.hasOutput("NodeConfigUrlTemplate", {
+      Value: { "Fn::Join": ["", Match.arrayWith(["/prod/nodeconfig.yaml?pool={pool}"])] },
+    });
   });
 
   it("refuses to deploy outside the clusters' Region (environment-agnostic stack)", () => {

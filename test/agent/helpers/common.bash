@@ -28,11 +28,45 @@ sandbox_setup() {
   BROKER="$AGENT_TEST_HARNESS_URL/broker"
   ARCH=x86_64
   STUB_FAIL=""
+  # The broker URLs here name no region, and the agent is downloaded before the broker is asked:
+  # run_install passes --region first (a test's own --region wins; REGION_ARG=() drops it).
+  REGION_ARG=(--region "$AGENT_TEST_REGION")
+  # Extra NAME=value pairs for the script's environment (e.g. AWS credentials for --deregister).
+  EXTRA_ENV=()
+}
+
+# install_agent_in_sandbox: an agent that is already there (register-only runs).
+install_agent_in_sandbox() {
+  mkdir -p "$ROOT/usr/bin"
+  cp "$STUBS/amazon-ssm-agent" "$ROOT/usr/bin/amazon-ssm-agent"
+}
+
+# Credentials the real AWS CLI signs with against the emulator (it checks the shape only).
+AWS_TEST_ENV=(AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true)
+
+# pool_issued <pool>: the pool's `issued` count in the emulated DynamoDB (0 before the first vend),
+# read with the real AWS CLI.
+pool_issued() {
+  local issued
+  issued=$(env "${AWS_TEST_ENV[@]}" /usr/bin/aws dynamodb get-item --endpoint-url "$AGENT_TEST_EMULATOR_URL" \
+    --region "$AGENT_TEST_REGION" --table-name "$AGENT_TEST_TABLE" --consistent-read \
+    --key "{\"pk\":{\"S\":\"POOL#$1\"}}" --query 'Item.issued.N' --output text)
+  [[ $issued == None ]] && issued=0
+  printf '%s' "$issued"
 }
 
 harness() {
   local method=$1 path=$2 body=${3:-}
   curl -fsS -X "$method" -H 'Content-Type: application/json' --data "$body" "$AGENT_TEST_HARNESS_URL$path"
+}
+
+# use_stubs_real TOOL...: a real host tool the script may use when present (e.g. jq, aws).
+use_stubs_real() {
+  local tool
+  for tool in "$@"; do
+    # Debian's AWS CLI v2, not whatever wrapper (pyenv shim) PATH finds first.
+    if [[ $tool == aws ]]; then ln -sf /usr/bin/aws "$BIN/aws"; else ln -sf "$(command -v "$tool")" "$BIN/$tool"; fi
+  done
 }
 
 use_stubs() {
@@ -81,8 +115,9 @@ run_install() {
     INSTALL_ROOT="$ROOT" INSTALL_DOWNLOAD_BASE="$AGENT_TEST_HARNESS_URL/s3/{region}" \
     INSTALL_BACKOFF_BASE_MS=100 INSTALL_BACKOFF_CAP_MS=400 \
     STUB_DIR="$STUBS" STUB_LOG="$STUB_LOG" STUB_STATE="$BATS_TEST_TMPDIR/state" STUB_ARCH="$ARCH" \
-    STUB_FAIL="$STUB_FAIL" STUB_SSM_ENDPOINT="$AGENT_TEST_EMULATOR_URL" NO_PROXY=127.0.0.1,localhost \
-    "$BIN/bash" ${BASH_FLAGS:+"$BASH_FLAGS"} "$INSTALL_SH" "$@"
+    STUB_FAIL="$STUB_FAIL" STUB_SSM_ENDPOINT="${STUB_SSM_ENDPOINT:-$AGENT_TEST_EMULATOR_URL}" \
+    NO_PROXY=127.0.0.1,localhost "${EXTRA_ENV[@]}" \
+    "$BIN/bash" ${BASH_FLAGS:+"$BASH_FLAGS"} "$INSTALL_SH" "${REGION_ARG[@]}" "$@"
 }
 
 show() {
@@ -113,6 +148,8 @@ emulator_lists() {
 
 broker_requests() { harness GET /__requests | grep -c '^broker ' || true; }
 s3_requests() { harness GET /__requests | sed -n 's/^s3 //p'; }
+# The files fetched from the bucket, without the manifest ssm-setup-cli's pre-flight asks for.
+s3_downloads() { s3_requests | grep -v 'ssm-agent-manifest.json$' || true; }
 
 # A snapshot of every file under the sandbox root (path, mode, content hash).
 tree_snapshot() {

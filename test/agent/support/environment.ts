@@ -24,6 +24,8 @@ export async function startBatsEnvironment(): Promise<BatsEnvironment> {
         AGENT_TEST_EMULATOR_URL: stack.emulatorUrl,
         // The region in the broker's answers (bucket paths depend on it).
         AGENT_TEST_REGION: stack.region,
+        // The pool table in the emulated DynamoDB (at AGENT_TEST_EMULATOR_URL), to read `issued`.
+        AGENT_TEST_TABLE: stack.tableName ?? "",
       },
       close: async () => {
         await harness.close();

@@ -4,10 +4,12 @@
  *   /broker/...      a transparent proxy to the real broker, which first plays scripted faults
  *                    (POST /__faults [{"status":503,"retryAfter":1}, ...]); lets a test see a
  *                    503-then-200 sequence while the 200 still comes from the real broker;
- *   /s3/{region}/latest/{folder}/{file}
- *                    the regional agent bucket (INSTALL_DOWNLOAD_BASE=<url>/s3/{region}): the stub
- *                    ssm-setup-cli, fake rpm/deb packages and their ".sig" (the sha256 the gpg
- *                    stub checks); POST /__s3/missing ["ssm-setup-cli"] makes files 404,
+ *   /s3/{region}/latest/{folder}/{file}, /s3/{region}/ssm-agent-manifest.json
+ *                    the regional agent bucket (INSTALL_DOWNLOAD_BASE=<url>/s3/{region}, or a
+ *                    "mirror" with --mirror-url <url>/s3/mirror): the stub ssm-setup-cli, the
+ *                    manifest ssm-setup-cli reads first, fake rpm/deb packages and their ".sig"
+ *                    (the sha256 the gpg stub checks); POST /__s3/missing ["ssm-setup-cli"] makes
+ *                    files 404,
  *                    POST /__s3/bad-signatures makes every .sig wrong;
  *   /__requests      what was asked of /broker and /s3 since the last POST /__reset;
  *   /__last-code     the ActivationCode of the last 200 the proxy relayed, so a test can prove
@@ -26,6 +28,8 @@ export interface Fault {
   readonly retryAfter?: number;
   /** Raw body; default: a DESIGN.md §5 error body. */
   readonly body?: string;
+  /** Send a Content-Length header (default: chunked, as a streaming server would). */
+  readonly contentLength?: boolean;
 }
 
 export interface Harness {
@@ -86,11 +90,12 @@ export async function startHarness(brokerUrl: string): Promise<Harness> {
         if (fault) {
           const headers: Record<string, string> = { "Content-Type": "application/json" };
           if (fault.retryAfter !== undefined) headers["Retry-After"] = String(fault.retryAfter);
-          res.writeHead(fault.status, headers);
-          return res.end(
+          const body =
             fault.body ??
-              JSON.stringify({ error: { code: "Scripted", message: `scripted ${fault.status}` } }),
-          );
+            JSON.stringify({ error: { code: "Scripted", message: `scripted ${fault.status}` } });
+          if (fault.contentLength) headers["Content-Length"] = String(Buffer.byteLength(body));
+          res.writeHead(fault.status, headers);
+          return res.end(body);
         }
         const upstream = request(
           {
@@ -125,6 +130,15 @@ export async function startHarness(brokerUrl: string): Promise<Harness> {
         return upstream.end(raw);
       }
 
+      const manifest = /^\/s3\/([a-z0-9-]+)\/ssm-agent-manifest\.json$/.exec(path);
+      if (manifest) {
+        requests.push(`s3 ${manifest[1]}/ssm-agent-manifest.json`);
+        if (missing.has("ssm-agent-manifest.json")) {
+          res.writeHead(404, { "Content-Type": "application/xml" });
+          return res.end("<Error><Code>NoSuchKey</Code></Error>");
+        }
+        return sendJson(res, 200, { ManifestVersion: "1.0", Packages: [] });
+      }
       const s3 = /^\/s3\/([a-z0-9-]+)\/latest\/([a-z0-9_]+)\/([A-Za-z0-9.-]+)$/.exec(path);
       if (s3) {
         const [, region, folder, file] = s3 as unknown as [string, string, string, string];

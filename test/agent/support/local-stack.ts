@@ -31,6 +31,7 @@ export async function startStackForAgentTests(): Promise<AgentTestStack> {
     brokerUrl: stack.brokerUrl,
     emulatorUrl: stack.emulatorUrl,
     region: stack.settings.region,
+    tableName: stack.settings.tableName,
     close: () => stack.close(),
   };
 }

@@ -13,6 +13,8 @@ export interface AgentTestStack {
   readonly emulatorUrl: string;
   /** The region the broker's answers carry. */
   readonly region: string;
+  /** The pool table in the emulated DynamoDB (the real local stack only). */
+  readonly tableName?: string;
   close(): Promise<void>;
 }
 
