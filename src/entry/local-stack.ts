@@ -73,6 +73,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(options.sleeper && { sleeper: options.sleeper }),
     });
     const server = createNodeServer(broker.handler, { logger });
+    // Longer than clients' idle keep-alive (fetch keeps sockets 4 s by default), so a burst that
+    // pauses never sends a request on a socket the broker is closing.
+    server.keepAliveTimeout = 60_000;
     const { port } = await listen(server, options.brokerPort ?? 8080, host);
     return {
       brokerUrl: `http://${host}:${port}`,
