@@ -364,7 +364,7 @@ function Set-AgentEndpoints {
     if ($section.PSObject.Properties['Endpoint']) { $section.Endpoint = $pair[1] } else { $section | Add-Member -NotePropertyName Endpoint -NotePropertyValue $pair[1] }
   }
   $new = $config | ConvertTo-Json -Depth 20
-  if ($new -eq $old) { Write-Detail 'agent configuration already holds the endpoints'; return }
+  if ($old -and $new.Trim() -eq $old.Trim()) { Write-Detail 'agent configuration already holds the endpoints'; return }
   New-Item -ItemType Directory -Force -Path $AgentDir | Out-Null
   Set-Content -LiteralPath $AgentConfig -Value $new -Encoding ASCII
   $script:ConfigChanged = $true

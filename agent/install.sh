@@ -1223,8 +1223,8 @@ print_plan() {
         printf '  install:   none (--install-method none): exit 20 unless the agent is there\n'
       else
         if [[ $INSTALL_METHOD != package ]]; then
-          printf '  install:   %s\n' "$(setup_cli_url "$label")"
-          printf '             ssm-setup-cli -register -activation-code *** -activation-id <id> -region %s%s%s%s\n' "$label" \
+          printf '  install:   %s (+ %s reachable, gpg present)\n' "$(setup_cli_url "$label")" "$(manifest_url "$label")"
+          printf '             after the broker: ssm-setup-cli -register -activation-code *** -activation-id <id> -region %s%s%s%s\n' "$label" \
             "$( ((FORCE)) && printf ' -override')" "${AGENT_VERSION:+ -version $AGENT_VERSION}" "${MIRROR_URL:+ -manifest-url $(manifest_url "")}"
         fi
         if [[ $INSTALL_METHOD != setup-cli ]]; then
@@ -1235,12 +1235,16 @@ print_plan() {
     fi
     printf '  broker:    GET %s (after the agent is in place)\n' "$(broker_endpoint)"
     printf '  region:    %s\n' "${REGION_OVERRIDE:-from the broker answer}"
-    printf '  register:  amazon-ssm-agent -register -code *** -id <id> -region %s -y%s\n' "$label" "$( ((FORCE)) && printf ' -clear')"
+    if agent_binary >/dev/null || [[ $INSTALL_METHOD != auto && $INSTALL_METHOD != setup-cli ]]; then
+      printf '  register:  amazon-ssm-agent -register -code *** -id <id> -region %s -y%s\n' "$label" "$( ((FORCE)) && printf ' -clear')"
+    else
+      printf '  register:  by ssm-setup-cli (with amazon-ssm-agent -register, if the package fallback is used)\n'
+    fi
   fi
   if [[ -n $PROXY_URL ]]; then printf '  proxy:     %s in %s\n' "$(proxy_display "$PROXY_URL")" "$(proxy_dropin_path)"; fi
   if [[ -n $SSM_ENDPOINT$EC2MESSAGES_ENDPOINT$SSMMESSAGES_ENDPOINT ]]; then
-    printf '  endpoints: %s%s%s in %s\n' "${SSM_ENDPOINT:+Ssm.Endpoint=$SSM_ENDPOINT }" "${EC2MESSAGES_ENDPOINT:+Mds.Endpoint=$EC2MESSAGES_ENDPOINT }" \
-      "${SSMMESSAGES_ENDPOINT:+Mgs.Endpoint=$SSMMESSAGES_ENDPOINT }" "$(agent_config_path)"
+    printf '  endpoints: %sin %s\n' "${SSM_ENDPOINT:+Ssm.Endpoint=$SSM_ENDPOINT }${EC2MESSAGES_ENDPOINT:+Mds.Endpoint=$EC2MESSAGES_ENDPOINT }${SSMMESSAGES_ENDPOINT:+Mgs.Endpoint=$SSMMESSAGES_ENDPOINT }" \
+      "$(agent_config_path)"
   fi
   if ((NO_START)); then
     printf '  service:   enable %s, do not start it (--no-start)\n' "$(service_name)"

@@ -407,7 +407,7 @@ export class ActivationBroker extends Construct {
     }
   }
 
-  /** Every accepted cdk-nag finding, each with the reason it is acceptable (listed in README.md). */
+  /** Every accepted cdk-nag finding, each with the reason it is acceptable (listed in docs/security.md). */
   private acknowledgeFindings(role: Role, nodeRole: Role | undefined, props: ActivationBrokerProps): void {
     const policy = this.brokerPolicy!;
     Validations.of(policy).acknowledge(

@@ -19,7 +19,7 @@ export interface ParameterStoreKeyProps {
   readonly denyUseOutsideSsm?: boolean;
   /**
    * Keys are retained by default: deleting the stack must not make stored codes unreadable by
-   * surprise. Cleanup schedules the deletion explicitly (README.md).
+   * surprise. Cleanup schedules the deletion explicitly (docs/deploy.md).
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;

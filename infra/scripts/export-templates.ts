@@ -28,7 +28,7 @@ writeFileSync(
     "  2. *-Key.template.json       (skip if you reuse a key)        - self-contained",
     "  3. *-Api.template.json       - references the Lambda bundle in the CDK bootstrap bucket",
     "     and the outputs of 1 and 2 by export name: publish its assets first",
-    "     (`npx cdk deploy` does both; see README.md, 'Console upload').",
+    "     (`npx cdk deploy` does both; see docs/deploy.md, 'Console upload').",
     "Stack names must match the file names (ActivationBroker-…) because stack 3 imports",
     "the exports of stacks 1 and 2 by those names.",
     "",

@@ -18,7 +18,7 @@ const USAGE = `Usage: activation-broker serve [--port <port>] [--host <address>]
 Runs the broker as an HTTP service against real AWS (standalone mode).
   --port   port to listen on (default: $PORT or 8080)
   --host   address to bind (default 127.0.0.1; use 0.0.0.0 behind a TLS-terminating proxy)
-Configuration: BROKER_* environment variables and AWS_REGION (see README, "Configuration").
+Configuration: BROKER_* environment variables and AWS_REGION (see docs/configuration.md).
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`;
 
 export async function main(argv: string[]): Promise<number> {

@@ -44,13 +44,13 @@ describe("cdk-nag AwsSolutions", () => {
     expect(findings.map((f) => f.rule)).toContain("AwsSolutions-DDB3");
   });
 
-  it("explains every acknowledgment, and README.md lists each one", () => {
+  it("explains every acknowledgment, and docs/security.md lists each one", () => {
     const acks = [
       ...acknowledgments(synthBrokerApp(CONFIGURATIONS["existing endpoint and key, every option on"]!).app),
       ...acknowledgments(synthBrokerApp({ ApiGatewayCloudWatchRole: "true", EnableXRay: "true" }).app),
     ];
     expect(acks.length).toBeGreaterThan(0);
-    const docs = readFileSync(join(import.meta.dirname, "..", "..", "README.md"), "utf8");
+    const docs = readFileSync(join(import.meta.dirname, "..", "..", "docs", "security.md"), "utf8");
     for (const a of acks) {
       expect(a.reason.length, `${a.id} at ${a.path}`).toBeGreaterThan(40);
       // Findings carrying deployment-specific text (a parameter path) are listed by their rule prefix.
@@ -58,7 +58,7 @@ describe("cdk-nag AwsSolutions", () => {
       const documented = a.id
         .replace(/^Annotation::(?=AwsSolutions-)/, "")
         .replace(/\[Resource::arn:.*:parameter\/.*\]$/, "[Resource::…:parameter/<prefix>/*]");
-      expect(docs, `${a.id} missing from README.md`).toContain(documented);
+      expect(docs, `${a.id} missing from docs/security.md`).toContain(documented);
     }
   });
 });
