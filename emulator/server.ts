@@ -248,7 +248,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 4566, host, () => {
+    // A burst's worth of connections at once: a deeper accept queue than Node's 511.
+    server.listen({ port: options.port ?? 4566, host, backlog: 4096 }, () => {
       server.off("error", reject);
       resolve();
     });

@@ -46,10 +46,17 @@ function baseUrlOf(req: IncomingMessage): string {
   return `${proto}://${host}`;
 }
 
+/**
+ * A fleet burst opens thousands of connections at once. With Node's default accept queue (511) a
+ * busy event loop lets it overflow, and the kernel then resets connections the client believes
+ * open (ECONNRESET). The kernel caps the value at net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
+
 /** Starts listening; resolves with the bound address (port 0 picks a free port). */
 export function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => resolve(server.address() as AddressInfo));
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve(server.address() as AddressInfo));
   });
 }
