@@ -3,6 +3,7 @@
 #
 #   curl -fsSL https://BROKER/install.sh | sudo bash
 #   curl -fsSL "https://BROKER/install.sh?pool=web" | sudo bash -s -- --proxy http://proxy:3128
+#   curl -fsSL https://BROKER/install.sh | sudo bash -s -- --eks 1.31 --pool edge   (EKS Hybrid Nodes)
 #
 # In this order: check the prerequisites; find the SSM Agent, or install it and verify it; only
 # then ask the broker for an Activation ID + Code (each answer reserves a registration, so a
@@ -22,8 +23,8 @@
 #   10  BROKER_UNREACHABLE    broker unreachable or still busy (429/5xx) when the retry budget ran out
 #   11  BROKER_REJECTED       broker refused the request (4xx, e.g. 404 PoolNotFound)
 #   12  BROKER_BAD_ANSWER     broker answer unusable (over 64 KB, not JSON, field missing or malformed)
-#   20  INSTALL_FAILED        agent missing, or its download, signature check or installation failed
-#   21  REGISTRATION_FAILED   SSM refused the registration (e.g. InvalidActivation, ActivationExpired)
+#   20  INSTALL_FAILED        agent (--eks: nodeadm) missing, or its download, check or install failed
+#   21  REGISTRATION_FAILED   SSM refused the registration (InvalidActivation, …); --eks: nodeadm init failed
 #   22  SERVICE_FAILED        agent service not enabled or not running, or no registration file
 #   23  DEREGISTER_FAILED     --deregister: SSM still lists the node (local registration cleared)
 #
@@ -64,7 +65,16 @@
 #                               ("{region}" is substituted); http is accepted for loopback only
 #   INSTALL_BACKOFF_BASE_MS, INSTALL_BACKOFF_CAP_MS   retry backoff (default 1000 and 30000)
 #   INSTALL_MAX_WAIT            same as --max-wait
+#   INSTALL_NODEADM_BASE        replaces https://hybrid-assets.eks.amazonaws.com/releases/latest/bin/linux
+#                               (--eks downloads <base>/<amd64|arm64>/nodeadm and its .sha256)
 #   INSTALL_SOURCE_ONLY=1       define the functions, run nothing (for `source` in unit tests)
+#
+# EKS Hybrid Nodes (--eks VERSION): nodeadm, the hybrid nodes CLI, installs the Kubernetes
+# components and the SSM Agent, and registers the node with the pair in the broker's NodeConfig
+# (GET /nodeconfig.yaml). Sources (github.com/aws/eks-hybrid): README.md (download location,
+# `nodeadm install <version> --credential-provider ssm`, `nodeadm init --config-source file://…`),
+# hack/build-nodeadm.sh (the published nodeadm.sha256 is `sha256sum nodeadm` output),
+# internal/node/hybrid/validator.go (nodeadm prints a rejected code: its output is masked).
 set -Eeuo pipefail
 export LC_ALL=C
 umask 077
@@ -117,6 +127,9 @@ BACKOFF_BASE_MS="${INSTALL_BACKOFF_BASE_MS:-1000}"
 BACKOFF_CAP_MS="${INSTALL_BACKOFF_CAP_MS:-30000}"
 DOWNLOAD_BASE_TEMPLATE='https://amazon-ssm-{region}.s3.{region}.amazonaws.com'
 if [[ -n ${INSTALL_DOWNLOAD_BASE:-} ]]; then DOWNLOAD_BASE_TEMPLATE=$INSTALL_DOWNLOAD_BASE; fi
+EKS_VERSION=""  # --eks: the cluster's Kubernetes version; the node joins EKS through nodeadm
+NODEADM_PATH="" # --nodeadm-path
+NODEADM_BASE=${INSTALL_NODEADM_BASE:-https://hybrid-assets.eks.amazonaws.com/releases/latest/bin/linux}
 CONNECT_TIMEOUT=10
 REQUEST_TIMEOUT=30
 
@@ -131,6 +144,8 @@ AGENT_BIN=""  # the agent binary registration uses (found, given or installed)
 SETUP_CLI=""  # the verified ssm-setup-cli that installs and registers in one step
 DOWNLOAD_REGION=""
 TOOL_OUT=""
+NODEADM=""         # --eks: the nodeadm binary (found, given or downloaded)
+NODECONFIG_FILE="" # --eks: the broker's NodeConfig, root-only, removed after nodeadm init
 
 # ---------------------------------------------------------------------------------------------
 # Messages: stderr by level, and everything (tool output included) to --log-file.
@@ -212,6 +227,14 @@ Agent:
   --mirror-url URL      a copy of the regional agent bucket (https): ssm-setup-cli, the packages
                         and ssm-setup-cli's manifest (-manifest-url) come from there
 
+EKS Hybrid Nodes (Linux only):
+  --eks VERSION         join an EKS cluster as a hybrid node instead: the cluster's Kubernetes
+                        version, e.g. 1.31. nodeadm (found, or downloaded and checked against its
+                        .sha256) runs `install VERSION --credential-provider ssm`; THEN the
+                        NodeConfig of the EKS pool (--pool) is fetched into a root-only file for
+                        `nodeadm init`, and removed. The agent options do not apply.
+  --nodeadm-path PATH   use this nodeadm binary; nothing is downloaded
+
 Lifecycle:
   --force               re-register even if this server is already registered
                         (clears the old registration; the agent is never uninstalled)
@@ -281,6 +304,10 @@ parse_args() {
       --no-start) NO_START=1; shift ;;
       --deregister) DEREGISTER=1; shift ;;
       --dry-run) DRY_RUN=1; shift ;;
+      --eks) need_value "$@"; EKS_VERSION=$2; shift 2 ;;
+      --eks=*) EKS_VERSION=${1#*=}; shift ;;
+      --nodeadm-path) need_value "$@"; NODEADM_PATH=$2; shift 2 ;;
+      --nodeadm-path=*) NODEADM_PATH=${1#*=}; shift ;;
       --quiet) LOG_LEVEL=0; shift ;;
       --verbose) LOG_LEVEL=2; shift ;;
       --log-file) need_value "$@"; LOG_FILE=$2; shift 2 ;;
@@ -371,6 +398,24 @@ validate_args() {
   [[ -d $ROOT ]] || die "$EXIT_USAGE" "--root '$ROOT' is not a directory"
   ROOT=${ROOT%/}
   if ((DEREGISTER && (FORCE || NO_START))); then die "$EXIT_USAGE" "--deregister cannot be combined with --force or --no-start"; fi
+  validate_eks_args
+}
+
+validate_eks_args() {
+  if [[ -z $EKS_VERSION ]]; then
+    [[ -z $NODEADM_PATH ]] || die "$EXIT_USAGE" "--nodeadm-path needs --eks"
+    return 0
+  fi
+  local version_re='^[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,4})?$'
+  [[ $EKS_VERSION =~ $version_re ]] || die "$EXIT_USAGE" "--eks needs the cluster's Kubernetes version, e.g. 1.31"
+  ((!DEREGISTER)) || die "$EXIT_USAGE" "--eks cannot be combined with --deregister (nodeadm uninstall removes a hybrid node)"
+  ((!NO_START)) || die "$EXIT_USAGE" "--eks cannot be combined with --no-start (nodeadm init starts the node)"
+  # nodeadm installs and configures the SSM Agent itself.
+  if [[ $INSTALL_METHOD != auto || -n $AGENT_PATH$PACKAGE_FILE$AGENT_KEY$AGENT_VERSION$MIRROR_URL ]] ||
+    [[ -n $SSM_ENDPOINT$EC2MESSAGES_ENDPOINT$SSMMESSAGES_ENDPOINT ]]; then
+    die "$EXIT_USAGE" "--eks: nodeadm installs the SSM Agent, so the Agent options (--install-method, --agent-path, --package, --agent-key, --agent-version, --mirror-url, --*-endpoint) do not apply"
+  fi
+  [[ $NODEADM_BASE =~ ^https:// ]] || is_loopback_http "$NODEADM_BASE" || die "$EXIT_USAGE" "INSTALL_NODEADM_BASE must use https"
 }
 
 # --log-file: opened (0600) before anything else is done, so that every later message lands there.
@@ -801,6 +846,7 @@ configure_agent_endpoints() {
 # ---------------------------------------------------------------------------------------------
 ACT_ID=""
 ACT_CODE=""
+BROKER_BODY=""
 ACT_REGION=""
 
 broker_endpoint() {
@@ -828,15 +874,23 @@ status_from_headers() {
 }
 
 # Fills ACT_ID, ACT_CODE, ACT_REGION from the broker, or exits with a BROKER_* code.
-# The answer stays in shell variables: it is never written to a file or passed in argv. At most
+fetch_activation() {
+  broker_get "$(broker_endpoint)" application/json
+  parse_activation "$BROKER_BODY"
+  BROKER_BODY=""
+}
+
+# GET url from the broker, retrying while it is busy or unreachable; the 200 answer's body lands
+# in BROKER_BODY, anything else exits with a BROKER_* code.
+# The answer stays in shell variables, never in argv (only --eks writes its NodeConfig, to the
+# root-only file nodeadm reads). At most
 # MAX_ANSWER_BYTES + 1 bytes are read: curl stops at a larger Content-Length (--max-filesize),
 # and head cuts off anything sent without one.
-fetch_activation() {
-  local url attempt=0 started=$SECONDS rc status body retry_after delay_ms reason elapsed
-  url=$(broker_endpoint)
+broker_get() {
+  local url=$1 accept=$2 attempt=0 started=$SECONDS rc status body retry_after delay_ms reason elapsed
   local headers="$WORK_DIR/broker-headers" errors="$WORK_DIR/broker-errors"
   local -a args=(--silent --show-error --proto '=https,http' --connect-timeout "$CONNECT_TIMEOUT"
-    --max-time "$REQUEST_TIMEOUT" --header 'Accept: application/json' --max-filesize "$MAX_ANSWER_BYTES"
+    --max-time "$REQUEST_TIMEOUT" --header "Accept: $accept" --max-filesize "$MAX_ANSWER_BYTES"
     --user-agent 'ssm-activation-broker-install/1 (linux)' --dump-header "$headers")
   if [[ -n $CA_BUNDLE ]]; then args+=(--cacert "$CA_BUNDLE"); fi
 
@@ -865,7 +919,7 @@ fetch_activation() {
 
     case $status in
       200)
-        parse_activation "$body"
+        BROKER_BODY=$body
         body=""
         return 0
         ;;
@@ -1199,6 +1253,142 @@ deregister() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# EKS Hybrid Nodes (--eks)
+# ---------------------------------------------------------------------------------------------
+nodeconfig_endpoint() { printf '%s/nodeconfig.yaml%s' "$BROKER_URL" "${BROKER_POOL:+?pool=$BROKER_POOL}"; }
+
+nodeadm_binary() {
+  if [[ -n $NODEADM_PATH ]]; then
+    [[ -f $NODEADM_PATH && -x $NODEADM_PATH ]] || return 1
+    printf '%s' "$NODEADM_PATH"
+    return 0
+  fi
+  local found
+  if found=$(command -v nodeadm 2>/dev/null); then
+    printf '%s' "$found"
+    return 0
+  fi
+  [[ -x $(host_path /usr/local/bin/nodeadm) ]] || return 1
+  host_path /usr/local/bin/nodeadm
+}
+
+# Finds nodeadm, or downloads it and checks it against the SHA-256 published beside it.
+prepare_nodeadm() {
+  if NODEADM=$(nodeadm_binary); then
+    log "nodeadm at $NODEADM"
+    return 0
+  fi
+  [[ -z $NODEADM_PATH ]] || die "$EXIT_INSTALL_FAILED" "--nodeadm-path '$NODEADM_PATH' is not an executable file"
+  local url="$NODEADM_BASE/$ARCH/nodeadm" file="$WORK_DIR/nodeadm" dest status expected actual
+  log "downloading $url"
+  status=$(download "$url" "$file")
+  [[ $status == 200 ]] || die "$EXIT_INSTALL_FAILED" "cannot download $url (HTTP $status); no registration was taken"
+  status=$(download "$url.sha256" "$file.sha256")
+  [[ $status == 200 ]] || die "$EXIT_INSTALL_FAILED" "cannot download $url.sha256 (HTTP $status); no registration was taken"
+  expected=$(head -c 64 "$file.sha256")
+  actual=$(sha256sum "$file")
+  actual=${actual%% *}
+  if ! [[ $expected =~ ^[0-9a-f]{64}$ && $actual == "$expected" ]]; then
+    die "$EXIT_INSTALL_FAILED" "$url does not match its published SHA-256 ($url.sha256): not running it"
+  fi
+  dest=$(host_path /usr/local/bin/nodeadm)
+  mkdir -p "${dest%/*}"
+  chmod 0755 "$file"
+  mv -f "$file" "$dest"
+  NODEADM=$dest
+  log "nodeadm installed at $dest (SHA-256 checked)"
+}
+
+# nodeadm downloads the Kubernetes components and the agent: it gets the proxy too.
+run_nodeadm() {
+  if [[ -n $PROXY_URL ]]; then
+    run_tool env "HTTPS_PROXY=$PROXY_URL" "HTTP_PROXY=$PROXY_URL" \
+      "NO_PROXY=169.254.169.254${NO_PROXY_LIST:+,$NO_PROXY_LIST}" "$NODEADM" "$@"
+  else
+    run_tool "$NODEADM" "$@"
+  fi
+}
+
+# The NodeConfig is hostile input like any answer: it must be a NodeConfig for SSM credentials,
+# holding a pair of the shapes SSM gives (nodeadm's own checks: a lower-case UUID, a 20-250
+# character code). ACT_CODE is kept only to mask it in nodeadm's output.
+parse_nodeconfig() {
+  local text=$1 line kind=0 id="" code=""
+  local id_re='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+  while IFS= read -r line; do
+    line=${line%$'\r'}
+    if [[ $line =~ ^kind:[[:space:]]*NodeConfig[[:space:]]*$ ]]; then kind=1; fi
+    if [[ $line =~ ^[[:space:]]+activationId:[[:space:]]*\"?([^\"[:space:]]*)\"?[[:space:]]*$ ]]; then id=${BASH_REMATCH[1]}; fi
+    if [[ $line =~ ^[[:space:]]+activationCode:[[:space:]]*\"?([^\"[:space:]]*)\"?[[:space:]]*$ ]]; then code=${BASH_REMATCH[1]}; fi
+  done < <(printf '%s\n' "$text")
+  ((kind)) || die "$EXIT_BROKER_BAD_ANSWER" "broker answer is not a nodeadm NodeConfig"
+  [[ $text != *iamRolesAnywhere* ]] || die "$EXIT_BROKER_BAD_ANSWER" "broker NodeConfig is not for SSM credentials"
+  [[ $id =~ $id_re ]] || die "$EXIT_BROKER_BAD_ANSWER" "broker NodeConfig has no valid activationId"
+  # The code is checked for shape only, and never echoed, even in this message.
+  [[ $code =~ ^[A-Za-z0-9+/=]{20,250}$ ]] || die "$EXIT_BROKER_BAD_ANSWER" "broker NodeConfig has no valid activationCode"
+  ACT_ID=$id
+  ACT_CODE=$code
+}
+
+# The --eks run, in the same order as a plain one: nodeadm and the Kubernetes components first,
+# THEN the broker's NodeConfig (one registration), nodeadm init, and the file removed whatever
+# happens (here, and by the EXIT trap, which removes WORK_DIR).
+eks_join() {
+  local existing=$1 id
+  if [[ -n $existing ]] && ((!FORCE)); then
+    log "already registered as managed node $existing: nodeadm init is not run again (--force runs it)"
+    printf '%s\n' "$existing"
+    return 0
+  fi
+  prepare_nodeadm
+  log "running nodeadm install $EKS_VERSION --credential-provider ssm"
+  run_nodeadm install "$EKS_VERSION" --credential-provider ssm ||
+    die "$EXIT_INSTALL_FAILED" "nodeadm install $EKS_VERSION --credential-provider ssm failed; no registration was taken"
+
+  quiet_begin
+  broker_get "$(nodeconfig_endpoint)" application/yaml
+  parse_nodeconfig "$BROKER_BODY"
+  NODECONFIG_FILE="$WORK_DIR/nodeConfig.yaml"
+  # umask 077 (set at the top) makes the file 0600, inside the 0700 WORK_DIR. The newline $(…)
+  # took off the answer goes back: a YAML file ends with one.
+  printf '%s\n' "$BROKER_BODY" >"$NODECONFIG_FILE"
+  BROKER_BODY=""
+  log "got a NodeConfig with activation $ACT_ID${BROKER_POOL:+ (pool $BROKER_POOL)}"
+  log "running nodeadm init --config-source file://$NODECONFIG_FILE"
+  if ! run_nodeadm init --config-source "file://$NODECONFIG_FILE"; then
+    rm -f -- "$NODECONFIG_FILE"
+    die "$EXIT_REGISTRATION_FAILED" "nodeadm init failed (activation $ACT_ID)"
+  fi
+  rm -f -- "$NODECONFIG_FILE"
+  ACT_CODE=""
+  quiet_end
+
+  id=$(registered_id) || die "$EXIT_SERVICE_FAILED" "nodeadm init finished, but $(host_path "/$REG_FILE_REL") holds no ManagedInstanceID"
+  log "joined the EKS cluster as hybrid node $id"
+  printf '%s\n' "$id"
+}
+
+print_eks_plan() {
+  local existing=$1 where
+  printf 'Plan (dry run: nothing is changed and the broker is not called):\n'
+  printf '  platform:  %s, arch %s\n' "$OS_NAME" "$ARCH"
+  if [[ -n $existing && $FORCE == 0 ]]; then
+    printf '  current:   registered as %s: nodeadm init is not run again (--force runs it)\n' "$existing"
+    return 0
+  fi
+  if where=$(nodeadm_binary); then
+    printf '  nodeadm:   %s\n' "$where"
+  else
+    printf '  nodeadm:   download %s/%s/nodeadm (+ .sha256, checked) to %s\n' "$NODEADM_BASE" "$ARCH" "$(host_path /usr/local/bin/nodeadm)"
+  fi
+  printf '  install:   nodeadm install %s --credential-provider ssm\n' "$EKS_VERSION"
+  printf '  broker:    GET %s (after nodeadm install succeeded)\n' "$(nodeconfig_endpoint)"
+  printf '  config:    a root-only (0600) temporary file, removed after nodeadm init\n'
+  printf '  init:      nodeadm init --config-source file://<that file>\n'
+  printf '  verify:    %s holds ManagedInstanceID\n' "$(host_path "/$REG_FILE_REL")"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Plan, main
 # ---------------------------------------------------------------------------------------------
 print_plan() {
@@ -1287,11 +1477,15 @@ main() {
   local existing=""
   existing=$(registered_id || true)
   if ((DRY_RUN)); then
-    print_plan "$existing"
+    if [[ -n $EKS_VERSION ]]; then print_eks_plan "$existing"; else print_plan "$existing"; fi
     exit "$EXIT_OK"
   fi
   trap cleanup EXIT
   WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ssm-install.XXXXXXXX")
+  if [[ -n $EKS_VERSION ]]; then
+    eks_join "$existing"
+    exit "$EXIT_OK"
+  fi
   if ((DEREGISTER)); then
     deregister
     exit "$EXIT_OK"

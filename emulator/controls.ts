@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { EmulatorClock } from "./clock";
 import { isExpired } from "./ssm/activations";
-import type { SsmState } from "./ssm/ssm-state";
+import type { ManagedNodeRecord, SsmState } from "./ssm/ssm-state";
 
 export type EmulatedService = "ssm" | "dynamodb";
 export type FaultKind = "throttle" | "error" | "latency" | "tooManyUpdates";
@@ -49,7 +49,9 @@ export interface ManagedNodeView {
   activationId: string;
   iamRole: string;
   name?: string;
+  computerName?: string;
   registrationDate: Date;
+  lastPingDateTime: Date;
   pingStatus: string;
   tags: { Key: string; Value: string }[];
 }
@@ -69,6 +71,48 @@ export interface EmulatorControls {
   reset(): void;
   activations(): ActivationView[];
   managedNodes(): ManagedNodeView[];
+  /**
+   * What a node's agent reports after registering: its host name and IP address (SSM Agent sends
+   * them with every heartbeat), and its connection state. `lastPingSecondsAgo` back-dates the last
+   * heartbeat, e.g. for a re-imaged host whose old registration went silent days ago.
+   */
+  agentReport(instanceId: string, report: AgentReport): ManagedNodeView;
+}
+
+export interface AgentReport {
+  computerName?: string;
+  ipAddress?: string;
+  pingStatus?: "Online" | "ConnectionLost" | "Inactive";
+  lastPingSecondsAgo?: number;
+}
+
+const REPORT_KEYS = new Set(["computerName", "ipAddress", "pingStatus", "lastPingSecondsAgo"]);
+
+/** Validates an agent report from a test or `POST /_emulator/managed-nodes/{id}`; unknown keys are rejected. */
+export function parseAgentReport(input: unknown): AgentReport {
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    throw new TypeError("an agent report is a JSON object");
+  const raw = input as Record<string, unknown>;
+  const unknown = Object.keys(raw).filter((k) => !REPORT_KEYS.has(k));
+  if (unknown.length > 0) throw new TypeError(`unknown report field(s): ${unknown.join(", ")}`);
+  for (const key of ["computerName", "ipAddress"] as const) {
+    if (raw[key] !== undefined && (typeof raw[key] !== "string" || raw[key] === "")) {
+      throw new TypeError(`${key} must be a non-empty string`);
+    }
+  }
+  if (
+    raw.pingStatus !== undefined &&
+    !["Online", "ConnectionLost", "Inactive"].includes(raw.pingStatus as string)
+  ) {
+    throw new TypeError('pingStatus must be "Online", "ConnectionLost" or "Inactive"');
+  }
+  if (
+    raw.lastPingSecondsAgo !== undefined &&
+    !(typeof raw.lastPingSecondsAgo === "number" && raw.lastPingSecondsAgo >= 0)
+  ) {
+    throw new TypeError("lastPingSecondsAgo must be a number >= 0");
+  }
+  return raw as AgentReport;
 }
 
 /** The answer a throttle/error fault substitutes for the real one. */
@@ -219,14 +263,33 @@ export class EmulatorControlsImpl implements EmulatorControls {
   }
 
   managedNodes(): ManagedNodeView[] {
-    return [...this.ssm.managedNodes.values()].map((n) => ({
-      instanceId: n.instanceId,
-      activationId: n.activationId,
-      iamRole: n.iamRole,
-      ...(n.name !== undefined ? { name: n.name } : {}),
-      registrationDate: new Date(n.registrationDate),
-      pingStatus: n.pingStatus,
-      tags: n.tags.map((t) => ({ ...t })),
-    }));
+    return [...this.ssm.managedNodes.values()].map(nodeView);
   }
+
+  agentReport(instanceId: string, report: AgentReport): ManagedNodeView {
+    const parsed = parseAgentReport(report);
+    const node = this.ssm.managedNodes.get(instanceId);
+    if (!node) throw new TypeError(`no managed node ${instanceId}`);
+    if (parsed.computerName !== undefined) node.computerName = parsed.computerName;
+    if (parsed.ipAddress !== undefined) node.ipAddress = parsed.ipAddress;
+    if (parsed.pingStatus !== undefined) node.pingStatus = parsed.pingStatus;
+    if (parsed.lastPingSecondsAgo !== undefined) {
+      node.lastPingDateTime = new Date(this.clock.now().getTime() - parsed.lastPingSecondsAgo * 1000);
+    }
+    return nodeView(node);
+  }
+}
+
+function nodeView(n: ManagedNodeRecord): ManagedNodeView {
+  return {
+    instanceId: n.instanceId,
+    activationId: n.activationId,
+    iamRole: n.iamRole,
+    ...(n.name !== undefined ? { name: n.name } : {}),
+    ...(n.computerName !== undefined ? { computerName: n.computerName } : {}),
+    registrationDate: new Date(n.registrationDate),
+    lastPingDateTime: new Date(n.lastPingDateTime),
+    pingStatus: n.pingStatus,
+    tags: n.tags.map((t) => ({ ...t })),
+  };
 }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { EmulatorClock } from "./clock";
-import { type EmulatorControls, EmulatorControlsImpl, parseFaultSpec } from "./controls";
+import { type EmulatorControls, EmulatorControlsImpl, parseAgentReport, parseFaultSpec } from "./controls";
 import { createDynamoDbHandler, dynamoDbFailureBody } from "./dynamodb";
 import { SsmError } from "./ssm/ssm-error";
 import { invokeSsm } from "./ssm/ssm-service";
@@ -10,6 +10,7 @@ import { SsmState } from "./ssm/ssm-state";
 
 export type {
   ActivationView,
+  AgentReport,
   ActiveFault,
   EmulatorControls,
   FaultKind,
@@ -196,8 +197,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           return sendJson(res, 200, controls.activations());
         case "GET /_emulator/managed-nodes":
           return sendJson(res, 200, controls.managedNodes());
-        default:
+        default: {
+          const node = /^POST \/_emulator\/managed-nodes\/(mi-[0-9a-f]{17})$/.exec(route);
+          if (node)
+            return sendJson(res, 200, controls.agentReport(node[1]!, parseAgentReport(await jsonBody())));
           return sendJson(res, 404, { error: `no control endpoint ${route}; see emulator/README.md` });
+        }
       }
     } catch (error) {
       // Bad JSON or a rejected fault spec: the caller's mistake, said plainly.

@@ -5,8 +5,14 @@ import { Vendor } from "./core/vend";
 import { DynamoDbPoolStore } from "./aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
 import { SsmActivations } from "./aws/ssm-activations";
+import { DynamoDbPoolInventory, type PageProgress } from "./aws/dynamodb-pool-inventory";
+import { ParameterInventory, SsmActivationInventory, SsmNodeInventory } from "./aws/ssm-inventory";
+import { Admin } from "./core/admin";
+import { Janitor } from "./core/janitor";
+import type { Metrics } from "./core/metrics";
 import { createHttpHandler, type HttpHandler } from "./http/handler";
-import { renderInstallScript } from "./http/agent-scripts.generated";
+import { INSTALL_PS1, INSTALL_SH } from "./http/agent-scripts.generated";
+import { installScriptRenderer } from "./http/install-scripts";
 import { createNodeConfigRoute } from "./http/nodeconfig";
 import type { Settings } from "./settings";
 
@@ -32,11 +38,8 @@ export function createBroker(deps: {
   const vendor = new Vendor({
     pools: settings.pools,
     store: new DynamoDbPoolStore(clients.dynamodb, settings.tableName),
-    activations: new SsmActivations(clients.ssm, { deployment: settings.deployment }),
-    secrets: new ParameterStoreSecrets(clients.ssm, {
-      prefix: settings.parameterPrefix,
-      kmsKeyId: settings.kmsKeyId,
-    }),
+    activations: new SsmActivations(clients.ssm),
+    secrets: secretsFor(settings, clients.ssm),
     clock: deps.clock ?? systemClock,
     sleeper: deps.sleeper ?? realSleeper,
     logger,
@@ -52,8 +55,75 @@ export function createBroker(deps: {
     vendor,
     region: settings.region,
     logger,
-    renderInstallScript,
+    renderInstallScript: installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 }),
     nodeConfig,
   });
   return { vendor, handler };
+}
+
+function secretsFor(settings: Settings, ssm: SSMClient): ParameterStoreSecrets {
+  return new ParameterStoreSecrets(ssm, {
+    prefix: settings.parameterPrefix,
+    kmsKeyId: settings.kmsKeyId,
+    deployment: settings.deployment,
+  });
+}
+
+export interface Operations {
+  readonly janitor: Janitor;
+  /** The admin use cases; `rotate` and `get` go through `vendor`, the request path's own code. */
+  admin(vendor: Vendor): Admin;
+  readonly inventory: {
+    readonly pools: DynamoDbPoolInventory;
+    readonly activations: SsmActivationInventory;
+    readonly secrets: ParameterInventory;
+    readonly nodes: SsmNodeInventory;
+  };
+}
+
+/** Wires the janitor to its inventory adapters: the scheduled Lambda and the admin CLI. */
+export function createOperations(deps: {
+  settings: Settings;
+  clients: { dynamodb: DynamoDBClient; ssm: SSMClient };
+  logger: Logger;
+  metrics?: Metrics;
+  clock?: Clock;
+  onPage?: PageProgress;
+}): Operations {
+  const { settings, clients, onPage } = deps;
+  const inventory = {
+    pools: new DynamoDbPoolInventory(clients.dynamodb, settings.tableName, onPage),
+    activations: new SsmActivationInventory(clients.ssm, onPage),
+    secrets: new ParameterInventory(
+      clients.ssm,
+      secretsFor(settings, clients.ssm),
+      settings.parameterPrefix,
+      onPage,
+    ),
+    nodes: new SsmNodeInventory(clients.ssm, settings.deployment, onPage),
+  };
+  const janitor = new Janitor({
+    pools: settings.pools,
+    poolInventory: inventory.pools,
+    activations: inventory.activations,
+    secrets: inventory.secrets,
+    nodes: inventory.nodes,
+    clock: deps.clock ?? systemClock,
+    logger: deps.logger,
+    ...(deps.metrics && { metrics: deps.metrics }),
+    options: { deployment: settings.deployment, leaseMs: settings.leaseMs },
+  });
+  const admin = (vendor: Vendor) =>
+    new Admin({
+      pools: settings.pools,
+      poolInventory: inventory.pools,
+      activations: inventory.activations,
+      secrets: inventory.secrets,
+      nodes: inventory.nodes,
+      clock: deps.clock ?? systemClock,
+      logger: deps.logger,
+      deployment: settings.deployment,
+      vendor,
+    });
+  return { janitor, inventory, admin };
 }

@@ -25,6 +25,9 @@ function toWire(node: ManagedNodeRecord): Body {
     RegistrationDate: epochSeconds(node.registrationDate),
     ResourceType: "ManagedInstance",
     ...(node.name !== undefined ? { Name: node.name } : {}),
+    // "The fully qualified host name of the managed node", as the agent reports it.
+    ...(node.computerName !== undefined ? { ComputerName: node.computerName } : {}),
+    ...(node.ipAddress !== undefined ? { IPAddress: node.ipAddress } : {}),
     SourceId: node.instanceId,
     SourceType: "AWS::SSM::ManagedInstance",
   };

@@ -22,6 +22,9 @@ export interface ManagedNodeRecord {
   readonly activationId: string;
   readonly iamRole: string;
   readonly name?: string;
+  /** What the agent reports after registering (its heartbeat); tests set it through the controls. */
+  computerName?: string;
+  ipAddress?: string;
   readonly registrationDate: Date;
   lastPingDateTime: Date;
   pingStatus: "Online" | "ConnectionLost" | "Inactive";

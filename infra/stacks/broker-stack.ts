@@ -56,6 +56,10 @@ export class BrokerStack extends Stack {
         value: `${url}/nodeconfig.yaml?pool={pool}`,
         description: "A nodeadm NodeConfig with a fresh pair from an EKS pool",
       };
+      outputs.EksInstallCommand = {
+        value: `curl -fsSL ${url}/install.sh | sudo bash -s -- --eks <kubernetes version> --pool <pool>`,
+        description: "Join a Linux host to an EKS pool's cluster as a hybrid node (docs/eks.md)",
+      };
     }
     for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
   }

@@ -2,7 +2,6 @@ import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
-  ScanCommand,
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
@@ -11,7 +10,7 @@ import { reservationFrom } from "../core/vend-policy";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, transientError } from "./sdk-errors";
 
-type Item = Record<string, AttributeValue>;
+export type Item = Record<string, AttributeValue>;
 
 /**
  * Every attribute goes through a placeholder: `limit` is a DynamoDB reserved word, and aliasing
@@ -170,7 +169,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
 
   async commitRotation(
     pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation },
+    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
   ): Promise<Reservation | undefined> {
     const { activation } = rotation;
     const item = await this.conditionalUpdate({
@@ -197,7 +196,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         ":expiresAt": num(activation.expiresAt),
         ":limit": num(activation.limit),
         ":one": num(1),
-        ":next": num(rotation.generation + 1),
+        ":next": num(rotation.nextGeneration ?? rotation.generation + 1),
         ":owner": str(rotation.owner),
         ":gen": num(rotation.generation),
       },
@@ -260,24 +259,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
     });
   }
 
-  async list(): Promise<PoolState[]> {
-    const states: PoolState[] = [];
-    let startKey: Item | undefined;
-    do {
-      const page = await this.send(() =>
-        this.client.send(
-          new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const state = toPoolState(item);
-        if (state) states.push(state);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return states;
-  }
-
   private keyOf(pool: string): Pick<UpdateItemCommandInput, "TableName" | "Key"> {
     return { TableName: this.tableName, Key: key(pool) };
   }
@@ -318,7 +299,7 @@ function names(...used: Name[]): Record<string, string> {
 const str = (value: string): AttributeValue => ({ S: value });
 const num = (value: number): AttributeValue => ({ N: String(value) });
 
-function readString(item: Item, attribute: string): string | undefined {
+export function readString(item: Item, attribute: string): string | undefined {
   return item[attribute]?.S;
 }
 
@@ -334,7 +315,7 @@ function readNumber(item: Item, attribute: string): number | undefined {
  * cannot choose which counter to bump); `standbyEnd` = limit + standbyLimit bounds it, because a
  * condition cannot add. Readers see the two counters apart: issued <= limit, standbyIssued.
  */
-function toPoolState(item: Item): PoolState | undefined {
+export function toPoolState(item: Item): PoolState | undefined {
   const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);

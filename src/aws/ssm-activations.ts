@@ -1,21 +1,8 @@
-import {
-  type Activation,
-  CreateActivationCommand,
-  DeleteActivationCommand,
-  DescribeActivationsCommand,
-  type SSMClient,
-} from "@aws-sdk/client-ssm";
+import { CreateActivationCommand, DeleteActivationCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { ActivationRejectedError } from "../core/errors";
-import type {
-  ActivationProvider,
-  ActivationSummary,
-  CreateActivationRequest,
-  CreatedActivation,
-} from "../core/ports";
-import { TAG_DEPLOYMENT } from "../core/vend-policy";
+import type { ActivationProvider, CreateActivationRequest, CreatedActivation } from "../core/ports";
 import { isClientFault, isSdkError, sdkErrorName, transientError } from "./sdk-errors";
 
-/** SSM's throttling answers: the generic one, and SSM's own for concurrent updates of one resource. */
 /**
  * What DeleteActivation answers for an activation that no longer exists ("The activation might have
  * been deleted") or an id SSM does not know.
@@ -24,20 +11,9 @@ import { isClientFault, isSdkError, sdkErrorName, transientError } from "./sdk-e
  */
 const ALREADY_GONE_ERRORS = ["InvalidActivation", "InvalidActivationId"];
 
-/** SSM's documented maximum page size for DescribeActivations. */
-const PAGE_SIZE = 50;
-
-export interface SsmActivationsOptions {
-  /** Value of the activation-broker:deployment tag that marks this deployment's activations. */
-  readonly deployment: string;
-}
-
 /** Hybrid activations through the SSM API. The codes it returns go straight to the SecretStore. */
 export class SsmActivations implements ActivationProvider {
-  constructor(
-    private readonly client: SSMClient,
-    private readonly options: SsmActivationsOptions,
-  ) {}
+  constructor(private readonly client: SSMClient) {}
 
   async create(request: CreateActivationRequest): Promise<CreatedActivation> {
     let output;
@@ -71,56 +47,23 @@ export class SsmActivations implements ActivationProvider {
     return { activationId: output.ActivationId, activationCode: output.ActivationCode };
   }
 
-  async delete(activationId: string): Promise<void> {
-    try {
-      await this.client.send(new DeleteActivationCommand({ ActivationId: activationId }));
-    } catch (error) {
-      if (isSdkError(error, ...ALREADY_GONE_ERRORS)) return;
-      throwIfTransient(error);
-      throw error;
-    }
-  }
-
-  async listOwned(): Promise<ActivationSummary[]> {
-    const owned: ActivationSummary[] = [];
-    let nextToken: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new DescribeActivationsCommand({ MaxResults: PAGE_SIZE, NextToken: nextToken }),
-        );
-      } catch (error) {
-        throwIfTransient(error);
-        throw error;
-      }
-      // DescribeActivations filters by id, role or instance name only, so tags are matched here.
-      for (const activation of page.ActivationList ?? []) {
-        const summary = toSummary(activation);
-        if (summary?.tags[TAG_DEPLOYMENT] === this.options.deployment) owned.push(summary);
-      }
-      nextToken = page.NextToken;
-    } while (nextToken);
-    return owned;
+  delete(activationId: string): Promise<void> {
+    return deleteActivation(this.client, activationId);
   }
 }
 
-function throwIfTransient(error: unknown): void {
+/** Shared with the janitor's inventory: an activation already gone is not an error. */
+export async function deleteActivation(client: SSMClient, activationId: string): Promise<void> {
+  try {
+    await client.send(new DeleteActivationCommand({ ActivationId: activationId }));
+  } catch (error) {
+    if (isSdkError(error, ...ALREADY_GONE_ERRORS)) return;
+    throwIfTransient(error);
+    throw error;
+  }
+}
+
+export function throwIfTransient(error: unknown): void {
   const transient = transientError(error, "SSM", 2);
   if (transient) throw transient;
-}
-
-function toSummary(activation: Activation): ActivationSummary | undefined {
-  if (!activation.ActivationId) return undefined;
-  const expiresAt = activation.ExpirationDate?.getTime() ?? 0;
-  return {
-    activationId: activation.ActivationId,
-    iamRole: activation.IamRole ?? "",
-    registrationLimit: activation.RegistrationLimit ?? 0,
-    registrationsCount: activation.RegistrationsCount ?? 0,
-    expiresAt,
-    expired: activation.Expired ?? false,
-    createdAt: activation.CreatedDate?.getTime() ?? 0,
-    tags: Object.fromEntries((activation.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""])),
-  };
 }

@@ -1,7 +1,9 @@
 /**
- * activation-broker — the broker as a Node service (standalone mode) on real AWS.
+ * activation-broker — the broker as a Node service (standalone mode) on real AWS, and the
+ * operator's commands (src/cli/admin.ts).
  *
  *   activation-broker serve [--port 8080] [--host 0.0.0.0]
+ *   activation-broker status | list | rotate | revoke | cleanup | nodes | get …
  *
  * Configuration comes from the environment exactly as for the Lambda (BROKER_*, AWS_REGION,
  * the default credential chain); state stays in DynamoDB, so any number of replicas may run.
@@ -12,16 +14,33 @@ import { createBroker } from "../composition";
 import { createNodeServer, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, readPort } from "../settings";
+import packageJson from "../../package.json";
+import { ADMIN_COMMANDS, runAdmin } from "./admin";
 
-const USAGE = `Usage: activation-broker serve [--port <port>] [--host <address>]
+const VERSION = packageJson.version;
 
-Runs the broker as an HTTP service against real AWS (standalone mode).
-  --port   port to listen on (default: $PORT or 8080)
-  --host   address to bind (default 127.0.0.1; use 0.0.0.0 behind a TLS-terminating proxy)
-Configuration: BROKER_* environment variables and AWS_REGION (see docs/configuration.md).
-Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`;
+const USAGE = `Usage: activation-broker <command> [options]     (activation-broker <command> --help)
+
+Commands:
+  serve [--port <port>] [--host <address>]
+      run the broker as an HTTP service against real AWS (standalone mode);
+      --port: default $PORT or 8080; --host: default 127.0.0.1
+${ADMIN_COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}
+
+Configuration: the deployment's BROKER_* environment variables (docs/configuration.md), the AWS
+default credential chain and Region; --endpoint-url or AWS_ENDPOINT_URL for the local emulated AWS.
+Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error, 3 pool or activation
+not found, 4 AWS refused (credentials, permissions), 5 AWS unreachable or throttling (retry later),
+6 some --apply actions failed.
+  --version   print the version`;
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "--version") {
+    console.log(`activation-broker ${VERSION}`);
+    return 0;
+  }
+  const admin = ADMIN_COMMANDS.find((c) => c.name === argv[0]);
+  if (admin) return runAdmin(admin, argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     options: {

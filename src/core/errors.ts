@@ -13,6 +13,8 @@ export type ErrorCode =
   | "NotFound"
   | "PoolNotFound"
   | "NotAnEksPool"
+  | "ActivationNotFound"
+  | "NothingToRevoke"
   | "MethodNotAllowed"
   | "RotationInProgress"
   | "Throttled"
@@ -128,5 +130,23 @@ export class NotAnEksPoolError extends BrokerError {
   readonly code = "NotAnEksPool";
   constructor(readonly pool: string) {
     super(`Pool '${pool}' is not an EKS Hybrid Nodes pool (it has no eksClusterArn).`);
+  }
+}
+
+/** The operator named an activation this deployment does not know (CLI exit code 3). */
+export class ActivationNotFoundError extends BrokerError {
+  override readonly name = "ActivationNotFoundError";
+  readonly code = "ActivationNotFound";
+  constructor(readonly activationId: string) {
+    super(`Activation ${activationId} is not one of this deployment's activations.`);
+  }
+}
+
+/** The operator asked to revoke a pool that has no activation yet (CLI exit code 3). */
+export class NothingToRevokeError extends BrokerError {
+  override readonly name = "NothingToRevokeError";
+  readonly code = "NothingToRevoke";
+  constructor(readonly pool: string) {
+    super(`Pool '${pool}' has no activation to revoke.`);
   }
 }

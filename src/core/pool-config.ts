@@ -55,6 +55,15 @@ export const poolConfigSchema = z
     standby: z.boolean().default(true),
     tags: z.record(tagKey, z.string().max(256)).default({}),
     ...eksPoolFields,
+    /** Fleet hygiene the janitor applies to this pool's nodes (docs/operations.md). Off by default. */
+    hygiene: z
+      .strictObject({
+        /** Tag each node `Name = <its ComputerName>` when it has no Name tag yet. */
+        nameTag: z.boolean().default(false),
+        /** Deregister older duplicates of a re-imaged host once ConnectionLost this many days. */
+        deregisterDuplicatesAfterDays: z.number().int().min(1).max(365).optional(),
+      })
+      .optional(),
   })
   .refine((p) => p.safetyMarginMinutes < p.expirationHours * 60, {
     message: "safetyMarginMinutes must be shorter than expirationHours, or no pair could ever be handed out",
@@ -87,6 +96,12 @@ export interface PoolConfig {
   readonly tags: Readonly<Record<string, string>>;
   /** Set for EKS Hybrid Nodes pools (src/core/eks-pool.ts). */
   readonly eks?: EksPoolSettings;
+  readonly hygiene?: PoolHygiene;
+}
+
+export interface PoolHygiene {
+  readonly nameTag: boolean;
+  readonly deregisterDuplicatesAfterDays?: number;
 }
 
 export const poolsFileSchema = z.strictObject({
@@ -137,6 +152,7 @@ export function parsePools(input: unknown, defaults: PoolDefaults): ReadonlyMap<
       ...(eks && { eks }),
       ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
       ...(pool.description !== undefined && { description: pool.description }),
+      ...(pool.hygiene !== undefined && { hygiene: pool.hygiene }),
     });
   }
   return pools;

@@ -1,5 +1,6 @@
 /**
- * Ports: what the vend use case needs from the outside world. Adapters live in src/aws
+ * Ports: what the vend use case needs from the outside world (the operations' inventory ports
+ * are in inventory.ts, so the request path's role grants no inventory read). Adapters live in src/aws
  * (DynamoDB, SSM, Parameter Store); in-memory fakes live in test/support/fakes.ts,
  * and test/contract holds both to the same contract.
  * Times are epoch milliseconds.
@@ -93,21 +94,20 @@ export interface PoolStateStore {
 
   /**
    * Installs the new activation, bumps the generation, reserves the first slot for the caller and
-   * clears the lease — one conditional write guarded by leaseOwner = owner AND generation. A
+   * clears the lease — one conditional write guarded by leaseOwner = owner AND generation; the
+   * new generation is `nextGeneration` (default generation + 1, the number the activation is
+   * tagged with). A
    * standby still on the row is spent or expiring (else no rotation was needed) and is dropped.
    * Returns the caller's reservation, or undefined if the lease was lost (the activation is then an
    * orphan the caller should delete).
    */
   commitRotation(
     pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation },
+    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
   ): Promise<Reservation | undefined>;
 
   /** Drops the lease if `owner` still holds it (after a failed rotation), so others need not wait. */
   releaseLease(pool: string, owner: string): Promise<void>;
-
-  /** Every pool row (admin and janitor use; never on the request path). */
-  list(): Promise<PoolState[]>;
 }
 
 export interface CreateActivationRequest {
@@ -127,23 +127,10 @@ export interface CreatedActivation {
   readonly activationCode: string;
 }
 
-export interface ActivationSummary {
-  readonly activationId: string;
-  readonly iamRole: string;
-  readonly registrationLimit: number;
-  readonly registrationsCount: number;
-  readonly expiresAt: number;
-  readonly expired: boolean;
-  readonly createdAt: number;
-  readonly tags: Readonly<Record<string, string>>;
-}
-
 export interface ActivationProvider {
   create(request: CreateActivationRequest): Promise<CreatedActivation>;
   /** Deletes an activation; an unknown id is not an error (it is already gone). */
   delete(activationId: string): Promise<void>;
-  /** The broker's activations (those tagged for this deployment); admin and janitor only. */
-  listOwned(): Promise<ActivationSummary[]>;
 }
 
 export interface StoredSecret {

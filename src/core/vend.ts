@@ -205,6 +205,7 @@ export class Vendor {
     // generation). Under the lease nobody else installs one, so this read is the truth: rotating
     // over a usable standby would strand it, unused and live.
     let dropping: string | undefined;
+    let skip = 0;
     if (pool.standby && !options_.force) {
       const fresh = await store.read(pool.name);
       if (canReserve(fresh, pool, now) || canSwitchToStandby(fresh, pool, now)) {
@@ -215,9 +216,12 @@ export class Vendor {
       // keeping one unused activation per pool at most. A used one may have registrations in
       // flight; the janitor removes it once it has expired.
       if (fresh?.standbyId && (fresh.standbyIssued ?? 0) === 0) dropping = fresh.standbyId;
+      // A standby the commit drops was tagged generation + 1; skipping that number keeps it below
+      // the pool's generation, where the janitor sees a superseded activation, not an orphan.
+      if (fresh?.standbyId) skip = 1;
     }
 
-    const nextGeneration = generation + 1;
+    const nextGeneration = generation + 1 + skip;
     const expiresAt = newActivationExpiry(pool, now);
     let activationId: string | undefined;
     try {
@@ -236,6 +240,7 @@ export class Vendor {
       const reservation = await store.commitRotation(pool.name, {
         owner,
         generation,
+        nextGeneration,
         activation: { activationId, expiresAt, limit: pool.registrationLimit },
       });
       if (!reservation) {

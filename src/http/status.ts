@@ -10,6 +10,9 @@ export const STATUS_BY_CODE = {
   NotAnEksPool: 400,
   NotFound: 404,
   PoolNotFound: 404,
+  // The admin CLI's (exit code 3); no HTTP route raises them.
+  ActivationNotFound: 404,
+  NothingToRevoke: 404,
   MethodNotAllowed: 405,
   RotationInProgress: 503,
   Throttled: 503,

@@ -9,9 +9,10 @@ import { PLACEHOLDERS, SOURCES } from "../../scripts/embed-agent-scripts";
 const sh = readFileSync(SOURCES.sh, "utf8");
 const ps1 = readFileSync(SOURCES.ps1, "utf8");
 
-// Options that only make sense on Linux (the test root, the rpm/deb method and its GPG key, and
-// ssm-setup-cli's -version); anything else must exist in both scripts.
-const LINUX_ONLY = new Set(["root", "install-method", "agent-key", "agent-version"]);
+// Options that only make sense on Linux (the test root, the rpm/deb method and its GPG key,
+// ssm-setup-cli's -version, and EKS Hybrid Nodes, whose nodeadm is Linux-only); anything else
+// must exist in both scripts.
+const LINUX_ONLY = new Set(["root", "install-method", "agent-key", "agent-version", "eks", "nodeadm-path"]);
 // install.sh options that install.ps1 gets from [CmdletBinding()] as common parameters.
 const COMMON_PARAMETERS = new Set(["verbose"]);
 

@@ -1,9 +1,7 @@
-import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { ensurePoolTable } from "../../src/aws/dynamodb-table";
-import { poolKey } from "../../src/aws/naming";
 import { startLocalAws, type LocalAws } from "./local-aws";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -130,7 +128,6 @@ describe("DynamoDbPoolStore", () => {
           s.acquireLease(pool, { owner: "o", generation: 1, now: NOW, deadline: NOW }),
       ],
       ["releaseLease", "UpdateItem", (s: DynamoDbPoolStore, pool: string) => s.releaseLease(pool, "o")],
-      ["list", "Scan", (s: DynamoDbPoolStore) => s.list()],
     ] as const)("turns a throttled %s (%s) into ThrottledError", async (_name, operation, call) => {
       const pool = await rotatedPool();
       aws.emulator.controls.injectFault({ service: "dynamodb", operation, kind: "throttle" });
@@ -165,42 +162,6 @@ describe("DynamoDbPoolStore", () => {
       );
       expect(error).toBeInstanceOf(UpstreamUnavailableError);
       expect(error).toMatchObject({ service: "DynamoDB", cause: { name: "InternalServerError" } });
-    });
-  });
-
-  describe("list", () => {
-    it("skips items that are not pool rows", async () => {
-      await aws.dynamodb.send(
-        new PutItemCommand({
-          TableName: tableName,
-          Item: { pk: { S: "SOMETHING#else" }, pool: { S: "impostor" } },
-        }),
-      );
-      const pool = await rotatedPool();
-      const pools = (await store.list()).map((s) => s.pool);
-      expect(pools).toContain(pool);
-      expect(pools).not.toContain("impostor");
-      expect(pools).not.toContain("else");
-    });
-
-    it("follows pagination past one Scan page", async () => {
-      const table = await aws.newTable();
-      const paged = new DynamoDbPoolStore(aws.dynamodb, table);
-      // DynamoDB pages at 1 MB: ~300 rows padded to 4 KB each span two pages.
-      const padding = "x".repeat(4_000);
-      await Promise.all(
-        Array.from({ length: 300 }, (_, i) =>
-          aws.dynamodb.send(
-            new PutItemCommand({
-              TableName: table,
-              Item: { pk: { S: poolKey(`bulk${i}`) }, generation: { N: "0" }, padding: { S: padding } },
-            }),
-          ),
-        ),
-      );
-      const { result, calls } = await callsDuring(() => paged.list());
-      expect(result).toHaveLength(300);
-      expect(calls["dynamodb:Scan"]).toBeGreaterThan(1);
     });
   });
 

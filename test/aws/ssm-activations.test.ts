@@ -5,6 +5,7 @@ import { ActivationRejectedError, ThrottledError, UpstreamUnavailableError } fro
 import type { CreateActivationRequest } from "../../src/core/ports";
 import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import { SsmActivations } from "../../src/aws/ssm-activations";
+import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
 import { TEST_ROLE, startLocalAws, type LocalAws } from "./local-aws";
 
 const HOUR = 3_600_000;
@@ -34,12 +35,14 @@ describe("SsmActivations", () => {
   let deployment: string;
   let activations: SsmActivations;
   let noRetry: SsmActivations;
+  let noRetryClient: SSMClient;
 
   beforeAll(async () => {
     aws = await startLocalAws();
     deployment = `d-${randomUUID().slice(0, 8)}`;
-    activations = new SsmActivations(aws.ssm, { deployment });
-    noRetry = new SsmActivations(aws.clients({ maxAttempts: 1 }).ssm, { deployment });
+    activations = new SsmActivations(aws.ssm);
+    noRetryClient = aws.clients({ maxAttempts: 1 }).ssm;
+    noRetry = new SsmActivations(noRetryClient);
   });
   afterAll(async () => {
     await aws?.close();
@@ -79,15 +82,19 @@ describe("SsmActivations", () => {
     );
   });
 
-  it("lists across DescribeActivations pages", async () => {
+  it("lists across DescribeActivations pages (the janitor's inventory)", async () => {
     const paged = `paged-${randomUUID().slice(0, 8)}`;
-    const lister = new SsmActivations(aws.ssm, { deployment: paged });
     const tags = { [TAG_DEPLOYMENT]: paged };
-    const created = await Promise.all(Array.from({ length: 60 }, () => lister.create(request({ tags }))));
+    const created = await Promise.all(
+      Array.from({ length: 60 }, () => activations.create(request({ tags }))),
+    );
     aws.emulator.controls.resetCounters();
-    const listed = await lister.listOwned();
-    expect(listed.map((a) => a.activationId).sort()).toEqual(created.map((c) => c.activationId).sort());
+    const pages: number[] = [];
+    const listed = await new SsmActivationInventory(aws.ssm, (_op, _page, n) => pages.push(n)).list();
+    const ours = listed.filter((a) => a.tags[TAG_DEPLOYMENT] === paged).map((a) => a.activationId);
+    expect(ours.sort()).toEqual(created.map((c) => c.activationId).sort());
     expect(aws.emulator.controls.counters()["ssm:DescribeActivations"]).toBeGreaterThan(1);
+    expect(pages.length).toBe(aws.emulator.controls.counters()["ssm:DescribeActivations"]);
   });
 
   it("reports an expired activation as expired, with times in epoch ms", async () => {
@@ -95,7 +102,9 @@ describe("SsmActivations", () => {
     const { activationId } = await activations.create(req);
     aws.emulator.controls.setClockOffset(2 * 3600);
     try {
-      const listed = (await activations.listOwned()).find((a) => a.activationId === activationId);
+      const listed = (await new SsmActivationInventory(aws.ssm).list()).find(
+        (a) => a.activationId === activationId,
+      );
       expect(listed).toMatchObject({ expired: true, expiresAt: req.expiresAt });
     } finally {
       aws.emulator.controls.setClockOffset(0);
@@ -117,7 +126,7 @@ describe("SsmActivations", () => {
     });
 
     it("turns InvalidParameters into ActivationRejectedError", async () => {
-      const stub = new SsmActivations(failingClient(sdkError("InvalidParameters")), { deployment });
+      const stub = new SsmActivations(failingClient(sdkError("InvalidParameters")));
       await expect(stub.create(request())).rejects.toBeInstanceOf(ActivationRejectedError);
     });
 
@@ -134,7 +143,7 @@ describe("SsmActivations", () => {
     it.each([
       ["create", "CreateActivation", (a: SsmActivations) => a.create(request())],
       ["delete", "DeleteActivation", (a: SsmActivations) => a.delete(randomUUID())],
-      ["listOwned", "DescribeActivations", (a: SsmActivations) => a.listOwned()],
+      ["list", "DescribeActivations", () => new SsmActivationInventory(noRetryClient).list()],
     ] as const)("turns a throttled %s (%s) into ThrottledError", async (_name, operation, call) => {
       aws.emulator.controls.injectFault({ service: "ssm", operation, kind: "throttle" });
       const error = await caught(call(noRetry));
@@ -144,7 +153,7 @@ describe("SsmActivations", () => {
     });
 
     it("treats TooManyUpdates as throttling", async () => {
-      const stub = new SsmActivations(failingClient(sdkError("TooManyUpdates")), { deployment });
+      const stub = new SsmActivations(failingClient(sdkError("TooManyUpdates")));
       await expect(stub.create(request())).rejects.toBeInstanceOf(ThrottledError);
       await expect(stub.delete(randomUUID())).rejects.toBeInstanceOf(ThrottledError);
     });
@@ -152,12 +161,12 @@ describe("SsmActivations", () => {
 
   describe("delete", () => {
     it.each(["InvalidActivation", "InvalidActivationId"])("treats %s as already gone", async (name) => {
-      const stub = new SsmActivations(failingClient(sdkError(name)), { deployment });
+      const stub = new SsmActivations(failingClient(sdkError(name)));
       await expect(stub.delete(randomUUID())).resolves.toBeUndefined();
     });
 
     it("rethrows anything else", async () => {
-      const stub = new SsmActivations(failingClient(sdkError("AccessDeniedException")), { deployment });
+      const stub = new SsmActivations(failingClient(sdkError("AccessDeniedException")));
       await expect(stub.delete(randomUUID())).rejects.toMatchObject({ name: "AccessDeniedException" });
     });
   });

@@ -1,16 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { describe } from "vitest";
 import { SsmActivations } from "../../src/aws/ssm-activations";
+import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
 import { InMemoryActivations } from "../support/fakes";
 import { TEST_ROLE, startLocalAws } from "../aws/local-aws";
 import { activationProviderContract } from "./activation-provider.contract";
 
 describe("InMemoryActivations (test/support/fakes.ts)", () => {
-  activationProviderContract(async () => ({
-    provider: new InMemoryActivations(undefined, "fake"),
-    deployment: "fake",
-    iamRole: TEST_ROLE,
-  }));
+  activationProviderContract(async () => {
+    const fake = new InMemoryActivations();
+    return { provider: fake, inventory: fake, deployment: "fake", iamRole: TEST_ROLE };
+  });
 });
 
 describe("SsmActivations over the emulator", () => {
@@ -18,7 +18,8 @@ describe("SsmActivations over the emulator", () => {
     const aws = await startLocalAws();
     const deployment = `contract-${randomUUID().slice(0, 8)}`;
     return {
-      provider: new SsmActivations(aws.ssm, { deployment }),
+      provider: new SsmActivations(aws.ssm),
+      inventory: new SsmActivationInventory(aws.ssm),
       deployment,
       iamRole: TEST_ROLE,
       cleanup: () => aws.close(),

@@ -4,12 +4,15 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ActivationInventory } from "../../src/core/inventory";
 import type { ActivationProvider, CreateActivationRequest } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 
 export interface ActivationProviderFixture {
   readonly provider: ActivationProvider;
-  /** The deployment the provider lists activations for. */
+  /** The janitor's listing of the same activations. */
+  readonly inventory: ActivationInventory;
+  /** The deployment tag the requests carry. */
   readonly deployment: string;
   readonly iamRole: string;
   readonly cleanup?: () => Promise<void>;
@@ -60,7 +63,7 @@ export function activationProviderContract(makeProvider: () => Promise<Activatio
       expect(created.activationCode).toEqual(expect.any(String));
       expect(created.activationCode.length).toBeGreaterThan(0);
 
-      const listed = (await provider.listOwned()).find((a) => a.activationId === created.activationId);
+      const listed = (await fixture.inventory.list()).find((a) => a.activationId === created.activationId);
       expect(listed).toEqual({
         activationId: created.activationId,
         iamRole: fixture.iamRole,
@@ -69,6 +72,7 @@ export function activationProviderContract(makeProvider: () => Promise<Activatio
         expiresAt: req.expiresAt,
         expired: false,
         createdAt: expect.any(Number),
+        defaultInstanceName: "contract-node",
         tags: req.tags,
       });
       expect(Math.abs(listed!.createdAt - Date.now())).toBeLessThan(HOUR);
@@ -83,17 +87,18 @@ export function activationProviderContract(makeProvider: () => Promise<Activatio
     it("deletes an activation, and treats deleting it again or deleting an unknown id as success", async () => {
       const created = await provider.create(request());
       await provider.delete(created.activationId);
-      expect((await provider.listOwned()).map((a) => a.activationId)).not.toContain(created.activationId);
+      expect((await fixture.inventory.list()).map((a) => a.activationId)).not.toContain(created.activationId);
       await expect(provider.delete(created.activationId)).resolves.toBeUndefined();
       await expect(provider.delete(randomUUID())).resolves.toBeUndefined();
     });
 
-    it("lists only the activations tagged for its own deployment", async () => {
+    it("lists every deployment's activations with their tags, so the janitor can tell its own", async () => {
       const ours = await provider.create(request());
       const theirs = await provider.create(request({ deployment: `${fixture.deployment}-other` }));
-      const ids = (await provider.listOwned()).map((a) => a.activationId);
-      expect(ids).toContain(ours.activationId);
-      expect(ids).not.toContain(theirs.activationId);
+      const listed = await fixture.inventory.list();
+      const deploymentOf = (id: string) => listed.find((a) => a.activationId === id)?.tags[TAG_DEPLOYMENT];
+      expect(deploymentOf(ours.activationId)).toBe(fixture.deployment);
+      expect(deploymentOf(theirs.activationId)).toBe(`${fixture.deployment}-other`);
     });
   });
 }

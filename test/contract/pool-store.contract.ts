@@ -505,18 +505,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       });
     });
 
-    describe("list", () => {
-      it("returns every pool row as read() sees it", async () => {
-        const rotated = await seeded({ activationId: "act-listed" });
-        const leased = newPool();
-        await store.acquireLease(leased, { owner: "a", generation: 0, now: NOW, deadline: NOW + LEASE_MS });
-        const listed = await store.list();
-        const ours = listed.filter((s) => s.pool === rotated || s.pool === leased);
-        expect(ours).toHaveLength(2);
-        expect(ours).toEqual(expect.arrayContaining([await store.read(rotated), await store.read(leased)]));
-      });
-    });
-
     describe("under concurrency", () => {
       it("hands out exactly `limit` slots, each once, to 300 racing reserves (I1)", async () => {
         const limit = 100;

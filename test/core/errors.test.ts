@@ -13,6 +13,8 @@ const samples: Array<[string, () => errors.BrokerError]> = [
   ["ActivationRejectedError", () => new errors.ActivationRejectedError("no")],
   ["ConfigError", () => new errors.ConfigError("bad")],
   ["NotAnEksPoolError", () => new errors.NotAnEksPoolError("plain")],
+  ["ActivationNotFoundError", () => new errors.ActivationNotFoundError("act-1")],
+  ["NothingToRevokeError", () => new errors.NothingToRevokeError("default")],
 ];
 
 describe("domain errors", () => {

@@ -46,7 +46,7 @@ if (process.env.FAULT_MODE === "serve") {
   let creates = 0;
   let armed = false;
 
-  const realActivations = new SsmActivations(clients.ssm, { deployment: settings.deployment });
+  const realActivations = new SsmActivations(clients.ssm);
   const activations: ActivationProvider = {
     create: async (request) => {
       armed = ++creates === fatalCreate;
@@ -56,7 +56,6 @@ if (process.env.FAULT_MODE === "serve") {
       return created;
     },
     delete: (id) => realActivations.delete(id),
-    listOwned: () => realActivations.listOwned(),
   };
   const realSecrets = new ParameterStoreSecrets(clients.ssm, {
     prefix: settings.parameterPrefix,

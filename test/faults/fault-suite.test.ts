@@ -11,7 +11,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAwsClients } from "../../src/aws/clients";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
-import { SsmActivations } from "../../src/aws/ssm-activations";
+import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { aLocalStack, registerNode } from "../support/local";
 import type { CrashPoint } from "./crashing-broker";
@@ -153,9 +153,9 @@ async function expectInvariants(s: Stack, pairs: Pair[], answers: Answer[]): Pro
       row = await store.read("default");
     }
     const owned = new Set(
-      (await new SsmActivations(clients.ssm, { deployment: s.settings.deployment }).listOwned()).map(
-        (a) => a.activationId,
-      ),
+      (await new SsmActivationInventory(clients.ssm).list())
+        .filter((a) => a.tags[TAG_DEPLOYMENT] === s.settings.deployment)
+        .map((a) => a.activationId),
     );
     const handedOut = new Set(pairs.map((p) => p.ActivationId));
     const orphans = [];

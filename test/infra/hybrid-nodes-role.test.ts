@@ -149,6 +149,14 @@ describe("an app with EKS pools", () => {
     });
     broker.hasResourceProperties("AWS::ApiGateway::Resource", { PathPart: "nodeconfig.yaml" });
     broker.hasOutput("HybridNodesRoleName", { Value: { Ref: id } });
+    broker.hasOutput("EksInstallCommand", {
+      Value: {
+        "Fn::Join": [
+          "",
+          Match.arrayWith(["/prod/install.sh | sudo bash -s -- --eks <kubernetes version> --pool <pool>"]),
+        ],
+      },
+    });
     broker.hasOutput("NodeConfigUrlTemplate", {
       Value: { "Fn::Join": ["", Match.arrayWith(["/prod/nodeconfig.yaml?pool={pool}"])] },
     });

@@ -29,7 +29,7 @@ function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
     endpoint: s.emulatorUrl,
     credentials: { accessKeyId: "local", secretAccessKey: "local" },
   });
-  const realActivations = new SsmActivations(clients.ssm, { deployment: s.settings.deployment });
+  const realActivations = new SsmActivations(clients.ssm);
   const realSecrets = new ParameterStoreSecrets(clients.ssm, {
     prefix: s.settings.parameterPrefix,
     kmsKeyId: s.settings.kmsKeyId,
@@ -46,7 +46,6 @@ function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
       return created;
     },
     delete: (id) => realActivations.delete(id),
-    listOwned: () => realActivations.listOwned(),
   };
   const secrets: SecretStore = {
     put: async (secret) => {

@@ -3,10 +3,10 @@
  * (test/contract keeps them honest) and let tests inject faults and observe calls.
  */
 import { SecretNotFoundError } from "../../src/core/errors";
-import { reservationFrom, TAG_DEPLOYMENT } from "../../src/core/vend-policy";
+import type { ActivationInventory, ActivationRecord, PoolInventory, PoolRow } from "../../src/core/inventory";
+import { reservationFrom } from "../../src/core/vend-policy";
 import type {
   ActivationProvider,
-  ActivationSummary,
   Clock,
   CreateActivationRequest,
   CreatedActivation,
@@ -22,8 +22,8 @@ import type {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-export class InMemoryPoolStore implements PoolStateStore {
-  readonly rows = new Map<string, Mutable<PoolState>>();
+export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
+  readonly rows = new Map<string, Mutable<PoolRow>>();
   writes = 0;
 
   async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
@@ -118,12 +118,12 @@ export class InMemoryPoolStore implements PoolStateStore {
 
   async commitRotation(
     pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation },
+    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
   ): Promise<Reservation | undefined> {
     this.writes++;
     const row = this.rows.get(pool);
     if (!row || row.leaseOwner !== rotation.owner || row.generation !== rotation.generation) return undefined;
-    row.generation = rotation.generation + 1;
+    row.generation = rotation.nextGeneration ?? rotation.generation + 1;
     row.activationId = rotation.activation.activationId;
     row.expiresAt = rotation.activation.expiresAt;
     row.limit = rotation.activation.limit;
@@ -143,8 +143,25 @@ export class InMemoryPoolStore implements PoolStateStore {
     }
   }
 
-  async list(): Promise<PoolState[]> {
+  async list(): Promise<PoolRow[]> {
     return [...this.rows.values()].map((r) => ({ ...r }));
+  }
+
+  async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if (!row) return false;
+    if (row.activationId === activationId) {
+      // Exhausted; if the standby is already in use, the current one was exhausted anyway.
+      if ((row.standbyIssued ?? 0) === 0) row.issued = row.limit;
+    } else if (row.standbyId !== undefined && row.standbyId === activationId) {
+      if ((row.standbyIssued ?? 0) === 0) dropStandby(row);
+      else row.standbyIssued = row.standbyLimit;
+    } else {
+      return false;
+    }
+    if (options.revoked) row.revokedActivationId = activationId;
+    return true;
   }
 }
 
@@ -155,22 +172,19 @@ function dropStandby(row: Mutable<PoolState>): void {
   delete row.standbyIssued;
 }
 
-export interface FakeActivation extends ActivationSummary {
+export interface FakeActivation extends ActivationRecord {
   readonly code: string;
   readonly request: CreateActivationRequest;
   deleted: boolean;
 }
 
-export class InMemoryActivations implements ActivationProvider {
+export class InMemoryActivations implements ActivationProvider, ActivationInventory {
   readonly created: FakeActivation[] = [];
   /** Called before each create; throw from it to simulate SSM failures. */
   beforeCreate: (request: CreateActivationRequest) => void | Promise<void> = () => {};
   private counter = 0;
 
-  constructor(
-    private readonly clock: Clock = systemClock,
-    private readonly deployment = "test",
-  ) {}
+  constructor(private readonly clock: Clock = systemClock) {}
 
   async create(request: CreateActivationRequest): Promise<CreatedActivation> {
     await this.beforeCreate(request);
@@ -188,6 +202,7 @@ export class InMemoryActivations implements ActivationProvider {
       expiresAt: request.expiresAt,
       expired: false,
       createdAt: this.clock.now(),
+      ...(request.defaultInstanceName !== undefined && { defaultInstanceName: request.defaultInstanceName }),
       tags: request.tags,
     });
     return { activationId, activationCode: code };
@@ -198,10 +213,10 @@ export class InMemoryActivations implements ActivationProvider {
     if (found) found.deleted = true;
   }
 
-  async listOwned(): Promise<ActivationSummary[]> {
+  async list(): Promise<ActivationRecord[]> {
     const now = this.clock.now();
     return this.created
-      .filter((a) => !a.deleted && a.tags[TAG_DEPLOYMENT] === this.deployment)
+      .filter((a) => !a.deleted)
       .map(({ code: _code, request: _request, deleted: _deleted, ...summary }) => ({
         ...summary,
         expired: summary.expiresAt <= now,

@@ -11,8 +11,13 @@
  *                    (the sha256 the gpg stub checks); POST /__s3/missing ["ssm-setup-cli"] makes
  *                    files 404,
  *                    POST /__s3/bad-signatures makes every .sig wrong;
- *   /__requests      what was asked of /broker and /s3 since the last POST /__reset;
- *   /__last-code     the ActivationCode of the last 200 the proxy relayed, so a test can prove
+ *   /eks/{amd64|arm64}/nodeadm(.sha256)
+ *                    nodeadm's release location (INSTALL_NODEADM_BASE=<url>/eks): the stub nodeadm
+ *                    and its SHA-256 as `sha256sum` prints it (wrong after POST /__s3/bad-signatures,
+ *                    404 after POST /__s3/missing ["nodeadm"]);
+ *   /__requests      what was asked of /broker, /s3 and /eks since the last POST /__reset;
+ *   /__last-code     the ActivationCode of the last 200 the proxy relayed (a JSON pair or a
+ *                    NodeConfig's activationCode), so a test can prove
  *                    the script never shows the very code it was given.
  *
  * Nothing leaves 127.0.0.1: the script's downloads come here instead of AWS.
@@ -38,6 +43,7 @@ export interface Harness {
 }
 
 const STUB_SETUP_CLI = fileURLToPath(new URL("../stubs/ssm-setup-cli", import.meta.url));
+const STUB_NODEADM = fileURLToPath(new URL("../stubs/nodeadm", import.meta.url));
 const FOLDERS = new Set(["linux_amd64", "linux_arm64", "debian_amd64", "debian_arm64"]);
 
 export function fakePackage(folder: string, file: string): string {
@@ -110,15 +116,7 @@ export async function startHarness(brokerUrl: string): Promise<Harness> {
             answer.on("data", (chunk: Buffer) => chunks.push(chunk));
             answer.on("end", () => {
               const text = Buffer.concat(chunks);
-              if (answer.statusCode === 200) {
-                try {
-                  lastCode = String(
-                    (JSON.parse(text.toString("utf8")) as { ActivationCode?: unknown }).ActivationCode,
-                  );
-                } catch {
-                  lastCode = "";
-                }
-              }
+              if (answer.statusCode === 200) lastCode = codeIn(text.toString("utf8"));
               res.writeHead(answer.statusCode ?? 502, answer.headers);
               res.end(text);
             });
@@ -130,6 +128,18 @@ export async function startHarness(brokerUrl: string): Promise<Harness> {
         return upstream.end(raw);
       }
 
+      const eks = /^\/eks\/(amd64|arm64)\/(nodeadm(?:\.sha256)?)$/.exec(path);
+      if (eks) {
+        requests.push(`eks ${eks[1]}/${eks[2]}`);
+        if (missing.has("nodeadm")) {
+          res.writeHead(404, { "Content-Type": "application/xml" });
+          return res.end("<Error><Code>NoSuchKey</Code></Error>");
+        }
+        const binary = readFileSync(STUB_NODEADM);
+        const sum = badSignatures ? "0".repeat(64) : createHash("sha256").update(binary).digest("hex");
+        res.writeHead(200, { "Content-Type": "application/octet-stream" });
+        return res.end(eks[2] === "nodeadm" ? binary : `${sum}  nodeadm\n`);
+      }
       const manifest = /^\/s3\/([a-z0-9-]+)\/ssm-agent-manifest\.json$/.exec(path);
       if (manifest) {
         requests.push(`s3 ${manifest[1]}/ssm-agent-manifest.json`);
@@ -170,4 +180,13 @@ export async function startHarness(brokerUrl: string): Promise<Harness> {
 
   const url = await listen(server);
   return { url, close: () => closeServer(server) };
+}
+
+/** The code in a broker answer: a JSON pair's ActivationCode or a NodeConfig's activationCode. */
+function codeIn(text: string): string {
+  try {
+    return String((JSON.parse(text) as { ActivationCode?: unknown }).ActivationCode);
+  } catch {
+    return /^\s+activationCode:\s*"?([^"\s]+)"?\s*$/m.exec(text)?.[1] ?? "";
+  }
 }

@@ -4,10 +4,10 @@
  * stand-in used before that existed; switch back by returning startStandInStack() here.
  *
  * The tests need: GET <brokerUrl>/ and /activations/{pool} per DESIGN.md §5 with pools "default"
- * (served at /) and "web", an unknown pool answering 404 PoolNotFound, and the emulator at
+ * (served at /), "web" and the EKS pool "eks" (GET /nodeconfig.yaml?pool=eks), an unknown pool answering 404 PoolNotFound, and the emulator at
  * <emulatorUrl> answering RegisterManagedInstance and DescribeInstanceInformation.
  */
-import { startLocalStack } from "../../../src/entry/local-stack";
+import { LOCAL_REGION, startLocalStack } from "../../../src/entry/local-stack";
 import type { Logger } from "../../../src/core/ports";
 import type { AgentTestStack } from "./stand-in-stack";
 
@@ -22,7 +22,15 @@ export async function startStackForAgentTests(): Promise<AgentTestStack> {
     host: "127.0.0.1",
     env: {
       BROKER_POOLS: JSON.stringify({
-        pools: { default: { registrationLimit: 1000 }, web: { registrationLimit: 3 } },
+        pools: {
+          default: { registrationLimit: 1000 },
+          web: { registrationLimit: 3 },
+          // An EKS Hybrid Nodes pool for install.sh --eks (docs/eks.md); the local Region.
+          eks: {
+            eksClusterArn: `arn:aws:eks:${LOCAL_REGION}:123456789012:cluster/bats`,
+            registrationLimit: 100,
+          },
+        },
       }),
     },
     logger: quiet,

@@ -1,0 +1,121 @@
+import { type DynamoDBClient, ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import type { PoolInventory, PoolRow } from "../core/inventory";
+import { type Item, readString, toPoolState } from "./dynamodb-pool-store";
+import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
+import { isSdkError, transientError } from "./sdk-errors";
+
+const NAMES = {
+  "#issued": "issued",
+  "#limit": "limit",
+  "#activationId": "activationId",
+  "#revoked": "revokedActivationId",
+  "#standbyId": "standbyId",
+  "#standbyExpiresAt": "standbyExpiresAt",
+  "#standbyLimit": "standbyLimit",
+  "#standbyEnd": "standbyEnd",
+} as const;
+
+/** Called once per page read, so a long listing can show progress. */
+export type PageProgress = (operation: string, page: number, itemsSoFar: number) => void;
+
+/**
+ * The operations' view of the pool table (Scan and the retire write). The request path's
+ * DynamoDbPoolStore has neither, so the vend role needs no dynamodb:Scan.
+ */
+export class DynamoDbPoolInventory implements PoolInventory {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+    private readonly onPage: PageProgress = () => {},
+  ) {}
+
+  async list(): Promise<PoolRow[]> {
+    const rows: PoolRow[] = [];
+    let startKey: Item | undefined;
+    let pages = 0;
+    do {
+      const page = await this.send(() =>
+        this.client.send(
+          new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const state = toPoolState(item);
+        const revoked = readString(item, "revokedActivationId");
+        if (state) rows.push({ ...state, ...(revoked !== undefined && { revokedActivationId: revoked }) });
+      }
+      startKey = page.LastEvaluatedKey;
+      this.onPage("Scan", ++pages, rows.length);
+    } while (startKey);
+    return rows;
+  }
+
+  /**
+   * `issued = limit` makes the reservation's `issued < limit` fail everywhere at once, exactly as
+   * exhaustion does, so every replica's next vend moves on (to the standby, else a rotation);
+   * guarded by `activationId = :id` so a retire that arrives after a rotation cannot retire the
+   * successor. The standby (I9) shares the counter: `issued` past `limit` counts its slots, so
+   * each case is its own conditional write, tried in turn (an admin path, not the request path):
+   *   current, standby not in use    SET issued = limit
+   *   current, standby in use        nothing to do: the current one is already exhausted
+   *   standby, not in use            REMOVE the standby (the next exhaustion rotates)
+   *   standby, in use                SET issued = standbyEnd (its slots are all taken)
+   */
+  async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
+    const cases: { update: string; condition: string }[] = [
+      { update: "SET #issued = #limit", condition: "#activationId = :id AND #issued <= #limit" },
+      { update: "SET #issued = #issued", condition: "#activationId = :id AND #issued > #limit" },
+      {
+        update: "REMOVE #standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd",
+        condition: "#standbyId = :id AND #issued <= #limit",
+      },
+      { update: "SET #issued = #standbyEnd", condition: "#standbyId = :id AND #issued > #limit" },
+    ];
+    for (const { update, condition } of cases) {
+      const marked = options.revoked
+        ? update.startsWith("SET")
+          ? `${update}, #revoked = :id`
+          : `SET #revoked = :id ${update}`
+        : update;
+      if (await this.conditionalUpdate(pool, activationId, marked, condition)) return true;
+    }
+    return false;
+  }
+
+  private async conditionalUpdate(
+    pool: string,
+    activationId: string,
+    update: string,
+    condition: string,
+  ): Promise<boolean> {
+    const used = new Set([...`${update} ${condition}`.matchAll(/#\w+/g)].map((m) => m[0]));
+    try {
+      await this.send(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: { [POOL_KEY_ATTRIBUTE]: { S: poolKey(pool) } },
+            UpdateExpression: update,
+            ConditionExpression: condition,
+            ExpressionAttributeNames: Object.fromEntries(
+              Object.entries(NAMES).filter(([placeholder]) => used.has(placeholder)),
+            ),
+            ExpressionAttributeValues: { ":id": { S: activationId } },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isSdkError(error, "ConditionalCheckFailedException")) return false;
+      throw error;
+    }
+  }
+
+  private async send<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw transientError(error, "DynamoDB", 1) ?? error;
+    }
+  }
+}

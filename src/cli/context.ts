@@ -1,0 +1,180 @@
+/**
+ * What every admin command shares: the AWS-CLI-like global options, the deployment's settings
+ * (the same BROKER_* environment as `serve`), the clients, progress on stderr, and the mapping of
+ * errors to one line and an exit code.
+ */
+import { SSMClient } from "@aws-sdk/client-ssm";
+import { createAwsClients, type AwsClients } from "../aws/clients";
+import type { PageProgress } from "../aws/dynamodb-pool-inventory";
+import { createOperations, createBroker, type Operations, type Broker } from "../composition";
+import { BrokerError } from "../core/errors";
+import type { Logger } from "../core/ports";
+import { loadSettings, type Settings } from "../settings";
+import { createOut, type Out } from "./output";
+
+/** Documented in `activation-broker --help` and docs/operations.md. */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  notFound: 3,
+  refused: 4,
+  unavailable: 5,
+  partial: 6,
+} as const;
+
+export const GLOBAL_OPTIONS = {
+  region: { type: "string" },
+  "endpoint-url": { type: "string" },
+  profile: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export const GLOBAL_HELP = `Global options:
+  --region REGION        AWS Region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)
+  --endpoint-url URL     send every AWS call here (default: AWS_ENDPOINT_URL), e.g. the emulator
+  --profile NAME         named profile of the shared AWS config (default: AWS_PROFILE)
+  --json                 machine-readable output
+  -h, --help             this help`;
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export interface GlobalValues {
+  region?: string | undefined;
+  "endpoint-url"?: string | undefined;
+  profile?: string | undefined;
+  json?: boolean | undefined;
+}
+
+export interface Context {
+  readonly settings: Settings;
+  readonly clients: AwsClients;
+  readonly out: Out;
+  readonly operations: Operations;
+  /** The request path, for `rotate` and `get`, built on first use. */
+  broker(): Broker;
+  close(): void;
+}
+
+/** The CLI speaks on stdout; only failures of single janitor actions reach stderr. */
+const cliLogger: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: (message, extra) =>
+    process.stderr.write(
+      `activation-broker: ${message}${extra?.resource ? ` (${String(extra.resource)})` : ""}\n`,
+    ),
+};
+
+export async function createContext(values: GlobalValues): Promise<Context> {
+  if (values.profile !== undefined) process.env.AWS_PROFILE = values.profile;
+  const region =
+    values.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (await profileRegion());
+  const settings = loadSettings({ ...process.env, ...(region !== undefined && { AWS_REGION: region }) });
+  const clients = createAwsClients({
+    region: settings.region,
+    ...(values["endpoint-url"] !== undefined && { endpoint: values["endpoint-url"] }),
+  });
+  const operations = createOperations({ settings, clients, logger: cliLogger, onPage: progress() });
+  let broker: Broker | undefined;
+  return {
+    settings,
+    clients,
+    out: createOut(values.json === true),
+    operations,
+    broker: () => (broker ??= createBroker({ settings, clients, logger: cliLogger })),
+    close() {
+      clients.dynamodb.destroy();
+      clients.ssm.destroy();
+    },
+  };
+}
+
+/** The Region of the shared config profile, as the AWS CLI would find it. */
+async function profileRegion(): Promise<string | undefined> {
+  const probe = new SSMClient({});
+  try {
+    return await probe.config.region();
+  } catch {
+    return undefined;
+  } finally {
+    probe.destroy();
+  }
+}
+
+/** Progress on stderr while a listing takes more than one page (stdout stays the answer). */
+function progress(): PageProgress {
+  return (operation, page, items) => {
+    if (page > 1) process.stderr.write(`activation-broker: ${operation}: page ${page}, ${items} so far\n`);
+  };
+}
+
+const NOT_FOUND = new Set(["PoolNotFound", "ActivationNotFound", "NothingToRevoke"]);
+const RETRY_LATER = new Set(["Throttled", "UpstreamUnavailable", "RotationInProgress"]);
+const AWS_REFUSALS = new Set([
+  "AccessDeniedException",
+  "AccessDenied",
+  "UnrecognizedClientException",
+  "InvalidSignatureException",
+  "ExpiredTokenException",
+  "InvalidClientTokenId",
+  "ResourceNotFoundException",
+]);
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EAI_AGAIN", "ENOTFOUND"]);
+
+/** One line for stderr (never a stack, never a code) and the documented exit code. */
+export function describeFailure(
+  error: unknown,
+  endpoint: string | undefined,
+): { line: string; exit: number } {
+  if (error instanceof UsageError) return { line: error.message, exit: EXIT.usage };
+  const parseArgsCode = (error as { code?: unknown }).code;
+  if (typeof parseArgsCode === "string" && parseArgsCode.startsWith("ERR_PARSE_ARGS")) {
+    return { line: (error as Error).message, exit: EXIT.usage };
+  }
+  if (error instanceof BrokerError) {
+    const network = networkCode(error);
+    if (network) {
+      return {
+        line: `cannot reach AWS${endpoint ? ` at ${endpoint}` : ""} (${network}); is the endpoint up?`,
+        exit: EXIT.unavailable,
+      };
+    }
+    if (NOT_FOUND.has(error.code)) return { line: error.message, exit: EXIT.notFound };
+    if (RETRY_LATER.has(error.code)) return { line: error.message, exit: EXIT.unavailable };
+    if (error.code === "ActivationRejected") return { line: error.message, exit: EXIT.refused };
+    const usage = error.code === "InvalidConfiguration" || error.code === "InvalidPoolName";
+    return { line: error.message, exit: usage ? EXIT.usage : EXIT.failure };
+  }
+  if (error instanceof Error) {
+    if (error.name === "CredentialsProviderError") {
+      return {
+        line: "no AWS credentials found: set AWS_PROFILE (or --profile), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use an instance role",
+        exit: EXIT.refused,
+      };
+    }
+    if (AWS_REFUSALS.has(error.name))
+      return { line: `AWS refused the call: ${error.name}: ${error.message}`, exit: EXIT.refused };
+    const network = networkCode(error);
+    if (network)
+      return {
+        line: `cannot reach AWS${endpoint ? ` at ${endpoint}` : ""} (${network})`,
+        exit: EXIT.unavailable,
+      };
+    return { line: `${error.name}: ${error.message.split("\n")[0]}`, exit: EXIT.failure };
+  }
+  return { line: String(error), exit: EXIT.failure };
+}
+
+function networkCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && NETWORK_CODES.has(code)) return code;
+    if (e.name === "TimeoutError") return "timeout";
+  }
+  return undefined;
+}

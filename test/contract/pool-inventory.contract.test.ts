@@ -1,0 +1,140 @@
+/**
+ * The PoolInventory contract (src/core/inventory.ts): the fake and the DynamoDB adapter list the
+ * same rows and retire the same way. Retire's condition has a passing and a failing case.
+ */
+import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DynamoDbPoolInventory } from "../../src/aws/dynamodb-pool-inventory";
+import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
+import { poolKey } from "../../src/aws/naming";
+import type { PoolInventory } from "../../src/core/inventory";
+import type { PoolStateStore } from "../../src/core/ports";
+import { startLocalAws } from "../aws/local-aws";
+import { InMemoryPoolStore } from "../support/fakes";
+
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const DAY = 86_400_000;
+
+interface Fixture {
+  store: PoolStateStore;
+  inventory: PoolInventory;
+  /** Writes a row that is not a pool row, where the store supports it. */
+  putForeignItem?: () => Promise<void>;
+  cleanup?: () => Promise<void>;
+}
+
+function poolInventoryContract(make: () => Promise<Fixture>): void {
+  let f: Fixture;
+  const run = Math.random().toString(36).slice(2, 8);
+  let counter = 0;
+  const newPool = () => `i${run}-${++counter}`;
+
+  beforeAll(async () => {
+    f = await make();
+  });
+  afterAll(async () => {
+    await f?.cleanup?.();
+  });
+
+  async function rotated(limit = 10): Promise<string> {
+    const pool = newPool();
+    await f.store.acquireLease(pool, { owner: "o", generation: 0, now: NOW, deadline: NOW + 30_000 });
+    await f.store.commitRotation(pool, {
+      owner: "o",
+      generation: 0,
+      activation: { activationId: `act-${pool}`, expiresAt: NOW + DAY, limit },
+    });
+    return pool;
+  }
+
+  it("lists every pool row as read() sees it", async () => {
+    const a = await rotated();
+    const b = newPool();
+    await f.store.acquireLease(b, { owner: "x", generation: 0, now: NOW, deadline: NOW + 30_000 });
+    await f.putForeignItem?.();
+    const listed = await f.inventory.list();
+    const ours = listed.filter((r) => r.pool === a || r.pool === b);
+    expect(ours).toEqual(expect.arrayContaining([await f.store.read(a), await f.store.read(b)]));
+    expect(ours).toHaveLength(2);
+    expect(listed.map((r) => r.pool)).not.toContain("impostor");
+  });
+
+  it("retires the current activation: every later reserve fails, so the next vend rotates", async () => {
+    const pool = await rotated(10);
+    expect(await f.store.reserve(pool, NOW)).toBeDefined();
+    expect(await f.inventory.retire(pool, `act-${pool}`)).toBe(true);
+    expect(await f.store.reserve(pool, NOW)).toBeUndefined();
+    const row = (await f.inventory.list()).find((r) => r.pool === pool);
+    expect(row).toMatchObject({ issued: 10, limit: 10, activationId: `act-${pool}` });
+    expect(row?.revokedActivationId).toBeUndefined();
+  });
+
+  it("marks a revoked activation so the janitor can tell it from a spent one", async () => {
+    const pool = await rotated();
+    expect(await f.inventory.retire(pool, `act-${pool}`, { revoked: true })).toBe(true);
+    const row = (await f.inventory.list()).find((r) => r.pool === pool);
+    expect(row?.revokedActivationId).toBe(`act-${pool}`);
+  });
+
+  it("refuses to retire anything but the current activation (a late retire never hits the successor)", async () => {
+    const pool = await rotated();
+    expect(await f.inventory.retire(pool, "act-someone-else")).toBe(false);
+    expect(await f.inventory.retire(newPool(), "act-nobody")).toBe(false);
+    expect(await f.store.reserve(pool, NOW)).toBeDefined();
+  });
+}
+
+describe("InMemoryPoolStore as PoolInventory", () => {
+  poolInventoryContract(async () => {
+    const store = new InMemoryPoolStore();
+    return { store, inventory: store };
+  });
+});
+
+describe("DynamoDbPoolInventory over the emulator", () => {
+  poolInventoryContract(async () => {
+    const aws = await startLocalAws();
+    const tableName = await aws.newTable();
+    return {
+      store: new DynamoDbPoolStore(aws.dynamodb, tableName),
+      inventory: new DynamoDbPoolInventory(aws.dynamodb, tableName),
+      putForeignItem: async () => {
+        await aws.dynamodb.send(
+          new PutItemCommand({
+            TableName: tableName,
+            Item: { pk: { S: "OTHER#x" }, pool: { S: "impostor" } },
+          }),
+        );
+      },
+      cleanup: () => aws.close(),
+    };
+  });
+
+  it("follows pagination past one Scan page and reports each page", async () => {
+    const aws = await startLocalAws();
+    try {
+      const table = await aws.newTable();
+      // DynamoDB pages at 1 MB: ~300 rows padded to 4 KB each span two pages.
+      const padding = "x".repeat(4_000);
+      await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          aws.dynamodb.send(
+            new PutItemCommand({
+              TableName: table,
+              Item: { pk: { S: poolKey(`bulk${i}`) }, generation: { N: "0" }, padding: { S: padding } },
+            }),
+          ),
+        ),
+      );
+      const pages: number[] = [];
+      const rows = await new DynamoDbPoolInventory(aws.dynamodb, table, (_op, _page, n) =>
+        pages.push(n),
+      ).list();
+      expect(rows).toHaveLength(300);
+      expect(pages.length).toBeGreaterThan(1);
+      expect(pages.at(-1)).toBe(300);
+    } finally {
+      await aws.close();
+    }
+  });
+});
