@@ -13,6 +13,9 @@ export async function buildCli(outfile = "dist/activation-broker.mjs"): Promise<
     platform: "node",
     target: "node24",
     format: "esm",
+    // Prefer a package's ES module build: UMD builds (jsonc-parser's) require() their own files
+    // at run time, which a bundle cannot serve. The CDK's Lambda bundling does the same for ESM.
+    mainFields: ["module", "main"],
     sourcemap: true,
     // Some CommonJS dependencies call require(); give the ESM bundle one.
     banner: {

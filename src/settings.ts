@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { z } from "zod";
 import { DEFAULT_KMS_KEY_ID, DEFAULT_PARAMETER_PREFIX, isValidParameterPrefix } from "./aws/naming";
 import { ConfigError } from "./core/errors";
-import { checkEksRegions, formatIssues, parsePools, type PoolConfig } from "./core/pool-config";
+import { checkEksRegions, parsePools, type PoolConfig } from "./core/pool-config";
 
 /**
  * The one place that reads the environment. Every variable the broker understands starts with
@@ -41,13 +42,27 @@ export interface Settings {
   readonly pools: ReadonlyMap<string, PoolConfig>;
 }
 
+/** Region names as AWS spells them: us-east-1, eu-central-2, us-gov-west-1, cn-north-1. */
+const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+/**
+ * Reads and validates the environment. Every entry point comes through here — the Lambda,
+ * `activation-broker serve` and `npm start` (which first fills in what the emulated AWS
+ * provides) — so a bad or unknown variable fails the same way, with the same message.
+ */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const own = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith("BROKER_")));
-  const parsed = envSchema.safeParse(own);
-  if (!parsed.success) throw new ConfigError(`Invalid environment: ${formatIssues(parsed.error.issues)}`);
+  const parsed = envSchema.safeParse(own, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(`Invalid environment: ${formatEnvIssues(parsed.error.issues)}`);
   const e = parsed.data;
-  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
-  if (!region) throw new ConfigError("Invalid environment: AWS_REGION: required");
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) throw new ConfigError("Invalid environment: AWS_REGION is required (e.g. eu-west-1)");
+  if (!REGION_PATTERN.test(region)) {
+    const name = env.AWS_REGION ? "AWS_REGION" : "AWS_DEFAULT_REGION";
+    throw new ConfigError(
+      `Invalid environment: ${name} must be a Region name such as eu-west-1, got '${region}'`,
+    );
+  }
   if (e.BROKER_POOLS && e.BROKER_CONFIG_FILE) {
     throw new ConfigError("Invalid environment: set BROKER_POOLS or BROKER_CONFIG_FILE, not both");
   }
@@ -79,16 +94,97 @@ function readPoolsDocument(inline: string | undefined, file: string | undefined)
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`Invalid pool configuration: ${source} is not valid JSON`, { cause: error });
+    throw new ConfigError(`Invalid pool configuration: ${source} is not valid JSON${whereJsonBreaks(text)}`, {
+      cause: error,
+    });
   }
 }
+
+/**
+ * " at line L, column C: <what>" for the first syntax error. JSON.parse names a position for
+ * some errors and not for others; jsonc-parser (in strict JSON mode) always does.
+ */
+function whereJsonBreaks(text: string): string {
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  const first = errors[0];
+  if (!first) return "";
+  const before = text.slice(0, first.offset).split("\n");
+  const line = before.length;
+  const column = before[before.length - 1]!.length + 1;
+  return ` at line ${line}, column ${column} (${describeJsonError(printParseErrorCode(first.error))})`;
+}
+
+function describeJsonError(code: string): string {
+  // "PropertyNameExpected" → "property name expected"
+  return code.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+}
+
+/** Why a file cannot be read, in words: the errno code alone means nothing to most readers. */
+const READ_FAILURES: Readonly<Record<string, string>> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied (the broker's user may not read it)",
+  EPERM: "permission denied (the broker's user may not read it)",
+  EISDIR: "it is a directory, not a file",
+  ENOTDIR: "a part of the path is not a directory",
+  ELOOP: "too many symbolic links in the path",
+  ENAMETOOLONG: "the path is too long",
+};
 
 function readConfigFile(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
-    throw new ConfigError(`Cannot read configuration file ${file}`, { cause: error });
+    const code = (error as { code?: unknown }).code;
+    const why =
+      (typeof code === "string" && READ_FAILURES[code]) ||
+      (error instanceof Error ? error.message : String(error));
+    throw new ConfigError(`Cannot read the pool configuration file ${file}: ${why}`, { cause: error });
   }
+}
+
+/** Messages for the environment: "is required", "unknown variable (did you mean …?)". */
+function formatEnvIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const known = Object.keys(envSchema.shape);
+  return issues
+    .flatMap((issue) => {
+      if (issue.code === "unrecognized_keys") {
+        return issue.keys.map((key) => {
+          const near = closest(key, known);
+          return `${key} is not a setting of the broker${near ? ` (did you mean ${near}?)` : ""}`;
+        });
+      }
+      const name = issue.path.map(String).join(".");
+      if (issue.code === "invalid_type" && issue.input === undefined) return [`${name} is required`];
+      return [`${name}: ${issue.message}`];
+    })
+    .join("; ");
+}
+
+/** The known name within two edits of `name`, if any: enough to catch a typo. */
+function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(name, candidate);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { name: candidate, distance };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 /**

@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/core/errors";
-import { loadSettings } from "../src/settings";
+import { loadSettings, readPort } from "../src/settings";
 
 const base = { AWS_REGION: "eu-west-1", BROKER_TABLE_NAME: "pools", BROKER_DEFAULT_IAM_ROLE: "NodeRole" };
 
@@ -23,13 +23,26 @@ describe("loadSettings", () => {
   });
 
   it("rejects an unknown BROKER_ variable, naming it", () => {
-    expect(() => loadSettings({ ...base, BROKER_TABEL_NAME: "x" })).toThrow("BROKER_TABEL_NAME: unknown key");
+    expect(() => loadSettings({ ...base, BROKER_TABEL_NAME: "x" })).toThrow(
+      "Invalid environment: BROKER_TABEL_NAME is not a setting of the broker (did you mean BROKER_TABLE_NAME?)",
+    );
+    expect(() => loadSettings({ ...base, BROKER_COLOUR: "x" })).toThrow(
+      /^Invalid environment: BROKER_COLOUR is not a setting of the broker$/,
+    );
   });
 
   it("rejects out-of-range values and missing required ones", () => {
     expect(() => loadSettings({ ...base, BROKER_LEASE_SECONDS: "1" })).toThrow("BROKER_LEASE_SECONDS");
-    expect(() => loadSettings({ AWS_REGION: "eu-west-1" })).toThrow("BROKER_TABLE_NAME");
-    expect(() => loadSettings({ BROKER_TABLE_NAME: "pools" })).toThrow("AWS_REGION");
+    expect(() => loadSettings({ AWS_REGION: "eu-west-1" })).toThrow(
+      /^Invalid environment: BROKER_TABLE_NAME is required$/,
+    );
+    expect(() => loadSettings({ BROKER_TABLE_NAME: "pools" })).toThrow(
+      /^Invalid environment: AWS_REGION is required \(e\.g\. eu-west-1\)$/,
+    );
+    expect(() => loadSettings({ ...base, AWS_REGION: "Ireland" })).toThrow(
+      "Invalid environment: AWS_REGION must be a Region name such as eu-west-1, got 'Ireland'",
+    );
+    expect(loadSettings({ ...base, AWS_REGION: "us-gov-west-1" }).region).toBe("us-gov-west-1");
     expect(() => loadSettings({ ...base, BROKER_PARAMETER_PREFIX: "no-slash" })).toThrow(ConfigError);
   });
 
@@ -43,9 +56,48 @@ describe("loadSettings", () => {
     expect(() => loadSettings({ ...base, BROKER_CONFIG_FILE: file, BROKER_POOLS: pools })).toThrow(
       "not both",
     );
-    expect(() => loadSettings({ ...base, BROKER_POOLS: "{" })).toThrow("not valid JSON");
-    expect(() => loadSettings({ ...base, BROKER_CONFIG_FILE: join(dir, "missing.json") })).toThrow(
-      "Cannot read",
+  });
+
+  it("says where JSON breaks, by line and column", () => {
+    expect(() => loadSettings({ ...base, BROKER_POOLS: "{bad" })).toThrow(
+      "Invalid pool configuration: BROKER_POOLS is not valid JSON at line 1, column 2 (invalid symbol)",
+    );
+    // JSON.parse names no position for this one; the message still does.
+    expect(() => loadSettings({ ...base, BROKER_POOLS: '{"pools": {\n  "a": }\n}' })).toThrow(
+      "Invalid pool configuration: BROKER_POOLS is not valid JSON at line 2, column 8 (value expected)",
+    );
+  });
+
+  it("says why a config file cannot be read", () => {
+    const dir = mkdtempSync(join(tmpdir(), "settings-"));
+    const missing = join(dir, "missing.json");
+    expect(() => loadSettings({ ...base, BROKER_CONFIG_FILE: missing })).toThrow(
+      `Cannot read the pool configuration file ${missing}: no such file`,
+    );
+    expect(() => loadSettings({ ...base, BROKER_CONFIG_FILE: dir })).toThrow(
+      `Cannot read the pool configuration file ${dir}: it is a directory, not a file`,
+    );
+  });
+
+  // root reads any file, so the refusal can only be provoked as another user.
+  it.skipIf(process.getuid?.() === 0)("says a config file is not readable (as a non-root user)", () => {
+    const locked = join(mkdtempSync(join(tmpdir(), "settings-")), "locked.json");
+    writeFileSync(locked, "{}");
+    chmodSync(locked, 0o000);
+    expect(() => loadSettings({ ...base, BROKER_CONFIG_FILE: locked })).toThrow(
+      `Cannot read the pool configuration file ${locked}: permission denied (the broker's user may not read it)`,
+    );
+  });
+
+  it("reads ports from a flag, then the variable, then the default", () => {
+    expect(readPort("PORT", 8080, {})).toBe(8080);
+    expect(readPort("PORT", 8080, { PORT: "0" })).toBe(0);
+    expect(readPort("PORT", 8080, { PORT: "9000" }, { name: "--port", value: "9001" })).toBe(9001);
+    expect(() => readPort("PORT", 8080, { PORT: "80a" })).toThrow(
+      "PORT must be a port number (0-65535), got '80a'",
+    );
+    expect(() => readPort("PORT", 8080, {}, { name: "--port", value: "70000" })).toThrow(
+      "--port must be a port number (0-65535), got '70000'",
     );
   });
 });

@@ -1,4 +1,5 @@
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ConfigError } from "../core/errors";
 import { isSdkError } from "./sdk-errors";
 import { POOL_KEY_ATTRIBUTE } from "./naming";
 
@@ -36,6 +37,22 @@ export async function ensurePoolTable(
     if ((await tableStatus(client, tableName)) === "ACTIVE") return;
     if (Date.now() >= giveUpAt) throw new Error(`Table ${tableName} did not become ACTIVE in time.`);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+/**
+ * One DescribeTable at start-up (standalone mode): a broker pointed at a table that does not
+ * exist refuses to start, naming the table and Region, instead of answering 500 per request.
+ */
+export async function checkPoolTable(
+  client: DynamoDBClient,
+  tableName: string,
+  region: string,
+): Promise<void> {
+  if ((await tableStatus(client, tableName)) === undefined) {
+    throw new ConfigError(
+      `DynamoDB table '${tableName}' does not exist in ${region}: set BROKER_TABLE_NAME and AWS_REGION to the deployed table's`,
+    );
   }
 }
 

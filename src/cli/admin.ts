@@ -3,7 +3,7 @@
  * options plus the global ones, prints a table (or --json) on stdout, and maps any failure to one
  * line on stderr and a documented exit code.
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "./args";
 import type { Command } from "./commands/command";
 import { cleanup } from "./commands/cleanup";
 import { get } from "./commands/get";
@@ -32,12 +32,7 @@ export async function runAdmin(command: Command, argv: string[]): Promise<number
   let ctx: Context | undefined;
   let endpoint: string | undefined;
   try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { ...GLOBAL_OPTIONS, ...command.options },
-      allowPositionals: true,
-      strict: true,
-    });
+    const { values, positionals } = parseCommandLine(argv, { ...GLOBAL_OPTIONS, ...command.options }, true);
     if (values.help) {
       process.stdout.write(`${commandHelp(command)}\n`);
       return EXIT.ok;

@@ -38,9 +38,9 @@ export const GLOBAL_HELP = `Global options:
   --json                 machine-readable output
   -h, --help             this help`;
 
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
+import { UsageError } from "./args";
+
+export { UsageError };
 
 export interface GlobalValues {
   region?: string | undefined;

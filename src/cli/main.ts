@@ -8,18 +8,19 @@
  * Configuration comes from the environment exactly as for the Lambda (BROKER_*, AWS_REGION,
  * the default credential chain); state stays in DynamoDB, so any number of replicas may run.
  */
-import { parseArgs } from "node:util";
 import { createAwsClients } from "../aws/clients";
+import { checkPoolTable } from "../aws/dynamodb-table";
 import { createBroker } from "../composition";
 import { createNodeServer, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, readPort } from "../settings";
 import packageJson from "../../package.json";
 import { ADMIN_COMMANDS, runAdmin } from "./admin";
+import { parseCommandLine, UsageError } from "./args";
 
 const VERSION = packageJson.version;
 
-const USAGE = `Usage: activation-broker <command> [options]     (activation-broker <command> --help)
+export const USAGE = `Usage: activation-broker <command> [options]     (activation-broker <command> --help)
 
 Commands:
   serve [--port <port>] [--host <address>]
@@ -34,40 +35,47 @@ not found, 4 AWS refused (credentials, permissions), 5 AWS unreachable or thrott
 6 some --apply actions failed.
   --version   print the version`;
 
+/** Runs the command line; resolves with the exit code. Usage and configuration errors throw. */
 export async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "--version") {
-    console.log(`activation-broker ${VERSION}`);
-    return 0;
-  }
   const admin = ADMIN_COMMANDS.find((c) => c.name === argv[0]);
   if (admin) return runAdmin(admin, argv.slice(1));
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
+  const { values, positionals } = parseCommandLine(
+    argv,
+    {
       port: { type: "string" },
       host: { type: "string" },
       help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
     },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help || positionals.length === 0) {
-    console.log(USAGE);
-    return values.help ? 0 : 2;
+    true,
+  );
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
   }
-  if (positionals[0] !== "serve" || positionals.length > 1) {
-    console.error(`activation-broker: unknown command '${positionals.join(" ")}'\n\n${USAGE}`);
-    return 2;
+  if (values.version) {
+    process.stdout.write(`activation-broker ${VERSION}\n`);
+    return 0;
   }
+  if (positionals.length === 0) throw new UsageError("no command given");
+  if (positionals[0] !== "serve") throw new UsageError(`unknown command '${positionals[0]}'`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
   const port = readPort("PORT", 8080, process.env, { name: "--port", value: values.port });
   const settings = loadSettings();
   const { logger } = createLogger();
-  const broker = createBroker({ settings, clients: createAwsClients({ region: settings.region }), logger });
+  const clients = createAwsClients({ region: settings.region });
+  await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
+  const broker = createBroker({ settings, clients, logger });
   const server = createNodeServer(broker.handler, {
     logger,
     ...(settings.publicUrl !== undefined && { publicUrl: settings.publicUrl }),
   });
-  const address = await listen(server, port, values.host ?? "127.0.0.1");
+  const address = await listen(
+    server,
+    port,
+    values.host ?? "127.0.0.1",
+    values.port !== undefined ? "--port" : "PORT",
+  );
   logger.info("broker listening", {
     address: address.address,
     port: address.port,

@@ -1,16 +1,8 @@
 /**
  * The `activation-broker` command's entry point (`npm run build` bundles this file): runs the
- * command line and turns its outcome into an exit code.
+ * command line and turns its outcome into an exit code (src/entry/run.ts).
  */
-import { main } from "../cli/main";
-import { BrokerError } from "../core/errors";
+import { main, USAGE } from "../cli/main";
+import { runMain } from "./run";
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    const usage =
-      error instanceof Error && String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
-    console.error(`activation-broker: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(error instanceof BrokerError || usage ? 2 : 1);
-  },
-);
+runMain("activation-broker", USAGE, () => main(process.argv.slice(2)));

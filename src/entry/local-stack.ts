@@ -3,7 +3,7 @@ import { createAwsClients } from "../aws/clients";
 import { ensurePoolTable } from "../aws/dynamodb-table";
 import { createBroker, type Broker } from "../composition";
 import type { Clock, Logger, Sleeper } from "../core/ports";
-import { createNodeServer, listen } from "../http/node-server";
+import { createNodeServer, explainListenError, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, type Settings } from "../settings";
 
@@ -22,8 +22,11 @@ export interface LocalStackOptions {
   readonly host?: string;
   /** A `{"pools": {...}}` file, as for `npm start -- --config`. */
   readonly configFile?: string;
-  /** Extra BROKER_* settings (tests use BROKER_POOLS, BROKER_ROTATION_WAIT_MS, …). */
-  readonly env?: Readonly<Record<string, string>>;
+  /**
+   * The environment: BROKER_* and AWS_REGION, validated as everywhere else, on top of what the
+   * emulated AWS provides (`npm start` passes process.env; tests pass BROKER_POOLS, …).
+   */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   readonly clock?: Clock;
   readonly sleeper?: Sleeper;
   readonly logger?: Logger;
@@ -39,22 +42,39 @@ export interface LocalStack {
 }
 
 /**
+ * What the emulated AWS provides (its table, roles and Region), under the caller's settings.
+ * Only BROKER_* and AWS_REGION are taken from `env`: the emulated AWS needs no credentials.
+ */
+function localEnv(options: LocalStackOptions): NodeJS.ProcessEnv {
+  const own = Object.entries(options.env ?? {}).filter(
+    ([name, value]) => value !== undefined && (name.startsWith("BROKER_") || name === "AWS_REGION"),
+  );
+  return {
+    AWS_REGION: LOCAL_REGION,
+    BROKER_TABLE_NAME: LOCAL_TABLE_NAME,
+    BROKER_DEFAULT_IAM_ROLE: LOCAL_IAM_ROLE,
+    BROKER_HYBRID_NODES_ROLE: LOCAL_HYBRID_NODES_ROLE,
+    BROKER_DEPLOYMENT: "local",
+    ...Object.fromEntries(own),
+    ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
+  };
+}
+
+/**
  * The whole broker on one machine: the emulated AWS (DynamoDB via dynalite + SSM), the pool
  * table, and the broker's Node server — the same code that runs in Lambda and standalone.
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const host = options.host ?? "127.0.0.1";
-  const emulator = await startEmulator({ port: options.emulatorPort ?? 4566, host, region: LOCAL_REGION });
+  // The same settings path as the Lambda and `serve`: bad values fail before any port is bound.
+  const settings = loadSettings(localEnv(options));
+  const emulatorPort = options.emulatorPort ?? 4566;
+  const emulator = await startEmulator({ port: emulatorPort, host, region: settings.region }).catch(
+    (error: unknown) => {
+      throw explainListenError(error, { port: emulatorPort, host, setting: "EMULATOR_PORT" });
+    },
+  );
   try {
-    const settings = loadSettings({
-      AWS_REGION: LOCAL_REGION,
-      BROKER_TABLE_NAME: LOCAL_TABLE_NAME,
-      BROKER_DEFAULT_IAM_ROLE: LOCAL_IAM_ROLE,
-      BROKER_HYBRID_NODES_ROLE: LOCAL_HYBRID_NODES_ROLE,
-      BROKER_DEPLOYMENT: "local",
-      ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
-      ...options.env,
-    });
     const clients = createAwsClients({
       region: settings.region,
       endpoint: emulator.url,

@@ -1,26 +1,35 @@
 /**
  * `npm start [-- --config pools.json]`: the emulated AWS and the broker on this machine.
- * Ports: PORT (broker, default 8080) and EMULATOR_PORT (emulated AWS, default 4566).
+ * Ports: PORT (broker, default 8080) and EMULATOR_PORT (emulated AWS, default 4566). BROKER_*
+ * and AWS_REGION are read and validated as by the Lambda and `serve`; the emulated AWS fills in
+ * the table, the roles and the Region when they are not set.
  */
-import { parseArgs } from "node:util";
-import { BrokerError } from "../core/errors";
+import { parseCommandLine } from "../cli/args";
 import { readPort } from "../settings";
 import { startLocalStack } from "./local-stack";
+import { EXIT_FAILURE, EXIT_OK, runMain } from "./run";
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
-    strict: true,
+const USAGE = `Usage: npm start [-- --config <pools.json>]
+
+Runs the emulated AWS (DynamoDB + SSM) and the broker on this machine.
+  --config   a {"pools": {...}} file (default: one pool, "default")
+Environment: PORT (broker, default 8080), EMULATOR_PORT (emulated AWS, default 4566), and the
+broker's BROKER_* and AWS_REGION settings (docs/configuration.md).
+Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`;
+
+async function main(): Promise<number | void> {
+  const { values } = parseCommandLine(process.argv.slice(2), {
+    config: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
-    console.log(
-      "Usage: npm start [-- --config <pools.json>]\nEnv: PORT (default 8080), EMULATOR_PORT (default 4566)",
-    );
-    return;
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_OK;
   }
   const stack = await startLocalStack({
     brokerPort: readPort("PORT", 8080),
     emulatorPort: readPort("EMULATOR_PORT", 4566),
+    env: process.env,
     ...(values.config !== undefined && { configFile: values.config }),
   });
   const pools = stack.broker.vendor.poolNames().join(", ");
@@ -44,16 +53,12 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     stack.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => process.exit(EXIT_OK),
+      () => process.exit(EXIT_FAILURE),
     );
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 }
 
-main().catch((error: unknown) => {
-  const message = error instanceof BrokerError ? error.message : String(error);
-  process.stderr.write(`activation-broker: ${message}\n`);
-  process.exit(1);
-});
+runMain("npm start", USAGE, main);

@@ -46,17 +46,50 @@ function baseUrlOf(req: IncomingMessage): string {
   return `${proto}://${host}`;
 }
 
-/**
- * A fleet burst opens thousands of connections at once. With Node's default accept queue (511) a
- * busy event loop lets it overflow, and the kernel then resets connections the client believes
- * open (ECONNRESET). The kernel caps the value at net.core.somaxconn.
- */
 const LISTEN_BACKLOG = 4096;
 
-/** Starts listening; resolves with the bound address (port 0 picks a free port). */
-export function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+/**
+ * Starts listening; resolves with the bound address (port 0 picks a free port). `setting` names
+ * what chose the port (PORT, --port), so a refusal can say what to change.
+ *
+ * A fleet burst opens thousands of connections at once. With Node's default accept queue (511) a
+ * busy event loop lets it overflow, and the kernel then resets connections the client believes
+ * open (ECONNRESET); the kernel caps the backlog at net.core.somaxconn.
+ */
+export function listen(server: Server, port: number, host: string, setting = "PORT"): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error) => reject(explainListenError(error, { port, host, setting })));
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve(server.address() as AddressInfo));
   });
+}
+
+/** A server that cannot listen, said as what to do about it. */
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+}
+
+/** Turns EADDRINUSE and friends into one line naming the port, the address and the setting. */
+export function explainListenError(
+  error: unknown,
+  where: { readonly port: number; readonly host: string; readonly setting: string },
+): unknown {
+  const code = (error as { code?: unknown }).code;
+  const { port, host, setting } = where;
+  const fix = `set ${setting} to another port (0 picks a free one)`;
+  switch (code) {
+    case "EADDRINUSE":
+      return new ListenError(`port ${port} on ${host} is already in use: stop what holds it, or ${fix}`, {
+        cause: error,
+      });
+    case "EACCES":
+      return new ListenError(`port ${port} on ${host} needs privileges this user lacks: ${fix}`, {
+        cause: error,
+      });
+    case "EADDRNOTAVAIL":
+      return new ListenError(`address ${host} is not one of this machine's: choose another host`, {
+        cause: error,
+      });
+    default:
+      return error;
+  }
 }

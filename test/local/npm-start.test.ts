@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,14 +10,14 @@ import { describe, expect, it } from "vitest";
  * The README's first command, as a user runs it: `npm start` (here with ephemeral ports and a
  * --config file) prints the URLs and a curl line, serves pairs, and stops cleanly on Ctrl-C.
  */
-function start(args: string[]) {
+function start(args: string[], env: Record<string, string> = {}) {
   const proc = spawn(process.execPath, ["--import", "tsx", "src/entry/local.ts", ...args], {
-    env: { ...process.env, PORT: "0", EMULATOR_PORT: "0", POWERTOOLS_LOG_LEVEL: "ERROR" },
+    env: { ...process.env, PORT: "0", EMULATOR_PORT: "0", POWERTOOLS_LOG_LEVEL: "ERROR", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
   proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => proc.on("close", (code) => resolve(code)));
   const banner = new Promise<string>((resolve, reject) => {
     proc.stderr!.on("data", () => {
       if (stderr.includes("Ctrl-C stops both.")) resolve(stderr);
@@ -46,13 +48,81 @@ describe("npm start", () => {
     expect(await run.exited).toBe(0);
   });
 
-  it("refuses an invalid config file, naming the field, with exit code 1", async () => {
+  /** Runs `npm start` expecting it to refuse: resolves with the exit code and stderr. */
+  async function refusal(args: string[], env: Record<string, string> = {}) {
+    const run = start(args, env);
+    run.banner.catch(() => {});
+    return { code: await run.exited, stderr: run.stderr() };
+  }
+
+  it("refuses an invalid config file, naming the field, with exit code 2", async () => {
     const dir = mkdtempSync(join(tmpdir(), "npm-start-"));
     const config = join(dir, "pools.json");
     writeFileSync(config, JSON.stringify({ pools: { linux: { registrationLimit: 5000 } } }));
-    const run = start(["--config", config]);
-    run.banner.catch(() => {});
-    expect(await run.exited).toBe(1);
-    expect(run.stderr()).toContain("pools.linux.registrationLimit");
+    const { code, stderr } = await refusal(["--config", config]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^npm start: Invalid pool configuration: pools\.linux\.registrationLimit: .+\n$/);
+  });
+
+  // The same settings path as the Lambda and `serve`: the same refusals, the same exit code.
+  it.each([
+    [
+      { BROKER_LEASE_SECOND: "30" },
+      "npm start: Invalid environment: BROKER_LEASE_SECOND is not a setting of the broker (did you mean BROKER_LEASE_SECONDS?)",
+    ],
+    [
+      { BROKER_LEASE_SECONDS: "2" },
+      "npm start: Invalid environment: BROKER_LEASE_SECONDS: Too small: expected number to be >=5",
+    ],
+    [
+      { BROKER_POOLS: "{bad" },
+      "npm start: Invalid pool configuration: BROKER_POOLS is not valid JSON at line 1, column 2 (invalid symbol)",
+    ],
+    [
+      { AWS_REGION: "moon-1" },
+      "npm start: Invalid environment: AWS_REGION must be a Region name such as eu-west-1, got 'moon-1'",
+    ],
+  ])("refuses %o with one line and exit code 2", async (env, line) => {
+    expect(await refusal([], env)).toEqual({ code: 2, stderr: `${line}\n` });
+  });
+
+  it("honours valid BROKER_* settings and AWS_REGION", async () => {
+    const run = start([], {
+      AWS_REGION: "eu-west-1",
+      BROKER_POOLS: JSON.stringify({ pools: { web: {} } }),
+    });
+    const banner = await run.banner;
+    expect(banner).toContain("pools: default, web");
+    expect(banner).toContain("--region eu-west-1");
+    const brokerUrl = /Broker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(banner)![1]!;
+    const res = await fetch(`${brokerUrl}/activations/web`);
+    expect(((await res.json()) as { Region: string }).Region).toBe("eu-west-1");
+    run.proc.kill("SIGINT");
+    expect(await run.exited).toBe(0);
+  });
+
+  it("names the port and the variable when a port is taken", async () => {
+    const holder = createServer();
+    const port = await new Promise<number>((resolve) =>
+      holder.listen(0, "127.0.0.1", () => resolve((holder.address() as AddressInfo).port)),
+    );
+    try {
+      expect(await refusal([], { PORT: String(port) })).toEqual({
+        code: 1,
+        stderr: `npm start: port ${port} on 127.0.0.1 is already in use: stop what holds it, or set PORT to another port (0 picks a free one)\n`,
+      });
+      expect(await refusal([], { EMULATOR_PORT: String(port) })).toEqual({
+        code: 1,
+        stderr: `npm start: port ${port} on 127.0.0.1 is already in use: stop what holds it, or set EMULATOR_PORT to another port (0 picks a free one)\n`,
+      });
+    } finally {
+      holder.close();
+    }
+  });
+
+  it("says which option is unknown and prints the usage to stderr, exit code 2", async () => {
+    const { code, stderr } = await refusal(["--confg", "x.json"]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^npm start: unknown option '--confg'\n\nUsage: npm start /);
   });
 });
