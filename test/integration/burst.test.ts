@@ -78,7 +78,11 @@ describe("burst of 2,000 concurrent requests, registration limit 10", () => {
     const created = stack.emulator.controls.counters()["ssm:CreateActivation"] ?? 0;
     expect(created).toBeGreaterThanOrEqual(expected);
     expect(created).toBeLessThanOrEqual(expected + 1);
-    expect(stack.emulator.controls.activations()).toHaveLength(created);
+    // Every live activation was handed out, but for one unused standby at most (a refill that
+    // failed under load deletes what it created).
+    const used = new Set(pairs.map((p) => p.ActivationId));
+    const unused = stack.emulator.controls.activations().filter((a) => !used.has(a.activationId));
+    expect(unused.length).toBeLessThanOrEqual(1);
   });
 
   it("hands out pairs that every one register through the agent's RegisterManagedInstance", async () => {
