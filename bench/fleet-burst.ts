@@ -55,6 +55,7 @@ const { values: args } = parseArgs({
     "ssm-throttle-rate": { type: "string" },
     "latency-ms": { type: "string" },
     "clock-jump": { type: "boolean", default: false },
+    "no-standby": { type: "boolean", default: false },
     label: { type: "string", default: "run" },
     "cold-start-samples": { type: "string", default: "5" },
   },

@@ -83,6 +83,8 @@ const CODE_CACHE_SIZE = 64;
 const MAX_ATTEMPTS = 100;
 /** Refills one background task may chain before it leaves the rest to the next reservation. */
 const REFILL_ROUNDS = 8;
+/** Longest a request waits on this process's refill before looking at the pool again. */
+const REFILL_WAIT_CAP_MS = 1_000;
 
 /**
  * The vend use case: hand out a pair that stays valid for the safety margin, reserving one
@@ -97,6 +99,8 @@ export class Vendor {
   private readonly rounds = new Map<string, Round>();
   /** In-process refills under way, one per pool. */
   private readonly refills = new Map<string, Promise<void>>();
+  /** Requests waiting for this process's next standby commit, per pool. */
+  private readonly standbyWaiters = new Map<string, (() => void)[]>();
   /** The last refill asked of another process, per pool: one request per standby, not per vend. */
   private readonly requested = new Map<string, string>();
   private readonly random: () => number;
@@ -175,8 +179,30 @@ export class Vendor {
       // The commit took slot 1 for the rotator. A lost race leaves no estimate: let one retry.
       return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
     }
+    const refill = this.refills.get(pool.name);
+    if (refill) {
+      // Our own background refill holds the lease: its commit is what everyone waits for, so
+      // wake at that commit (or a backoff's length at most) instead of on a blind timer.
+      await Promise.race([this.nextStandby(pool.name), sleeper.sleep(REFILL_WAIT_CAP_MS)]);
+      return { state, freeSlots: pool.registrationLimit };
+    }
     await sleeper.sleep(backoffMs(attempt, this.random));
     return { state, freeSlots: 0 };
+  }
+
+  /** Resolves when this process next commits a standby for the pool, or its refill ends. */
+  private nextStandby(pool: string): Promise<void> {
+    return new Promise((resolve) => {
+      const waiting = this.standbyWaiters.get(pool) ?? [];
+      waiting.push(resolve);
+      this.standbyWaiters.set(pool, waiting);
+    });
+  }
+
+  private wakeStandbyWaiters(pool: string): void {
+    const waiting = this.standbyWaiters.get(pool);
+    this.standbyWaiters.delete(pool);
+    for (const wake of waiting ?? []) wake();
   }
 
   /**
@@ -335,6 +361,7 @@ export class Vendor {
         return false;
       }
       this.remember(activationId, Promise.resolve(created.activationCode));
+      this.wakeStandbyWaiters(pool.name);
       logger.info("created a standby activation", {
         pool: pool.name,
         activationId,
@@ -382,7 +409,10 @@ export class Vendor {
           error: errorName(error),
         }),
       )
-      .finally(() => this.refills.delete(pool.name));
+      .finally(() => {
+        this.refills.delete(pool.name);
+        this.wakeStandbyWaiters(pool.name);
+      });
     this.refills.set(pool.name, refill);
   }
 
