@@ -2,6 +2,7 @@ import { DefaultStackSynthesizer, Validations, type App } from "aws-cdk-lib";
 import { MethodLoggingLevel } from "aws-cdk-lib/aws-apigateway";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
+import { ControlTowerGuard } from "./checks/control-tower-guard";
 import { settingsFromContext, type AppSettings } from "./config/settings";
 import { ApiEndpointStack } from "./stacks/api-endpoint-stack";
 import { BrokerStack } from "./stacks/broker-stack";
@@ -16,6 +17,11 @@ export interface BrokerAppStacks {
 export interface BuildOptions {
   /** Handler entry override (tests of the wiring that need no real bundle). */
   readonly entry?: string;
+  /**
+   * Run cfn-guard (Control Tower rules) on synth. Tests that do not check policy turn it off: it
+   * costs seconds per synth. @default true
+   */
+  readonly guard?: boolean;
 }
 
 /**
@@ -26,6 +32,7 @@ export function buildBrokerApp(app: App, options: BuildOptions = {}): BrokerAppS
   const s = settingsFromContext(app.node);
   // cdk-nag 3 is a policy-validation plugin: it runs on every synth, and an error fails it.
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  if (options.guard ?? true) Validations.of(app).addPlugins(new ControlTowerGuard());
 
   const prefix = s.DeploymentName ? `ActivationBroker-${s.DeploymentName}` : "ActivationBroker";
   // Steps 1 and 2 have no assets: without the bootstrap-version check their templates can be
@@ -41,6 +48,7 @@ export function buildBrokerApp(app: App, options: BuildOptions = {}): BrokerAppS
           subnetIds: s.SubnetsForVpcEndpoint,
           allowedCidrs: s.AllowedIPRange,
           allowedApiIds: s.VpcEndpointAllowedApiIds,
+          privateDnsEnabled: s.PrivateDnsEnabled,
         })
       : undefined;
 
@@ -76,8 +84,9 @@ function brokerProps(s: AppSettings) {
     executionLogLevel: MethodLoggingLevel[s.ApiExecutionLogLevel],
     throttlingRateLimit: s.ThrottlingRateLimit,
     throttlingBurstLimit: s.ThrottlingBurstLimit,
+    reservedConcurrency: s.ReservedConcurrency,
     tracing: s.EnableXRay,
-    apiGatewayCloudWatchRole: s.ApiGatewayCloudWatchRole,
+    ...(s.CloudwatchLogRoleArn !== undefined && { cloudWatchLogRoleArn: s.CloudwatchLogRoleArn }),
     tableDeletionProtection: s.TableDeletionProtection,
     memorySize: s.FunctionMemoryMB,
   };

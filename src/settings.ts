@@ -26,6 +26,12 @@ const envSchema = z.strictObject({
   BROKER_LEASE_SECONDS: z.coerce.number().int().min(5).max(900).default(30),
   BROKER_ROTATION_WAIT_MS: z.coerce.number().int().min(0).max(25_000).default(5000),
   BROKER_PUBLIC_URL: z.url().optional(),
+  /** VPC endpoints associated with the private API, whose alias names are the API's own too. */
+  BROKER_VPC_ENDPOINT_IDS: z
+    .string()
+    .transform((v) => v.split(",").filter(Boolean))
+    .pipe(z.array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, "VPC endpoint ids (vpce-…), comma-separated")))
+    .optional(),
 });
 
 export type BrokerEnv = z.input<typeof envSchema>;
@@ -39,6 +45,8 @@ export interface Settings {
   readonly leaseMs: number;
   readonly rotationWaitMs: number;
   readonly publicUrl?: string;
+  /** Endpoints through which the API's alias URLs (`<api>-<vpce>.execute-api…`) reach it. */
+  readonly vpcEndpointIds: readonly string[];
   readonly pools: ReadonlyMap<string, PoolConfig>;
 }
 
@@ -80,6 +88,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     leaseMs: e.BROKER_LEASE_SECONDS * 1000,
     rotationWaitMs: e.BROKER_ROTATION_WAIT_MS,
     ...(e.BROKER_PUBLIC_URL !== undefined && { publicUrl: e.BROKER_PUBLIC_URL.replace(/\/+$/, "") }),
+    vpcEndpointIds: e.BROKER_VPC_ENDPOINT_IDS ?? [],
     pools,
   };
 }

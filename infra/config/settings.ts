@@ -36,8 +36,10 @@ export const CONTEXT_KEYS = [
   "ApiExecutionLogLevel",
   "ThrottlingRateLimit",
   "ThrottlingBurstLimit",
+  "ReservedConcurrency",
   "EnableXRay",
-  "ApiGatewayCloudWatchRole",
+  "CloudwatchLogRoleArn",
+  "PrivateDnsEnabled",
   "TableDeletionProtection",
   "FunctionMemoryMB",
 ] as const;
@@ -141,15 +143,20 @@ const contextSchema = z
     LeaseSeconds: int(5, 900, 30),
     RotationWaitMs: int(0, 25_000, 5000),
     LogLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]).default("INFO"),
-    LogRetentionDays: int(1, 3653, 90).refine(
+    LogRetentionDays: int(1, 3653, 365).refine(
       (d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d),
       `one of ${LOG_RETENTION_DAYS.join(", ")}`,
     ),
     ApiExecutionLogLevel: z.enum(["OFF", "ERROR", "INFO"]).default("ERROR"),
     ThrottlingRateLimit: int(1, 10_000, 50),
     ThrottlingBurstLimit: int(1, 5_000, 100),
-    EnableXRay: bool(false),
-    ApiGatewayCloudWatchRole: bool(false),
+    ReservedConcurrency: int(0, 10_000, 100),
+    EnableXRay: bool(true),
+    CloudwatchLogRoleArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, "an IAM role ARN")
+      .optional(),
+    PrivateDnsEnabled: bool(true),
     TableDeletionProtection: bool(true),
     FunctionMemoryMB: int(128, 10_240, 256),
   })

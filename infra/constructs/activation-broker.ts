@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
-import { Aws, Duration, Fn, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
+import { Aws, CfnCondition, Duration, Fn, RemovalPolicy, Stack, Token, Validations } from "aws-cdk-lib";
 import {
   AccessLogFormat,
+  CfnAccount,
   EndpointType,
   LambdaIntegration,
   LogGroupLogDestination,
@@ -12,6 +13,7 @@ import { AttributeType, BillingMode, Table, TableEncryption } from "aws-cdk-lib/
 import { InterfaceVpcEndpoint } from "aws-cdk-lib/aws-ec2";
 import {
   AnyPrincipal,
+  CfnRole,
   Effect,
   ManagedPolicy,
   Policy,
@@ -20,15 +22,15 @@ import {
   Role,
   ServicePrincipal,
 } from "aws-cdk-lib/aws-iam";
-import type { IKey } from "aws-cdk-lib/aws-kms";
-import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import { Key, type IKey } from "aws-cdk-lib/aws-kms";
+import { Architecture, CfnPermission, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
+import { LogLevel as BundlingLogLevel, NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { DEFAULT_PARAMETER_PREFIX, POOL_KEY_ATTRIBUTE, isValidParameterPrefix } from "../../src/aws/naming";
 import { ConfigError } from "../../src/core/errors";
 import { RESERVED_TAG_PREFIX, parsePools, poolsFileSchema } from "../../src/core/pool-config";
-import { SSM_CRYPTO_ACTIONS, ssmViaService } from "./parameter-store-key";
+import { SSM_CRYPTO_ACTIONS, denyGrantsExceptForAwsServices, ssmViaService } from "./parameter-store-key";
 import { StandbyRefill } from "./standby-refill";
 import {
   HybridNodesRole,
@@ -70,7 +72,7 @@ export interface ActivationBrokerProps {
   readonly rotationWaitMs?: number;
   /** @default "INFO" */
   readonly logLevel?: LogLevel;
-  /** Retention of the function log and the API access log. @default RetentionDays.THREE_MONTHS */
+  /** Retention of the function log and the API access log. @default RetentionDays.ONE_YEAR */
   readonly logRetention?: RetentionDays;
   /** API Gateway execution logging; never with data trace (it would log the codes). @default ERROR */
   readonly executionLogLevel?: MethodLoggingLevel;
@@ -78,15 +80,21 @@ export interface ActivationBrokerProps {
   readonly throttlingRateLimit?: number;
   /** @default 100 */
   readonly throttlingBurstLimit?: number;
-  /** X-Ray on the stage and the function. @default false */
+  /**
+   * Concurrent executions reserved for (and capping) the function; 0 reserves none. Kept at the
+   * stage's burst so API Gateway's 429 is what a flooding caller sees, not Lambda's throttle
+   * (which a proxy integration turns into a 500). @default 100
+   */
+  readonly reservedConcurrency?: number;
+  /** X-Ray on the stage and the function. @default true */
   readonly tracing?: boolean;
   /**
-   * Create the role API Gateway uses to write logs and set it as the ACCOUNT's API Gateway
-   * CloudWatch role (a region-wide setting shared by every API). Off by default: most accounts
-   * have it already, and changing it silently is what the reference did wrong.
-   * @default false
+   * The role API Gateway writes logs with, set as the account's API Gateway CloudWatch role (one
+   * per account and region; stage logging cannot deploy without it). Empty or absent: a role is
+   * created, set, and retained on stack deletion, since other APIs of the account may use it.
+   * May be a CloudFormation parameter (then chosen at deploy time).
    */
-  readonly apiGatewayCloudWatchRole?: boolean;
+  readonly cloudWatchLogRoleArn?: string;
   /** @default true; when false the table is also destroyed with the stack */
   readonly tableDeletionProtection?: boolean;
   /** @default 256 */
@@ -109,8 +117,11 @@ export class ActivationBroker extends Construct {
   /** The role of EKS pools that name none, when there is one (docs/eks.md). */
   readonly hybridNodesRoleName?: string;
   readonly parameterPrefix: string;
-  /** `https://<api>.execute-api.<region>.amazonaws.com/<stage>`, no trailing slash. */
+  /** `https://<api>.execute-api.<region>.amazonaws.com/<stage>` (private DNS), no trailing slash. */
   readonly url: string;
+  /** Per endpoint: `https://<api>-<vpce>.execute-api.<region>.amazonaws.com/<stage>`, no private DNS needed. */
+  readonly endpointUrls: string[];
+  readonly nodeRole?: Role;
   readonly functionLogGroup: LogGroup;
   readonly accessLogGroup: LogGroup;
   private brokerPolicy?: Policy;
@@ -125,7 +136,7 @@ export class ActivationBroker extends Construct {
     }
     const stageName = props.stageName ?? "prod";
     this.parameterPrefix = props.parameterPrefix ?? `${DEFAULT_PARAMETER_PREFIX}/${stack.stackName}`;
-    if (!isValidParameterPrefix(this.parameterPrefix)) {
+    if (!Token.isUnresolved(this.parameterPrefix) && !isValidParameterPrefix(this.parameterPrefix)) {
       throw new ConfigError(
         `Invalid broker configuration: parameterPrefix: '${this.parameterPrefix}' is not an absolute path`,
       );
@@ -133,6 +144,7 @@ export class ActivationBroker extends Construct {
 
     // Node role first: pools without an iamRole default to it.
     const nodeRole = props.nodeRoleName ? undefined : this.createNodeRole();
+    this.nodeRole = nodeRole;
     this.nodeRoleName = props.nodeRoleName ?? nodeRole!.roleName;
 
     // The broker's own validation, run at synth: a bad pool fails `cdk synth`, not the first vend.
@@ -166,9 +178,10 @@ export class ActivationBroker extends Construct {
       removalPolicy: (props.tableDeletionProtection ?? true) ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
 
-    const retention = props.logRetention ?? RetentionDays.THREE_MONTHS;
-    this.functionLogGroup = new LogGroup(this, "FunctionLogs", { retention });
-    this.accessLogGroup = new LogGroup(this, "ApiAccessLogs", { retention });
+    const retention = props.logRetention ?? RetentionDays.ONE_YEAR;
+    const logsKey = this.createLogsKey();
+    this.functionLogGroup = new LogGroup(this, "FunctionLogs", { retention, encryptionKey: logsKey });
+    this.accessLogGroup = new LogGroup(this, "ApiAccessLogs", { retention, encryptionKey: logsKey });
 
     const role = new Role(this, "FunctionRole", {
       assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
@@ -191,7 +204,8 @@ export class ActivationBroker extends Construct {
         ),
       },
       policy: this.resourcePolicy(props.vpcEndpointIds, props.allowedSourceCidrs ?? []),
-      cloudWatchRole: props.apiGatewayCloudWatchRole ?? false,
+      // The account's logging role is set below, where it can come from a parameter.
+      cloudWatchRole: false,
       deployOptions: {
         stageName,
         accessLogDestination: new LogGroupLogDestination(this.accessLogGroup),
@@ -200,7 +214,7 @@ export class ActivationBroker extends Construct {
         // Data trace logs full responses, i.e. Activation Codes (I6): never.
         dataTraceEnabled: false,
         metricsEnabled: true,
-        tracingEnabled: props.tracing ?? false,
+        tracingEnabled: props.tracing ?? true,
         throttlingRateLimit: props.throttlingRateLimit ?? 50,
         throttlingBurstLimit: props.throttlingBurstLimit ?? 100,
       },
@@ -209,18 +223,26 @@ export class ActivationBroker extends Construct {
     // Built by hand, not api.url: that refers to the stage, which depends on the methods, which
     // depend on the function, whose environment needs the URL — a cycle.
     this.url = `https://${this.api.restApiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}/${stageName}`;
+    this.endpointUrls = props.vpcEndpointIds.map(
+      (vpce) =>
+        `https://${this.api.restApiId}-${vpce}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}/${stageName}`,
+    );
+    this.setAccountLoggingRole(props.cloudWatchLogRoleArn);
 
     this.function = new NodejsFunction(this, "Function", {
       entry: props.entry ?? DEFAULT_HANDLER_ENTRY,
       handler: "handler",
       runtime: Runtime.NODEJS_24_X,
+      ...(props.reservedConcurrency !== 0 && {
+        reservedConcurrentExecutions: props.reservedConcurrency ?? 100,
+      }),
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
       // Under API Gateway's 29 s integration limit, with room for a rotation wait plus SDK retries.
       timeout: Duration.seconds(25),
       role,
       logGroup: this.functionLogGroup,
-      tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
+      tracing: (props.tracing ?? true) ? Tracing.ACTIVE : Tracing.DISABLED,
       description: "SSM hybrid activation broker",
       environment: {
         BROKER_TABLE_NAME: this.table.tableName,
@@ -233,6 +255,8 @@ export class ActivationBroker extends Construct {
         BROKER_LEASE_SECONDS: String(props.leaseSeconds ?? 30),
         BROKER_ROTATION_WAIT_MS: String(props.rotationWaitMs ?? 5000),
         BROKER_PUBLIC_URL: this.url,
+        // The alias names through these endpoints are this API's own names too (see lambda.ts).
+        BROKER_VPC_ENDPOINT_IDS: Fn.join(",", [...props.vpcEndpointIds]),
         POWERTOOLS_SERVICE_NAME: "activation-broker",
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? "INFO",
         NODE_OPTIONS: "--enable-source-maps",
@@ -252,6 +276,8 @@ export class ActivationBroker extends Construct {
         mainFields: ["module", "main"],
         // Bundle the SDK v3 clients rather than use the runtime's copy, so the version is pinned.
         externalModules: [],
+        // esbuild's per-file size table on every synth is noise; warnings and errors still show.
+        logLevel: BundlingLogLevel.WARNING,
       },
     });
 
@@ -304,7 +330,7 @@ export class ActivationBroker extends Construct {
 
   /** The role SSM gives hybrid nodes; trust is limited to SSM acting for this account and region. */
   private createNodeRole(): Role {
-    return new Role(this, "NodeRole", {
+    const role = new Role(this, "NodeRole", {
       description:
         "Service role assumed by on-premises managed nodes registered through the activation broker",
       assumedBy: new ServicePrincipal("ssm.amazonaws.com", {
@@ -316,6 +342,79 @@ export class ActivationBroker extends Construct {
       }),
       managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName("AmazonSSMManagedInstanceCore")],
     });
+    // Registered nodes keep assuming this role after the broker is gone; deleting the stack must
+    // not cut them off. Removing it is a cleanup step of its own.
+    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    return role;
+  }
+
+  /**
+   * Customer managed key for the two log groups (Control Tower's CT.CLOUDWATCH.PR.3). Not the codes
+   * key: that one is usable through Systems Manager only. Retained like the log groups it protects.
+   */
+  private createLogsKey(): Key {
+    const key = new Key(this, "LogsKey", {
+      description: `Encrypts the activation broker's log groups (${Stack.of(this).stackName})`,
+      enableKeyRotation: true,
+      pendingWindow: Duration.days(30),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: "AllowCloudWatchLogsForThisAccountsLogGroups",
+        principals: [new ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
+        actions: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        resources: ["*"],
+        conditions: {
+          ArnLike: {
+            "kms:EncryptionContext:aws:logs:arn": `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*`,
+          },
+        },
+      }),
+    );
+    denyGrantsExceptForAwsServices(key);
+    return key;
+  }
+
+  /**
+   * Sets the account's API Gateway CloudWatch role, to the given one or to a role created here.
+   * A parameter decides at deploy time (CloudFormation condition); a literal or nothing, at synth.
+   */
+  private setAccountLoggingRole(givenArn: string | undefined): void {
+    const create = () => {
+      const role = new Role(this, "ApiGatewayLogsRole", {
+        description: "API Gateway account logging role (set by the activation broker stack)",
+        assumedBy: new ServicePrincipal("apigateway.amazonaws.com"),
+        managedPolicies: [
+          ManagedPolicy.fromAwsManagedPolicyName("service-role/AmazonAPIGatewayPushToCloudWatchLogs"),
+        ],
+      });
+      // The setting outlives the stack (CloudFormation never unsets it), and other APIs in the
+      // account may log through it: deleting the role would silently break their logging.
+      role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+      Validations.of(role).acknowledge({
+        id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+        reason:
+          "The AWS-managed policy API Gateway documents for its account logging role; AWS keeps it in step with what API Gateway needs to write logs.",
+      });
+      return role;
+    };
+    let arn: string;
+    if (givenArn === undefined || givenArn === "") {
+      arn = create().roleArn;
+    } else if (Token.isUnresolved(givenArn)) {
+      const createRole = new CfnCondition(this, "CreateLogRole", {
+        expression: Fn.conditionEquals(givenArn, ""),
+      });
+      const role = create();
+      (role.node.defaultChild as CfnRole).cfnOptions.condition = createRole;
+      arn = Fn.conditionIf(createRole.logicalId, role.roleArn, givenArn).toString();
+    } else {
+      arn = givenArn;
+    }
+    const account = new CfnAccount(this, "ApiGatewayAccount", { cloudWatchRoleArn: arn });
+    // Stage logging is refused until the account has a role.
+    this.api.deploymentStage.node.addDependency(account);
   }
 
   private grantBrokerPermissions(
@@ -417,12 +516,12 @@ export class ActivationBroker extends Construct {
           "ssm:CreateActivation, ssm:DescribeActivations and ssm:DeleteActivation have no resource type in the IAM Service Authorization Reference, so only Resource '*' is accepted; CreateActivation (and the AddTagsToResource it implies) is conditioned on aws:RequestTag/activation-broker:deployment and aws:TagKeys.",
       },
       {
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${this.parameterPrefix.slice(1)}/*]`,
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/${nagText(this, this.parameterPrefix).slice(1)}/*]`,
         reason:
           "Parameter names end in activation ids that exist only at run time; the wildcard is confined to this deployment's Parameter Store prefix.",
       },
     );
-    if (props.tracing) {
+    if (props.tracing ?? true) {
       Validations.of(role).acknowledge({
         id: "AwsSolutions-IAM5[Resource::*]",
         reason: "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions.",
@@ -433,6 +532,35 @@ export class ActivationBroker extends Construct {
         id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
         reason:
           "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for SSM Agent; AWS updates it as the agent's API needs change, which a copy would not follow.",
+      });
+    }
+    // cfn-guard, Control Tower rules (docs/deploy.md lists these with the cdk-nag ones).
+    Validations.of(this.function).acknowledge({
+      id: "lambda_inside_vpc_check",
+      reason:
+        "CT.LAMBDA.PR.3: the function has no inbound network path (API Gateway invokes it) and calls only AWS APIs; inside a VPC it would need NAT or five interface endpoints (DynamoDB, SSM, KMS, Logs, X-Ray) per deployment for no gain in isolation.",
+    });
+    if (!(props.tracing ?? true)) {
+      Validations.of(this.api).acknowledge({
+        id: "api_gw_xray_enabled_check",
+        reason:
+          "CT.APIGATEWAY.PR.2: X-Ray was turned off on purpose by this deployment's settings (EnableXRay=false).",
+      });
+    }
+    if ((props.logRetention ?? RetentionDays.ONE_YEAR) < RetentionDays.ONE_YEAR) {
+      for (const group of [this.functionLogGroup, this.accessLogGroup]) {
+        Validations.of(group).acknowledge({
+          id: "cloudwatch_log_group_retention_period_check",
+          reason:
+            "CT.CLOUDWATCH.PR.2: a retention under a year was chosen on purpose by this deployment's settings (LogRetentionDays).",
+        });
+      }
+    }
+    for (const permission of this.api.node.findAll().filter((c) => c instanceof CfnPermission)) {
+      Validations.of(permission).acknowledge({
+        id: "lambda_function_public_access_prohibited_check",
+        reason:
+          "CT.LAMBDA.PR.2: the principal is apigateway.amazonaws.com and SourceArn is this API's own ARN (an Fn::Join the rule cannot evaluate, so it reports it as missing); no other caller may invoke the function.",
       });
     }
     Validations.of(this.api).acknowledge(
@@ -452,17 +580,20 @@ export class ActivationBroker extends Construct {
           "The API is private: reachable only through the VPC endpoint from allowed on-premises ranges, with stage throttling. A WAF web ACL can be associated by the operator; it is not created here to avoid per-deployment WAF cost.",
       },
     );
-    if (props.apiGatewayCloudWatchRole) {
-      const cwRole = this.api.node.tryFindChild("CloudWatchRole");
-      if (cwRole) {
-        Validations.of(cwRole).acknowledge({
-          id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-          reason:
-            "The AWS-managed policy API Gateway documents for its account logging role; created only on explicit opt-in.",
-        });
-      }
-    }
   }
+}
+
+/** A value as cdk-nag prints it in finding ids: references become `<Name>`. */
+function nagText(scope: Construct, value: string): string {
+  const render = (v: unknown): string => {
+    if (typeof v === "string") return v;
+    const o = v as Record<string, unknown>;
+    if (typeof o.Ref === "string") return `<${o.Ref}>`;
+    const join = o["Fn::Join"] as [string, unknown[]] | undefined;
+    if (join) return join[1].map(render).join(join[0]);
+    throw new Error(`nagText: cannot render ${JSON.stringify(v)}`);
+  };
+  return render(Stack.of(scope).resolve(value));
 }
 
 /** `<stack name>:<uuid of this stack instance>`: unique per deployment, readable in the console. */

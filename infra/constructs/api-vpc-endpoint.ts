@@ -25,6 +25,13 @@ export interface ApiVpcEndpointProps {
    * @default []
    */
   readonly allowedApiIds?: readonly string[];
+  /**
+   * Private DNS makes the API's default name resolve to the endpoint inside the VPC, but also
+   * sends every execute-api name there, so that VPC can no longer call public (edge/regional)
+   * APIs by their default names. Off, callers use the endpoint-alias URL instead.
+   * @default true
+   */
+  readonly privateDnsEnabled?: boolean;
 }
 
 /**
@@ -63,7 +70,7 @@ export class ApiVpcEndpoint extends Construct {
       vpc,
       service: InterfaceVpcEndpointAwsService.APIGATEWAY,
       subnets: { subnets: props.subnetIds.map((s, i) => Subnet.fromSubnetId(this, `Subnet${i}`, s)) },
-      privateDnsEnabled: true,
+      privateDnsEnabled: props.privateDnsEnabled ?? true,
       securityGroups: [this.securityGroup],
       // `open: true` (the default) would add ingress from the whole VPC CIDR on 443.
       open: false,

@@ -1,4 +1,4 @@
-import { Aws, CfnRule, Fn, Stack, Token, Validations } from "aws-cdk-lib";
+import { Aws, CfnRule, Fn, RemovalPolicy, Stack, Token, Validations } from "aws-cdk-lib";
 import { ManagedPolicy, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
 import { EKS_CLUSTER_ARN_TAG } from "../../src/core/eks-pool";
@@ -71,6 +71,9 @@ export class HybridNodesRole extends Construct {
         }),
       },
     });
+    // The cluster's nodes keep taking their credentials through this role (and its access entry
+    // names it) after the broker is gone: deleting the stack must not cut them off.
+    this.role.applyRemovalPolicy(RemovalPolicy.RETAIN);
     Validations.of(this.role).acknowledge(
       {
         id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",

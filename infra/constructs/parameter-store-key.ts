@@ -1,6 +1,6 @@
 import { Aws, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { AccountRootPrincipal, AnyPrincipal, Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
-import { Key } from "aws-cdk-lib/aws-kms";
+import { Key, type IKey } from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
 
 /** The cryptographic operations Parameter Store performs for SecureString parameters. */
@@ -8,6 +8,25 @@ export const SSM_CRYPTO_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDa
 
 /** The value of `kms:ViaService` when Systems Manager calls KMS on a caller's behalf. */
 export const ssmViaService = (): string => `ssm.${Aws.REGION}.amazonaws.com`;
+
+/**
+ * Grants let a principal use a key outside its key policy; only AWS services acting for an AWS
+ * resource (which is how they use keys) may create them. Control Tower's CT.KMS.PR.3.
+ */
+export function denyGrantsExceptForAwsServices(key: IKey): void {
+  key.addToResourcePolicy(
+    new PolicyStatement({
+      sid: "DenyGrantsExceptForAwsServices",
+      effect: Effect.DENY,
+      principals: [new AnyPrincipal()],
+      actions: ["kms:CreateGrant"],
+      resources: ["*"],
+      conditions: {
+        BoolIfExists: { "kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false" },
+      },
+    }),
+  );
+}
 
 export interface ParameterStoreKeyProps {
   /**
@@ -72,5 +91,6 @@ export class ParameterStoreKey extends Construct {
         }),
       );
     }
+    denyGrantsExceptForAwsServices(this.key);
   }
 }

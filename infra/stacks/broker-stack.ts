@@ -21,7 +21,19 @@ export class BrokerStack extends Stack {
     const url = broker.url;
 
     const outputs: Record<string, { value: string; description: string }> = {
-      InvokeUrl: { value: `${url}/`, description: "Broker URL (GET: a pair from the default pool)" },
+      InvokeUrl: {
+        value: `${url}/`,
+        description: "Broker URL through private DNS (GET: a pair from the default pool)",
+      },
+      ...Object.fromEntries(
+        broker.endpointUrls.map((u, i) => [
+          endpointUrlOutputId(i),
+          {
+            value: `${u}/`,
+            description: "Broker URL through one VPC endpoint's alias: needs no private DNS",
+          },
+        ]),
+      ),
       ActivationCodeCommand: {
         value: `curl -s ${url}/ | jq -r .ActivationCode`,
         description: "Fetch a pair from the default pool, as the reference's clients do",
@@ -64,6 +76,9 @@ export class BrokerStack extends Stack {
     for (const [id, o] of Object.entries(outputs)) new CfnOutput(this, id, o);
   }
 }
+
+/** `EndpointInvokeUrl` for the first endpoint, then `EndpointInvokeUrl2`, `EndpointInvokeUrl3`, … */
+export const endpointUrlOutputId = (i: number): string => `EndpointInvokeUrl${i === 0 ? "" : i + 1}`;
 
 /** An existing key named by id or ARN, imported without a lookup (synth needs no credentials). */
 function importKey(scope: Construct, keyIdOrArn: string): IKey {

@@ -19,6 +19,7 @@ interface Wiring {
   readonly handle: HttpHandler;
   readonly vendor: Broker["vendor"];
   readonly publicUrl: string | undefined;
+  readonly vpcEndpointIds: readonly string[];
 }
 
 let wiring: Wiring | undefined;
@@ -39,7 +40,12 @@ function init(): Wiring {
         requestStandbyRefill: selfInvokingRefill(new LambdaClient({ region: settings.region }), functionName),
       }),
     });
-    wiring = { handle: broker.handler, vendor: broker.vendor, publicUrl: settings.publicUrl };
+    wiring = {
+      handle: broker.handler,
+      vendor: broker.vendor,
+      publicUrl: settings.publicUrl,
+      vpcEndpointIds: settings.vpcEndpointIds,
+    };
   }
   return wiring;
 }
@@ -62,7 +68,9 @@ export async function handler(
     });
     return toProxyResult(errorResponse(error, requestIdOf(event, context)));
   }
-  return toProxyResult(await wired.handle(toHttpRequest(event, context, wired.publicUrl)));
+  return toProxyResult(
+    await wired.handle(toHttpRequest(event, context, wired.publicUrl, wired.vpcEndpointIds)),
+  );
 }
 
 /** The asynchronous self-invocation: make the pool's next standby (a no-op when it has one). */

@@ -27,6 +27,7 @@ export interface LocalStackOptions {
    * emulated AWS provides (`npm start` passes process.env; tests pass BROKER_POOLS, …).
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** The broker's clock; by default the emulated AWS's, so time travel moves both. */
   readonly clock?: Clock;
   readonly sleeper?: Sleeper;
   readonly logger?: Logger;
@@ -89,7 +90,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       settings,
       clients,
       logger,
-      ...(options.clock && { clock: options.clock }),
+      // One "now" for the broker and the emulated AWS: moving the emulator's clock
+      // (POST /_emulator/clock) makes "a day later" a day later for both, so the broker sees its
+      // pair expire and creates the next one from the same now the emulator checks it against.
+      clock: options.clock ?? { now: () => emulator.controls.now().getTime() },
       ...(options.sleeper && { sleeper: options.sleeper }),
     });
     const server = createNodeServer(broker.handler, { logger });

@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { HttpRequest, HttpResponse } from "./handler";
+import { scriptBaseUrl } from "./script-url";
 
 /**
  * API Gateway REST API (proxy integration) ↔ the framework-free handler. Pure translation: the
@@ -11,23 +12,31 @@ export function requestIdOf(event: APIGatewayProxyEvent, context: Context): stri
   return event.requestContext?.requestId ?? context.awsRequestId;
 }
 
-/** `publicUrl` (BROKER_PUBLIC_URL) wins over the URL the event was called through. */
+/**
+ * With `publicUrl` (BROKER_PUBLIC_URL) the scripts point at it, or at the endpoint alias the event
+ * came through when that is one of the API's own names (`vpcEndpointIds`, see script-url.ts).
+ */
 export function toHttpRequest(
   event: APIGatewayProxyEvent,
   context: Context,
   publicUrl: string | undefined,
+  vpcEndpointIds: readonly string[] = [],
 ): HttpRequest {
   return {
     method: event.httpMethod,
     path: event.path ?? "/",
     query: event.queryStringParameters ?? {},
     requestId: requestIdOf(event, context),
-    baseUrl: publicUrl ?? baseUrlOf(event),
+    baseUrl: publicUrl ? scriptBaseUrl(publicUrl, vpcEndpointIds, hostOf(event)) : baseUrlOf(event),
   };
 }
 
 export function toProxyResult(response: HttpResponse): APIGatewayProxyResult {
   return { statusCode: response.status, headers: { ...response.headers }, body: response.body };
+}
+
+function hostOf(event: APIGatewayProxyEvent): string | undefined {
+  return event.headers?.Host ?? event.headers?.host ?? event.requestContext?.domainName;
 }
 
 function baseUrlOf(event: APIGatewayProxyEvent): string {

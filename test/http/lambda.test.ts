@@ -96,9 +96,44 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     );
   });
 
-  it("answers a generic 500 when misconfigured, naming nothing internal", async () => {
+  it("points the install script at the endpoint alias a request came through, and at nothing else", async () => {
+    const publicUrl = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod";
+    const alias = "abc123-vpce-0a1b2c3d4e5f60718.execute-api.eu-west-1.amazonaws.com";
+    const handler = await loadHandler({
+      ...awsEnv(),
+      BROKER_PUBLIC_URL: publicUrl,
+      BROKER_VPC_ENDPOINT_IDS: "vpce-0a1b2c3d4e5f60718",
+    });
+    const viaAlias = await handler(
+      event({ path: "/install.sh", headers: { Host: alias }, requestContext: { stage: "prod" } as never }),
+      context,
+    );
+    expect(viaAlias.body).toContain(`BROKER_URL="\${BROKER_URL:-https://${alias}/prod}"`);
+    const forged = await handler(
+      event({ path: "/install.sh", headers: { Host: "evil.example.com" } }),
+      context,
+    );
+    expect(forged.body).toContain(`BROKER_URL="\${BROKER_URL:-${publicUrl}}"`);
+    expect(forged.body).not.toContain("evil.example.com");
+  });
+
+  it("answers a generic 500 when misconfigured, naming nothing internal; the log names the setting", async () => {
     const handler = await loadHandler({ ...awsEnv(), BROKER_LEASE_SECONDZ: "30" });
-    const res = await handler(event(), context);
+    // The Powertools logger writes JSON lines straight to stdout/stderr: read them, don't print them.
+    const logged: string[] = [];
+    const capture = (chunk: unknown) => (logged.push(String(chunk)), true);
+    const spies = [
+      vi.spyOn(process.stdout, "write").mockImplementation(capture),
+      vi.spyOn(process.stderr, "write").mockImplementation(capture),
+    ];
+    const res = await handler(event(), context).finally(() => spies.forEach((spy) => spy.mockRestore()));
+    const lines = logged
+      .join("")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ level: "ERROR", message: "broker is misconfigured" })]);
+    expect(JSON.stringify(lines[0])).toContain("BROKER_LEASE_SECONDZ");
     expect(res.statusCode).toBe(500);
     expect(JSON.parse(res.body).error).toEqual({
       code: "InternalError",

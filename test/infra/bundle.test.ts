@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { expect, it } from "vitest";
+import { expect, it, vi } from "vitest";
 import { synthBrokerApp } from "./support";
 
 /**
@@ -11,7 +11,15 @@ import { synthBrokerApp } from "./support";
 const ACCIDENT_BUDGET_BYTES = 5 * 1024 * 1024;
 
 it("builds the function bundle locally with esbuild, SDK clients included, and keeps it small", () => {
-  const { outdir } = synthBrokerApp({}, { bundle: true });
+  // CDK announces "Bundling asset …" on stderr itself; keep it off a green run's output.
+  const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+  const { outdir } = (() => {
+    try {
+      return synthBrokerApp({}, { bundle: true });
+    } finally {
+      stderr.mockRestore();
+    }
+  })();
   const assets = readdirSync(outdir).filter(
     (d) => d.startsWith("asset.") && statSync(join(outdir, d)).isDirectory(),
   );

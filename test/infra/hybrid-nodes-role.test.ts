@@ -97,6 +97,14 @@ describe("an app with EKS pools", () => {
     expect(managed).toContain(":iam::aws:policy/AmazonEC2ContainerRegistryPullOnly");
   });
 
+  it("outlives the stack: the nodes keep their credentials when the broker is deleted", () => {
+    const { id } = roleOf(broker, /EKS Hybrid Nodes/);
+    expect(broker.toJSON().Resources[id]).toMatchObject({
+      DeletionPolicy: "Retain",
+      UpdateReplacePolicy: "Retain",
+    });
+  });
+
   it("may describe only its clusters and deregister only nodes tagged with one of them", () => {
     const { props } = roleOf(broker, /EKS Hybrid Nodes/);
     const statements = props.Policies[0].PolicyDocument.Statement as Statement[];

@@ -214,7 +214,7 @@ describe("step 3: the broker", () => {
     broker.hasResourceProperties("AWS::ApiGateway::Stage", {
       StageName: "prod",
       AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp("requestId") },
-      TracingEnabled: false,
+      TracingEnabled: true,
       MethodSettings: [
         Match.objectLike({
           HttpMethod: "*",
@@ -228,13 +228,11 @@ describe("step 3: the broker", () => {
     });
   });
 
-  it("does not touch the account's API Gateway CloudWatch role unless asked to", () => {
-    broker.resourceCountIs("AWS::ApiGateway::Account", 0);
-    const optIn = synthBrokerApp({ ApiGatewayCloudWatchRole: "true", EnableXRay: "true" });
-    const t = Template.fromStack(optIn.stacks.broker);
-    t.resourceCountIs("AWS::ApiGateway::Account", 1);
-    t.hasResourceProperties("AWS::ApiGateway::Stage", { TracingEnabled: true });
-    t.hasResourceProperties("AWS::Lambda::Function", { TracingConfig: { Mode: "Active" } });
+  it("traces the stage and the function with X-Ray unless turned off", () => {
+    broker.hasResourceProperties("AWS::Lambda::Function", { TracingConfig: { Mode: "Active" } });
+    const off = Template.fromStack(synthBrokerApp({ EnableXRay: "false" }).stacks.broker);
+    off.hasResourceProperties("AWS::ApiGateway::Stage", { TracingEnabled: false });
+    off.hasResourceProperties("AWS::Lambda::Function", { TracingConfig: Match.absent() });
   });
 
   it("keeps every log group for a bounded time", () => {
@@ -242,7 +240,7 @@ describe("step 3: the broker", () => {
       Object.values(t.findResources("AWS::Logs::LogGroup")),
     );
     expect(groups).toHaveLength(2);
-    for (const g of groups) expect(g.Properties.RetentionInDays).toBe(90);
+    for (const g of groups) expect(g.Properties.RetentionInDays).toBe(365);
   });
 
   it("stores pool state in an on-demand table with PITR, encryption and deletion protection", () => {
@@ -363,7 +361,7 @@ describe("step 3: the broker", () => {
       "xray:PutTraceSegments",
       "xray:PutTelemetryRecords",
     ]);
-    const optIn = synthBrokerApp({ EnableXRay: true, Pools: POOLS });
+    const optIn = synthBrokerApp({ EnableXRay: "false", Pools: POOLS });
     for (const t of [broker, Template.fromStack(optIn.stacks.broker)]) {
       for (const s of identityStatements(t).filter((x) => x.Effect === "Allow")) {
         for (const action of actionsOf(s)) expect(action, "action wildcard").not.toMatch(/\*/);

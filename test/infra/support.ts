@@ -29,12 +29,12 @@ export interface SynthesizedApp {
 
 /**
  * Builds the app exactly as `cdk synth` does and collects the policy-validation report instead of
- * letting synth throw, so a test can show every finding at once. Bundling is skipped unless asked
- * for: only the bundle test pays for esbuild.
+ * letting synth throw, so a test can show every finding at once. Bundling and cfn-guard are
+ * skipped unless asked for: only the bundle and policy tests pay for them.
  */
 export function synthBrokerApp(
   context: Record<string, unknown> = {},
-  options: { bundle?: boolean; cfnValidation?: boolean } = {},
+  options: { bundle?: boolean; cfnValidation?: boolean; guard?: boolean } = {},
 ): SynthesizedApp {
   const outdir = mkdtempSync(join(tmpdir(), "broker-cdk-"));
   const app = new App({
@@ -49,7 +49,7 @@ export function synthBrokerApp(
       ...(options.bundle ? {} : { "aws:cdk:bundling-stacks": [] }),
     },
   });
-  const stacks = buildBrokerApp(app);
+  const stacks = buildBrokerApp(app, { guard: options.guard ?? false });
   const assembly = app.synth();
   return { app, stacks, outdir: assembly.directory, findings: readFindings(assembly.directory) };
 }

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_HYBRID_NODES_ROLE } from "../../src/entry/local-stack";
-import { awsCli, hasAwsCli } from "../support/aws-cli";
+import { awsCli } from "../support/aws-cli";
 import { aLocalStack, pools, registerNode } from "../support/local";
 import { nodeadmProblem, parseNodeConfig } from "../support/nodeadm-rules";
+import { TOOLS, missingTools } from "../support/tools";
 
 const ARN = "arn:aws:eks:us-east-1:123456789012:cluster/edge-cluster";
 
@@ -10,7 +11,9 @@ const ARN = "arn:aws:eks:us-east-1:123456789012:cluster/edge-cluster";
  * An EKS pool end to end over the wire: broker, emulated SSM and DynamoDB, and the real AWS CLI
  * reading what SSM holds, as an operator would.
  */
-describe.skipIf(!hasAwsCli)("EKS Hybrid Nodes through the local stack", () => {
+const skip = missingTools(TOOLS.awsCli);
+
+describe.skipIf(skip)(`EKS Hybrid Nodes through the local stack${skip}`, () => {
   let stack: Awaited<ReturnType<typeof aLocalStack>>;
   let cli: ReturnType<typeof awsCli>;
 

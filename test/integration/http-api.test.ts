@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { aLocalStack, pools } from "../support/local";
+import { TOOLS, missingTools } from "../support/tools";
 
 // Asynchronous on purpose: the broker runs in this process, and a blocking exec would starve it.
 const run = promisify(execFile);
-const hasCurlAndJq = ["/usr/bin/curl", "/usr/bin/jq"].every((p) => existsSync(p));
+const skipCurl = missingTools(TOOLS.curl, TOOLS.jq);
 
 describe("HTTP API over the wire", () => {
   let stack: Awaited<ReturnType<typeof aLocalStack>>;
@@ -33,14 +33,11 @@ describe("HTTP API over the wire", () => {
   });
 
   const clientLine = "works with the reference's own client line: curl -s URL | jq -r '.ActivationCode'";
-  it.skipIf(!hasCurlAndJq)(
-    hasCurlAndJq ? clientLine : "skipped: install curl and jq (apt-get install -y curl jq)",
-    async () => {
-      const { stdout } = await run("bash", ["-c", `curl -s ${stack.brokerUrl}/ | jq -r '.ActivationCode'`]);
-      const out = stdout.trim();
-      expect(out).toMatch(/^[A-Za-z0-9+/=]{20,}$/);
-    },
-  );
+  it.skipIf(skipCurl)(clientLine + skipCurl, async () => {
+    const { stdout } = await run("bash", ["-c", `curl -s ${stack.brokerUrl}/ | jq -r '.ActivationCode'`]);
+    const out = stdout.trim();
+    expect(out).toMatch(/^[A-Za-z0-9+/=]{20,}$/);
+  });
 
   it.each([
     ["GET", "/activations/linux", 200, undefined],

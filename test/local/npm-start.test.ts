@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { registerNode } from "../support/local";
 
 /**
  * The README's first command, as a user runs it: `npm start` (here with ephemeral ports and a
@@ -124,5 +125,34 @@ describe("npm start", () => {
     const { code, stderr } = await refusal(["--confg", "x.json"]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/^npm start: unknown option '--confg'\n\nUsage: npm start /);
+  });
+
+  it("moves the broker's clock with the emulated AWS's: past expiry the next pair is new and registers", async () => {
+    const run = start([]);
+    const banner = await run.banner;
+    const brokerUrl = /Broker\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(banner)![1]!;
+    const emulatorUrl = /Emulated AWS\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(banner)![1]!;
+    type Pair = { ActivationId: string; ActivationCode: string; ExpirationDate: string };
+    const first = (await (await fetch(`${brokerUrl}/`)).json()) as Pair;
+
+    // A default activation lives 24 hours: 25 hours later it has expired, for both sides.
+    const moved = await fetch(`${emulatorUrl}/_emulator/clock`, {
+      method: "POST",
+      body: JSON.stringify({ offsetSeconds: 25 * 3600 }),
+    });
+    expect(moved.status).toBe(200);
+    const res = await fetch(`${brokerUrl}/`);
+    expect(res.status).toBe(200);
+    const second = (await res.json()) as Pair;
+    expect(second.ActivationId).not.toBe(first.ActivationId);
+    expect(Date.parse(second.ExpirationDate)).toBeGreaterThan(Date.now() + 25 * 3600_000);
+
+    expect((await registerNode(emulatorUrl, first)).body.__type).toBe("ActivationExpired");
+    const registered = await registerNode(emulatorUrl, second);
+    expect(registered.status).toBe(200);
+    expect(registered.body.InstanceId).toMatch(/^mi-[0-9a-f]{17}$/);
+
+    run.proc.kill("SIGINT");
+    expect(await run.exited).toBe(0);
   });
 });

@@ -26,7 +26,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { fileURLToPath } from "node:url";
-import { closeServer, listen, readBody, sendJson } from "./stand-in-stack";
+import { closeServer, listen, readBody, sendJson } from "./http";
 
 export interface Fault {
   readonly status: number;

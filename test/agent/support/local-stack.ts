@@ -1,19 +1,26 @@
 /**
  * The one place the install.sh tests get their broker and emulated SSM from: the real local
- * stack (src/entry/local-stack.ts), on ephemeral loopback ports. ./stand-in-stack.ts is the small
- * stand-in used before that existed; switch back by returning startStandInStack() here.
+ * stack (src/entry/local-stack.ts), on ephemeral loopback ports.
  *
- * The tests need: GET <brokerUrl>/ and /activations/{pool} per DESIGN.md §5 with pools "default"
- * (served at /), "web" and the EKS pool "eks" (GET /nodeconfig.yaml?pool=eks), an unknown pool answering 404 PoolNotFound, and the emulator at
+ * The tests need: GET <brokerUrl>/ and /activations/{pool} (docs/http-api.md) with pools
+ * "default" (served at /), "web" and the EKS pool "eks" (GET /nodeconfig.yaml?pool=eks), an
+ * unknown pool answering 404 PoolNotFound, and the emulator at
  * <emulatorUrl> answering RegisterManagedInstance and DescribeInstanceInformation.
  */
 import { LOCAL_REGION, startLocalStack } from "../../../src/entry/local-stack";
 import type { Logger } from "../../../src/core/ports";
-import type { AgentTestStack } from "./stand-in-stack";
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
-export type { AgentTestStack };
+export interface AgentTestStack {
+  readonly brokerUrl: string;
+  readonly emulatorUrl: string;
+  /** The region the broker's answers carry. */
+  readonly region: string;
+  /** The pool table in the emulated DynamoDB. */
+  readonly tableName: string;
+  close(): Promise<void>;
+}
 
 export async function startStackForAgentTests(): Promise<AgentTestStack> {
   const stack = await startLocalStack({
