@@ -14,6 +14,7 @@ const UNIT = [
   "test/http/install-scripts.test.ts",
   "test/http/nodeconfig.test.ts",
   "test/http/status.test.ts",
+  "test/http/script-url.test.ts",
   "test/agent/ps1-parity.test.ts",
   "test/support/**/*.test.ts",
 ];

@@ -5,6 +5,7 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
 import { reservationFrom } from "../core/vend-policy";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
@@ -73,6 +74,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
       ConditionExpression:
+<<<<<<< HEAD
         "attribute_exists(#activationId) AND (" +
         "(#issued < #limit AND #expiresAt > :validUntil) OR " +
         "(#issued >= #limit AND #issued < #standbyEnd AND #standbyExpiresAt > :validUntil))",
@@ -85,6 +87,11 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#standbyExpiresAt",
       ),
       ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
+=======
+        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
+      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
+      ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
+>>>>>>> main
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -154,14 +161,14 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#generation = if_not_exists(#generation, :zero)",
       ConditionExpression: `${atGeneration} AND (attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)`,
       ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline", "#pool", "#generation"),
-      ExpressionAttributeValues: {
-        ":owner": str(lease.owner),
-        ":deadline": num(lease.deadline),
-        ":pool": str(pool),
-        ":zero": num(0),
-        ":gen": num(lease.generation),
-        ":now": num(lease.now),
-      },
+      ExpressionAttributeValues: marshall({
+        ":owner": lease.owner,
+        ":deadline": lease.deadline,
+        ":pool": pool,
+        ":zero": 0,
+        ":gen": lease.generation,
+        ":now": lease.now,
+      }),
       ReturnValues: "NONE",
     });
     return item !== undefined;
@@ -191,6 +198,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#standbyLimit",
         "#standbyEnd",
       ),
+<<<<<<< HEAD
       ExpressionAttributeValues: {
         ":activationId": str(activation.activationId),
         ":expiresAt": num(activation.expiresAt),
@@ -200,6 +208,17 @@ export class DynamoDbPoolStore implements PoolStateStore {
         ":owner": str(rotation.owner),
         ":gen": num(rotation.generation),
       },
+=======
+      ExpressionAttributeValues: marshall({
+        ":activationId": activation.activationId,
+        ":expiresAt": activation.expiresAt,
+        ":limit": activation.limit,
+        ":one": 1,
+        ":next": rotation.generation + 1,
+        ":owner": rotation.owner,
+        ":gen": rotation.generation,
+      }),
+>>>>>>> main
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -254,7 +273,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       UpdateExpression: "REMOVE #leaseOwner, #leaseDeadline",
       ConditionExpression: "#leaseOwner = :owner",
       ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline"),
-      ExpressionAttributeValues: { ":owner": str(owner) },
+      ExpressionAttributeValues: marshall({ ":owner": owner }),
       ReturnValues: "NONE",
     });
   }
@@ -284,7 +303,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
 }
 
 function key(pool: string): Item {
-  return { [POOL_KEY_ATTRIBUTE]: str(poolKey(pool)) };
+  return marshall({ [POOL_KEY_ATTRIBUTE]: poolKey(pool) });
 }
 
 function namesIn(...expressions: string[]): Name[] {
@@ -296,17 +315,14 @@ function names(...used: Name[]): Record<string, string> {
   return Object.fromEntries(used.map((n) => [n, NAMES[n]]));
 }
 
-const str = (value: string): AttributeValue => ({ S: value });
-const num = (value: number): AttributeValue => ({ N: String(value) });
-
 export function readString(item: Item, attribute: string): string | undefined {
-  return item[attribute]?.S;
+  return stringIn(unmarshall(item), attribute);
 }
 
-function readNumber(item: Item, attribute: string): number | undefined {
-  const value = item[attribute]?.N;
-  return value === undefined ? undefined : Number(value);
-}
+type Row = Record<string, unknown>;
+
+const stringIn = (row: Row, name: string) => (typeof row[name] === "string" ? row[name] : undefined);
+const numberIn = (row: Row, name: string) => (typeof row[name] === "number" ? row[name] : undefined);
 
 /**
  * undefined for items that are not pool rows (the table may hold other kinds one day).
@@ -316,7 +332,8 @@ function readNumber(item: Item, attribute: string): number | undefined {
  * condition cannot add. Readers see the two counters apart: issued <= limit, standbyIssued.
  */
 export function toPoolState(item: Item): PoolState | undefined {
-  const keyValue = readString(item, POOL_KEY_ATTRIBUTE);
+  const row = unmarshall(item);
+  const keyValue = stringIn(row, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
@@ -328,6 +345,7 @@ export function toPoolState(item: Item): PoolState | undefined {
       ? Math.max(0, rawIssued - limit)
       : undefined;
   const optional = {
+<<<<<<< HEAD
     activationId: readString(item, "activationId"),
     expiresAt: readNumber(item, "expiresAt"),
     limit,
@@ -338,10 +356,18 @@ export function toPoolState(item: Item): PoolState | undefined {
     standbyExpiresAt: readNumber(item, "standbyExpiresAt"),
     standbyLimit: readNumber(item, "standbyLimit"),
     standbyIssued: overflow,
+=======
+    activationId: stringIn(row, "activationId"),
+    expiresAt: numberIn(row, "expiresAt"),
+    limit: numberIn(row, "limit"),
+    issued: numberIn(row, "issued"),
+    leaseOwner: stringIn(row, "leaseOwner"),
+    leaseDeadline: numberIn(row, "leaseDeadline"),
+>>>>>>> main
   };
   return {
     pool,
-    generation: readNumber(item, "generation") ?? 0,
+    generation: numberIn(row, "generation") ?? 0,
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   };
 }

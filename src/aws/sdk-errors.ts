@@ -1,9 +1,9 @@
+import { isServerError, isThrottlingError, isTransientError } from "@smithy/core/retry";
 import { ThrottledError, UpstreamUnavailableError } from "../core/errors";
 
 /**
- * Helpers for reading AWS SDK v3 errors without importing @smithy internals: a service error's
- * `name` is the error code from the wire, `$fault` says whose fault it was, `$metadata` carries
- * the HTTP status and request id.
+ * Helpers for reading AWS SDK v3 errors: a service error's `name` is the error code from the
+ * wire, `$fault` says whose fault it was, `$metadata` carries the HTTP status and request id.
  */
 
 export function sdkErrorName(error: unknown): string | undefined {
@@ -53,21 +53,20 @@ export class RedactedSdkError extends Error {
   }
 }
 
-/** Error names AWS uses for "slow down" across DynamoDB and SSM. */
-const THROTTLING_ERRORS = [
-  "ThrottlingException",
-  "TooManyUpdates",
-  "ProvisionedThroughputExceededException",
-  "RequestLimitExceeded",
-];
+/**
+ * "Slow down" answers the SDK's own list (isThrottlingError) does not name: SSM's refusal of
+ * concurrent writes to one parameter.
+ */
+const EXTRA_THROTTLING_ERRORS = ["TooManyUpdates"];
 
-/** Socket-level failures: AWS never saw the request, or we never saw the answer. */
-const NETWORK_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
+type SmithyError = Parameters<typeof isThrottlingError>[0];
 
 /**
  * The domain error for a failure worth retrying later, or undefined for anything else.
  * What reaches an adapter has already been retried by the SDK (maxAttempts), so it is sustained:
- * the client gets 503 with Retry-After instead of a 500.
+ * the client gets 503 with Retry-After instead of a 500. The classification is the SDK's own
+ * (@smithy/core's retry helpers: throttling names and 429, timeouts, socket errors, 5xx), so it
+ * agrees with what the SDK itself just retried.
  */
 export function transientError(
   error: unknown,
@@ -75,15 +74,13 @@ export function transientError(
   retryAfterSeconds: number,
   cause: unknown = error,
 ): ThrottledError | UpstreamUnavailableError | undefined {
-  if (isSdkError(error, ...THROTTLING_ERRORS))
-    return new ThrottledError(service, retryAfterSeconds, { cause });
   if (!(error instanceof Error)) return undefined;
-  const { $fault, code } = error as { $fault?: unknown; code?: unknown };
-  if (
-    $fault === "server" ||
-    error.name === "TimeoutError" ||
-    (typeof code === "string" && NETWORK_ERRORS.has(code))
-  ) {
+  const sdkError = error as SmithyError;
+  if (isThrottlingError(sdkError) || isSdkError(error, ...EXTRA_THROTTLING_ERRORS)) {
+    return new ThrottledError(service, retryAfterSeconds, { cause });
+  }
+  const { $fault } = error as { $fault?: unknown };
+  if (isTransientError(sdkError) || isServerError(sdkError) || $fault === "server") {
     return new UpstreamUnavailableError(service, 1, { cause });
   }
   return undefined;

@@ -1,13 +1,13 @@
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAwsClients } from "../../src/aws/clients";
-import { TEST_CREDENTIALS, TEST_REGION, startLocalAws, type LocalAws } from "./local-aws";
+import { TEST_CREDENTIALS, TEST_REGION, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 describe("createAwsClients", () => {
-  let aws: LocalAws;
+  let aws: EmulatedAws;
 
   beforeAll(async () => {
-    aws = await startLocalAws();
+    aws = await startEmulatedAws();
   });
   afterAll(async () => {
     await aws?.close();

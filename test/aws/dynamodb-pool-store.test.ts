@@ -2,13 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { ensurePoolTable } from "../../src/aws/dynamodb-table";
-import { startLocalAws, type LocalAws } from "./local-aws";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const DAY = 86_400_000;
 
 describe("DynamoDbPoolStore", () => {
-  let aws: LocalAws;
+  let aws: EmulatedAws;
   let tableName: string;
   let store: DynamoDbPoolStore;
   /** Same table, no SDK retries: each injected fault reaches the adapter. */
@@ -17,7 +17,7 @@ describe("DynamoDbPoolStore", () => {
   const newPool = () => `p${++counter}`;
 
   beforeAll(async () => {
-    aws = await startLocalAws();
+    aws = await startEmulatedAws();
     tableName = await aws.newTable();
     store = new DynamoDbPoolStore(aws.dynamodb, tableName);
     noRetryStore = new DynamoDbPoolStore(aws.clients({ maxAttempts: 1 }).dynamodb, tableName);

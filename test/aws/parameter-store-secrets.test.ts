@@ -12,7 +12,7 @@ import type { StoredSecret } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { DEFAULT_KMS_KEY_ID, DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
 import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
-import { startLocalAws, type LocalAws } from "./local-aws";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 async function caught(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -47,13 +47,13 @@ function expectNoCode(error: unknown, code: string): void {
 const newCode = () => `LEAK${randomUUID().replace(/-/g, "").slice(0, 16)}`;
 
 describe("ParameterStoreSecrets", () => {
-  let aws: LocalAws;
+  let aws: EmulatedAws;
   let prefix: string;
   let secrets: ParameterStoreSecrets;
   let noRetry: ParameterStoreSecrets;
 
   beforeAll(async () => {
-    aws = await startLocalAws();
+    aws = await startEmulatedAws();
     prefix = `/broker-test/${randomUUID().slice(0, 8)}`;
     secrets = new ParameterStoreSecrets(aws.ssm, { prefix, kmsKeyId: "alias/broker", deployment: "prod" });
     noRetry = new ParameterStoreSecrets(aws.clients({ maxAttempts: 1 }).ssm, {

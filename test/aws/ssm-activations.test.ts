@@ -6,7 +6,7 @@ import type { CreateActivationRequest } from "../../src/core/ports";
 import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
-import { TEST_ROLE, startLocalAws, type LocalAws } from "./local-aws";
+import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 const HOUR = 3_600_000;
 
@@ -31,14 +31,14 @@ async function caught(promise: Promise<unknown>): Promise<unknown> {
 }
 
 describe("SsmActivations", () => {
-  let aws: LocalAws;
+  let aws: EmulatedAws;
   let deployment: string;
   let activations: SsmActivations;
   let noRetry: SsmActivations;
   let noRetryClient: SSMClient;
 
   beforeAll(async () => {
-    aws = await startLocalAws();
+    aws = await startEmulatedAws();
     deployment = `d-${randomUUID().slice(0, 8)}`;
     activations = new SsmActivations(aws.ssm);
     noRetryClient = aws.clients({ maxAttempts: 1 }).ssm;

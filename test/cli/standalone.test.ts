@@ -6,9 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEmulator, type Emulator } from "../../emulator/server";
-import { createAwsClients } from "../../src/aws/clients";
-import { ensurePoolTable } from "../../src/aws/dynamodb-table";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { buildCli } from "../../scripts/build";
 import { USAGE } from "../../src/cli/main";
 import { version } from "../../package.json";
@@ -18,23 +17,20 @@ import { version } from "../../package.json";
  * emulated AWS only through the SDK's standard AWS_ENDPOINT_URL, as it would find real AWS.
  */
 describe("activation-broker serve (standalone mode, bundled CLI)", () => {
+  let aws: EmulatedAws;
   let emulator: Emulator;
   let child: ChildProcess | undefined;
 
   beforeAll(async () => {
     await buildCli();
-    emulator = await startEmulator({ port: 0 });
-    const clients = createAwsClients({
-      region: "us-east-1",
-      endpoint: emulator.url,
-      credentials: { accessKeyId: "x", secretAccessKey: "x" },
-    });
-    await ensurePoolTable(clients.dynamodb, "standalone-pools");
+    aws = await startEmulatedAws();
+    emulator = aws.emulator;
+    await aws.newTable("standalone-pools");
   });
 
   afterAll(async () => {
     child?.kill("SIGTERM");
-    await emulator?.close();
+    await aws?.close();
   });
 
   async function runToEnd(args: string[], env: Record<string, string> = {}, bin?: string) {

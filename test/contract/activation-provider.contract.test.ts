@@ -3,7 +3,7 @@ import { describe } from "vitest";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
 import { InMemoryActivations } from "../support/fakes";
-import { TEST_ROLE, startLocalAws } from "../aws/local-aws";
+import { TEST_ROLE, startEmulatedAws } from "../support/emulated-aws";
 import { activationProviderContract } from "./activation-provider.contract";
 
 describe("InMemoryActivations (test/support/fakes.ts)", () => {
@@ -15,7 +15,7 @@ describe("InMemoryActivations (test/support/fakes.ts)", () => {
 
 describe("SsmActivations over the emulator", () => {
   activationProviderContract(async () => {
-    const aws = await startLocalAws();
+    const aws = await startEmulatedAws();
     const deployment = `contract-${randomUUID().slice(0, 8)}`;
     return {
       provider: new SsmActivations(aws.ssm),

@@ -9,7 +9,7 @@ import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { poolKey } from "../../src/aws/naming";
 import type { PoolInventory } from "../../src/core/inventory";
 import type { PoolStateStore } from "../../src/core/ports";
-import { startLocalAws } from "../aws/local-aws";
+import { startEmulatedAws } from "../support/emulated-aws";
 import { InMemoryPoolStore } from "../support/fakes";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -93,7 +93,7 @@ describe("InMemoryPoolStore as PoolInventory", () => {
 
 describe("DynamoDbPoolInventory over the emulator", () => {
   poolInventoryContract(async () => {
-    const aws = await startLocalAws();
+    const aws = await startEmulatedAws();
     const tableName = await aws.newTable();
     return {
       store: new DynamoDbPoolStore(aws.dynamodb, tableName),
@@ -111,7 +111,7 @@ describe("DynamoDbPoolInventory over the emulator", () => {
   });
 
   it("follows pagination past one Scan page and reports each page", async () => {
-    const aws = await startLocalAws();
+    const aws = await startEmulatedAws();
     try {
       const table = await aws.newTable();
       // DynamoDB pages at 1 MB: ~300 rows padded to 4 KB each span two pages.

@@ -1,7 +1,7 @@
 import { describe } from "vitest";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { InMemoryPoolStore } from "../support/fakes";
-import { startLocalAws } from "../aws/local-aws";
+import { startEmulatedAws } from "../support/emulated-aws";
 import { poolStoreContract } from "./pool-store.contract";
 
 describe("InMemoryPoolStore (test/support/fakes.ts)", () => {
@@ -10,7 +10,7 @@ describe("InMemoryPoolStore (test/support/fakes.ts)", () => {
 
 describe("DynamoDbPoolStore over the emulator", () => {
   poolStoreContract(async () => {
-    const aws = await startLocalAws();
+    const aws = await startEmulatedAws();
     const tableName = await aws.newTable();
     return { store: new DynamoDbPoolStore(aws.dynamodb, tableName), cleanup: () => aws.close() };
   });

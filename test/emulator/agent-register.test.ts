@@ -5,19 +5,23 @@ import {
   DescribeInstanceInformationCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { type Emulator, startEmulator } from "../../emulator/server";
-import { agentFixture, DAY_SECONDS, MANAGED_INSTANCE_ID, registerLikeAgent, ssmClient } from "./helpers";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { agentFixture, DAY_SECONDS, MANAGED_INSTANCE_ID, registerLikeAgent } from "./helpers";
+
+let aws: EmulatedAws;
 
 let emulator: Emulator;
 let ssm: SSMClient;
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 });
-  ssm = ssmClient(emulator);
+  aws = await startEmulatedAws();
+  emulator = aws.emulator;
+  ssm = aws.rawSsm();
 });
 afterAll(async () => {
   ssm.destroy();
-  await emulator.close();
+  await aws?.close();
 });
 beforeEach(() => emulator.controls.reset());
 

@@ -1,22 +1,24 @@
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { CreateTableCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { type Emulator, startEmulator } from "../../emulator/server";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { awsCli } from "../support/aws-cli";
 import { TOOLS, missingTools } from "../support/tools";
-import { dynamoDbClient } from "./helpers";
 
 const skip = missingTools(TOOLS.awsCli);
+let local: EmulatedAws;
 let emulator: Emulator;
 let cli: ReturnType<typeof awsCli>;
 const aws = (...args: string[]) => cli.run(...args);
 
 describe.skipIf(skip)(`the AWS CLI works against the emulator unchanged${skip}`, () => {
   beforeAll(async () => {
-    emulator = await startEmulator({ port: 0, region: "eu-central-1" });
+    local = await startEmulatedAws({ region: "eu-central-1" });
+    emulator = local.emulator;
     cli = awsCli(emulator.url, emulator.region);
   });
   afterAll(async () => {
-    await emulator?.close();
+    await local?.close();
     cli?.dispose();
   });
 
@@ -71,7 +73,7 @@ describe.skipIf(skip)(`the AWS CLI works against the emulator unchanged${skip}`,
 
   it.concurrent("aws dynamodb list-tables and scan", async ({ expect }) => {
     // The table comes from the SDK: every CLI start costs seconds, and creating it isn't what's tested here.
-    const sdk = dynamoDbClient(emulator);
+    const sdk = local.rawDynamoDb();
     try {
       await sdk.send(
         new CreateTableCommand({

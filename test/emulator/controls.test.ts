@@ -6,22 +6,26 @@ import {
   ProvisionedThroughputExceededException,
   PutItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type Emulator, startEmulator } from "../../emulator/server";
-import { DAY_SECONDS, dynamoDbClient, ssmClient } from "./helpers";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { DAY_SECONDS } from "./helpers";
+
+let aws: EmulatedAws;
 
 let emulator: Emulator;
 let ssm: SSMClient;
 let dynamodb: DynamoDBClient;
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 });
-  ssm = ssmClient(emulator);
-  dynamodb = dynamoDbClient(emulator);
+  aws = await startEmulatedAws();
+  emulator = aws.emulator;
+  ssm = aws.rawSsm();
+  dynamodb = aws.rawDynamoDb();
 });
 afterAll(async () => {
   ssm.destroy();
   dynamodb.destroy();
-  await emulator.close();
+  await aws?.close();
 });
 beforeEach(() => emulator.controls.reset());
 
@@ -64,7 +68,7 @@ describe("programmatic controls", () => {
   });
 
   it("the SDK's own retries get through a throttle of 2 calls, and the counter shows the attempts", async () => {
-    const retrying = ssmClient(emulator, 3);
+    const retrying = aws.rawSsm(3);
     try {
       emulator.controls.injectFault({
         service: "ssm",

@@ -9,19 +9,22 @@ import {
   ScanCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type Emulator, startEmulator } from "../../emulator/server";
-import { dynamoDbClient } from "./helpers";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+
+let aws: EmulatedAws;
 
 let emulator: Emulator;
 let dynamodb: DynamoDBClient;
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 });
-  dynamodb = dynamoDbClient(emulator);
+  aws = await startEmulatedAws();
+  emulator = aws.emulator;
+  dynamodb = aws.rawDynamoDb();
 });
 afterAll(async () => {
   dynamodb.destroy();
-  await emulator.close();
+  await aws?.close();
 });
 
 describe("DynamoDB through the emulator's single endpoint", () => {

@@ -1,20 +1,6 @@
 import { readFileSync } from "node:fs";
-import { SSMClient } from "@aws-sdk/client-ssm";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { Emulator } from "../../emulator/server";
 
-export const credentials = { accessKeyId: "test", secretAccessKey: "test" };
-
-// maxAttempts 1: a test that expects an error must see the emulator's answer, not the SDK's retries.
-export function ssmClient(emulator: Emulator, maxAttempts = 1): SSMClient {
-  return new SSMClient({ endpoint: emulator.url, region: emulator.region, credentials, maxAttempts });
-}
-
-export function dynamoDbClient(emulator: Emulator, maxAttempts = 1): DynamoDBClient {
-  return new DynamoDBClient({ endpoint: emulator.url, region: emulator.region, credentials, maxAttempts });
-}
-
-/** The request SSM Agent sends for `-register` (copy of shared/fixtures/agent-register-request.json). */
+/** The request SSM Agent sends for `-register` (recorded in ./fixtures/agent-register-request.json). */
 export interface AgentRegisterFixture {
   method: string;
   path: string;

@@ -7,8 +7,9 @@ import {
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEmulator, type Emulator } from "../../emulator/server";
-import { registerLikeAgent, ssmClient } from "./helpers";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { registerLikeAgent } from "./helpers";
 
 /**
  * The hygiene calls of the janitor against the emulator: what the agent reports (ComputerName,
@@ -18,16 +19,18 @@ import { registerLikeAgent, ssmClient } from "./helpers";
  * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstanceInformationStringFilter.html
  */
 describe("emulated SSM: managed nodes as the janitor sees them", () => {
+  let aws: EmulatedAws;
   let emulator: Emulator;
   let ssm: SSMClient;
 
   beforeAll(async () => {
-    emulator = await startEmulator({ port: 0 });
-    ssm = ssmClient(emulator);
+    aws = await startEmulatedAws();
+    emulator = aws.emulator;
+    ssm = aws.rawSsm();
   });
   afterAll(async () => {
     ssm?.destroy();
-    await emulator?.close();
+    await aws?.close();
   });
 
   async function node(tags: { Key: string; Value: string }[]): Promise<string> {

@@ -12,19 +12,22 @@ import {
   PutParameterCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { type Emulator, startEmulator } from "../../emulator/server";
-import { ssmClient } from "./helpers";
+import type { Emulator } from "../../emulator/server";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+
+let aws: EmulatedAws;
 
 let emulator: Emulator;
 let ssm: SSMClient;
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0, region: "eu-west-1" });
-  ssm = ssmClient(emulator);
+  aws = await startEmulatedAws({ region: "eu-west-1" });
+  emulator = aws.emulator;
+  ssm = aws.rawSsm();
 });
 afterAll(async () => {
   ssm.destroy();
-  await emulator.close();
+  await aws?.close();
 });
 beforeEach(() => emulator.controls.reset());
 

@@ -2,9 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startEmulator, type Emulator } from "../../emulator/server";
-import { createAwsClients } from "../../src/aws/clients";
-import { ensurePoolTable } from "../../src/aws/dynamodb-table";
+import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 /**
  * The Lambda adapter exactly as deployed: configuration from the environment only, AWS reached
@@ -44,24 +42,19 @@ async function loadHandler(env: Record<string, string>) {
 }
 
 describe("Lambda adapter (API Gateway REST proxy)", () => {
-  let emulator: Emulator;
+  let aws: EmulatedAws;
   beforeAll(async () => {
-    emulator = await startEmulator({ port: 0 });
-    const clients = createAwsClients({
-      region: "eu-west-1",
-      endpoint: emulator.url,
-      credentials: { accessKeyId: "x", secretAccessKey: "x" },
-    });
-    await ensurePoolTable(clients.dynamodb, TABLE);
+    aws = await startEmulatedAws({ region: "eu-west-1" });
+    await aws.newTable(TABLE);
   });
   afterAll(async () => {
     vi.unstubAllEnvs();
-    await emulator?.close();
+    await aws?.close();
   });
 
   const awsEnv = () => ({
     AWS_REGION: "eu-west-1",
-    AWS_ENDPOINT_URL: emulator.url,
+    AWS_ENDPOINT_URL: aws.url,
     AWS_ACCESS_KEY_ID: "x",
     AWS_SECRET_ACCESS_KEY: "x",
     BROKER_TABLE_NAME: TABLE,
