@@ -74,7 +74,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
       ConditionExpression:
-<<<<<<< HEAD
         "attribute_exists(#activationId) AND (" +
         "(#issued < #limit AND #expiresAt > :validUntil) OR " +
         "(#issued >= #limit AND #issued < #standbyEnd AND #standbyExpiresAt > :validUntil))",
@@ -86,12 +85,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#standbyEnd",
         "#standbyExpiresAt",
       ),
-      ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
-=======
-        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
-      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
       ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
->>>>>>> main
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -116,7 +110,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#standbyLimit",
         "#standbyEnd",
       ),
-      ExpressionAttributeValues: { ":one": num(1), ":validUntil": num(validUntil) },
+      ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
       ReturnValues: "ALL_OLD",
     });
     if (!old) return undefined;
@@ -198,27 +192,15 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#standbyLimit",
         "#standbyEnd",
       ),
-<<<<<<< HEAD
-      ExpressionAttributeValues: {
-        ":activationId": str(activation.activationId),
-        ":expiresAt": num(activation.expiresAt),
-        ":limit": num(activation.limit),
-        ":one": num(1),
-        ":next": num(rotation.nextGeneration ?? rotation.generation + 1),
-        ":owner": str(rotation.owner),
-        ":gen": num(rotation.generation),
-      },
-=======
       ExpressionAttributeValues: marshall({
         ":activationId": activation.activationId,
         ":expiresAt": activation.expiresAt,
         ":limit": activation.limit,
         ":one": 1,
-        ":next": rotation.generation + 1,
+        ":next": rotation.nextGeneration ?? rotation.generation + 1,
         ":owner": rotation.owner,
         ":gen": rotation.generation,
       }),
->>>>>>> main
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
@@ -252,14 +234,14 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ConditionExpression: condition,
       // DynamoDB rejects a name the expressions do not use, and the two forms use different ones.
       ExpressionAttributeNames: names(...namesIn(update, condition)),
-      ExpressionAttributeValues: {
-        ":newId": str(activation.activationId),
-        ":newExpiresAt": num(activation.expiresAt),
-        ":newLimit": num(activation.limit),
-        ":owner": str(standby.owner),
-        ":gen": num(standby.generation),
-        ...(replacing === undefined ? {} : { ":replacing": str(replacing), ":one": num(1) }),
-      },
+      ExpressionAttributeValues: marshall({
+        ":newId": activation.activationId,
+        ":newExpiresAt": activation.expiresAt,
+        ":newLimit": activation.limit,
+        ":owner": standby.owner,
+        ":gen": standby.generation,
+        ...(replacing === undefined ? {} : { ":replacing": replacing, ":one": 1 }),
+      }),
       ReturnValues: "NONE",
     });
     return item !== undefined;
@@ -337,33 +319,24 @@ export function toPoolState(item: Item): PoolState | undefined {
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
-  const limit = readNumber(item, "limit");
-  const rawIssued = readNumber(item, "issued");
-  const standbyId = readString(item, "standbyId");
+  const limit = numberIn(row, "limit");
+  const rawIssued = numberIn(row, "issued");
+  const standbyId = stringIn(row, "standbyId");
   const overflow =
     standbyId !== undefined && limit !== undefined && rawIssued !== undefined
       ? Math.max(0, rawIssued - limit)
       : undefined;
   const optional = {
-<<<<<<< HEAD
-    activationId: readString(item, "activationId"),
-    expiresAt: readNumber(item, "expiresAt"),
-    limit,
-    issued: overflow !== undefined && rawIssued !== undefined ? rawIssued - overflow : rawIssued,
-    leaseOwner: readString(item, "leaseOwner"),
-    leaseDeadline: readNumber(item, "leaseDeadline"),
-    standbyId,
-    standbyExpiresAt: readNumber(item, "standbyExpiresAt"),
-    standbyLimit: readNumber(item, "standbyLimit"),
-    standbyIssued: overflow,
-=======
     activationId: stringIn(row, "activationId"),
     expiresAt: numberIn(row, "expiresAt"),
-    limit: numberIn(row, "limit"),
-    issued: numberIn(row, "issued"),
+    limit,
+    issued: overflow !== undefined && rawIssued !== undefined ? rawIssued - overflow : rawIssued,
     leaseOwner: stringIn(row, "leaseOwner"),
     leaseDeadline: numberIn(row, "leaseDeadline"),
->>>>>>> main
+    standbyId,
+    standbyExpiresAt: numberIn(row, "standbyExpiresAt"),
+    standbyLimit: numberIn(row, "standbyLimit"),
+    standbyIssued: overflow,
   };
   return {
     pool,

@@ -139,14 +139,14 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     const pools = JSON.stringify({ pools: { refill: { registrationLimit: 5 } } });
 
     it("an asynchronous refill event makes the pool's standby, once", async () => {
-      const handler = await loadHandler({ ...awsEnv(), BROKER_POOLS: pools, BROKER_TABLE_NAME: TABLE });
+      const handler = await loadHandler({ ...awsEnv(), BROKER_POOLS: pools });
       expect((await handler(event({ path: "/activations/refill" }), context)).statusCode).toBe(200);
       const refill = { kind: "activation-broker.refill-standby", pool: "refill" } as const;
       // The in-process refill may already have run (no AWS_LAMBDA_FUNCTION_NAME here); either
       // way the pool ends with exactly one standby, and a second event changes nothing.
       await handler(refill, context);
       expect(await handler(refill, context)).toEqual({ refilled: false });
-      const activations = emulator.controls.activations();
+      const activations = aws.emulator.controls.activations();
       const ours = activations.filter((a) => a.tags.some((t) => t.Value === "refill"));
       expect(ours).toHaveLength(2);
     });
@@ -182,7 +182,9 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
             body: JSON.stringify({ kind: "activation-broker.refill-standby", pool: "invoked" }),
           },
         ]);
-        const ours = emulator.controls.activations().filter((a) => a.tags.some((t) => t.Value === "invoked"));
+        const ours = aws.emulator.controls
+          .activations()
+          .filter((a) => a.tags.some((t) => t.Value === "invoked"));
         expect(ours).toHaveLength(1);
       } finally {
         capture.close();
