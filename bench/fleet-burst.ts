@@ -55,6 +55,7 @@ const { values: args } = parseArgs({
     "ssm-throttle-rate": { type: "string" },
     "latency-ms": { type: "string" },
     "clock-jump": { type: "boolean", default: false },
+    "no-standby": { type: "boolean", default: false },
     label: { type: "string", default: "run" },
     "cold-start-samples": { type: "string", default: "5" },
   },
@@ -120,6 +121,7 @@ const poolsEnv = JSON.stringify({
         // A burst rotates ceil(N/L) times within minutes: far past the default hourly rotation
         // budget (a drain guard), which the benchmark is not measuring.
         maxActivationsPerHour: 10_000,
+        standby: !args["no-standby"],
       },
     ]),
     [COLD_START_POOL, { registrationLimit: 1000 }],

@@ -262,6 +262,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     });
   });
 
+  // SDK clients keep idle sockets open indefinitely; a server that closes them after Node's default
+  // 5 s races a request sent on the closing socket ("socket hang up"), which a burst with pauses
+  // hits. Real AWS endpoints keep idle connections far longer.
+  server.keepAliveTimeout = 60_000;
+
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     // A burst's worth of connections at once: a deeper accept queue than Node's 511.

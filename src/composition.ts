@@ -35,6 +35,8 @@ export function createBroker(deps: {
   metrics?: Metrics;
   clock?: Clock;
   sleeper?: Sleeper;
+  /** Where standby refills run; omitted = in this process, in the background (see Vendor). */
+  requestStandbyRefill?: (pool: string) => Promise<void>;
 }): Broker {
   const { settings, clients, logger } = deps;
   const store = new DynamoDbPoolStore(clients.dynamodb, settings.tableName);
@@ -49,6 +51,7 @@ export function createBroker(deps: {
     sleeper: deps.sleeper ?? realSleeper,
     logger,
     ...(deps.metrics && { metrics: deps.metrics }),
+    ...(deps.requestStandbyRefill && { requestStandbyRefill: deps.requestStandbyRefill }),
     options: {
       leaseMs: settings.leaseMs,
       rotationWaitMs: settings.rotationWaitMs,

@@ -7,6 +7,7 @@ export const METRICS_NAMESPACE = "ActivationBroker";
 const UNITS: Readonly<Record<MetricName, (typeof MetricUnit)[keyof typeof MetricUnit]>> = {
   Vends: MetricUnit.Count,
   Rotations: MetricUnit.Count,
+  StandbyRefills: MetricUnit.Count,
   RotationFailures: MetricUnit.Count,
   LeaseWaits: MetricUnit.Count,
   Throttles: MetricUnit.Count,

@@ -42,6 +42,7 @@ import {
   type PoolConfig,
 } from "../../src/core/pool-config";
 import { SSM_CRYPTO_ACTIONS, denyGrantsExceptForAwsServices, ssmViaService } from "./parameter-store-key";
+import { StandbyRefill } from "./standby-refill";
 import {
   HybridNodesRole,
   clustersNeedingHybridNodesRole,
@@ -324,6 +325,9 @@ export class ActivationBroker extends Construct {
       }),
       bundling: FUNCTION_BUNDLING,
     });
+
+    // Standby activations are made by an asynchronous self-invocation, off the response path.
+    new StandbyRefill(this, "StandbyRefill", { function: this.function, role });
 
     this.grantBrokerPermissions(role, {
       kmsKey: props.kmsKey,

@@ -94,6 +94,7 @@ export class BrokerMonitoring extends Construct {
           metrics: [
             metric("Vends", "Sum", Duration.minutes(5)),
             metric("Rotations", "Sum", Duration.minutes(5)),
+            metric("StandbyRefills", "Sum", Duration.minutes(5)),
             {
               metric: metric("RotationFailures", "Sum", Duration.minutes(5)),
               alarmFriendlyName: "RotationFailures",

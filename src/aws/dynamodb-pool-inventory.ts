@@ -4,6 +4,17 @@ import { type Item, readString, toPoolState } from "./dynamodb-pool-store";
 import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
+const NAMES = {
+  "#issued": "issued",
+  "#limit": "limit",
+  "#activationId": "activationId",
+  "#revoked": "revokedActivationId",
+  "#standbyId": "standbyId",
+  "#standbyExpiresAt": "standbyExpiresAt",
+  "#standbyLimit": "standbyLimit",
+  "#standbyEnd": "standbyEnd",
+} as const;
+
 /** Called once per page read, so a long listing can show progress. */
 export type PageProgress = (operation: string, page: number, itemsSoFar: number) => void;
 
@@ -41,26 +52,54 @@ export class DynamoDbPoolInventory implements PoolInventory {
 
   /**
    * `issued = limit` makes the reservation's `issued < limit` fail everywhere at once, exactly as
-   * exhaustion does, so every replica's next vend rotates; guarded by `activationId = :id` so a
-   * retire that arrives after a rotation cannot retire the successor.
+   * exhaustion does, so every replica's next vend moves on (to the standby, else a rotation);
+   * guarded by `activationId = :id` so a retire that arrives after a rotation cannot retire the
+   * successor. The standby (I9) shares the counter: `issued` past `limit` counts its slots, so
+   * each case is its own conditional write, tried in turn (an admin path, not the request path):
+   *   current, standby not in use    SET issued = limit
+   *   current, standby in use        nothing to do: the current one is already exhausted
+   *   standby, not in use            REMOVE the standby (the next exhaustion rotates)
+   *   standby, in use                SET issued = standbyEnd (its slots are all taken)
    */
   async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
+    const cases: { update: string; condition: string }[] = [
+      { update: "SET #issued = #limit", condition: "#activationId = :id AND #issued <= #limit" },
+      { update: "SET #issued = #issued", condition: "#activationId = :id AND #issued > #limit" },
+      {
+        update: "REMOVE #standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd",
+        condition: "#standbyId = :id AND #issued <= #limit",
+      },
+      { update: "SET #issued = #standbyEnd", condition: "#standbyId = :id AND #issued > #limit" },
+    ];
+    for (const { update, condition } of cases) {
+      const marked = options.revoked
+        ? update.startsWith("SET")
+          ? `${update}, #revoked = :id`
+          : `SET #revoked = :id ${update}`
+        : update;
+      if (await this.conditionalUpdate(pool, activationId, marked, condition)) return true;
+    }
+    return false;
+  }
+
+  private async conditionalUpdate(
+    pool: string,
+    activationId: string,
+    update: string,
+    condition: string,
+  ): Promise<boolean> {
+    const used = new Set([...`${update} ${condition}`.matchAll(/#\w+/g)].map((m) => m[0]));
     try {
       await sendToDynamoDb(() =>
         this.client.send(
           new UpdateItemCommand({
             TableName: this.tableName,
             Key: { [POOL_KEY_ATTRIBUTE]: { S: poolKey(pool) } },
-            UpdateExpression: options.revoked
-              ? "SET #issued = #limit, #revoked = :id"
-              : "SET #issued = #limit",
-            ConditionExpression: "#activationId = :id",
-            ExpressionAttributeNames: {
-              "#issued": "issued",
-              "#limit": "limit",
-              "#activationId": "activationId",
-              ...(options.revoked && { "#revoked": "revokedActivationId" }),
-            },
+            UpdateExpression: update,
+            ConditionExpression: condition,
+            ExpressionAttributeNames: Object.fromEntries(
+              Object.entries(NAMES).filter(([placeholder]) => used.has(placeholder)),
+            ),
             ExpressionAttributeValues: { ":id": { S: activationId } },
           }),
         ),

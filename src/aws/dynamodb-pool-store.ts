@@ -7,6 +7,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { LeaseRequest, NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
+import { reservationFrom } from "../core/vend-policy";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
@@ -27,7 +28,14 @@ const NAMES = {
   "#leaseDeadline": "leaseDeadline",
   "#windowStart": "rotationWindowStart",
   "#rotations": "rotationsInWindow",
+  "#standbyId": "standbyId",
+  "#standbyExpiresAt": "standbyExpiresAt",
+  "#standbyLimit": "standbyLimit",
+  "#standbyEnd": "standbyEnd",
 } as const;
+
+/** Every standby attribute: dropped together when the standby becomes current or is spent. */
+const STANDBY_ATTRIBUTES = "#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd";
 
 type Name = keyof typeof NAMES;
 
@@ -73,12 +81,59 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
       ConditionExpression:
-        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil",
-      ExpressionAttributeNames: names("#issued", "#activationId", "#limit", "#expiresAt"),
+        "attribute_exists(#activationId) AND (" +
+        "(#issued < #limit AND #expiresAt > :validUntil) OR " +
+        "(#issued >= #limit AND #issued < #standbyEnd AND #standbyExpiresAt > :validUntil))",
+      ExpressionAttributeNames: names(
+        "#issued",
+        "#activationId",
+        "#limit",
+        "#expiresAt",
+        "#standbyEnd",
+        "#standbyExpiresAt",
+      ),
       ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
+  }
+
+  async switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    const old = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression:
+        "SET #activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
+        `#issued = :one, #generation = #generation + :one REMOVE ${STANDBY_ATTRIBUTES}`,
+      ConditionExpression:
+        "#issued < #limit AND #expiresAt <= :validUntil AND #standbyExpiresAt > :validUntil",
+      ExpressionAttributeNames: names(
+        "#activationId",
+        "#expiresAt",
+        "#limit",
+        "#issued",
+        "#generation",
+        "#standbyId",
+        "#standbyExpiresAt",
+        "#standbyLimit",
+        "#standbyEnd",
+      ),
+      ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
+      ReturnValues: "ALL_OLD",
+    });
+    if (!old) return undefined;
+    const before = toPoolState(old);
+    if (!before?.standbyId || before.standbyExpiresAt === undefined || before.standbyLimit === undefined) {
+      throw new Error("Pool row is missing standby attributes after a successful switch.");
+    }
+    return {
+      pool: before.pool,
+      generation: before.generation + 1,
+      activationId: before.standbyId,
+      expiresAt: before.standbyExpiresAt,
+      limit: before.standbyLimit,
+      slot: 1,
+      needsStandby: true,
+    };
   }
 
   async read(pool: string): Promise<PoolState | undefined> {
@@ -144,14 +199,14 @@ export class DynamoDbPoolStore implements PoolStateStore {
 
   async commitRotation(
     pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation },
+    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
   ): Promise<Reservation | undefined> {
     const { activation } = rotation;
     const item = await this.conditionalUpdate({
       ...this.keyOf(pool),
       UpdateExpression:
         "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
-        "#generation = :next REMOVE #leaseOwner, #leaseDeadline",
+        `#generation = :next REMOVE #leaseOwner, #leaseDeadline, ${STANDBY_ATTRIBUTES}`,
       ConditionExpression: "#leaseOwner = :owner AND #generation = :gen",
       ExpressionAttributeNames: names(
         "#activationId",
@@ -161,19 +216,64 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#generation",
         "#leaseOwner",
         "#leaseDeadline",
+        "#standbyId",
+        "#standbyExpiresAt",
+        "#standbyLimit",
+        "#standbyEnd",
       ),
       ExpressionAttributeValues: marshall({
         ":activationId": activation.activationId,
         ":expiresAt": activation.expiresAt,
         ":limit": activation.limit,
         ":one": 1,
-        ":next": rotation.generation + 1,
+        ":next": rotation.nextGeneration ?? rotation.generation + 1,
         ":owner": rotation.owner,
         ":gen": rotation.generation,
       }),
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
+  }
+
+  async commitStandby(
+    pool: string,
+    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
+  ): Promise<boolean> {
+    const { activation, replacing } = standby;
+    // Every operand reads the item as it was before the write, so in the promoting form the
+    // standby's attributes move to the current ones while the new activation takes their place,
+    // and `issued` keeps counting: the slots already taken from the standby stay taken.
+    const promote =
+      "#activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
+      "#issued = #issued - #limit, #generation = #generation + :one, " +
+      "#standbyEnd = #standbyLimit + :newLimit, ";
+    const install = "#standbyEnd = #limit + :newLimit, ";
+    const update =
+      `SET ${replacing === undefined ? install : promote}` +
+      "#standbyId = :newId, #standbyExpiresAt = :newExpiresAt, #standbyLimit = :newLimit " +
+      "REMOVE #leaseOwner, #leaseDeadline";
+    const condition =
+      "#leaseOwner = :owner AND #generation = :gen AND attribute_exists(#activationId) AND " +
+      (replacing === undefined
+        ? "attribute_not_exists(#standbyId)"
+        : "#standbyId = :replacing AND #issued > #limit");
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      // DynamoDB rejects a name the expressions do not use, and the two forms use different ones.
+      ExpressionAttributeNames: names(...namesIn(update, condition)),
+      ExpressionAttributeValues: marshall({
+        ":newId": activation.activationId,
+        ":newExpiresAt": activation.expiresAt,
+        ":newLimit": activation.limit,
+        ":owner": standby.owner,
+        ":gen": standby.generation,
+        ...(replacing === undefined ? {} : { ":replacing": replacing, ":one": 1 }),
+      }),
+      ReturnValues: "NONE",
+    });
+    return item !== undefined;
   }
 
   async releaseLease(pool: string, owner: string): Promise<void> {
@@ -209,6 +309,11 @@ function key(pool: string): Item {
   return marshall({ [POOL_KEY_ATTRIBUTE]: poolKey(pool) });
 }
 
+function namesIn(...expressions: string[]): Name[] {
+  const used = new Set(expressions.flatMap((e) => e.match(/#\w+/g) ?? []));
+  return (Object.keys(NAMES) as Name[]).filter((n) => used.has(n));
+}
+
 function names(...used: Name[]): Record<string, string> {
   return Object.fromEntries(used.map((n) => [n, NAMES[n]]));
 }
@@ -222,22 +327,39 @@ type Row = Record<string, unknown>;
 const stringIn = (row: Row, name: string) => (typeof row[name] === "string" ? row[name] : undefined);
 const numberIn = (row: Row, name: string) => (typeof row[name] === "number" ? row[name] : undefined);
 
-/** undefined for items that are not pool rows (the table may hold other kinds one day). */
+/**
+ * undefined for items that are not pool rows (the table may hold other kinds one day).
+ *
+ * On the row, `issued` counts on past `limit` into the standby (a reservation is one write and
+ * cannot choose which counter to bump); `standbyEnd` = limit + standbyLimit bounds it, because a
+ * condition cannot add. Readers see the two counters apart: issued <= limit, standbyIssued.
+ */
 export function toPoolState(item: Item): PoolState | undefined {
   const row = unmarshall(item);
   const keyValue = stringIn(row, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
+  const limit = numberIn(row, "limit");
+  const rawIssued = numberIn(row, "issued");
+  const standbyId = stringIn(row, "standbyId");
+  const overflow =
+    standbyId !== undefined && limit !== undefined && rawIssued !== undefined
+      ? Math.max(0, rawIssued - limit)
+      : undefined;
   const optional = {
     activationId: stringIn(row, "activationId"),
     expiresAt: numberIn(row, "expiresAt"),
-    limit: numberIn(row, "limit"),
-    issued: numberIn(row, "issued"),
+    limit,
+    issued: overflow !== undefined && rawIssued !== undefined ? rawIssued - overflow : rawIssued,
     leaseOwner: stringIn(row, "leaseOwner"),
     leaseDeadline: numberIn(row, "leaseDeadline"),
     rotationWindowStart: numberIn(row, "rotationWindowStart"),
     rotationsInWindow: numberIn(row, "rotationsInWindow"),
+    standbyId,
+    standbyExpiresAt: numberIn(row, "standbyExpiresAt"),
+    standbyLimit: numberIn(row, "standbyLimit"),
+    standbyIssued: overflow,
   };
   return {
     pool,
@@ -257,12 +379,5 @@ function toReservation(item: Item): Reservation {
     // Only reachable if someone edits the table by hand: the conditions above guarantee these.
     throw new Error("Pool row is missing activation attributes after a successful reservation.");
   }
-  return {
-    pool: state.pool,
-    generation: state.generation,
-    activationId: state.activationId,
-    expiresAt: state.expiresAt,
-    limit: state.limit,
-    slot: state.issued,
-  };
+  return reservationFrom(state);
 }

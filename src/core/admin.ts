@@ -157,6 +157,8 @@ export class Admin {
     const row = (await this.deps.poolInventory.list()).find((r) => r.pool === pool);
     if (row?.activationId) await this.deps.poolInventory.retire(pool, row.activationId);
     const pair = await this.deps.vendor.vend(pool);
+    // With a standby (I9) the vend took its slot 1; the refill that follows makes it current.
+    await this.deps.vendor.idle();
     return {
       pool,
       ...(row?.activationId !== undefined && { previousActivationId: row.activationId }),

@@ -17,7 +17,8 @@ import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "./vend-policy";
  * What an activation is to this deployment. Adding a state (the standby activation, say) is one
  * line in `liveStates` plus its name here.
  */
-export type ActivationState = "current" | "spent" | "expired" | "orphaned" | "revoked" | "foreign";
+export type ActivationState =
+  "current" | "standby" | "spent" | "expired" | "orphaned" | "revoked" | "foreign";
 
 /** A parameter's state is its activation's, or `dangling` when that activation no longer exists. */
 export type ParameterState = ActivationState | "dangling";
@@ -219,7 +220,8 @@ export class Janitor {
   private async reconcile(survey: Survey, apply: boolean, failures: Failure[]): Promise<SlotTheft[]> {
     const thefts: SlotTheft[] = [];
     for (const entry of survey.activations) {
-      if (entry.state !== "current" || entry.issued === undefined || entry.pool === undefined) continue;
+      const live = entry.state === "current" || entry.state === "standby";
+      if (!live || entry.issued === undefined || entry.pool === undefined) continue;
       const { activationId, registrationsCount } = entry.activation;
       if (registrationsCount <= entry.issued) continue;
       const pool = entry.pool;
@@ -302,10 +304,14 @@ export function tierHeadroomPercent(hybridNodes: number): number {
   return Math.max(0, Math.round((1 - hybridNodes / STANDARD_TIER_NODE_LIMIT) * 1000) / 10);
 }
 
-/** The pool row's live activations and what they are; h10's standby joins here. */
-function liveStates(row: PoolRow | undefined): Map<string, ActivationState> {
-  const live = new Map<string, ActivationState>();
-  if (row?.activationId) live.set(row.activationId, "current");
+/** The pool row's live activations, what they are and the pairs each has handed out. */
+function liveStates(row: PoolRow | undefined): Map<string, { state: ActivationState; issued?: number }> {
+  const live = new Map<string, { state: ActivationState; issued?: number }>();
+  if (row?.activationId) {
+    live.set(row.activationId, { state: "current", ...(row.issued !== undefined && { issued: row.issued }) });
+  }
+  // The next activation (I9): unused until the current one is exhausted, then handing out.
+  if (row?.standbyId) live.set(row.standbyId, { state: "standby", issued: row.standbyIssued ?? 0 });
   return live;
 }
 
@@ -314,6 +320,7 @@ function liveStates(row: PoolRow | undefined): Map<string, ActivationState> {
  * - foreign: not tagged for this deployment — never touched;
  * - revoked: an operator revoked it — deleted at once (its code leaked);
  * - current: what the pool row points at — kept (slot theft is reconcile's business);
+ * - standby: the pool's next activation, ready before the current one runs out — kept;
  * - orphaned: created by a rotation that never committed (same or newer generation than the pool,
  *   not the pool's activation) — deleted once older than the lease, when no commit can still land;
  * - expired: nothing can register with it any more — deleted;
@@ -348,10 +355,10 @@ export function classifyActivations(
     if (live) {
       return {
         ...base,
-        state: live,
+        state: live.state,
         action: "keep",
-        reason: "the pool hands it out",
-        ...(row?.issued !== undefined && { issued: row.issued }),
+        reason: live.state === "standby" ? "the pool's next activation" : "the pool hands it out",
+        ...(live.issued !== undefined && { issued: live.issued }),
       };
     }
     if (!Number.isInteger(generation) || row === undefined || generation >= row.generation) {

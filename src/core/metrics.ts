@@ -10,6 +10,7 @@ export interface Metrics {
 export type MetricName =
   | "Vends"
   | "Rotations"
+  | "StandbyRefills"
   | "RotationFailures"
   | "LeaseWaits"
   | "Throttles"

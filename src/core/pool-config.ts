@@ -53,6 +53,11 @@ export const poolConfigSchema = z
       .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u, "letters, digits, spaces and _.:/=+-@ only")
       .optional(),
     description: z.string().max(256).optional(),
+    /**
+     * Keep the next activation ready so exhaustion never waits for CreateActivation (I9). Costs
+     * one unused activation per pool; `registrationLimit: 1` pools may prefer it off.
+     */
+    standby: z.boolean().default(true),
     tags: z.record(tagKey, z.string().max(256)).default({}),
     ...eksPoolFields,
     /** Fleet hygiene the janitor applies to this pool's nodes (docs/operations.md). Off by default. */
@@ -91,6 +96,7 @@ export interface PoolConfig {
   readonly maxActivationsPerHour: number;
   readonly expirationHours: number;
   readonly safetyMarginMinutes: number;
+  readonly standby: boolean;
   readonly defaultInstanceName?: string;
   readonly description?: string;
   readonly tags: Readonly<Record<string, string>>;
@@ -148,6 +154,7 @@ export function parsePools(input: unknown, defaults: PoolDefaults): ReadonlyMap<
       maxActivationsPerHour: pool.maxActivationsPerHour,
       expirationHours: pool.expirationHours,
       safetyMarginMinutes: pool.safetyMarginMinutes,
+      standby: pool.standby,
       tags: eks ? { ...pool.tags, [EKS_CLUSTER_ARN_TAG]: eks.cluster.arn } : pool.tags,
       ...(eks && { eks }),
       ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),

@@ -22,6 +22,12 @@ export interface PoolState {
   /** Rotation budget: when the current one-hour window opened, and leases taken in it (I7). */
   readonly rotationWindowStart?: number;
   readonly rotationsInWindow?: number;
+  /** The next activation (I9), ready before the current one runs out. */
+  readonly standbyId?: string;
+  readonly standbyExpiresAt?: number;
+  readonly standbyLimit?: number;
+  /** Slots handed out from the standby: above 0 once the current one is exhausted. */
+  readonly standbyIssued?: number;
 }
 
 export interface Reservation {
@@ -29,9 +35,17 @@ export interface Reservation {
   readonly generation: number;
   readonly activationId: string;
   readonly expiresAt: number;
-  /** Slot number of this reservation, 1-based (== issued after the write). */
+  /** Slot number of this reservation on its activation, 1-based. */
   readonly slot: number;
   readonly limit: number;
+  /**
+   * True when the pool has no unused standby after this reservation (none at all, or this very
+   * reservation or an earlier one started using it): time to create the next one, off the
+   * request path.
+   */
+  readonly needsStandby: boolean;
+  /** The standby as seen by this write, if any: identifies which refill the reservation asks for. */
+  readonly standbyId?: string;
 }
 
 export interface LeaseRequest {
@@ -50,11 +64,31 @@ export interface NewActivation {
 
 export interface PoolStateStore {
   /**
-   * Reserves one registration slot on the current activation with ONE conditional write:
-   * succeeds only if issued < limit AND expiresAt > validUntil. Returns undefined when the
-   * condition fails (exhausted, expiring, or no activation yet). Never read-then-write (I1).
+   * Reserves one registration slot with ONE conditional write (I1, I2): on the current
+   * activation while issued < limit AND expiresAt > validUntil; once the current one is
+   * exhausted, on the standby while it has slots left AND standbyExpiresAt > validUntil (I9).
+   * Returns undefined when neither can take it. Never read-then-write.
    */
   reserve(pool: string, validUntil: number): Promise<Reservation | undefined>;
+
+  /**
+   * The current activation is about to expire with slots left, the standby is valid: make the
+   * standby current and take its slot 1, in ONE conditional write (no lease needed: it creates
+   * nothing). Returns undefined when the condition fails.
+   */
+  switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined>;
+
+  /**
+   * Installs a new standby under the lease and clears the lease, in ONE conditional write
+   * guarded by leaseOwner = owner AND generation. `replacing` names the standby in use that the
+   * same write promotes to current (its slots continue; generation + 1); without it the pool
+   * must have no standby. Returns false if the lease was lost or the pool moved on (the new
+   * activation is then an orphan the caller should delete).
+   */
+  commitStandby(
+    pool: string,
+    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
+  ): Promise<boolean>;
 
   /** Strongly consistent read of the pool's state; undefined if the pool has no row yet. */
   read(pool: string): Promise<PoolState | undefined>;
@@ -71,13 +105,16 @@ export interface PoolStateStore {
 
   /**
    * Installs the new activation, bumps the generation, reserves the first slot for the caller and
-   * clears the lease — one conditional write guarded by leaseOwner = owner AND generation.
+   * clears the lease — one conditional write guarded by leaseOwner = owner AND generation; the
+   * new generation is `nextGeneration` (default generation + 1, the number the activation is
+   * tagged with). A
+   * standby still on the row is spent or expiring (else no rotation was needed) and is dropped.
    * Returns the caller's reservation, or undefined if the lease was lost (the activation is then an
    * orphan the caller should delete).
    */
   commitRotation(
     pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation },
+    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
   ): Promise<Reservation | undefined>;
 
   /** Drops the lease if `owner` still holds it (after a failed rotation), so others need not wait. */

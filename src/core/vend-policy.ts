@@ -1,5 +1,5 @@
 import { RESERVED_TAG_PREFIX, type PoolConfig } from "./pool-config";
-import type { PoolState } from "./ports";
+import type { PoolState, Reservation } from "./ports";
 
 /** Marker tags on every activation the broker creates; the janitor and the CLI find orphans by them. */
 export const TAG_DEPLOYMENT = `${RESERVED_TAG_PREFIX}deployment`;
@@ -21,15 +21,73 @@ export function newActivationExpiry(pool: PoolConfig, now: number): number {
   return Math.floor((now + pool.expirationHours * HOUR_MS) / 1000) * 1000;
 }
 
-/** True when the current activation can still hand out a pair that stays valid for the margin (I1, I2). */
-export function canReserve(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
+function currentUsable(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
   if (!state?.activationId || state.expiresAt === undefined || state.limit === undefined) return false;
   return (state.issued ?? 0) < state.limit && state.expiresAt > now + safetyMarginMs(pool);
 }
 
-/** Slots left on the current activation, as last seen. */
+function standbyUsable(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
+  if (!state?.standbyId || state.standbyExpiresAt === undefined || state.standbyLimit === undefined)
+    return false;
+  return (
+    (state.standbyIssued ?? 0) < state.standbyLimit && state.standbyExpiresAt > now + safetyMarginMs(pool)
+  );
+}
+
+/**
+ * True when store.reserve can hand out a pair that stays valid for the margin (I1, I2): from the
+ * current activation, or from the standby once the current one is exhausted (I9).
+ */
+export function canReserve(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
+  if (currentUsable(state, pool, now)) return true;
+  const exhausted = state?.limit !== undefined && (state.issued ?? 0) >= state.limit;
+  return exhausted && standbyUsable(state, pool, now);
+}
+
+/** The current activation expires with slots left while a valid standby waits: switch to it. */
+export function canSwitchToStandby(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
+  return !canReserve(state, pool, now) && standbyUsable(state, pool, now);
+}
+
+/** The pool has an activation but no unused standby: time to create one (I9). */
+export function needsStandby(state: PoolState | undefined): boolean {
+  if (!state?.activationId) return false;
+  return state.standbyId === undefined || (state.standbyIssued ?? 0) > 0;
+}
+
+/** Slots left on the current activation and the standby, as last seen. */
 export function freeSlots(state: PoolState | undefined): number {
-  return Math.max(0, (state?.limit ?? 0) - (state?.issued ?? 0));
+  const current = Math.max(0, (state?.limit ?? 0) - (state?.issued ?? 0));
+  const standby = Math.max(0, (state?.standbyLimit ?? 0) - (state?.standbyIssued ?? 0));
+  return current + standby;
+}
+
+/** The reservation a write just took: the last slot counted, on the standby once it is in use. */
+export function reservationFrom(state: PoolState): Reservation {
+  const standbyInUse = (state.standbyIssued ?? 0) > 0;
+  const common = {
+    pool: state.pool,
+    generation: state.generation,
+    // Nothing unused is left once the standby is in use, or when there is none at all.
+    needsStandby: state.standbyId === undefined || standbyInUse,
+    ...(state.standbyId !== undefined && { standbyId: state.standbyId }),
+  };
+  if (standbyInUse) {
+    return {
+      ...common,
+      activationId: state.standbyId as string,
+      expiresAt: state.standbyExpiresAt as number,
+      limit: state.standbyLimit as number,
+      slot: state.standbyIssued as number,
+    };
+  }
+  return {
+    ...common,
+    activationId: state.activationId as string,
+    expiresAt: state.expiresAt as number,
+    limit: state.limit as number,
+    slot: state.issued as number,
+  };
 }
 
 /** The rotation budget's window: maxActivationsPerHour counts leases per hour (I7). */

@@ -20,7 +20,9 @@ import {
   activationTags,
   backoffMs,
   canReserve,
+  canSwitchToStandby,
   freeSlots,
+  needsStandby,
   leaseHeldByOther,
   newActivationExpiry,
   ROTATION_WINDOW_MS,
@@ -65,6 +67,12 @@ export interface VendDependencies {
   readonly options: VendOptions;
   readonly random?: () => number;
   readonly newOwnerId?: () => string;
+  /**
+   * Where standby refills run (I9). Omitted: in this process, in the background (long-running
+   * servers). Lambda passes an asynchronous self-invocation instead, because a frozen container
+   * runs no background work; the refill then arrives as its own event (vendor.refillStandby).
+   */
+  readonly requestStandbyRefill?: (pool: string) => Promise<void>;
 }
 
 interface RoundOutcome {
@@ -73,6 +81,12 @@ interface RoundOutcome {
   readonly state: PoolState | undefined;
   /** How many waiting requests may usefully retry the reservation: an estimate, never a promise. */
   readonly freeSlots: number;
+}
+
+interface CreatedActivation {
+  readonly activationId: string;
+  readonly activationCode: string;
+  readonly expiresAt: number;
 }
 
 interface Round {
@@ -87,6 +101,10 @@ const CODE_CACHE_SIZE = 64;
 const MAX_ATTEMPTS = 100;
 /** A drained pool logs its refusals once a minute per process, not once per request. */
 const BUDGET_WARNING_INTERVAL_MS = 60_000;
+/** Refills one background task may chain before it leaves the rest to the next reservation. */
+const REFILL_ROUNDS = 8;
+/** Longest a request waits on this process's refill before looking at the pool again. */
+const REFILL_WAIT_CAP_MS = 1_000;
 
 /**
  * The vend use case: hand out a pair that stays valid for the safety margin, reserving one
@@ -100,6 +118,12 @@ export class Vendor {
   private readonly codes = new Map<string, Promise<string>>();
   private readonly rounds = new Map<string, Round>();
   private readonly budgetWarnedAt = new Map<string, number>();
+  /** In-process refills under way, one per pool. */
+  private readonly refills = new Map<string, Promise<void>>();
+  /** Requests waiting for this process's next standby commit, per pool. */
+  private readonly standbyWaiters = new Map<string, (() => void)[]>();
+  /** The last refill asked of another process, per pool: one request per standby, not per vend. */
+  private readonly requested = new Map<string, string>();
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
 
@@ -125,9 +149,10 @@ export class Vendor {
       if (!skipReservation && attempt < MAX_ATTEMPTS) {
         const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
         if (reservation) {
+          if (reservation.needsStandby) await this.askForStandby(pool, reservation);
           const pair = await this.pairOrReplacement(pool, reservation);
           if (pair) return pair;
-          // That reservation's activation was rotated away and its code deleted: reserve anew.
+          // That reservation's activation was retired and its code deleted: reserve anew.
           this.deps.logger.debug("reserved slot outlived its activation's code; reserving again", {
             pool: pool.name,
             activationId: reservation.activationId,
@@ -169,6 +194,20 @@ export class Vendor {
     const now = clock.now();
     const state = await store.read(pool.name);
     if (canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
+    if (canSwitchToStandby(state, pool, now)) {
+      // The current activation is expiring with slots left: one write moves to the standby.
+      const switched = await store.switchToStandby(pool.name, now + safetyMarginMs(pool));
+      if (!switched) return { state, freeSlots: 1 };
+      // The switch bumped the generation by one: if nothing came between, `state` names the
+      // expiring activation it left behind. Otherwise the janitor deals with that one.
+      const left = state && switched.generation === state.generation + 1 ? state.activationId : undefined;
+      await Promise.all([
+        this.askForStandby(pool, switched),
+        left !== undefined && this.retireOutgoing(pool, left, state?.issued ?? 0),
+      ]);
+      const pair = await this.pairFor(switched);
+      return { pair, state, freeSlots: switched.limit - 1 };
+    }
     if (!leaseHeldByOther(state, now)) {
       if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
       const pair = await this.rotate(pool, state, now);
@@ -176,8 +215,30 @@ export class Vendor {
       return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
     }
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
+    const refill = this.refills.get(pool.name);
+    if (refill) {
+      // Our own background refill holds the lease: its commit is what everyone waits for, so
+      // wake at that commit (or a backoff's length at most) instead of on a blind timer.
+      await Promise.race([this.nextStandby(pool.name), sleeper.sleep(REFILL_WAIT_CAP_MS)]);
+      return { state, freeSlots: pool.registrationLimit };
+    }
     await sleeper.sleep(backoffMs(attempt, this.random));
     return { state, freeSlots: 0 };
+  }
+
+  /** Resolves when this process next commits a standby for the pool, or its refill ends. */
+  private nextStandby(pool: string): Promise<void> {
+    return new Promise((resolve) => {
+      const waiting = this.standbyWaiters.get(pool) ?? [];
+      waiting.push(resolve);
+      this.standbyWaiters.set(pool, waiting);
+    });
+  }
+
+  private wakeStandbyWaiters(pool: string): void {
+    const waiting = this.standbyWaiters.get(pool);
+    this.standbyWaiters.delete(pool);
+    for (const wake of waiting ?? []) wake();
   }
 
   /**
@@ -190,8 +251,9 @@ export class Vendor {
     pool: PoolConfig,
     outgoing: PoolState | undefined,
     now: number,
+    { force = false }: { force?: boolean } = {},
   ): Promise<VendedPair | undefined> {
-    const { store, activations, secrets, logger, options } = this.deps;
+    const { store, logger, options } = this.deps;
     const owner = this.newOwnerId();
     const generation = outgoing?.generation ?? 0;
     // The lease write also counts against the pool's rotation budget (I7): when it fails, the
@@ -205,60 +267,112 @@ export class Vendor {
     });
     if (!acquired) return undefined;
 
-    const nextGeneration = generation + 1;
-    const expiresAt = newActivationExpiry(pool, now);
-    let activationId: string | undefined;
+    // Under the lease nobody else installs or promotes a standby, so this read is the truth about
+    // it. A standby installed between the caller's read and the lease (its commit keeps the
+    // generation) makes this rotation needless: rotating over it would strand it, unused and live.
+    // A forced rotation (the current code is gone) goes ahead regardless.
+    const fresh = pool.standby ? await store.read(pool.name) : outgoing;
+    if (!force && (canReserve(fresh, pool, now) || canSwitchToStandby(fresh, pool, now))) {
+      await this.releaseLease(pool.name, owner);
+      return undefined;
+    }
+    // The commit drops the standby. Unused, it is deleted with the commit, keeping at most one
+    // unused activation per pool; used, it is retired like the current one. It was tagged
+    // generation + 1, so the new activation skips that number: the dropped one stays below the
+    // pool's generation, where the janitor sees a superseded activation, not an orphan.
+    const standby = fresh?.standbyId;
+    const standbyUsed = (fresh?.standbyIssued ?? 0) > 0;
+    const nextGeneration = generation + (standby === undefined ? 1 : 2);
+    let created: CreatedActivation | undefined;
+    let reservation: Reservation | undefined;
     try {
-      const created = await activations.create({
-        pool: pool.name,
-        generation: nextGeneration,
-        iamRole: pool.iamRole,
-        registrationLimit: pool.registrationLimit,
-        expiresAt,
-        tags: activationTags(pool, options.deployment, nextGeneration),
-        // Unset settings stay undefined: the SSM adapter leaves them out of the request.
-        defaultInstanceName: pool.defaultInstanceName,
-        description: pool.description,
-      });
-      activationId = created.activationId;
-      await secrets.put({ pool: pool.name, activationId, activationCode: created.activationCode, expiresAt });
-      const reservation = await store.commitRotation(pool.name, {
+      created = await this.createActivation(pool, nextGeneration, now);
+      reservation = await store.commitRotation(pool.name, {
         owner,
         generation,
-        activation: { activationId, expiresAt, limit: pool.registrationLimit },
+        nextGeneration,
+        activation: {
+          activationId: created.activationId,
+          expiresAt: created.expiresAt,
+          limit: pool.registrationLimit,
+        },
       });
-      if (!reservation) {
-        // Our lease lapsed and another request took over: what we created is an orphan.
-        logger.warn("rotation lease lost before commit; discarding the new activation", {
-          pool: pool.name,
-          activationId,
-          generation: nextGeneration,
-        });
-        await this.discard(pool.name, activationId);
-        return undefined;
-      }
-      this.remember(activationId, Promise.resolve(created.activationCode));
-      this.deps.metrics?.count("Rotations", 1, { Pool: pool.name });
-      logger.info("rotated to a new activation", {
+    } catch (error) {
+      this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
+      await this.releaseLease(pool.name, owner);
+      if (created) await this.discard(pool.name, created.activationId);
+      throw error;
+    }
+    const { activationId, activationCode, expiresAt } = created;
+    if (!reservation) {
+      // Our lease lapsed and another request took over: what we created is an orphan.
+      logger.warn("rotation lease lost before commit; discarding the new activation", {
         pool: pool.name,
         activationId,
         generation: nextGeneration,
-        expiresAt: new Date(expiresAt).toISOString(),
-        registrationLimit: pool.registrationLimit,
       });
-      if (outgoing?.activationId) await this.retireOutgoing(pool, outgoing, outgoing.activationId);
-      return { ...this.toPair(reservation, created.activationCode), rotated: true };
+      await this.discard(pool.name, activationId);
+      return undefined;
+    }
+    this.remember(activationId, Promise.resolve(activationCode));
+    this.deps.metrics?.count("Rotations", 1, { Pool: pool.name });
+    logger.info("rotated to a new activation", {
+      pool: pool.name,
+      activationId,
+      generation: nextGeneration,
+      expiresAt: new Date(expiresAt).toISOString(),
+      registrationLimit: pool.registrationLimit,
+    });
+    // Committed: nothing below may fail the caller's vend (each step logs its own failure).
+    await Promise.all([
+      this.askForStandby(pool, reservation),
+      fresh?.activationId && this.retireOutgoing(pool, fresh.activationId, fresh.issued ?? 0),
+      standby !== undefined &&
+        (standbyUsed
+          ? this.retireOutgoing(pool, standby, fresh?.standbyIssued ?? 0)
+          : this.discard(pool.name, standby)),
+    ]);
+    return { ...this.toPair(reservation, activationCode), rotated: true };
+  }
+
+  /**
+   * CreateActivation (tagged with the generation it is meant for) and PutParameter, for a holder
+   * of the lease; the caller commits it. A code that cannot be stored takes its activation along.
+   */
+  private async createActivation(
+    pool: PoolConfig,
+    generation: number,
+    now: number,
+  ): Promise<CreatedActivation> {
+    const { activations, secrets, options } = this.deps;
+    const expiresAt = newActivationExpiry(pool, now);
+    const { activationId, activationCode } = await activations.create({
+      pool: pool.name,
+      generation,
+      iamRole: pool.iamRole,
+      registrationLimit: pool.registrationLimit,
+      expiresAt,
+      tags: activationTags(pool, options.deployment, generation),
+      // Unset settings stay undefined: the SSM adapter leaves them out of the request.
+      defaultInstanceName: pool.defaultInstanceName,
+      description: pool.description,
+    });
+    try {
+      await secrets.put({ pool: pool.name, activationId, activationCode, expiresAt });
     } catch (error) {
-      this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
-      await store.releaseLease(pool.name, owner).catch((releaseError: unknown) =>
-        logger.warn("could not release the rotation lease; it lapses by itself", {
-          pool: pool.name,
-          error: errorName(releaseError),
-        }),
-      );
-      if (activationId) await this.discard(pool.name, activationId);
+      await this.discard(pool.name, activationId);
       throw error;
     }
+    return { activationId, activationCode, expiresAt };
+  }
+
+  private async releaseLease(pool: string, owner: string): Promise<void> {
+    await this.deps.store.releaseLease(pool, owner).catch((error: unknown) =>
+      this.deps.logger.warn("could not release the rotation lease; it lapses by itself", {
+        pool,
+        error: errorName(error),
+      }),
+    );
   }
 
   /**
@@ -269,7 +383,7 @@ export class Vendor {
    * retries (pairOrReplacement). The slot-theft check of the outgoing activation runs here too.
    * Best effort: the rotation has committed, so neither may fail the caller's vend.
    */
-  private async retireOutgoing(pool: PoolConfig, outgoing: PoolState, activationId: string): Promise<void> {
+  private async retireOutgoing(pool: PoolConfig, activationId: string, issued: number): Promise<void> {
     const { secrets, activations, logger } = this.deps;
     this.codes.delete(activationId);
     await Promise.all([
@@ -280,10 +394,7 @@ export class Vendor {
           error: errorName(error),
         }),
       ),
-      reportOutgoingActivation(
-        { activations, logger },
-        { pool: pool.name, activationId, issued: outgoing.issued ?? 0 },
-      ),
+      reportOutgoingActivation({ activations, logger }, { pool: pool.name, activationId, issued }),
     ]);
   }
 
@@ -302,6 +413,136 @@ export class Vendor {
     return new RotationBudgetExhaustedError(pool.name, retryAfterSeconds);
   }
 
+  /**
+   * Creates the pool's next standby if it needs one (I9), under the rotation lease, exactly like
+   * a rotation but committed beside the current activation instead of over it:
+   *   acquireLease(gen) → CreateActivation → PutParameter → commitStandby(gen)
+   * The commit either fills an empty standby place or, when the standby is already in use,
+   * promotes it to current (its slots keep counting) and puts the new one in its place. A holder
+   * that dies before the commit leaves a tagged orphan and a lease that lapses (I3, I5).
+   * Returns whether it installed a standby. Never throws for a refill someone else is doing.
+   */
+  async refillStandby(poolName: string): Promise<boolean> {
+    const pool = this.deps.pools.get(poolName);
+    if (!pool?.standby) return false;
+    const { store, clock, logger, options } = this.deps;
+    const now = clock.now();
+    const state = await store.read(pool.name);
+    if (!state || !needsStandby(state) || leaseHeldByOther(state, now)) return false;
+    const owner = this.newOwnerId();
+    // A standby is an activation like any other: it counts against the rotation budget (I7).
+    const acquired = await store.acquireLease(pool.name, {
+      owner,
+      generation: state.generation,
+      now,
+      deadline: now + options.leaseMs,
+      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
+    });
+    if (!acquired) return false;
+
+    // The standby in use (if any) becomes current at generation + 1; the new one follows it.
+    const replacing = (state.standbyIssued ?? 0) > 0 ? state.standbyId : undefined;
+    const tagGeneration = state.generation + (replacing === undefined ? 1 : 2);
+    let created: CreatedActivation | undefined;
+    let committed: boolean;
+    try {
+      created = await this.createActivation(pool, tagGeneration, now);
+      committed = await store.commitStandby(pool.name, {
+        owner,
+        generation: state.generation,
+        activation: {
+          activationId: created.activationId,
+          expiresAt: created.expiresAt,
+          limit: pool.registrationLimit,
+        },
+        ...(replacing !== undefined && { replacing }),
+      });
+    } catch (error) {
+      this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
+      await this.releaseLease(pool.name, owner);
+      if (created) await this.discard(pool.name, created.activationId);
+      throw error;
+    }
+    const { activationId, activationCode, expiresAt } = created;
+    if (!committed) {
+      logger.warn("standby lost its lease or its place before commit; discarding it", {
+        pool: pool.name,
+        activationId,
+        generation: tagGeneration,
+      });
+      await this.discard(pool.name, activationId);
+      return false;
+    }
+    this.remember(activationId, Promise.resolve(activationCode));
+    this.wakeStandbyWaiters(pool.name);
+    this.deps.metrics?.count("StandbyRefills", 1, { Pool: pool.name });
+    logger.info("created a standby activation", {
+      pool: pool.name,
+      activationId,
+      generation: tagGeneration,
+      expiresAt: new Date(expiresAt).toISOString(),
+      registrationLimit: pool.registrationLimit,
+    });
+    // Promoting the used standby made the exhausted current activation an outgoing one. The
+    // promotion's condition (issued > limit) held, so the row still had the current we read.
+    if (replacing !== undefined && state.activationId) {
+      await this.retireOutgoing(pool, state.activationId, state.issued ?? 0);
+    }
+    return true;
+  }
+
+  /** Resolves when the refills this process started in the background have finished. */
+  async idle(): Promise<void> {
+    while (this.refills.size > 0) await Promise.allSettled([...this.refills.values()]);
+  }
+
+  /**
+   * A reservation saw no unused standby: get one made, off the response path. In this process
+   * that is a background task (one per pool at a time); elsewhere (Lambda) one request per
+   * standby state, so a burst on a spent pool asks once, not once per vend.
+   */
+  private async askForStandby(pool: PoolConfig, reservation: Reservation): Promise<void> {
+    if (!pool.standby) return;
+    const { logger, requestStandbyRefill } = this.deps;
+    if (requestStandbyRefill) {
+      const seen = `${reservation.generation}/${reservation.standbyId ?? "-"}`;
+      if (this.requested.get(pool.name) === seen) return;
+      this.requested.set(pool.name, seen);
+      await requestStandbyRefill(pool.name).catch((error: unknown) => {
+        this.requested.delete(pool.name);
+        // The request path still works without a standby: it rotates on demand.
+        logger.warn("could not request a standby refill", { pool: pool.name, error: errorName(error) });
+      });
+      return;
+    }
+    if (this.refills.has(pool.name)) return;
+    const refill = this.refillUntilReady(pool)
+      .catch((error: unknown) =>
+        logger.warn("standby refill failed; the next exhaustion rotates on request", {
+          pool: pool.name,
+          error: errorName(error),
+        }),
+      )
+      .finally(() => {
+        this.refills.delete(pool.name);
+        this.wakeStandbyWaiters(pool.name);
+      });
+    this.refills.set(pool.name, refill);
+  }
+
+  /**
+   * Refills until the pool has an unused standby: a fast burst may use the new standby before
+   * this task ends, and nobody else would notice. Bounded, so a lost race never spins.
+   */
+  private async refillUntilReady(pool: PoolConfig): Promise<void> {
+    for (let round = 0; round < REFILL_ROUNDS; round++) {
+      const installed = await this.refillStandby(pool.name);
+      if (!installed) return;
+      const state = await this.deps.store.read(pool.name);
+      if (!needsStandby(state)) return;
+    }
+  }
+
   /** Best effort: an orphan that survives this is still tagged for the janitor. */
   private async discard(pool: string, activationId: string): Promise<void> {
     await Promise.allSettled([
@@ -313,14 +554,13 @@ export class Vendor {
   /**
    * The pair for a reservation, or undefined when the caller must reserve again.
    *
-   * The code can be missing for two reasons. (1) A rotation committed after our reservation and
-   * deleted the outgoing activation's code (retireOutgoing) before we, with a cold cache, read
-   * it: the pool's generation has moved past the reservation's. Our slot on that activation is
-   * spent (it stays counted in its `issued`, which only errs on the safe side), and rotating
-   * would be wrong, since the pool already has a fresh activation: reserve again. (2) The pool
-   * is still at the reservation's generation and the code was deleted by hand: every later
-   * reservation would fail the same way until the limit ran out, so rotate past it, exactly as
-   * if it were spent.
+   * The code can be missing for two reasons. (1) A rotation, a standby's promotion or a switch
+   * committed after our reservation and deleted the outgoing activation's code (retireOutgoing)
+   * before we, with a cold cache, read it: the pool row no longer names that activation. Our slot
+   * on it is spent (it stays counted, which only errs on the safe side), and rotating would be
+   * wrong, since the pool already has a fresh activation: reserve again. (2) The row still names
+   * it and the code was deleted by hand: every later reservation would fail the same way until
+   * the limit ran out, so rotate past it, exactly as if it were spent.
    */
   private async pairOrReplacement(
     pool: PoolConfig,
@@ -331,7 +571,9 @@ export class Vendor {
     } catch (error) {
       if (!(error instanceof SecretNotFoundError)) throw error;
       const state = await this.deps.store.read(pool.name);
-      if (state && state.generation > reservation.generation) return undefined;
+      const named =
+        state?.activationId === reservation.activationId || state?.standbyId === reservation.activationId;
+      if (state && !named) return undefined;
       this.deps.logger.error("no stored code for the current activation; rotating past it", {
         pool: pool.name,
         activationId: reservation.activationId,
@@ -343,6 +585,7 @@ export class Vendor {
         pool,
         state ?? { pool: pool.name, generation: reservation.generation },
         now,
+        { force: true },
       );
       if (rotated) return rotated;
       throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));

@@ -2,9 +2,11 @@
  * The Lambda function's entry point (the CDK app bundles this file): wires settings, AWS clients
  * and the logger to the broker, and hands API Gateway events to the pure adapter.
  */
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { createAwsClients } from "../aws/clients";
-import { createBroker } from "../composition";
+import { isRefillEvent, type RefillEvent, selfInvokingRefill } from "../aws/lambda-standby-refill";
+import { createBroker, type Broker } from "../composition";
 import type { HttpHandler } from "../http/handler";
 import { requestIdOf, toHttpRequest, toProxyResult } from "../http/lambda";
 import { errorResponse } from "../http/status";
@@ -17,6 +19,7 @@ const { metrics, flush } = createMetrics();
 
 interface Wiring {
   readonly handle: HttpHandler;
+  readonly vendor: Broker["vendor"];
   readonly publicUrl: string | undefined;
   readonly vpcEndpointIds: readonly string[];
 }
@@ -28,8 +31,21 @@ function init(): Wiring {
   if (!wiring) {
     const settings = loadSettings();
     const clients = createAwsClients({ region: settings.region });
+    // Set by the Lambda runtime: standby refills go to an asynchronous invocation of this very
+    // function (src/aws/lambda-standby-refill.ts). Outside Lambda they run in the background.
+    const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME;
+    const broker = createBroker({
+      settings,
+      clients,
+      logger,
+      metrics,
+      ...(functionName && {
+        requestStandbyRefill: selfInvokingRefill(new LambdaClient({ region: settings.region }), functionName),
+      }),
+    });
     wiring = {
-      handle: createBroker({ settings, clients, logger, metrics }).handler,
+      handle: broker.handler,
+      vendor: broker.vendor,
       publicUrl: settings.publicUrl,
       vpcEndpointIds: settings.vpcEndpointIds,
     };
@@ -37,8 +53,14 @@ function init(): Wiring {
   return wiring;
 }
 
-export async function handler(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
+export function handler(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult>;
+export function handler(event: RefillEvent, context: Context): Promise<{ refilled: boolean }>;
+export async function handler(
+  event: APIGatewayProxyEvent | RefillEvent,
+  context: Context,
+): Promise<APIGatewayProxyResult | { refilled: boolean }> {
   powertools.addContext(context);
+  if (isRefillEvent(event)) return refill(event);
   let wired: Wiring;
   try {
     wired = init();
@@ -53,6 +75,23 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     return toProxyResult(
       await wired.handle(toHttpRequest(event, context, wired.publicUrl, wired.vpcEndpointIds)),
     );
+  } finally {
+    flush();
+  }
+}
+
+/** The asynchronous self-invocation: make the pool's next standby (a no-op when it has one). */
+async function refill(event: RefillEvent): Promise<{ refilled: boolean }> {
+  try {
+    return { refilled: await init().vendor.refillStandby(event.pool) };
+  } catch (error) {
+    // Lambda would retry a failed asynchronous invocation twice; the next reservation that finds
+    // no standby asks again anyway, and the request path rotates on its own meanwhile.
+    logger.warn("standby refill failed", {
+      pool: event.pool,
+      error: error instanceof Error ? error.name : "unknown",
+    });
+    return { refilled: false };
   } finally {
     flush();
   }

@@ -101,6 +101,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           expiresAt,
           limit: 3,
           slot: 2,
+          needsStandby: true,
         });
         expect((await store.reserve(pool, NOW + HOUR))?.slot).toBe(3);
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
@@ -257,7 +258,13 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         });
         const activation = { activationId: "act-new", expiresAt: NOW + 24 * HOUR, limit: 5 };
         const reservation = await store.commitRotation(pool, { owner: "a", generation: 0, activation });
-        expect(reservation).toEqual<Reservation>({ pool, generation: 1, slot: 1, ...activation });
+        expect(reservation).toEqual<Reservation>({
+          pool,
+          generation: 1,
+          slot: 1,
+          needsStandby: true,
+          ...activation,
+        });
         expect(await store.read(pool)).toEqual({
           pool,
           generation: 1,
@@ -286,6 +293,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           pool,
           generation: 2,
           slot: 1,
+          needsStandby: true,
           ...activation,
         });
         expect((await store.reserve(pool, NOW))?.slot).toBe(2);
@@ -443,6 +451,241 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         // Racers may also lose to each other's lease; never more than the budget win.
         expect(results.filter(Boolean).length).toBeLessThanOrEqual(4);
         expect((await store.read(pool))?.rotationsInWindow).toBeLessThanOrEqual(4);
+      });
+    });
+
+    /** A seeded pool whose standby was installed under a lease at generation 1. */
+    async function withStandby(
+      options: { limit?: number; expiresAt?: number; standbyLimit?: number; standbyExpiresAt?: number } = {},
+    ) {
+      const pool = await seeded({
+        limit: options.limit ?? 2,
+        ...(options.expiresAt !== undefined && { expiresAt: options.expiresAt }),
+        activationId: "act-current",
+      });
+      expect(
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "filler",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        }),
+      ).toBe(true);
+      const standby = {
+        activationId: "act-standby",
+        expiresAt: options.standbyExpiresAt ?? NOW + 48 * HOUR,
+        limit: options.standbyLimit ?? 3,
+      };
+      expect(await store.commitStandby(pool, { owner: "filler", generation: 1, activation: standby })).toBe(
+        true,
+      );
+      return { pool, standby };
+    }
+
+    describe("standby (I9)", () => {
+      it("commitStandby installs the standby beside the current activation and clears the lease", async () => {
+        const { pool, standby } = await withStandby();
+        expect(await store.read(pool)).toEqual({
+          pool,
+          ...budgetWindow(NOW, 2),
+          generation: 1,
+          activationId: "act-current",
+          expiresAt: NOW + 24 * HOUR,
+          limit: 2,
+          issued: 1,
+          standbyId: standby.activationId,
+          standbyExpiresAt: standby.expiresAt,
+          standbyLimit: 3,
+          standbyIssued: 0,
+        });
+      });
+
+      it("commitStandby fails without the lease, at another generation, or when a standby exists", async () => {
+        const pool = await seeded();
+        const activation = { activationId: "act-s", expiresAt: NOW + 48 * HOUR, limit: 3 };
+        expect(await store.commitStandby(pool, { owner: "nobody", generation: 1, activation })).toBe(false);
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "f",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        expect(await store.commitStandby(pool, { owner: "f", generation: 0, activation })).toBe(false);
+        expect(await store.commitStandby(pool, { owner: "f", generation: 1, activation })).toBe(true);
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "g",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        const second = { ...activation, activationId: "act-s2" };
+        expect(await store.commitStandby(pool, { owner: "g", generation: 1, activation: second })).toBe(
+          false,
+        );
+        expect((await store.read(pool))?.standbyId).toBe("act-s");
+      });
+
+      it("reserve keeps to the current activation, then takes the standby's slots, then fails", async () => {
+        const { pool, standby } = await withStandby({ limit: 2, standbyLimit: 2 });
+        const current = await store.reserve(pool, NOW + HOUR);
+        expect(current).toMatchObject({ activationId: "act-current", slot: 2, needsStandby: false });
+        const first = await store.reserve(pool, NOW + HOUR);
+        expect(first).toEqual<Reservation>({
+          pool,
+          generation: 1,
+          activationId: standby.activationId,
+          expiresAt: standby.expiresAt,
+          limit: 2,
+          slot: 1,
+          needsStandby: true,
+          standbyId: standby.activationId,
+        });
+        expect(await store.reserve(pool, NOW + HOUR)).toMatchObject({ activationId: "act-standby", slot: 2 });
+        expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
+        expect(await store.read(pool)).toMatchObject({ issued: 2, standbyIssued: 2 });
+      });
+
+      it("reserve never takes a standby slot that would expire inside the margin (I2)", async () => {
+        const { pool } = await withStandby({ limit: 1, standbyExpiresAt: NOW + 2 * HOUR });
+        expect(await store.reserve(pool, NOW + 2 * HOUR)).toBeUndefined();
+        expect(await store.reserve(pool, NOW + 2 * HOUR - 1)).toMatchObject({ activationId: "act-standby" });
+      });
+
+      it("commitStandby promotes a standby in use, keeps its slots counting, and installs the next", async () => {
+        const { pool, standby } = await withStandby({ limit: 1, standbyLimit: 3 });
+        await store.reserve(pool, NOW); // standby slot 1
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "f2",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        const next = { activationId: "act-next", expiresAt: NOW + 72 * HOUR, limit: 4 };
+        // Only the standby actually in use can be promoted.
+        expect(
+          await store.commitStandby(pool, {
+            owner: "f2",
+            generation: 1,
+            activation: next,
+            replacing: "act-other",
+          }),
+        ).toBe(false);
+        expect(
+          await store.commitStandby(pool, {
+            owner: "f2",
+            generation: 1,
+            activation: next,
+            replacing: standby.activationId,
+          }),
+        ).toBe(true);
+        expect(await store.read(pool)).toEqual({
+          pool,
+          ...budgetWindow(NOW, 3),
+          generation: 2,
+          activationId: "act-standby",
+          expiresAt: standby.expiresAt,
+          limit: 3,
+          issued: 1,
+          standbyId: "act-next",
+          standbyExpiresAt: next.expiresAt,
+          standbyLimit: 4,
+          standbyIssued: 0,
+        });
+        expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-standby", slot: 2 });
+        expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-standby", slot: 3 });
+        expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-next", slot: 1 });
+      });
+
+      it("commitStandby does not promote an unused standby", async () => {
+        const { pool, standby } = await withStandby();
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "f2",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        const next = { activationId: "act-next", expiresAt: NOW + 72 * HOUR, limit: 4 };
+        expect(
+          await store.commitStandby(pool, {
+            owner: "f2",
+            generation: 1,
+            activation: next,
+            replacing: standby.activationId,
+          }),
+        ).toBe(false);
+      });
+
+      it("switchToStandby moves to the standby when the current one expires with slots left", async () => {
+        const { pool, standby } = await withStandby({ limit: 5, expiresAt: NOW + 2 * HOUR });
+        // Current still valid for the margin: no switch.
+        expect(await store.switchToStandby(pool, NOW + HOUR)).toBeUndefined();
+        expect(await store.switchToStandby(pool, NOW + 2 * HOUR)).toEqual<Reservation>({
+          pool,
+          generation: 2,
+          activationId: standby.activationId,
+          expiresAt: standby.expiresAt,
+          limit: 3,
+          slot: 1,
+          needsStandby: true,
+        });
+        expect(await store.read(pool)).toEqual({
+          pool,
+          ...budgetWindow(NOW, 2),
+          generation: 2,
+          activationId: "act-standby",
+          expiresAt: standby.expiresAt,
+          limit: 3,
+          issued: 1,
+        });
+        expect(await store.switchToStandby(pool, NOW + 2 * HOUR)).toBeUndefined();
+      });
+
+      it("switchToStandby refuses a standby that would itself expire inside the margin", async () => {
+        const { pool } = await withStandby({ expiresAt: NOW + 2 * HOUR, standbyExpiresAt: NOW + 3 * HOUR });
+        expect(await store.switchToStandby(pool, NOW + 3 * HOUR)).toBeUndefined();
+        expect((await store.read(pool))?.activationId).toBe("act-current");
+      });
+
+      it("commitRotation drops a spent standby with the activation it replaces", async () => {
+        const { pool } = await withStandby({ limit: 1, standbyLimit: 1 });
+        await store.reserve(pool, NOW);
+        expect(await store.reserve(pool, NOW)).toBeUndefined();
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "r",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        const activation = { activationId: "act-rotated", expiresAt: NOW + 24 * HOUR, limit: 2 };
+        expect(await store.commitRotation(pool, { owner: "r", generation: 1, activation })).toMatchObject({
+          activationId: "act-rotated",
+          slot: 1,
+          needsStandby: true,
+        });
+        expect(await store.read(pool)).toEqual({
+          pool,
+          generation: 2,
+          issued: 1,
+          ...activation,
+          ...budgetWindow(NOW, 3),
+        });
+      });
+
+      it("hands out exactly limit + standbyLimit slots to 40 racing reserves, each once (I1)", async () => {
+        const { pool } = await withStandby({ limit: 5, standbyLimit: 7 });
+        const results = await Promise.all(Array.from({ length: 40 }, () => store.reserve(pool, NOW)));
+        const won = results.filter((r): r is Reservation => r !== undefined);
+        expect(won).toHaveLength(4 + 7);
+        const current = won.filter((r) => r.activationId === "act-current").map((r) => r.slot);
+        const standby = won.filter((r) => r.activationId === "act-standby").map((r) => r.slot);
+        expect(current.sort((a, b) => a - b)).toEqual([2, 3, 4, 5]);
+        expect(standby.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
       });
     });
 

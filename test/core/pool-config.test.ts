@@ -14,8 +14,16 @@ describe("parsePools", () => {
       maxActivationsPerHour: 100,
       expirationHours: 24,
       safetyMarginMinutes: 60,
+      standby: true,
       tags: {},
     });
+  });
+
+  it("turns the standby activation off per pool", () => {
+    const pools = parsePools({ pools: { single: { registrationLimit: 1, standby: false } } }, role);
+    expect(pools.get("single")?.standby).toBe(false);
+    expect(pools.get("default")?.standby).toBe(true);
+    expect(() => parsePools({ pools: { x: { standby: "no" } } }, role)).toThrow(/standby/);
   });
 
   it("resolves every field of a configured pool", () => {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { RotationInProgressError } from "../../src/core/errors";
+import type { Reservation } from "../../src/core/ports";
 import type { VendedPair } from "../../src/core/vend";
 import { aVendor } from "../support/vendor-mother";
 
@@ -20,12 +21,36 @@ function scheduled<T extends object>(s: fc.Scheduler, target: T, methods: (keyof
   }
 }
 
-async function race(s: fc.Scheduler, limit: number, steps: Step[]) {
+async function race(s: fc.Scheduler, limit: number, steps: Step[], standby = false) {
   const fx = aVendor({
-    pools: { default: { registrationLimit: limit, expirationHours: 2, safetyMarginMinutes: 30 } },
+    pools: { default: { registrationLimit: limit, expirationHours: 2, safetyMarginMinutes: 30, standby } },
     options: { rotationWaitMs: 5_000, leaseMs: 30_000 },
   });
-  scheduled(s, fx.store, ["reserve", "read", "acquireLease", "commitRotation", "releaseLease"]);
+  // Every activation a slot was reserved on. A slot can be taken and its pair never handed out:
+  // its activation was retired (code deleted) before the request read the code, and it reserved
+  // again. Such an activation is spent, not unused.
+  const reservedOn = new Set<string>();
+  let reservations = 0;
+  for (const m of ["reserve", "commitRotation", "switchToStandby"] as const) {
+    const original = (fx.store[m] as (...args: unknown[]) => Promise<Reservation | undefined>).bind(fx.store);
+    (fx.store as unknown as Record<string, unknown>)[m] = async (...args: unknown[]) => {
+      const reservation = await original(...args);
+      if (reservation) {
+        reservations++;
+        reservedOn.add(reservation.activationId);
+      }
+      return reservation;
+    };
+  }
+  scheduled(s, fx.store, [
+    "reserve",
+    "read",
+    "acquireLease",
+    "commitRotation",
+    "releaseLease",
+    "switchToStandby",
+    "commitStandby",
+  ]);
   scheduled(s, fx.activations, ["create", "delete"]);
   scheduled(s, fx.secrets, ["put", "get", "delete"]);
   const processes = [fx.vendor, fx.newProcess(), fx.newProcess()];
@@ -44,8 +69,12 @@ async function race(s: fc.Scheduler, limit: number, steps: Step[]) {
     }),
   );
   await s.waitFor(Promise.all(running));
-  return { ...fx, handedOut, refused };
+  // Standby refills run in the background of each process: let them finish too.
+  await s.waitFor(Promise.all(processes.map((p) => p.idle())));
+  return { ...fx, handedOut, refused, reservedOn, reservations };
 }
+
+const limits = fc.integer({ min: 1, max: 5 });
 
 const steps = fc.array(
   fc.oneof(
@@ -61,8 +90,8 @@ const steps = fc.array(
 describe("vend invariants under random interleavings", () => {
   it("I1: no activation is handed out more than its registration limit", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), fc.integer({ min: 1, max: 5 }), steps, async (s, limit, plan) => {
-        const { handedOut, refused } = await race(s, limit, plan);
+      fc.asyncProperty(fc.scheduler(), limits, steps, fc.boolean(), async (s, limit, plan, standby) => {
+        const { handedOut, refused } = await race(s, limit, plan, standby);
         const perActivation = new Map<string, number>();
         for (const { pair } of handedOut)
           perActivation.set(pair.activationId, (perActivation.get(pair.activationId) ?? 0) + 1);
@@ -75,8 +104,8 @@ describe("vend invariants under random interleavings", () => {
 
   it("I2: every pair stays valid for the safety margin when handed out", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), fc.integer({ min: 1, max: 5 }), steps, async (s, limit, plan) => {
-        const { handedOut } = await race(s, limit, plan);
+      fc.asyncProperty(fc.scheduler(), limits, steps, fc.boolean(), async (s, limit, plan, standby) => {
+        const { handedOut } = await race(s, limit, plan, standby);
         // The reservation's condition is checked against the clock when the request arrived;
         // the clock only moves forward, so that is the earliest instant the margin is owed from.
         for (const { pair, startedAt } of handedOut)
@@ -126,6 +155,45 @@ describe("vend invariants under random interleavings", () => {
           expect(activations.live()).toHaveLength(Math.ceil((handedOut.length + spent) / limit));
         },
       ),
+      { numRuns: 150, endOnFailure: true },
+    );
+  });
+
+  it("I9 + I5: with a standby, every live activation is used or is the one unused standby", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), limits, steps, async (s, limit, plan) => {
+        const { activations, store, reservedOn } = await race(s, limit, plan, true);
+        const row = store.rows.get("default");
+        const unused = activations.live().filter((a) => !reservedOn.has(a.activationId));
+        // At most one unused activation is live, and it is the pool's standby, never an orphan.
+        expect(unused.length).toBeLessThanOrEqual(1);
+        for (const a of unused) expect(a.activationId).toBe(row?.standbyId);
+        // The row only ever points at live activations.
+        const live = new Set(activations.live().map((a) => a.activationId));
+        if (row?.activationId) expect(live.has(row.activationId)).toBe(true);
+        if (row?.standbyId) expect(live.has(row.standbyId)).toBe(true);
+      }),
+      { numRuns: 150, endOnFailure: true },
+    );
+  });
+
+  it("I9 + I5 without clock moves: ceil(reserved / limit) activations used, one standby at most", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), limits, fc.integer({ min: 1, max: 30 }), async (s, limit, n) => {
+        const { handedOut, activations, refused, reservedOn, reservations } = await race(
+          s,
+          limit,
+          Array.from({ length: n }, () => ({ kind: "vend" as const })),
+          true,
+        );
+        expect(refused.length + handedOut.length).toBe(n);
+        // One activation per exhaustion, counted in slots: a slot reserved but never handed out
+        // (its activation retired before the request read the code) still uses up the activation.
+        expect(handedOut.length).toBeLessThanOrEqual(reservations);
+        expect(reservedOn.size).toBe(Math.ceil(reservations / limit));
+        const unused = activations.live().filter((a) => !reservedOn.has(a.activationId));
+        expect(unused.length).toBeLessThanOrEqual(1);
+      }),
       { numRuns: 150, endOnFailure: true },
     );
   });

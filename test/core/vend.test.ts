@@ -6,6 +6,7 @@ import {
   ThrottledError,
 } from "../../src/core/errors";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
+import type { InMemoryActivations } from "../support/fakes";
 import { aVendor } from "../support/vendor-mother";
 
 /** A rotation budget no test here reaches (the budget has its own cases). */
@@ -193,5 +194,170 @@ describe("Vendor.vend", () => {
     for (let i = 0; i < 9; i++) await vendor.vend("default");
     expect(logger.lines.length).toBeGreaterThan(0);
     for (const a of activations.created) expect(logger.text()).not.toContain(a.code);
+  });
+});
+
+/** Holds every CreateActivation until released: shows what a request does not wait for. */
+function holdCreates(activations: InMemoryActivations): () => void {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  activations.beforeCreate = () => gate;
+  return () => {
+    activations.beforeCreate = () => {};
+    release();
+  };
+}
+
+describe("Vendor with a standby activation (I9)", () => {
+  const standbyPool = (extra: Record<string, unknown> = {}) => ({
+    pools: { default: { registrationLimit: 3, standby: true, ...extra } },
+  });
+
+  it("creates a standby in the background after the first rotation; exhaustion moves to it in one write", async () => {
+    const { vendor, activations, store } = aVendor(standbyPool());
+    const first = await vendor.vend("default");
+    await vendor.idle();
+    expect(activations.created).toHaveLength(2);
+    const standby = activations.created[1]!;
+    expect(standby.request.tags[TAG_GENERATION]).toBe("2");
+    expect(await store.read("default")).toMatchObject({
+      activationId: first.activationId,
+      standbyId: standby.activationId,
+      standbyIssued: 0,
+    });
+    await vendor.vend("default");
+    await vendor.vend("default");
+    // The current one is exhausted: the next vend is ONE reservation on the standby, and its
+    // answer does not wait for the CreateActivation of the refill it starts.
+    const release = holdCreates(activations);
+    const reserve = store.reserve.bind(store);
+    let reserves = 0;
+    store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
+    const next = await vendor.vend("default");
+    expect(next.activationId).toBe(standby.activationId);
+    expect(next.activationCode).toBe(standby.code);
+    expect(reserves).toBe(1);
+    expect(activations.created).toHaveLength(2); // the refill is still waiting on SSM
+    release();
+    await vendor.idle();
+    // The refill promoted the standby in use and put the next one beside it.
+    expect(activations.created).toHaveLength(3);
+    expect(await store.read("default")).toMatchObject({
+      generation: 2,
+      activationId: standby.activationId,
+      issued: 1,
+      standbyId: activations.created[2]!.activationId,
+      standbyIssued: 0,
+    });
+    expect(activations.created[2]!.request.tags[TAG_GENERATION]).toBe("3");
+  });
+
+  it("keeps at most one unused activation live, whatever the pace of vends", async () => {
+    const { vendor, activations } = aVendor(standbyPool({ registrationLimit: 2 }));
+    const used = new Set<string>();
+    for (let i = 0; i < 25; i++) {
+      used.add((await vendor.vend("default")).activationId);
+      const unused = activations.live().filter((a) => !used.has(a.activationId));
+      expect(unused.length).toBeLessThanOrEqual(1);
+    }
+    await vendor.idle();
+    expect(used.size).toBe(13);
+    expect(activations.live().length).toBe(14);
+  });
+
+  it("falls back to rotation on the request path when no standby could be made", async () => {
+    const { vendor, activations, logger } = aVendor(standbyPool({ registrationLimit: 1 }));
+    let creates = 0;
+    // The rotation's create succeeds, the standby's is throttled.
+    activations.beforeCreate = () =>
+      ++creates === 2 ? Promise.reject(new ThrottledError("SSM", 1)) : undefined;
+    await vendor.vend("default");
+    await vendor.idle();
+    expect(logger.text()).toContain("standby refill failed");
+    activations.beforeCreate = () => {};
+    const second = await vendor.vend("default");
+    expect(second.activationId).toBe(activations.created[1]!.activationId);
+  });
+
+  it("a failed refill releases the lease and deletes what it created", async () => {
+    const { vendor, activations, secrets, store } = aVendor(standbyPool());
+    secrets.put = () => Promise.reject(new ThrottledError("Parameter Store", 1));
+    await expect(vendor.vend("default")).rejects.toBeInstanceOf(ThrottledError);
+    expect(activations.live()).toHaveLength(0);
+    expect((await store.read("default"))?.leaseOwner).toBeUndefined();
+  });
+
+  it("switches to the standby when the current one expires with slots left (I2)", async () => {
+    const { vendor, activations, clock, store } = aVendor(
+      standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
+    );
+    const first = await vendor.vend("default");
+    await vendor.idle();
+    // Make the standby outlive the current one: replace it with one created an hour later.
+    const row = store.rows.get("default")!;
+    clock.advance(HOUR);
+    delete row.standbyId;
+    delete row.standbyExpiresAt;
+    delete row.standbyLimit;
+    delete row.standbyIssued;
+    await vendor.refillStandby("default");
+    const standbyId = store.rows.get("default")!.standbyId!;
+    clock.current = first.expiresAt - 30 * 60_000;
+    const created = activations.created.length;
+    const release = holdCreates(activations);
+    const switched = await vendor.vend("default");
+    expect(switched.activationId).toBe(standbyId);
+    expect(switched.expiresAt).toBeGreaterThan(clock.now() + 30 * 60_000);
+    expect(activations.created.length).toBe(created); // no CreateActivation on the request path
+    release();
+    await vendor.idle();
+    expect(await store.read("default")).toMatchObject({ activationId: standbyId, issued: 1, generation: 2 });
+  });
+
+  it("deletes an idle standby that expired with the current one, when the fallback rotates", async () => {
+    const { vendor, activations, clock } = aVendor(
+      standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
+    );
+    const first = await vendor.vend("default");
+    await vendor.idle();
+    const idleStandby = activations.created[1]!;
+    clock.current = first.expiresAt; // both are inside the margin now
+    const next = await vendor.vend("default");
+    expect([first.activationId, idleStandby.activationId]).not.toContain(next.activationId);
+    expect(idleStandby.deleted).toBe(true);
+  });
+
+  it("makes no standby for a pool that turns it off", async () => {
+    const { vendor, activations } = aVendor({ pools: { default: { registrationLimit: 1, standby: false } } });
+    await vendor.vend("default");
+    await vendor.vend("default");
+    await vendor.idle();
+    expect(activations.created).toHaveLength(2);
+    expect(await vendor.refillStandby("default")).toBe(false);
+  });
+
+  it("asks another process (Lambda) for a refill once per standby state, not once per vend", async () => {
+    const asked: string[] = [];
+    const fx = aVendor(standbyPool({ registrationLimit: 5 }));
+    const { Vendor } = await import("../../src/core/vend");
+    const lambda = new Vendor({
+      pools: fx.pools,
+      store: fx.store,
+      activations: fx.activations,
+      secrets: fx.secrets,
+      clock: fx.clock,
+      sleeper: fx.clock,
+      logger: fx.logger,
+      options: { leaseMs: 30_000, rotationWaitMs: 5_000, deployment: "test" },
+      requestStandbyRefill: async (pool) => void asked.push(pool),
+    });
+    for (let i = 0; i < 4; i++) await lambda.vend("default");
+    expect(asked).toEqual(["default"]); // no standby yet: asked once for it
+    expect(fx.activations.created).toHaveLength(1); // nothing created in this "container"
+    expect(await lambda.refillStandby("default")).toBe(true); // the asynchronous invocation
+    await lambda.vend("default"); // slot 5 of the current one: the standby stays unused
+    expect(asked).toHaveLength(1);
+    await lambda.vend("default"); // the standby goes into use: ask again
+    expect(asked).toEqual(["default", "default"]);
   });
 });

@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
@@ -34,6 +36,7 @@ const context = {
 
 async function loadHandler(env: Record<string, string>) {
   vi.resetModules();
+  vi.unstubAllEnvs(); // each test states its whole environment
   for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
   return (await import("../../src/entry/lambda")).handler;
 }
@@ -142,6 +145,72 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
       code: "InternalError",
       message: "Internal error; quote the request id when reporting it.",
       requestId: "apigw-request-1",
+    });
+  });
+
+  describe("standby refills (I9)", () => {
+    const pools = JSON.stringify({ pools: { refill: { registrationLimit: 5 } } });
+
+    it("an asynchronous refill event makes the pool's standby, once", async () => {
+      const handler = await loadHandler({ ...awsEnv(), BROKER_POOLS: pools });
+      expect((await handler(event({ path: "/activations/refill" }), context)).statusCode).toBe(200);
+      const refill = { kind: "activation-broker.refill-standby", pool: "refill" } as const;
+      // The in-process refill may already have run (no AWS_LAMBDA_FUNCTION_NAME here); either
+      // way the pool ends with exactly one standby, and a second event changes nothing.
+      await handler(refill, context);
+      expect(await handler(refill, context)).toEqual({ refilled: false });
+      const activations = aws.emulator.controls.activations();
+      const ours = activations.filter((a) => a.tags.some((t) => t.Value === "refill"));
+      expect(ours).toHaveLength(2);
+    });
+
+    it("on Lambda, a vend that finds no standby invokes the function asynchronously", async () => {
+      const invocations: { url: string; type: unknown; body: string }[] = [];
+      // Lambda's Invoke endpoint, as the SDK calls it; the emulated AWS does not implement Lambda.
+      const capture = createServer((req, res) => {
+        let body = "";
+        req.on("data", (c: Buffer) => (body += c.toString()));
+        req.on("end", () => {
+          invocations.push({ url: req.url ?? "", type: req.headers["x-amz-invocation-type"], body });
+          res.writeHead(202, { "Content-Type": "application/json" }).end("");
+        });
+      });
+      await new Promise<void>((resolve) => capture.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port } = capture.address() as AddressInfo;
+        const handler = await loadHandler({
+          ...awsEnv(),
+          BROKER_POOLS: JSON.stringify({ pools: { invoked: { registrationLimit: 5 } } }),
+          AWS_LAMBDA_FUNCTION_NAME: "broker-fn",
+          AWS_ENDPOINT_URL_LAMBDA: `http://127.0.0.1:${port}`,
+        });
+        for (let i = 0; i < 3; i++) {
+          expect((await handler(event({ path: "/activations/invoked" }), context)).statusCode).toBe(200);
+        }
+        // Asked once for the missing standby, not once per vend; nothing created in this container.
+        expect(invocations).toEqual([
+          {
+            url: "/2015-03-31/functions/broker-fn/invocations",
+            type: "Event",
+            body: JSON.stringify({ kind: "activation-broker.refill-standby", pool: "invoked" }),
+          },
+        ]);
+        const ours = aws.emulator.controls
+          .activations()
+          .filter((a) => a.tags.some((t) => t.Value === "invoked"));
+        expect(ours).toHaveLength(1);
+      } finally {
+        capture.close();
+      }
+    });
+
+    it("ignores events that are not its own refill event", async () => {
+      const { isRefillEvent } = await import("../../src/aws/lambda-standby-refill");
+      expect(isRefillEvent({ kind: "activation-broker.refill-standby", pool: "default" })).toBe(true);
+      expect(isRefillEvent({ kind: "activation-broker.refill-standby", pool: "../etc" })).toBe(false);
+      expect(isRefillEvent({ kind: "other", pool: "default" })).toBe(false);
+      expect(isRefillEvent(null)).toBe(false);
+      expect(isRefillEvent(event())).toBe(false);
     });
   });
 });

@@ -89,8 +89,9 @@ describe("rotation budget shared by two broker processes on one table", () => {
     expect(counters["dynamodb:GetItem"]).toBeLessThanOrEqual(20);
     // One WARN per process and minute, however many refusals.
     for (const broker of brokers) expect(broker.warnings()).toHaveLength(1);
-    // And the outgoing activations' codes were deleted: one parameter for the pool.
-    expect(emulator.controls.parameterQuota().used).toBe(1);
+    // And the outgoing activations' codes were deleted: one parameter for the current activation,
+    // one for the standby (I9), none for the activation the standby's promotion retired.
+    expect(emulator.controls.parameterQuota().used).toBe(2);
   });
 });
 
@@ -104,8 +105,13 @@ describe("parameters per pool stay at about one", () => {
       const statuses: number[] = [];
       for (let i = 0; i < 25; i++) statuses.push((await stack.get("/")).status);
       expect(statuses.every((s) => s === 200)).toBe(true);
-      expect(stack.emulator.controls.counters()["ssm:CreateActivation"]).toBe(25);
-      expect(stack.emulator.controls.parameterQuota()).toEqual({ standard: 3, used: 1 });
+      // One activation per vend at limit 1, and the standby behind the last one (I9), which the
+      // background refill may still be making.
+      const created = stack.emulator.controls.counters()["ssm:CreateActivation"];
+      expect(created).toBeGreaterThanOrEqual(25);
+      expect(created).toBeLessThanOrEqual(26);
+      // The current activation's code and the standby's: never more.
+      expect(stack.emulator.controls.parameterQuota().used).toBeLessThanOrEqual(2);
     } finally {
       await stack.close();
     }

@@ -61,10 +61,12 @@ describe("janitor: cleanup over a mixture of activations and parameters", () => 
 
   beforeAll(async () => {
     stack = await aLocalStack({
+      // No standby (I9) here: the scenario builds each state by hand; the standby's own state is
+      // checked in test/core/janitor-standby.test.ts.
       BROKER_POOLS: pools({
-        web: { registrationLimit: 2 },
-        db: {},
-        short: { expirationHours: 1, safetyMarginMinutes: 10 },
+        web: { registrationLimit: 2, standby: false },
+        db: { standby: false },
+        short: { expirationHours: 1, safetyMarginMinutes: 10, standby: false },
       }),
     });
     ssm = createAwsClients({
@@ -224,7 +226,7 @@ describe("janitor: reconcile (slot theft)", () => {
   });
 
   it("retires an activation with more registrations than pairs, and the next vend rotates", async () => {
-    stack = await aLocalStack({ BROKER_POOLS: pools({ leaky: { registrationLimit: 5 } }) });
+    stack = await aLocalStack({ BROKER_POOLS: pools({ leaky: { registrationLimit: 5, standby: false } }) });
     const clients = createAwsClients({
       region: stack.settings.region,
       endpoint: stack.emulatorUrl,

@@ -139,8 +139,11 @@ describe("SSM throttling", () => {
 
 describe("expiry", () => {
   it("rotates once the emulator clock passes expiry minus the safety margin (I2)", async () => {
+    // Without a standby: this pins the on-request rotation, the fallback when none is ready.
     stack = await aLocalStack({
-      BROKER_POOLS: JSON.stringify({ pools: { default: { expirationHours: 2, safetyMarginMinutes: 30 } } }),
+      BROKER_POOLS: JSON.stringify({
+        pools: { default: { expirationHours: 2, safetyMarginMinutes: 30, standby: false } },
+      }),
     });
     const first = (await (await stack.get("/")).json()) as { ActivationId: string; ExpirationDate: string };
     const expiresAt = Date.parse(first.ExpirationDate);

@@ -4,6 +4,7 @@
  */
 import { SecretNotFoundError } from "../../src/core/errors";
 import type { ActivationInventory, ActivationRecord, PoolInventory, PoolRow } from "../../src/core/inventory";
+import { reservationFrom } from "../../src/core/vend-policy";
 import type {
   ActivationCount,
   ActivationProvider,
@@ -30,17 +31,71 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
   async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
     this.writes++;
     const row = this.rows.get(pool);
+    if (!row?.activationId || row.limit === undefined || row.expiresAt === undefined) return undefined;
+    const issued = row.issued ?? 0;
+    if (issued < row.limit && row.expiresAt > validUntil) {
+      row.issued = issued + 1;
+    } else if (
+      issued >= row.limit &&
+      row.standbyId !== undefined &&
+      (row.standbyIssued ?? 0) < (row.standbyLimit ?? 0) &&
+      (row.standbyExpiresAt ?? 0) > validUntil
+    ) {
+      row.standbyIssued = (row.standbyIssued ?? 0) + 1;
+    } else {
+      return undefined;
+    }
+    return reservationFrom(row);
+  }
+
+  async switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    this.writes++;
+    const row = this.rows.get(pool);
     if (
-      !row?.activationId ||
+      !row?.standbyId ||
       row.limit === undefined ||
       row.expiresAt === undefined ||
       (row.issued ?? 0) >= row.limit ||
-      row.expiresAt <= validUntil
+      row.expiresAt > validUntil ||
+      (row.standbyExpiresAt ?? 0) <= validUntil
     ) {
       return undefined;
     }
-    row.issued = (row.issued ?? 0) + 1;
-    return reservationOf(row);
+    row.activationId = row.standbyId;
+    row.expiresAt = row.standbyExpiresAt;
+    row.limit = row.standbyLimit;
+    row.issued = 1;
+    row.generation += 1;
+    dropStandby(row);
+    return reservationFrom(row);
+  }
+
+  async commitStandby(
+    pool: string,
+    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
+  ): Promise<boolean> {
+    this.writes++;
+    const row = this.rows.get(pool);
+    if (!row?.activationId || row.leaseOwner !== standby.owner || row.generation !== standby.generation) {
+      return false;
+    }
+    if (standby.replacing === undefined) {
+      if (row.standbyId !== undefined) return false;
+    } else {
+      if (row.standbyId !== standby.replacing || (row.standbyIssued ?? 0) === 0) return false;
+      row.activationId = row.standbyId;
+      row.expiresAt = row.standbyExpiresAt;
+      row.limit = row.standbyLimit;
+      row.issued = row.standbyIssued;
+      row.generation += 1;
+    }
+    row.standbyId = standby.activation.activationId;
+    row.standbyExpiresAt = standby.activation.expiresAt;
+    row.standbyLimit = standby.activation.limit;
+    row.standbyIssued = 0;
+    delete row.leaseOwner;
+    delete row.leaseDeadline;
+    return true;
   }
 
   async read(pool: string): Promise<PoolState | undefined> {
@@ -71,19 +126,20 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
 
   async commitRotation(
     pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation },
+    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
   ): Promise<Reservation | undefined> {
     this.writes++;
     const row = this.rows.get(pool);
     if (!row || row.leaseOwner !== rotation.owner || row.generation !== rotation.generation) return undefined;
-    row.generation = rotation.generation + 1;
+    row.generation = rotation.nextGeneration ?? rotation.generation + 1;
     row.activationId = rotation.activation.activationId;
     row.expiresAt = rotation.activation.expiresAt;
     row.limit = rotation.activation.limit;
     row.issued = 1;
     delete row.leaseOwner;
     delete row.leaseDeadline;
-    return reservationOf(row);
+    dropStandby(row);
+    return reservationFrom(row);
   }
 
   async releaseLease(pool: string, owner: string): Promise<void> {
@@ -102,22 +158,26 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
   async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
-    if (row?.activationId !== activationId) return false;
-    row.issued = row.limit;
+    if (!row) return false;
+    if (row.activationId === activationId) {
+      // Exhausted; if the standby is already in use, the current one was exhausted anyway.
+      if ((row.standbyIssued ?? 0) === 0) row.issued = row.limit;
+    } else if (row.standbyId !== undefined && row.standbyId === activationId) {
+      if ((row.standbyIssued ?? 0) === 0) dropStandby(row);
+      else row.standbyIssued = row.standbyLimit;
+    } else {
+      return false;
+    }
     if (options.revoked) row.revokedActivationId = activationId;
     return true;
   }
 }
 
-function reservationOf(row: PoolState): Reservation {
-  return {
-    pool: row.pool,
-    generation: row.generation,
-    activationId: row.activationId!,
-    expiresAt: row.expiresAt!,
-    limit: row.limit!,
-    slot: row.issued!,
-  };
+function dropStandby(row: Mutable<PoolState>): void {
+  delete row.standbyId;
+  delete row.standbyExpiresAt;
+  delete row.standbyLimit;
+  delete row.standbyIssued;
 }
 
 export interface FakeActivation extends ActivationRecord {

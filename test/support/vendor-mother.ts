@@ -4,7 +4,11 @@ import { CapturingLogger, FakeClock, InMemoryActivations, InMemoryPoolStore, InM
 
 export const TEST_ROLE = "SSMServiceRole";
 
-/** A Vendor on in-memory fakes, with a fake clock whose sleeps cost no real time. */
+/**
+ * A Vendor on in-memory fakes, with a fake clock whose sleeps cost no real time. Pools keep no
+ * standby unless a test asks for one (`standby: true`): most tests pin the on-request rotation,
+ * which stays the fallback whenever no standby is ready.
+ */
 export function aVendor(
   config: {
     pools?: PoolsFileInput["pools"];
@@ -18,7 +22,15 @@ export function aVendor(
   const activations = new InMemoryActivations(clock);
   const secrets = new InMemorySecrets();
   const logger = new CapturingLogger();
-  const pools = parsePools({ pools: config.pools ?? {} }, { iamRole: TEST_ROLE });
+  const configured = { default: {}, ...config.pools };
+  const pools = parsePools(
+    {
+      pools: Object.fromEntries(
+        Object.entries(configured).map(([name, p]) => [name, { standby: false, ...p }]),
+      ),
+    },
+    { iamRole: TEST_ROLE },
+  );
   let owners = 0;
   /** Another process (its own caches and rounds) on the same store, SSM and Parameter Store. */
   const make = (overrides: Partial<VendDependencies> = {}) =>

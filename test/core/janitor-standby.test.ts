@@ -1,0 +1,44 @@
+import { expect, it } from "vitest";
+import type { ActivationRecord } from "../../src/core/inventory";
+import { classifyActivations } from "../../src/core/janitor";
+import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
+
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const HOUR = 3_600_000;
+
+function activation(id: string, generation: number, registrationsCount = 0): ActivationRecord {
+  return {
+    activationId: id,
+    iamRole: "SSMServiceRole",
+    registrationLimit: 10,
+    registrationsCount,
+    expiresAt: NOW + 20 * HOUR,
+    expired: false,
+    createdAt: NOW - 2 * HOUR,
+    tags: { [TAG_DEPLOYMENT]: "test", [TAG_POOL]: "web", [TAG_GENERATION]: String(generation) },
+  };
+}
+
+it("keeps the pool's standby as live, with its own slots, beside the current activation (I9)", () => {
+  const row = {
+    pool: "web",
+    generation: 3,
+    activationId: "current",
+    limit: 10,
+    issued: 10,
+    standbyId: "standby",
+    standbyLimit: 10,
+    standbyIssued: 4,
+  };
+  const entries = classifyActivations(
+    [row],
+    [activation("current", 3, 10), activation("standby", 4, 4), activation("crashed-refill", 5)],
+    { deployment: "test", leaseMs: 30_000 },
+    NOW,
+  );
+  const byId = Object.fromEntries(entries.map((e) => [e.activation.activationId, e]));
+  expect(byId.current).toMatchObject({ state: "current", action: "keep", issued: 10 });
+  expect(byId.standby).toMatchObject({ state: "standby", action: "keep", issued: 4 });
+  // A refill that died before its commit: never on the row, older than the lease.
+  expect(byId["crashed-refill"]).toMatchObject({ state: "orphaned", action: "delete" });
+});
