@@ -80,10 +80,13 @@ export class DynamoDbPoolStore implements PoolStateStore {
     const item = await this.conditionalUpdate({
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
+      // AND binds tighter than OR: two alternatives, the current activation's and the standby's.
+      // No parentheses: dynalite's parser (the emulated DynamoDB) backtracks on nested ones, which
+      // halved the emulated store's throughput for this write (measured); the meaning is the same.
       ConditionExpression:
-        "attribute_exists(#activationId) AND (" +
-        "(#issued < #limit AND #expiresAt > :validUntil) OR " +
-        "(#issued >= #limit AND #issued < #standbyEnd AND #standbyExpiresAt > :validUntil))",
+        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil OR " +
+        "attribute_exists(#activationId) AND #issued >= #limit AND #issued < #standbyEnd AND " +
+        "#standbyExpiresAt > :validUntil",
       ExpressionAttributeNames: names(
         "#issued",
         "#activationId",

@@ -81,6 +81,8 @@ interface RoundOutcome {
   readonly state: PoolState | undefined;
   /** How many waiting requests may usefully retry the reservation: an estimate, never a promise. */
   readonly freeSlots: number;
+  /** The round itself waited for the pool to change (another holder had the lease). */
+  readonly waited?: boolean;
 }
 
 interface CreatedActivation {
@@ -91,8 +93,12 @@ interface CreatedActivation {
 
 interface Round {
   readonly outcome: Promise<RoundOutcome>;
-  /** Requests that have taken their turn after this round; the rotator takes the first. */
-  admitted: number;
+  /**
+   * Arrival tickets of the requests awaiting this round. Turns go by arrival, so a request that
+   * lost an earlier round goes before ones that came later (no starvation); the rotator's pair
+   * goes to the earliest.
+   */
+  readonly waiting: number[];
 }
 
 /** Codes are immutable per activation; a few pools' worth is all a process ever needs. */
@@ -126,6 +132,7 @@ export class Vendor {
   private readonly requested = new Map<string, string>();
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
+  private nextTicket = 0;
 
   constructor(private readonly deps: VendDependencies) {
     this.random = deps.random ?? Math.random;
@@ -143,8 +150,11 @@ export class Vendor {
 
     const { store, clock, options } = this.deps;
     const giveUpAt = clock.now() + options.rotationWaitMs;
+    const ticket = this.nextTicket++;
     let lastSeen: PoolState | undefined;
-    let skipReservation = false;
+    // A round under way means this process found the pool drained a moment ago: join it rather
+    // than spend a write that would most likely fail.
+    let skipReservation = this.rounds.has(pool.name);
     for (let attempt = 0; ; attempt++) {
       if (!skipReservation && attempt < MAX_ATTEMPTS) {
         const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
@@ -172,16 +182,24 @@ export class Vendor {
       if (!round) {
         const started: Round = {
           outcome: this.investigate(pool, attempt).finally(() => this.rounds.delete(pool.name)),
-          admitted: 0,
+          waiting: [],
         };
         this.rounds.set(pool.name, started);
         round = started;
       }
+      round.waiting.push(ticket);
       const outcome = await round.outcome;
-      const turn = round.admitted++;
+      const turn = round.waiting.filter((t) => t < ticket).length;
       if (outcome.pair && turn === 0) return outcome.pair; // slot 1 of the new activation
       lastSeen = outcome.state;
       skipReservation = (outcome.pair ? turn - 1 : turn) >= outcome.freeSlots;
+      // Not admitted: the slots the round saw are the earlier turns'. While this process's refill
+      // is under way, reading the pool again at once would only find them being taken: wait for
+      // the refill's commit instead, unless the round just did. Otherwise the next round starts
+      // at once: it is what notices the pool spent and rotates.
+      if (skipReservation && !outcome.waited && this.refills.has(pool.name)) {
+        await this.untilPoolChanges(pool.name, attempt);
+      }
     }
   }
 
@@ -190,7 +208,7 @@ export class Vendor {
    * and the lease is free (rotate), or another request is rotating (wait a jittered moment).
    */
   private async investigate(pool: PoolConfig, attempt: number): Promise<RoundOutcome> {
-    const { store, clock, sleeper } = this.deps;
+    const { store, clock } = this.deps;
     const now = clock.now();
     const state = await store.read(pool.name);
     if (canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
@@ -215,15 +233,26 @@ export class Vendor {
       return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
     }
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
-    const refill = this.refills.get(pool.name);
-    if (refill) {
-      // Our own background refill holds the lease: its commit is what everyone waits for, so
-      // wake at that commit (or a backoff's length at most) instead of on a blind timer.
-      await Promise.race([this.nextStandby(pool.name), sleeper.sleep(REFILL_WAIT_CAP_MS)]);
-      return { state, freeSlots: pool.registrationLimit };
+    const woken = await this.untilPoolChanges(pool.name, attempt);
+    // Woken by our own refill's commit: a standby's worth of slots has just appeared.
+    return { state, freeSlots: woken ? pool.registrationLimit : 0, waited: true };
+  }
+
+  /**
+   * Waits until the pool may have changed. When this process's background refill is under way,
+   * its commit is what everyone waits for: wake at that commit (or after a cap) rather than on a
+   * blind timer. Otherwise a jittered backoff. True when woken by a commit or the refill's end.
+   */
+  private async untilPoolChanges(pool: string, attempt: number): Promise<boolean> {
+    const { sleeper } = this.deps;
+    if (!this.refills.has(pool)) {
+      await sleeper.sleep(backoffMs(attempt, this.random));
+      return false;
     }
-    await sleeper.sleep(backoffMs(attempt, this.random));
-    return { state, freeSlots: 0 };
+    return Promise.race([
+      this.nextStandby(pool).then(() => true),
+      sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false),
+    ]);
   }
 
   /** Resolves when this process next commits a standby for the pool, or its refill ends. */
@@ -536,10 +565,8 @@ export class Vendor {
    */
   private async refillUntilReady(pool: PoolConfig): Promise<void> {
     for (let round = 0; round < REFILL_ROUNDS; round++) {
-      const installed = await this.refillStandby(pool.name);
-      if (!installed) return;
-      const state = await this.deps.store.read(pool.name);
-      if (!needsStandby(state)) return;
+      // Each refill reads the pool first and stops when it already has an unused standby.
+      if (!(await this.refillStandby(pool.name))) return;
     }
   }
 

@@ -217,10 +217,6 @@ const LISTEN_BACKLOG = 4096;
 /**
  * Starts listening; resolves with the bound address (port 0 picks a free port). `setting` names
  * what chose the port (PORT, --port), so a refusal can say what to change.
- *
- * A fleet burst opens thousands of connections at once. With Node's default accept queue (511) a
- * busy event loop lets it overflow, and the kernel then resets connections the client believes
- * open (ECONNRESET); the kernel caps the backlog at net.core.somaxconn.
  */
 export function listen(server: Server, port: number, host: string, setting = "PORT"): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
