@@ -46,8 +46,12 @@ export class RedactedSdkError extends Error {
     // Stryker disable next-line ConditionalExpression: the class field already holds undefined
     if ($fault !== undefined) this.$fault = $fault;
     if ($metadata !== undefined) {
+      // The spreads only keep exactOptionalPropertyTypes satisfied: forced true, they would add
+      // a key holding undefined, which every reader treats as absent.
       this.$metadata = {
+        // Stryker disable next-line ConditionalExpression: equivalent (see above)
         ...($metadata.httpStatusCode !== undefined && { httpStatusCode: $metadata.httpStatusCode }),
+        // Stryker disable next-line ConditionalExpression: equivalent (see above)
         ...($metadata.requestId !== undefined && { requestId: $metadata.requestId }),
       };
     }

@@ -352,6 +352,17 @@ export function classifyActivations(
       return { ...base, state: "revoked", action: "delete", reason: "revoked by an operator" };
     }
     const live = liveStates(row).get(activationId);
+    // An idle pool's standby that expired unused: nobody ever had its code and nobody can
+    // register with it now. The row may still name it; no reservation takes an expired standby,
+    // and the next rotation drops it from the row.
+    if (live?.state === "standby" && expired && !live.issued) {
+      return {
+        ...base,
+        state: "expired",
+        action: "delete",
+        reason: "an idle pool's standby, expired unused",
+      };
+    }
     if (live) {
       return {
         ...base,

@@ -157,8 +157,13 @@ export function parsePools(input: unknown, defaults: PoolDefaults): ReadonlyMap<
       standby: pool.standby,
       tags: eks ? { ...pool.tags, [EKS_CLUSTER_ARN_TAG]: eks.cluster.arn } : pool.tags,
       ...(eks && { eks }),
+      // These spreads only keep exactOptionalPropertyTypes satisfied: forced true, they would add
+      // a key holding undefined, which every reader treats as absent (equivalent mutants).
+      // Stryker disable next-line ConditionalExpression: equivalent (see above)
       ...(pool.defaultInstanceName !== undefined && { defaultInstanceName: pool.defaultInstanceName }),
+      // Stryker disable next-line ConditionalExpression: equivalent (see above)
       ...(pool.description !== undefined && { description: pool.description }),
+      // Stryker disable next-line ConditionalExpression: equivalent (see above)
       ...(pool.hygiene !== undefined && { hygiene: pool.hygiene }),
     });
   }

@@ -10,7 +10,7 @@ import {
 } from "../../src/core/errors";
 import type { StoredSecret } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
-import { DEFAULT_KMS_KEY_ID, DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
+import { DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
 import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
 import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
@@ -118,7 +118,8 @@ describe("ParameterStoreSecrets", () => {
       await new ParameterStoreSecrets(recording).put(secret());
       expect(calls[0]).toMatchObject({
         Name: expect.stringMatching(new RegExp(`^${DEFAULT_PARAMETER_PREFIX}/web/`)),
-        KeyId: DEFAULT_KMS_KEY_ID,
+        // The documented default, spelled out: comparing with the constant would accept any value.
+        KeyId: "alias/aws/ssm",
         Type: "SecureString",
         Overwrite: false,
       });

@@ -42,3 +42,33 @@ it("keeps the pool's standby as live, with its own slots, beside the current act
   // A refill that died before its commit: never on the row, older than the lease.
   expect(byId["crashed-refill"]).toMatchObject({ state: "orphaned", action: "delete" });
 });
+
+it("deletes an idle pool's standby once it has expired unused, and keeps a used one", () => {
+  const row = (standbyIssued: number) => ({
+    pool: "web",
+    generation: 3,
+    activationId: "current",
+    limit: 10,
+    issued: 2,
+    standbyId: "standby",
+    standbyLimit: 10,
+    standbyIssued,
+  });
+  const expired = { ...activation("standby", 4), expiresAt: NOW - HOUR, expired: true };
+  const classify = (standbyIssued: number, standby: ActivationRecord) =>
+    classifyActivations(
+      [row(standbyIssued)],
+      [activation("current", 3, 2), standby],
+      {
+        deployment: "test",
+        leaseMs: 30_000,
+      },
+      NOW,
+    ).find((e) => e.activation.activationId === "standby");
+  expect(classify(0, expired)).toMatchObject({ state: "expired", action: "delete" });
+  // Not yet expired: still the pool's next activation.
+  expect(classify(0, activation("standby", 4))).toMatchObject({ state: "standby", action: "keep" });
+  // Expired but used: pairs were handed out; it goes the way of every used activation, kept as
+  // the pool's until the pool moves on.
+  expect(classify(3, expired)).toMatchObject({ state: "standby", action: "keep" });
+});

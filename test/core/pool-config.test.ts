@@ -154,3 +154,48 @@ describe("parsePools at the limits of ssm:CreateActivation", () => {
     expect(pools.get("b")!.iamRole).toBe("Own");
   });
 });
+
+describe("parsePools: settings the janitor and EKS read", () => {
+  const pool = (settings: Record<string, unknown>) => ({ pools: { p: settings } });
+
+  it("leaves fleet hygiene off unless asked, and passes it through exactly", () => {
+    expect(parsePools(pool({}), role).get("p")).not.toHaveProperty("hygiene");
+    expect(parsePools(pool({ hygiene: {} }), role).get("p")?.hygiene).toStrictEqual({ nameTag: false });
+    expect(
+      parsePools(pool({ hygiene: { nameTag: true, deregisterDuplicatesAfterDays: 365 } }), role).get("p")
+        ?.hygiene,
+    ).toStrictEqual({ nameTag: true, deregisterDuplicatesAfterDays: 365 });
+    expect(
+      parsePools(pool({ hygiene: { deregisterDuplicatesAfterDays: 1 } }), role).get("p")?.hygiene,
+    ).toStrictEqual({ nameTag: false, deregisterDuplicatesAfterDays: 1 });
+  });
+
+  it.each([0, 366, 1.5])("refuses deregisterDuplicatesAfterDays %j", (days) => {
+    expect(() => parsePools(pool({ hygiene: { deregisterDuplicatesAfterDays: days } }), role)).toThrow(
+      /pools\.p\.hygiene\.deregisterDuplicatesAfterDays/,
+    );
+  });
+
+  it("lets a plain pool carry an EKSClusterARN tag of its own: only an EKS pool sets it", () => {
+    const tags = { EKSClusterARN: "anything" };
+    expect(parsePools(pool({ tags }), role).get("p")?.tags).toStrictEqual(tags);
+  });
+
+  it("says why a safety margin as long as the expiration is refused", () => {
+    expect(() => parsePools(pool({ expirationHours: 1, safetyMarginMinutes: 60 }), role)).toThrow(
+      "pools.p.safetyMarginMinutes: safetyMarginMinutes must be shorter than expirationHours, or no pair could ever be handed out",
+    );
+  });
+
+  it("names a bad tag key with the key rule's own message, not zod's generic one", () => {
+    expect(() => parsePools(pool({ tags: { "aws:x": "v" } }), role)).toThrow(
+      "Invalid pool configuration: pools.p.tags.aws:x: tag keys may not start with 'aws:'",
+    );
+  });
+
+  it("separates several unknown keys of one object with '; '", () => {
+    expect(() => parsePools(pool({ colour: "red", size: 2 }), role)).toThrow(
+      "Invalid pool configuration: pools.p.colour: unknown key; pools.p.size: unknown key",
+    );
+  });
+});
