@@ -5,6 +5,7 @@ import {
   backoffMs,
   canReserve,
   freeSlots,
+  needsStandby,
   leaseHeldByOther,
   newActivationExpiry,
   rotationRetryAfterSeconds,
@@ -71,5 +72,26 @@ describe("vend policy", () => {
     expect(rotationRetryAfterSeconds({ ...live, leaseDeadline: NOW + 60_000 }, NOW)).toBe(5);
     expect(rotationRetryAfterSeconds({ ...live, leaseDeadline: NOW - 1 }, NOW)).toBe(1);
     expect(rotationRetryAfterSeconds(undefined, NOW)).toBe(1);
+  });
+
+  it("reserves from the standby only once the current one is spent, and strictly beyond the margin", () => {
+    const standby = { standbyId: "s", standbyLimit: 2, standbyIssued: 0, standbyExpiresAt: NOW + MARGIN + 1 };
+    expect(canReserve({ ...live, issued: 3, ...standby }, pool, NOW)).toBe(true);
+    expect(canReserve({ ...live, issued: 3, ...standby, standbyExpiresAt: NOW + MARGIN }, pool, NOW)).toBe(
+      false,
+    );
+    expect(canReserve({ ...live, issued: 3, ...standby, standbyIssued: 2 }, pool, NOW)).toBe(false);
+  });
+
+  it("counts the standby's free slots beside the current one's", () => {
+    expect(freeSlots({ ...live, standbyId: "s", standbyLimit: 4, standbyIssued: 1 })).toBe(1 + 3);
+  });
+
+  it("needs a standby when there is none or it is in use, never without an activation", () => {
+    expect(needsStandby(undefined)).toBe(false);
+    expect(needsStandby({ pool: "web", generation: 0, standbyId: "s" })).toBe(false);
+    expect(needsStandby(live)).toBe(true);
+    expect(needsStandby({ ...live, standbyId: "s", standbyIssued: 0 })).toBe(false);
+    expect(needsStandby({ ...live, standbyId: "s", standbyIssued: 1 })).toBe(true);
   });
 });

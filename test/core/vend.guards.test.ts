@@ -1,0 +1,352 @@
+import { describe, expect, it } from "vitest";
+import { RotationBudgetExhaustedError, RotationInProgressError } from "../../src/core/errors";
+import type { Metrics, MetricName } from "../../src/core/metrics";
+import type { Sleeper } from "../../src/core/ports";
+import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
+import { TAG_GENERATION } from "../../src/core/vend-policy";
+import { aVendor } from "../support/vendor-mother";
+
+/**
+ * What each guard of the vend algorithm is for, one behaviour per guard: the checks that decide
+ * whether to write, to rotate, to refill or to ask another process, and what each logs and counts.
+ */
+
+const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
+const HOUR = 3_600_000;
+
+class CapturingMetrics implements Metrics {
+  readonly counts: { name: MetricName; dimensions?: Readonly<Record<string, string>> }[] = [];
+  count(name: MetricName, _value?: number, dimensions?: Readonly<Record<string, string>>): void {
+    this.counts.push({ name, ...(dimensions && { dimensions }) });
+  }
+  gauge(): void {}
+  named(name: MetricName) {
+    return this.counts.filter((c) => c.name === name);
+  }
+}
+
+describe("the reservation loop", () => {
+  it("stops writing after 100 reservation attempts even if the store keeps refusing", async () => {
+    const { store, newProcess } = aVendor({ options: { rotationWaitMs: 60_000 } });
+    const vendor = newProcess();
+    await vendor.vend("default");
+    // A store that refuses every reservation yet reads as reservable: the loop must end.
+    let reserves = 0;
+    store.reserve = async () => void reserves++;
+    await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
+    expect(reserves).toBe(100);
+  });
+
+  it("does not write while another process holds the lease: the waiting rounds admit nobody", async () => {
+    const { store, clock, newProcess } = aVendor({ options: { rotationWaitMs: 2_000 } });
+    await store.acquireLease("default", {
+      budget: ANY_BUDGET,
+      owner: "someone",
+      generation: 0,
+      now: clock.now(),
+      deadline: clock.now() + 30_000,
+    });
+    const vendor = newProcess();
+    const writes = store.writes;
+    const results = await Promise.allSettled(Array.from({ length: 5 }, () => vendor.vend("default")));
+    expect(results.every((r) => r.status === "rejected")).toBe(true);
+    // One reservation each as they arrived; waiting rounds send no request back to the store.
+    expect(store.writes - writes).toBe(5);
+  });
+
+  it("logs which activation a reserved slot outlived", async () => {
+    const { vendor, newProcess, store, secrets, logger } = aVendor({
+      pools: { default: { registrationLimit: 3 } },
+    });
+    const first = await vendor.vend("default");
+    // Another process rotates the pool on (by hand here): the first activation is retired, its
+    // code deleted, while a reservation on it is in flight in a cold process.
+    const cold = newProcess();
+    const reserve = store.reserve.bind(store);
+    let once = false;
+    store.reserve = async (pool, validUntil) => {
+      const reservation = await reserve(pool, validUntil);
+      if (!once && reservation) {
+        once = true;
+        store.rows.get(pool)!.activationId = "elsewhere";
+        store.rows.get(pool)!.limit = 0;
+        await secrets.delete(pool, first.activationId);
+      }
+      return reservation;
+    };
+    await cold.vend("default").catch(() => undefined);
+    const line = logger.lines.find((l) => l.message.startsWith("reserved slot outlived"));
+    expect(line?.extra).toMatchObject({ pool: "default", activationId: first.activationId });
+  });
+});
+
+describe("rotating past a missing code", () => {
+  it("rotates at once, without burning the activation's remaining slots, and checks it for theft", async () => {
+    const { vendor, newProcess, secrets, store, activations, logger } = aVendor({
+      pools: { default: { registrationLimit: 5 } },
+    });
+    const first = await vendor.vend("default");
+    for (let i = 0; i < 4; i++) activations.register(first.activationId); // one pair, four nodes
+    secrets.items.clear();
+    const cold = newProcess();
+    let reserves = 0;
+    const reserve = store.reserve.bind(store);
+    store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
+    const pair = await cold.vend("default");
+    expect(pair.activationId).toBe(activations.created[1]!.activationId);
+    // One reservation found the code gone; the rotation's commit took the new slot 1.
+    expect(reserves).toBe(1);
+    expect((await store.read("default"))?.generation).toBe(2);
+    const theft = logger.lines.find((l) => l.message === SLOT_THEFT_MESSAGE);
+    expect(theft?.extra).toMatchObject({
+      activationId: first.activationId,
+      registrationsCount: 4,
+      issued: 2,
+    });
+  });
+
+  it("answers 429, not 503, when the rotation budget is spent", async () => {
+    const { vendor, newProcess, secrets } = aVendor({
+      pools: { default: { registrationLimit: 5, maxActivationsPerHour: 1 } },
+    });
+    await vendor.vend("default");
+    secrets.items.clear();
+    await expect(newProcess().vend("default")).rejects.toBeInstanceOf(RotationBudgetExhaustedError);
+  });
+});
+
+describe("the standby's guards", () => {
+  const standbyPool = (extra: Record<string, unknown> = {}) => ({
+    pools: { default: { registrationLimit: 2, standby: true, ...extra } },
+  });
+
+  it("does not rotate over a standby another process installed while it took the lease", async () => {
+    const { vendor, newProcess, store, logger } = aVendor(standbyPool());
+    await vendor.vend("default");
+    await vendor.idle();
+    const standby = store.rows.get("default")!.standbyId!;
+    // Take the standby away, spend the current one: the pool looks drained to the next request.
+    const row = store.rows.get("default")!;
+    const saved = { ...row };
+    delete row.standbyId;
+    delete row.standbyExpiresAt;
+    delete row.standbyLimit;
+    delete row.standbyIssued;
+    row.issued = row.limit;
+    // Between that request's read and its lease, the standby comes back (another process's refill).
+    const acquire = store.acquireLease.bind(store);
+    store.acquireLease = async (pool, lease) => {
+      Object.assign(store.rows.get(pool)!, {
+        standbyId: saved.standbyId,
+        standbyExpiresAt: saved.standbyExpiresAt,
+        standbyLimit: saved.standbyLimit,
+        standbyIssued: 0,
+      });
+      store.acquireLease = acquire;
+      return acquire(pool, lease);
+    };
+    const rotations = () => logger.lines.filter((l) => l.message === "rotated to a new activation").length;
+    const before = rotations();
+    const pair = await newProcess().vend("default");
+    expect(pair.activationId).toBe(standby);
+    expect(pair.rotated).toBeUndefined();
+    expect(rotations()).toBe(before);
+  });
+
+  it("after a switch, admits only as many waiters as the standby has slots left", async () => {
+    const { vendor, newProcess, clock, store } = aVendor(
+      standbyPool({ registrationLimit: 4, expirationHours: 2, safetyMarginMinutes: 30 }),
+    );
+    const first = await vendor.vend("default");
+    await vendor.idle();
+    // A standby made an hour later outlives the current activation's margin.
+    const row = store.rows.get("default")!;
+    clock.advance(HOUR);
+    for (const key of ["standbyId", "standbyExpiresAt", "standbyLimit", "standbyIssued"] as const) {
+      delete row[key];
+    }
+    await vendor.refillStandby("default");
+    clock.current = first.expiresAt - 30 * 60_000;
+    // Refills go elsewhere (as on Lambda), so only this burst writes.
+    const burst = newProcess({ requestStandbyRefill: async () => undefined });
+    const writes = store.writes;
+    await Promise.all(Array.from({ length: 6 }, () => burst.vend("default")));
+    // 6 failed reservations; the switch (slot 1 for the round's first turn); 3 admitted
+    // reservations (slots 2-4); for the last two, a rotation (lease + commit, slot 1) and one more
+    // admitted reservation. Admitting a fourth waiter after the switch would waste a write.
+    expect(store.writes - writes).toBe(6 + 1 + 3 + 2 + 1);
+  });
+
+  it("a fallback rotation over a standby skips its generation number", async () => {
+    const { vendor, activations, clock, store } = aVendor(
+      standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
+    );
+    const first = await vendor.vend("default");
+    await vendor.idle();
+    expect(activations.created[1]!.request.tags[TAG_GENERATION]).toBe("2");
+    clock.current = first.expiresAt; // current and standby both inside the margin
+    const next = await vendor.vend("default");
+    expect(activations.created.find((a) => a.activationId === next.activationId)?.request.tags).toMatchObject(
+      { [TAG_GENERATION]: "3" },
+    );
+    expect((await store.read("default"))?.generation).toBe(3);
+  });
+
+  it("a refill without the lease creates nothing", async () => {
+    const { vendor, store, clock, activations } = aVendor(standbyPool());
+    await vendor.vend("default");
+    await vendor.idle();
+    await vendor.vend("default");
+    await vendor.vend("default"); // standby in use: the pool needs the next one
+    await vendor.idle();
+    const created = activations.created.length;
+    const row = store.rows.get("default")!;
+    row.standbyIssued = 1; // in use again, as after a reservation
+    row.leaseOwner = "someone";
+    row.leaseDeadline = clock.now() + 30_000;
+    // Another process holds the lease but the row's deadline is read as lapsed by a clock skew:
+    // the lease write refuses, and nothing is created.
+    store.acquireLease = async () => false;
+    row.leaseDeadline = clock.now();
+    expect(await vendor.refillStandby("default")).toBe(false);
+    expect(activations.created.length).toBe(created);
+  });
+
+  it("a refill whose commit is refused discards what it created and says so", async () => {
+    const { vendor, store, activations, logger } = aVendor(standbyPool());
+    await vendor.vend("default");
+    await vendor.idle();
+    await vendor.vend("default");
+    await vendor.vend("default"); // the standby goes into use
+    await vendor.idle();
+    await vendor.vend("default");
+    store.rows.get("default")!.standbyIssued = 1;
+    store.commitStandby = async () => false;
+    const before = activations.created.length;
+    expect(await vendor.refillStandby("default")).toBe(false);
+    expect(activations.created).toHaveLength(before + 1);
+    expect(activations.created.at(-1)!.deleted).toBe(true);
+    const line = logger.lines.find((l) => l.message.startsWith("standby lost its lease"));
+    expect(line?.extra).toMatchObject({
+      pool: "default",
+      activationId: activations.created.at(-1)!.activationId,
+    });
+  });
+
+  it("one background task chains at most 8 refills", async () => {
+    const { vendor } = aVendor(standbyPool({ registrationLimit: 1 }));
+    let refills = 0;
+    vendor.refillStandby = async () => (refills++, true);
+    await vendor.vend("default");
+    await vendor.idle();
+    expect(refills).toBe(8);
+  });
+
+  it("logs a failed refill by pool and error name", async () => {
+    const { vendor, activations, logger } = aVendor(standbyPool());
+    let creates = 0;
+    activations.beforeCreate = () => (++creates === 2 ? Promise.reject(new TypeError("boom")) : undefined);
+    await vendor.vend("default");
+    await vendor.idle();
+    const line = logger.lines.find((l) => l.message.startsWith("standby refill failed"));
+    expect(line?.extra).toEqual({ pool: "default", error: "TypeError" });
+    expect(logger.lines.some((l) => l.message === "created a standby activation")).toBe(false);
+  });
+
+  it("logs each standby it creates", async () => {
+    const { vendor, logger, activations } = aVendor(standbyPool());
+    await vendor.vend("default");
+    await vendor.idle();
+    const line = logger.lines.find((l) => l.message === "created a standby activation");
+    expect(line?.extra).toMatchObject({
+      pool: "default",
+      activationId: activations.created[1]!.activationId,
+    });
+  });
+});
+
+describe("asking another process for the standby (Lambda)", () => {
+  function lambdaVendor(fx: ReturnType<typeof aVendor>, ask: (pool: string) => Promise<void>) {
+    return fx.newProcess({ requestStandbyRefill: ask });
+  }
+
+  it("never asks for a pool that turns the standby off", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 1, standby: false } } });
+    const asked: string[] = [];
+    const lambda = lambdaVendor(fx, async (pool) => void asked.push(pool));
+    await lambda.vend("default");
+    await lambda.vend("default");
+    expect(asked).toEqual([]);
+  });
+
+  it("asks again on the next vend when asking failed", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 5, standby: true } } });
+    let calls = 0;
+    const lambda = lambdaVendor(fx, async () => {
+      calls++;
+      if (calls === 1) throw new Error("Lambda throttled");
+    });
+    await lambda.vend("default");
+    await lambda.vend("default");
+    expect(calls).toBe(2);
+    const line = fx.logger.lines.find((l) => l.message === "could not request a standby refill");
+    expect(line?.extra).toEqual({ pool: "default", error: "Error" });
+  });
+});
+
+describe("what the vendor counts", () => {
+  it("counts rotations, refills, failures and lease waits per pool", async () => {
+    const metrics = new CapturingMetrics();
+    const fx = aVendor({ pools: { default: { registrationLimit: 1, standby: true } } });
+    const vendor = fx.newProcess({ metrics });
+    await vendor.vend("default");
+    await vendor.idle();
+    expect(metrics.named("Rotations")).toEqual([{ name: "Rotations", dimensions: { Pool: "default" } }]);
+    expect(metrics.named("StandbyRefills")).toEqual([
+      { name: "StandbyRefills", dimensions: { Pool: "default" } },
+    ]);
+    fx.activations.beforeCreate = () => Promise.reject(new Error("SSM down"));
+    await vendor.vend("default"); // takes the standby; its refill fails
+    await vendor.idle();
+    await vendor.vend("default").catch(() => undefined); // the fallback rotation fails
+    expect(metrics.named("RotationFailures")).toEqual([
+      { name: "RotationFailures", dimensions: { Pool: "default" } },
+      { name: "RotationFailures", dimensions: { Pool: "default" } },
+    ]);
+    // Someone else's lease: the waiting round is counted.
+    fx.activations.beforeCreate = () => {};
+    await fx.store.acquireLease("default", {
+      budget: ANY_BUDGET,
+      owner: "someone",
+      generation: (await fx.store.read("default"))!.generation,
+      now: fx.clock.now(),
+      deadline: fx.clock.now() + 60_000,
+    });
+    const frozen: Sleeper = { sleep: async () => undefined };
+    await fx
+      .newProcess({ metrics, sleeper: frozen })
+      .vend("default")
+      .catch(() => undefined);
+    expect(metrics.named("LeaseWaits")[0]).toEqual({ name: "LeaseWaits", dimensions: { Pool: "default" } });
+  });
+
+  it("keeps serving when the outgoing code cannot be deleted, and says the janitor will", async () => {
+    const { vendor, secrets, logger } = aVendor({ pools: { default: { registrationLimit: 1 } } });
+    const first = await vendor.vend("default");
+    secrets.delete = () => Promise.reject(new Error("throttled"));
+    const second = await vendor.vend("default");
+    expect(second.activationId).not.toBe(first.activationId);
+    const line = logger.lines.find((l) => l.message.startsWith("could not delete the outgoing"));
+    expect(line?.extra).toEqual({ pool: "default", activationId: first.activationId, error: "Error" });
+  });
+
+  it("says how far the budget went when it refuses", async () => {
+    const { vendor, logger } = aVendor({
+      pools: { default: { registrationLimit: 1, maxActivationsPerHour: 1 } },
+    });
+    await vendor.vend("default");
+    await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationBudgetExhaustedError);
+    const line = logger.lines.find((l) => l.message.startsWith("rotation budget exhausted"));
+    expect(line?.extra).toMatchObject({ pool: "default", maxActivationsPerHour: 1, rotationsInWindow: 1 });
+  });
+});
