@@ -8,6 +8,11 @@ function sdkError(name: string, extra: Record<string, unknown> = {}): Error {
 }
 
 describe("transientError (the SDK's own classification, @smithy/core/retry)", () => {
+  it("leaves anything that is not an Error alone, whatever fields it carries", () => {
+    expect(transientError({ name: "ThrottlingException", $fault: "server" }, "SSM", 2)).toBeUndefined();
+    expect(transientError("ThrottlingException", "SSM", 2)).toBeUndefined();
+  });
+
   it.each([
     ["ThrottlingException", sdkError("ThrottlingException", { $fault: "client" })],
     ["ProvisionedThroughputExceededException", sdkError("ProvisionedThroughputExceededException")],

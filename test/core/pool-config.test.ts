@@ -70,8 +70,36 @@ describe("parsePools", () => {
     expect(() => parsePools(input, role)).toThrow(field);
   });
 
-  it("requires a role when no default role is configured", () => {
-    expect(() => parsePools({}, {})).toThrow("pools.default.iamRole");
+  it("requires a role when no default role is configured, and says which one is missing", () => {
+    expect(() => parsePools({}, {})).toThrow(
+      "Invalid pool configuration: pools.default.iamRole: required (no default role is configured)",
+    );
+    expect(() =>
+      parsePools({ pools: { k: { eksClusterArn: "arn:aws:eks:eu-west-1:123456789012:cluster/c" } } }, role),
+    ).toThrow("Invalid pool configuration: pools.k.iamRole: required (no hybrid nodes role is configured)");
+  });
+
+  it("says what a pool name must look like", () => {
+    expect(() => parsePools({ pools: { "no/slash": {} } }, role)).toThrow(
+      "pool names must match [A-Za-z0-9_-]{1,64}",
+    );
+  });
+
+  it("says where an EKS pool's EKSClusterARN tag comes from", () => {
+    expect(() =>
+      parsePools(
+        {
+          pools: {
+            k: {
+              iamRole: "HybridNodesRole",
+              eksClusterArn: "arn:aws:eks:eu-west-1:123456789012:cluster/c",
+              tags: { EKSClusterARN: "x" },
+            },
+          },
+        },
+        role,
+      ),
+    ).toThrow("pools.k.tags.EKSClusterARN: EKSClusterARN is set from eksClusterArn");
   });
 });
 

@@ -105,6 +105,24 @@ describe("rotating past a missing code", () => {
     });
   });
 
+  it("rotates past a standby in use whose code is gone, at once", async () => {
+    const { vendor, newProcess, secrets, store } = aVendor({
+      pools: { default: { registrationLimit: 3, standby: true } },
+    });
+    await vendor.vend("default");
+    await vendor.idle();
+    for (let i = 0; i < 2; i++) await vendor.vend("default"); // the current one is spent
+    const standby = store.rows.get("default")!.standbyId!;
+    await secrets.delete("default", standby); // deleted by hand
+    const cold = newProcess({ requestStandbyRefill: async () => undefined });
+    let reserves = 0;
+    const reserve = store.reserve.bind(store);
+    store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
+    const pair = await cold.vend("default");
+    expect(pair.rotated).toBe(true);
+    expect(reserves).toBe(1); // not once per slot the standby had left
+  });
+
   it("answers 429, not 503, when the rotation budget is spent", async () => {
     const { vendor, newProcess, secrets } = aVendor({
       pools: { default: { registrationLimit: 5, maxActivationsPerHour: 1 } },
