@@ -102,24 +102,15 @@ export class DynamoDbPoolStore implements PoolStateStore {
   }
 
   async switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    const update =
+      "SET #activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
+      `#issued = :one, #generation = #generation + :one REMOVE ${STANDBY_ATTRIBUTES}`;
+    const condition = "#issued < #limit AND #expiresAt <= :validUntil AND #standbyExpiresAt > :validUntil";
     const old = await this.conditionalUpdate({
       ...this.keyOf(pool),
-      UpdateExpression:
-        "SET #activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
-        `#issued = :one, #generation = #generation + :one REMOVE ${STANDBY_ATTRIBUTES}`,
-      ConditionExpression:
-        "#issued < #limit AND #expiresAt <= :validUntil AND #standbyExpiresAt > :validUntil",
-      ExpressionAttributeNames: names(
-        "#activationId",
-        "#expiresAt",
-        "#limit",
-        "#issued",
-        "#generation",
-        "#standbyId",
-        "#standbyExpiresAt",
-        "#standbyLimit",
-        "#standbyEnd",
-      ),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names(...namesIn(update, condition)),
       ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
       ReturnValues: "ALL_OLD",
     });
@@ -205,25 +196,15 @@ export class DynamoDbPoolStore implements PoolStateStore {
     rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
   ): Promise<Reservation | undefined> {
     const { activation } = rotation;
+    const update =
+      "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
+      `#generation = :next REMOVE #leaseOwner, #leaseDeadline, ${STANDBY_ATTRIBUTES}`;
+    const condition = "#leaseOwner = :owner AND #generation = :gen";
     const item = await this.conditionalUpdate({
       ...this.keyOf(pool),
-      UpdateExpression:
-        "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
-        `#generation = :next REMOVE #leaseOwner, #leaseDeadline, ${STANDBY_ATTRIBUTES}`,
-      ConditionExpression: "#leaseOwner = :owner AND #generation = :gen",
-      ExpressionAttributeNames: names(
-        "#activationId",
-        "#expiresAt",
-        "#limit",
-        "#issued",
-        "#generation",
-        "#leaseOwner",
-        "#leaseDeadline",
-        "#standbyId",
-        "#standbyExpiresAt",
-        "#standbyLimit",
-        "#standbyEnd",
-      ),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names(...namesIn(update, condition)),
       ExpressionAttributeValues: marshall({
         ":activationId": activation.activationId,
         ":expiresAt": activation.expiresAt,

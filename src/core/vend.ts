@@ -10,6 +10,7 @@ import type {
   ActivationProvider,
   Clock,
   Logger,
+  NewActivation,
   PoolState,
   PoolStateStore,
   Reservation,
@@ -312,37 +313,16 @@ export class Vendor {
     const standby = fresh?.standbyId;
     const standbyUsed = (fresh?.standbyIssued ?? 0) > 0;
     const nextGeneration = generation + (standby === undefined ? 1 : 2);
-    let created: CreatedActivation | undefined;
-    let reservation: Reservation | undefined;
-    try {
-      created = await this.createActivation(pool, nextGeneration, now);
-      reservation = await store.commitRotation(pool.name, {
-        owner,
-        generation,
-        nextGeneration,
-        activation: {
-          activationId: created.activationId,
-          expiresAt: created.expiresAt,
-          limit: pool.registrationLimit,
-        },
-      });
-    } catch (error) {
-      this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
-      await this.releaseLease(pool.name, owner);
-      if (created) await this.discard(pool.name, created.activationId);
-      throw error;
-    }
-    const { activationId, activationCode, expiresAt } = created;
-    if (!reservation) {
+    const done = await this.createAndCommit(
+      pool,
+      { owner, generation: nextGeneration, now },
+      (activation) => store.commitRotation(pool.name, { owner, generation, nextGeneration, activation }),
       // Our lease lapsed and another request took over: what we created is an orphan.
-      logger.warn("rotation lease lost before commit; discarding the new activation", {
-        pool: pool.name,
-        activationId,
-        generation: nextGeneration,
-      });
-      await this.discard(pool.name, activationId);
-      return undefined;
-    }
+      "rotation lease lost before commit; discarding the new activation",
+    );
+    if (!done) return undefined;
+    const reservation = done.committed;
+    const { activationId, activationCode, expiresAt } = done.created;
     this.remember(activationId, Promise.resolve(activationCode));
     this.deps.metrics?.count("Rotations", 1, { Pool: pool.name });
     logger.info("rotated to a new activation", {
@@ -393,6 +373,44 @@ export class Vendor {
       throw error;
     }
     return { activationId, activationCode, expiresAt };
+  }
+
+  /**
+   * For a holder of the lease: CreateActivation + PutParameter, then `commit`. Any failure
+   * releases the lease and deletes what was created; so does a refused commit (undefined), which
+   * is logged as `refused` and answered with undefined.
+   */
+  private async createAndCommit<T>(
+    pool: PoolConfig,
+    lease: { owner: string; generation: number; now: number },
+    commit: (activation: NewActivation) => Promise<T | undefined>,
+    refused: string,
+  ): Promise<{ created: CreatedActivation; committed: T } | undefined> {
+    let created: CreatedActivation | undefined;
+    let committed: T | undefined;
+    try {
+      created = await this.createActivation(pool, lease.generation, lease.now);
+      committed = await commit({
+        activationId: created.activationId,
+        expiresAt: created.expiresAt,
+        limit: pool.registrationLimit,
+      });
+    } catch (error) {
+      this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
+      await this.releaseLease(pool.name, lease.owner);
+      if (created) await this.discard(pool.name, created.activationId);
+      throw error;
+    }
+    if (committed === undefined) {
+      this.deps.logger.warn(refused, {
+        pool: pool.name,
+        activationId: created.activationId,
+        generation: lease.generation,
+      });
+      await this.discard(pool.name, created.activationId);
+      return undefined;
+    }
+    return { created, committed };
   }
 
   private async releaseLease(pool: string, owner: string): Promise<void> {
@@ -475,37 +493,21 @@ export class Vendor {
     // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent (see above)
     const replacing = (state.standbyIssued ?? 0) > 0 ? state.standbyId : undefined;
     const tagGeneration = state.generation + (replacing === undefined ? 1 : 2);
-    let created: CreatedActivation | undefined;
-    let committed: boolean;
-    try {
-      created = await this.createActivation(pool, tagGeneration, now);
-      committed = await store.commitStandby(pool.name, {
-        owner,
-        generation: state.generation,
-        activation: {
-          activationId: created.activationId,
-          expiresAt: created.expiresAt,
-          limit: pool.registrationLimit,
-        },
-        // Stryker disable next-line ConditionalExpression: a key holding undefined reads as absent
-        ...(replacing !== undefined && { replacing }),
-      });
-    } catch (error) {
-      this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
-      await this.releaseLease(pool.name, owner);
-      if (created) await this.discard(pool.name, created.activationId);
-      throw error;
-    }
-    const { activationId, activationCode, expiresAt } = created;
-    if (!committed) {
-      logger.warn("standby lost its lease or its place before commit; discarding it", {
-        pool: pool.name,
-        activationId,
-        generation: tagGeneration,
-      });
-      await this.discard(pool.name, activationId);
-      return false;
-    }
+    const done = await this.createAndCommit(
+      pool,
+      { owner, generation: tagGeneration, now },
+      async (activation) =>
+        (await store.commitStandby(pool.name, {
+          owner,
+          generation: state.generation,
+          activation,
+          // Stryker disable next-line ConditionalExpression: a key holding undefined reads as absent
+          ...(replacing !== undefined && { replacing }),
+        })) || undefined,
+      "standby lost its lease or its place before commit; discarding it",
+    );
+    if (!done) return false;
+    const { activationId, activationCode, expiresAt } = done.created;
     this.remember(activationId, Promise.resolve(activationCode));
     this.wakeStandbyWaiters(pool.name);
     this.deps.metrics?.count("StandbyRefills", 1, { Pool: pool.name });
