@@ -4,14 +4,13 @@ import type { Metrics, MetricName } from "../../src/core/metrics";
 import type { Sleeper } from "../../src/core/ports";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
 import { TAG_GENERATION } from "../../src/core/vend-policy";
-import { aVendor } from "../support/vendor-mother";
+import { aVendor, holdLease, standbyMadeLater } from "../support/vendor-mother";
 
 /**
  * What each guard of the vend algorithm is for, one behaviour per guard: the checks that decide
  * whether to write, to rotate, to refill or to ask another process, and what each logs and counts.
  */
 
-const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
 const HOUR = 3_600_000;
 
 class CapturingMetrics implements Metrics {
@@ -39,13 +38,7 @@ describe("the reservation loop", () => {
 
   it("does not write while another process holds the lease: the waiting rounds admit nobody", async () => {
     const { store, clock, newProcess } = aVendor({ options: { rotationWaitMs: 2_000 } });
-    await store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "someone",
-      generation: 0,
-      now: clock.now(),
-      deadline: clock.now() + 30_000,
-    });
+    await holdLease({ store, clock });
     const vendor = newProcess();
     const writes = store.writes;
     const results = await Promise.allSettled(Array.from({ length: 5 }, () => vendor.vend("default")));
@@ -178,12 +171,7 @@ describe("the standby's guards", () => {
     const first = await vendor.vend("default");
     await vendor.idle();
     // A standby made an hour later outlives the current activation's margin.
-    const row = store.rows.get("default")!;
-    clock.advance(HOUR);
-    for (const key of ["standbyId", "standbyExpiresAt", "standbyLimit", "standbyIssued"] as const) {
-      delete row[key];
-    }
-    await vendor.refillStandby("default");
+    await standbyMadeLater({ vendor, store, clock }, HOUR);
     clock.current = first.expiresAt - 30 * 60_000;
     // Refills go elsewhere (as on Lambda), so only this burst writes.
     const burst = newProcess({ requestStandbyRefill: async () => undefined });
@@ -333,13 +321,7 @@ describe("what the vendor counts", () => {
     ]);
     // Someone else's lease: the waiting round is counted.
     fx.activations.beforeCreate = () => {};
-    await fx.store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "someone",
-      generation: (await fx.store.read("default"))!.generation,
-      now: fx.clock.now(),
-      deadline: fx.clock.now() + 60_000,
-    });
+    await holdLease(fx, { generation: (await fx.store.read("default"))!.generation, forMs: 60_000 });
     const frozen: Sleeper = { sleep: async () => undefined };
     await fx
       .newProcess({ metrics, sleeper: frozen })

@@ -1,10 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RotationInProgressError, ThrottledError } from "../../src/core/errors";
 import type { Sleeper } from "../../src/core/ports";
-import { aVendor } from "../support/vendor-mother";
-
-/** A rotation budget no test here comes near. */
-const ANY_BUDGET = { max: 1_000, windowMs: 3_600_000 };
+import { aVendor, holdLease } from "../support/vendor-mother";
 
 /**
  * What the rotation promises beyond "a pair comes back": how many activations an exhaustion
@@ -99,13 +96,7 @@ describe("Vendor when a code cannot be read", () => {
     const { vendor, newProcess, secrets, activations, store, clock } = aVendor();
     await vendor.vend("default");
     secrets.items.clear();
-    await store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "someone",
-      generation: 1,
-      now: clock.now(),
-      deadline: clock.now() + 30_000,
-    });
+    await holdLease({ store, clock }, { generation: 1 });
     const error = await newProcess()
       .vend("default")
       .catch((e: unknown) => e);
@@ -121,13 +112,7 @@ describe("Vendor wait budget", () => {
 
   it("gives up exactly when the budget is spent, not one backoff later", async () => {
     const { vendor, store, clock } = aVendor({ options: { rotationWaitMs: 100 }, ...noJitter });
-    await store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "someone",
-      generation: 0,
-      now: clock.now(),
-      deadline: clock.now() + 30_000,
-    });
+    await holdLease({ store, clock });
     const started = clock.now();
     await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
     expect(clock.now() - started).toBe(100);
@@ -135,13 +120,7 @@ describe("Vendor wait budget", () => {
 
   it("Retry-After is the rest of the lease it waited for, within [1, 5] s", async () => {
     const { vendor, store, clock } = aVendor({ options: { rotationWaitMs: 100 }, ...noJitter });
-    await store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "someone",
-      generation: 0,
-      now: clock.now(),
-      deadline: clock.now() + 100 + 2_500,
-    });
+    await holdLease({ store, clock }, { forMs: 100 + 2_500 });
     const error = await vendor.vend("default").catch((e: unknown) => e);
     expect((error as RotationInProgressError).retryAfterSeconds).toBe(3);
   });
@@ -154,13 +133,7 @@ describe("Vendor wait budget", () => {
 
   it("gives up after 100 rounds even if the clock stands still", async () => {
     const { store, clock, newProcess } = aVendor({ options: { rotationWaitMs: 1_000 } });
-    await store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "someone",
-      generation: 0,
-      now: clock.now(),
-      deadline: clock.now() + 30_000,
-    });
+    await holdLease({ store, clock });
     let sleeps = 0;
     const frozen: Sleeper = { sleep: async () => void sleeps++ };
     const vendor = newProcess({ sleeper: frozen });
@@ -243,13 +216,7 @@ describe("Vendor logs (what an operator reads; never a code)", () => {
     activations.beforeCreate = async () => {
       activations.beforeCreate = () => {};
       clock.current += 31_000;
-      await store.acquireLease("default", {
-        budget: ANY_BUDGET,
-        owner: "other",
-        generation: 0,
-        now: clock.now(),
-        deadline: clock.now() + 1,
-      });
+      await holdLease({ store, clock }, { owner: "other", forMs: 1 });
     };
     await vendor.vend("default").catch(() => undefined);
     const [line] = entry(logger, "warn");

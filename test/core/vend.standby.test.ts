@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RotationBudgetExhaustedError } from "../../src/core/errors";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
-import type { InMemoryActivations } from "../support/fakes";
-import { aVendor } from "../support/vendor-mother";
+import { aVendor, holdCreates, standbyMadeLater } from "../support/vendor-mother";
 
 /**
  * The standby (I9) meets the rest of the contract: what a promotion, a switch or a fallback
@@ -19,17 +18,6 @@ const NEVER_WAKES = { sleep: () => new Promise<void>(() => {}) };
 const standbyPool = (extra: Record<string, unknown> = {}) => ({
   pools: { default: { registrationLimit: 2, standby: true, ...extra } },
 });
-
-/** Holds every CreateActivation until released. */
-function holdCreates(activations: InMemoryActivations): () => void {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  activations.beforeCreate = () => gate;
-  return () => {
-    activations.beforeCreate = () => {};
-    release();
-  };
-}
 
 describe("what the standby leaves behind is retired", () => {
   it("promoting the standby in use deletes the exhausted activation's code and checks it for theft", async () => {
@@ -70,12 +58,7 @@ describe("what the standby leaves behind is retired", () => {
     const first = await vendor.vend("default");
     await vendor.idle();
     // A standby made an hour later outlives the current activation's margin.
-    const row = store.rows.get("default")!;
-    clock.advance(HOUR);
-    for (const key of ["standbyId", "standbyExpiresAt", "standbyLimit", "standbyIssued"] as const) {
-      delete row[key];
-    }
-    expect(await vendor.refillStandby("default")).toBe(true);
+    expect(await standbyMadeLater({ vendor, store, clock }, HOUR)).toBe(true);
     clock.current = first.expiresAt - 30 * 60_000;
     const switched = await vendor.vend("default");
     expect(switched.activationId).not.toBe(first.activationId);

@@ -6,11 +6,7 @@ import {
   ThrottledError,
 } from "../../src/core/errors";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
-import type { InMemoryActivations } from "../support/fakes";
-import { aVendor } from "../support/vendor-mother";
-
-/** A rotation budget no test here reaches (the budget has its own cases). */
-const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
+import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/vendor-mother";
 
 const HOUR = 3_600_000;
 
@@ -83,13 +79,7 @@ describe("Vendor.vend", () => {
 
   it("waits for a rotation held by another request, then answers RotationInProgress with Retry-After", async () => {
     const { vendor, store, clock, activations } = aVendor({ options: { rotationWaitMs: 2_000 } });
-    await store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "someone",
-      generation: 0,
-      now: clock.now(),
-      deadline: clock.now() + 30_000,
-    });
+    await holdLease({ store, clock });
     const started = clock.now();
     const error = await vendor.vend("default").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RotationInProgressError);
@@ -102,13 +92,7 @@ describe("Vendor.vend", () => {
 
   it("takes over the lease of a holder that crashed, once the lease has lapsed (I3)", async () => {
     const { vendor, store, clock, activations } = aVendor({ options: { rotationWaitMs: 1_000 } });
-    await store.acquireLease("default", {
-      budget: ANY_BUDGET,
-      owner: "crashed",
-      generation: 0,
-      now: clock.now(),
-      deadline: clock.now() + 30_000,
-    });
+    await holdLease({ store, clock }, { owner: "crashed" });
     await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
     clock.current += 30_000;
     const pair = await vendor.vend("default");
@@ -122,13 +106,7 @@ describe("Vendor.vend", () => {
       // The holder stalls past its lease; another request takes over and commits generation 1.
       clock.current += 31_000;
       activations.beforeCreate = () => {};
-      await store.acquireLease("default", {
-        budget: ANY_BUDGET,
-        owner: "other",
-        generation: 0,
-        now: clock.now(),
-        deadline: clock.now() + 30_000,
-      });
+      await holdLease({ store, clock }, { owner: "other" });
       await store.commitRotation("default", {
         owner: "other",
         generation: 0,
@@ -196,17 +174,6 @@ describe("Vendor.vend", () => {
     for (const a of activations.created) expect(logger.text()).not.toContain(a.code);
   });
 });
-
-/** Holds every CreateActivation until released: shows what a request does not wait for. */
-function holdCreates(activations: InMemoryActivations): () => void {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  activations.beforeCreate = () => gate;
-  return () => {
-    activations.beforeCreate = () => {};
-    release();
-  };
-}
 
 describe("Vendor with a standby activation (I9)", () => {
   const standbyPool = (extra: Record<string, unknown> = {}) => ({
@@ -293,14 +260,8 @@ describe("Vendor with a standby activation (I9)", () => {
     );
     const first = await vendor.vend("default");
     await vendor.idle();
-    // Make the standby outlive the current one: replace it with one created an hour later.
-    const row = store.rows.get("default")!;
-    clock.advance(HOUR);
-    delete row.standbyId;
-    delete row.standbyExpiresAt;
-    delete row.standbyLimit;
-    delete row.standbyIssued;
-    await vendor.refillStandby("default");
+    // A standby made an hour later outlives the current activation's margin.
+    await standbyMadeLater({ vendor, store, clock }, HOUR);
     const standbyId = store.rows.get("default")!.standbyId!;
     clock.current = first.expiresAt - 30 * 60_000;
     const created = activations.created.length;

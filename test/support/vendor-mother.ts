@@ -49,3 +49,50 @@ export function aVendor(
     });
   return { vendor: make(), newProcess: make, clock, store, activations, secrets, logger, pools };
 }
+
+/** Holds every CreateActivation until released: shows what a request does not wait for. */
+export function holdCreates(activations: InMemoryActivations): () => void {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  activations.beforeCreate = () => gate;
+  return () => {
+    activations.beforeCreate = () => {};
+    release();
+  };
+}
+
+/** Another process's rotation lease on the pool: taken at `generation`, held for `forMs`. */
+export function holdLease(
+  fx: { store: InMemoryPoolStore; clock: FakeClock },
+  {
+    owner = "someone",
+    generation = 0,
+    forMs = 30_000,
+  }: { owner?: string; generation?: number; forMs?: number } = {},
+): Promise<boolean> {
+  const now = fx.clock.now();
+  return fx.store.acquireLease("default", {
+    budget: { max: 1_000_000, windowMs: 3_600_000 },
+    owner,
+    generation,
+    now,
+    deadline: now + forMs,
+  });
+}
+
+/**
+ * Replaces the pool's standby with one made `laterMs` after the current activation, so that it
+ * outlives the current one's safety margin (the switch's precondition). Resolves with whether the
+ * refill installed it.
+ */
+export function standbyMadeLater(
+  fx: { vendor: Vendor; store: InMemoryPoolStore; clock: FakeClock },
+  laterMs: number,
+): Promise<boolean> {
+  const row = fx.store.rows.get("default")!;
+  fx.clock.advance(laterMs);
+  for (const key of ["standbyId", "standbyExpiresAt", "standbyLimit", "standbyIssued"] as const) {
+    delete row[key];
+  }
+  return fx.vendor.refillStandby("default");
+}
