@@ -77,9 +77,11 @@ export class Admin {
   constructor(private readonly deps: AdminDependencies) {}
 
   async status(only?: string): Promise<StatusReport> {
-    if (only !== undefined) this.checkPool(only);
+    if (only !== undefined && !POOL_NAME_PATTERN.test(only)) throw new InvalidPoolNameError(only);
     const activations = await this.deps.activations.list();
     const rows = await this.deps.poolInventory.list();
+    // A pool removed from the configuration keeps its row; it can be shown, like in the full list.
+    if (only !== undefined) this.checkPool(only, rows);
     const hybridNodes = await this.deps.nodes.countHybrid();
     const now = this.deps.clock.now();
     const names = [...new Set([...this.deps.pools.keys(), ...rows.map((r) => r.pool)])]

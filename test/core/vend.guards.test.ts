@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { RotationBudgetExhaustedError, RotationInProgressError } from "../../src/core/errors";
-import type { Metrics, MetricName } from "../../src/core/metrics";
 import type { Sleeper } from "../../src/core/ports";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
 import { TAG_GENERATION } from "../../src/core/vend-policy";
+import { RecordingMetrics } from "../support/fakes";
 import { aVendor, holdLease, standbyMadeLater } from "../support/vendor-mother";
 
 /**
@@ -12,17 +12,6 @@ import { aVendor, holdLease, standbyMadeLater } from "../support/vendor-mother";
  */
 
 const HOUR = 3_600_000;
-
-class CapturingMetrics implements Metrics {
-  readonly counts: { name: MetricName; dimensions?: Readonly<Record<string, string>> }[] = [];
-  count(name: MetricName, _value?: number, dimensions?: Readonly<Record<string, string>>): void {
-    this.counts.push({ name, ...(dimensions && { dimensions }) });
-  }
-  gauge(): void {}
-  named(name: MetricName) {
-    return this.counts.filter((c) => c.name === name);
-  }
-}
 
 describe("the reservation loop", () => {
   it("stops writing after 100 reservation attempts even if the store keeps refusing", async () => {
@@ -302,22 +291,24 @@ describe("asking another process for the standby (Lambda)", () => {
 
 describe("what the vendor counts", () => {
   it("counts rotations, refills, failures and lease waits per pool", async () => {
-    const metrics = new CapturingMetrics();
+    const metrics = new RecordingMetrics();
     const fx = aVendor({ pools: { default: { registrationLimit: 1, standby: true } } });
     const vendor = fx.newProcess({ metrics });
     await vendor.vend("default");
     await vendor.idle();
-    expect(metrics.named("Rotations")).toEqual([{ name: "Rotations", dimensions: { Pool: "default" } }]);
+    expect(metrics.named("Rotations")).toEqual([
+      { kind: "count", name: "Rotations", value: 1, dimensions: { Pool: "default" } },
+    ]);
     expect(metrics.named("StandbyRefills")).toEqual([
-      { name: "StandbyRefills", dimensions: { Pool: "default" } },
+      { kind: "count", name: "StandbyRefills", value: 1, dimensions: { Pool: "default" } },
     ]);
     fx.activations.beforeCreate = () => Promise.reject(new Error("SSM down"));
     await vendor.vend("default"); // takes the standby; its refill fails
     await vendor.idle();
     await vendor.vend("default").catch(() => undefined); // the fallback rotation fails
     expect(metrics.named("RotationFailures")).toEqual([
-      { name: "RotationFailures", dimensions: { Pool: "default" } },
-      { name: "RotationFailures", dimensions: { Pool: "default" } },
+      { kind: "count", name: "RotationFailures", value: 1, dimensions: { Pool: "default" } },
+      { kind: "count", name: "RotationFailures", value: 1, dimensions: { Pool: "default" } },
     ]);
     // Someone else's lease: the waiting round is counted.
     fx.activations.beforeCreate = () => {};
@@ -327,7 +318,12 @@ describe("what the vendor counts", () => {
       .newProcess({ metrics, sleeper: frozen })
       .vend("default")
       .catch(() => undefined);
-    expect(metrics.named("LeaseWaits")[0]).toEqual({ name: "LeaseWaits", dimensions: { Pool: "default" } });
+    expect(metrics.named("LeaseWaits")[0]).toEqual({
+      kind: "count",
+      name: "LeaseWaits",
+      value: 1,
+      dimensions: { Pool: "default" },
+    });
   });
 
   it("keeps serving when the outgoing code cannot be deleted, and says the janitor will", async () => {

@@ -1,23 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { ThrottledError } from "../../src/core/errors";
-import type { MetricName, Metrics } from "../../src/core/metrics";
 import { createHttpHandler, type HttpRequest } from "../../src/http/handler";
 import { readableLogger } from "../../src/logging";
-import { CapturingLogger } from "../support/fakes";
+import { CapturingLogger, RecordingMetrics } from "../support/fakes";
 import { aVendor } from "../support/vendor-mother";
-
-class RecordingMetrics implements Metrics {
-  readonly points: { name: MetricName; value: number; dimensions?: Readonly<Record<string, string>> }[] = [];
-  count(name: MetricName, value = 1, dimensions?: Readonly<Record<string, string>>) {
-    this.points.push({ name, value, ...(dimensions && { dimensions }) });
-  }
-  gauge(name: MetricName, value: number, dimensions?: Readonly<Record<string, string>>) {
-    this.points.push({ name, value, ...(dimensions && { dimensions }) });
-  }
-  sum(name: MetricName): number {
-    return this.points.filter((p) => p.name === name).reduce((a, p) => a + p.value, 0);
-  }
-}
 
 function setup() {
   const metrics = new RecordingMetrics();

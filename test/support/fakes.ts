@@ -3,7 +3,17 @@
  * (test/contract keeps them honest) and let tests inject faults and observe calls.
  */
 import { SecretNotFoundError } from "../../src/core/errors";
-import type { ActivationInventory, ActivationRecord, PoolInventory, PoolRow } from "../../src/core/inventory";
+import type { MetricName, Metrics } from "../../src/core/metrics";
+import type {
+  ActivationInventory,
+  ActivationRecord,
+  ManagedNode,
+  NodeInventory,
+  PoolInventory,
+  PoolRow,
+  SecretInventory,
+  StoredParameter,
+} from "../../src/core/inventory";
 import { reservationFrom } from "../../src/core/vend-policy";
 import type {
   ActivationCount,
@@ -273,6 +283,88 @@ export class InMemorySecrets implements SecretStore {
 }
 
 const key = (pool: string, activationId: string) => `${pool}/${activationId}`;
+
+/** The codes' parameters as the janitor lists them: names and dates, never a value. */
+export class InMemoryParameters implements SecretInventory {
+  readonly items: StoredParameter[] = [];
+  /** Called before each delete; throw from it to simulate Parameter Store failures. */
+  beforeDelete: (name: string) => void = () => {};
+
+  add(pool: string, activationId: string, lastModifiedAt: number): this {
+    this.items.push({
+      name: `/activation-broker/${pool}/${activationId}`,
+      pool,
+      activationId,
+      lastModifiedAt,
+    });
+    return this;
+  }
+
+  async list(): Promise<StoredParameter[]> {
+    return this.items.map((p) => ({ ...p }));
+  }
+
+  async delete(pool: string, activationId: string): Promise<void> {
+    const at = this.items.findIndex((p) => p.pool === pool && p.activationId === activationId);
+    if (at < 0) return;
+    this.beforeDelete(this.items[at]!.name);
+    this.items.splice(at, 1);
+  }
+}
+
+/** Managed nodes as DescribeInstanceInformation shows them, with the tags the janitor writes. */
+export class InMemoryNodes implements NodeInventory {
+  readonly nodes: ManagedNode[] = [];
+  readonly tags = new Map<string, Record<string, string>>();
+  /** Hybrid nodes of the account that are not this deployment's. */
+  othersHybrid = 0;
+  /** The pool names the last listOwned was asked to attribute nodes to. */
+  askedPools: readonly string[] = [];
+  /** Called before each write; throw from it to simulate SSM failures. */
+  beforeWrite: (instanceId: string) => void = () => {};
+
+  async listOwned(pools: readonly string[]): Promise<ManagedNode[]> {
+    this.askedPools = pools;
+    return this.nodes.map((n) => ({ ...n }));
+  }
+
+  async countHybrid(): Promise<number> {
+    return this.nodes.length + this.othersHybrid;
+  }
+
+  async addTags(instanceId: string, tags: Readonly<Record<string, string>>): Promise<void> {
+    this.beforeWrite(instanceId);
+    this.tags.set(instanceId, { ...this.tags.get(instanceId), ...tags });
+  }
+
+  async deregister(instanceId: string): Promise<void> {
+    this.beforeWrite(instanceId);
+    const at = this.nodes.findIndex((n) => n.instanceId === instanceId);
+    if (at >= 0) this.nodes.splice(at, 1);
+  }
+}
+
+/** Every count and gauge published, in order. */
+export class RecordingMetrics implements Metrics {
+  readonly points: {
+    kind: "count" | "gauge";
+    name: MetricName;
+    value: number;
+    dimensions?: Readonly<Record<string, string>>;
+  }[] = [];
+  count(name: MetricName, value = 1, dimensions?: Readonly<Record<string, string>>): void {
+    this.points.push({ kind: "count", name, value, ...(dimensions && { dimensions }) });
+  }
+  gauge(name: MetricName, value: number, dimensions?: Readonly<Record<string, string>>): void {
+    this.points.push({ kind: "gauge", name, value, ...(dimensions && { dimensions }) });
+  }
+  named(name: MetricName) {
+    return this.points.filter((p) => p.name === name);
+  }
+  sum(name: MetricName): number {
+    return this.named(name).reduce((total, p) => total + p.value, 0);
+  }
+}
 
 export const systemClock: Clock = { now: () => Date.now() };
 
