@@ -144,6 +144,7 @@ export class Admin {
     });
     return {
       activationId,
+      // Stryker disable next-line ConditionalExpression: a key holding undefined reads as absent
       ...(pool !== undefined && { pool }),
       wasCurrent,
       registrationsCount: activation?.registrationsCount ?? 0,

@@ -220,8 +220,8 @@ export class Janitor {
   private async reconcile(survey: Survey, apply: boolean, failures: Failure[]): Promise<SlotTheft[]> {
     const thefts: SlotTheft[] = [];
     for (const entry of survey.activations) {
-      const live = entry.state === "current" || entry.state === "standby";
-      if (!live || entry.issued === undefined || entry.pool === undefined) continue;
+      // `issued` is known only for a pool's live activations: the current one and the standby.
+      if (entry.issued === undefined || entry.pool === undefined) continue;
       const { activationId, registrationsCount } = entry.activation;
       if (registrationsCount <= entry.issued) continue;
       const pool = entry.pool;
@@ -247,7 +247,7 @@ export class Janitor {
 
   private publishPoolGauges(survey: Survey): void {
     for (const row of survey.pools) {
-      if (row.activationId === undefined || row.limit === undefined) continue;
+      if (row.limit === undefined) continue; // no activation yet
       this.metrics.gauge("SlotsLeft", Math.max(0, row.limit - (row.issued ?? 0)), { Pool: row.pool });
     }
   }
@@ -305,11 +305,11 @@ export function tierHeadroomPercent(hybridNodes: number): number {
 }
 
 /** The pool row's live activations, what they are and the pairs each has handed out. */
-function liveStates(row: PoolRow | undefined): Map<string, { state: ActivationState; issued?: number }> {
-  const live = new Map<string, { state: ActivationState; issued?: number }>();
-  if (row?.activationId) {
-    live.set(row.activationId, { state: "current", ...(row.issued !== undefined && { issued: row.issued }) });
-  }
+function liveStates(
+  row: PoolRow | undefined,
+): Map<string, { state: ActivationState; issued: number | undefined }> {
+  const live = new Map<string, { state: ActivationState; issued: number | undefined }>();
+  if (row?.activationId) live.set(row.activationId, { state: "current", issued: row.issued });
   // The next activation (I9): unused until the current one is exhausted, then handing out.
   if (row?.standbyId) live.set(row.standbyId, { state: "standby", issued: row.standbyIssued ?? 0 });
   return live;
@@ -333,7 +333,7 @@ export function classifyActivations(
   options: Pick<JanitorOptions, "deployment" | "leaseMs">,
   now: number,
 ): ActivationEntry[] {
-  const byPool = new Map(rows.map((r) => [r.pool, r]));
+  const byPool = new Map<string | undefined, PoolRow>(rows.map((r) => [r.pool, r]));
   return activations.map((activation): ActivationEntry => {
     const { tags, activationId } = activation;
     if (tags[TAG_DEPLOYMENT] !== options.deployment) {
@@ -341,7 +341,7 @@ export function classifyActivations(
     }
     const pool = tags[TAG_POOL];
     const generation = Number(tags[TAG_GENERATION]);
-    const row = pool === undefined ? undefined : byPool.get(pool);
+    const row = byPool.get(pool);
     const base = {
       activation,
       ...(pool !== undefined && { pool }),
@@ -445,6 +445,7 @@ export function planHygiene(
     const host = node.computerName?.toLowerCase();
     if (host === undefined) continue;
     const seen = newestByHost.get(host);
+    // Stryker disable next-line EqualityOperator: a tie (one registration instant) has no newer node
     if (!seen || (node.registeredAt ?? 0) > (seen.registeredAt ?? 0)) newestByHost.set(host, node);
   }
   return nodes.map((node): NodeEntry => {

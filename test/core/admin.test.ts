@@ -121,8 +121,39 @@ describe("revoke (I8)", () => {
       extra: { security: true, activationId: pair.activationId, pool: "web", wasCurrent: true },
     });
     expect(fx.logger.text()).not.toContain(pair.activationCode);
+    expect((await fx.admin.status("web")).pools[0]).toMatchObject({
+      activationId: pair.activationId,
+      revoked: true,
+    });
     // The next vend rotates past it.
     expect((await fx.vendor.vend("web")).activationId).not.toBe(pair.activationId);
+    expect((await fx.admin.status("web")).pools[0]!.revoked).toBe(false);
+  });
+
+  it("acts on the pool and the activation it names, among several", async () => {
+    const fx = anAdmin();
+    await fx.vendor.vend("default");
+    const db = await fx.vendor.vend("db");
+    const web = await fx.vendor.vend("web");
+    fx.activations.register(web.activationId);
+    fx.activations.register(web.activationId);
+    expect(await fx.admin.revoke("web")).toEqual({
+      activationId: web.activationId,
+      pool: "web",
+      wasCurrent: true,
+      registrationsCount: 2,
+    });
+    const byId = await fx.admin.revoke(db.activationId);
+    expect(byId).toMatchObject({ pool: "db", wasCurrent: true, registrationsCount: 0 });
+    expect(fx.store.rows.get("db")!.revokedActivationId).toBe(db.activationId);
+  });
+
+  it("takes a target as an activation id only when it is exactly one", async () => {
+    const fx = anAdmin();
+    const pair = await fx.vendor.vend("web");
+    // Both are valid pool names that happen to contain an id: they are pool names, and unknown.
+    await expect(fx.admin.revoke(`0${pair.activationId}`)).rejects.toBeInstanceOf(PoolNotFoundError);
+    await expect(fx.admin.revoke(`${pair.activationId}0`)).rejects.toBeInstanceOf(PoolNotFoundError);
   });
 
   it("by id: revokes an activation the pool has moved past, which is no longer current", async () => {
@@ -169,6 +200,7 @@ describe("revoke (I8)", () => {
 
   it("refuses a pool with nothing to revoke, an unknown pool and a malformed name", async () => {
     const fx = anAdmin();
+    fx.store.rows.set("old", { pool: "old", generation: 1 });
     await expect(fx.admin.revoke("web")).rejects.toBeInstanceOf(NothingToRevokeError);
     await expect(fx.admin.revoke("nope")).rejects.toBeInstanceOf(PoolNotFoundError);
     await expect(fx.admin.revoke("Not A Pool")).rejects.toBeInstanceOf(InvalidPoolNameError);
@@ -186,6 +218,7 @@ describe("revoke (I8)", () => {
 describe("rotate and get", () => {
   it("rotate retires the current activation and vends from a fresh one", async () => {
     const fx = anAdmin();
+    await fx.vendor.vend("db");
     const first = await fx.vendor.vend("web");
     const result = await fx.admin.rotate("web");
     expect(result.previousActivationId).toBe(first.activationId);

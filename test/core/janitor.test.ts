@@ -115,7 +115,11 @@ describe("classifyActivations", () => {
   it("counts an activation as expired from SSM's flag or from its date, whichever comes first", () => {
     const standby = (record: Partial<ActivationRecord>) =>
       classifyOne(anActivation("next", { generation: "4", ...record }), [aRow({ standbyId: "next" })]);
-    expect(standby({ expired: true }).state).toBe("expired");
+    expect(standby({ expired: true })).toMatchObject({
+      state: "expired",
+      action: "delete",
+      reason: "an idle pool's standby, expired unused",
+    });
     expect(standby({ expiresAt: NOW }).state).toBe("expired");
     expect(standby({ expiresAt: NOW + 1 }).state).toBe("standby");
   });
@@ -245,6 +249,14 @@ describe("classifyParameters", () => {
     });
   });
 
+  it("of a spent activation counts from its own pool's current activation, not another pool's", () => {
+    const other = anActivation("db-current", { pool: "db", generation: "1", createdAt: NOW - DAY });
+    const current = anActivation("current", { generation: "3", createdAt: NOW - GRACE });
+    const spent = anActivation("old", { generation: "2", createdAt: NOW - DAY });
+    const rows = [aRow({ pool: "db", activationId: "db-current", generation: 1 }), aRow()];
+    expect(classify([parameter("old", NOW - DAY)], [other, spent, current], rows)[0]!.action).toBe("keep");
+  });
+
   it("of a spent activation falls back to its own date when the pool's current activation is not listed", () => {
     const spent = anActivation("old", { generation: "2" });
     expect(classify([parameter("old", NOW - GRACE - 1)], [spent])[0]!.action).toBe("delete");
@@ -286,7 +298,17 @@ describe("planHygiene", () => {
     expect(byId["mi-new"]).not.toHaveProperty("duplicateOf");
     expect(byId["mi-other"]).not.toHaveProperty("duplicateOf");
     expect(byId["mi-anonymous"]).not.toHaveProperty("duplicateOf");
+    expect(byId["mi-old"]!.pool).toBe("web");
     expect(entries.every((e) => e.actions.length === 0)).toBe(true);
+  });
+
+  it("finds the newest registration wherever it is listed", () => {
+    const entries = planHygiene(
+      [aNode("mi-new", { registeredAt: NOW - DAY }), aNode("mi-old", { registeredAt: NOW - 3 * DAY })],
+      poolsWith(),
+      NOW,
+    );
+    expect(entries.map((e) => e.duplicateOf)).toEqual([undefined, "mi-new"]);
   });
 
   it("takes a node without a registration date as the oldest of its host", () => {
@@ -333,6 +355,14 @@ describe("planHygiene", () => {
         NOW,
       );
       expect(newest!.actions).toEqual([]);
+    });
+
+    it("never deregisters a node that is not ConnectionLost, however old its last ping", () => {
+      const pools = poolsWith({ deregisterDuplicatesAfterDays: 1 });
+      const inactive = twoOfAHost({ pingStatus: "Inactive", lastPingAt: NOW - 30 * DAY });
+      expect(planHygiene(inactive, pools, NOW)[0]!.actions).toEqual([]);
+      const neverPinged = twoOfAHost({ pingStatus: "ConnectionLost", lastPingAt: undefined });
+      expect(planHygiene(neverPinged, pools, NOW)[0]!.actions).toEqual([]);
     });
 
     it("leaves duplicates alone when the pool does not ask, or the node's pool is not configured", () => {
@@ -543,7 +573,21 @@ describe("Janitor.cleanup", () => {
     // The orphan's activation is still deleted: its parameter stays for the next run.
     expect(report.deletedActivations.map((e) => e.activation.activationId)).toEqual([fx.orphan]);
     expect(fx.metrics.named("JanitorDeletions")[0]!.value).toBe(2);
-    expect(fx.logger.lines.filter((l) => l.level === "error")).toHaveLength(2);
+    expect(fx.logger.lines.filter((l) => l.level === "error")).toEqual([
+      {
+        level: "error",
+        message: "janitor action failed",
+        extra: {
+          resource: `/activation-broker/web/${fx.orphan}`,
+          error: "ThrottlingException: rate exceeded",
+        },
+      },
+      {
+        level: "error",
+        message: "janitor action failed",
+        extra: { resource: fx.spentFull, error: "Error: SSM down" },
+      },
+    ]);
   });
 
   it("reports a thrown non-error as its text", async () => {
@@ -605,6 +649,7 @@ describe("Janitor.cleanup", () => {
         dimensions: { Pool: "web" },
       });
       const warning = fx.logger.lines.find((l) => l.level === "warn");
+      expect(warning?.message).toBe("security: more registrations than pairs handed out; activation retired");
       expect(warning?.extra).toEqual({
         security: true,
         pool: "web",
@@ -706,7 +751,8 @@ describe("Janitor.cleanup", () => {
       limit: 10,
       issued: 1,
     });
-    fx.clock.advance(PARAMETER_GRACE_MS);
+    fx.clock.advance(15 * MINUTE);
+    expect(PARAMETER_GRACE_MS).toBe(15 * MINUTE);
     expect((await fx.janitor.cleanup({ apply: false })).deletedParameters).toEqual([]);
     fx.clock.advance(1);
     expect((await fx.janitor.cleanup({ apply: false })).deletedParameters).toHaveLength(1);
@@ -765,8 +811,8 @@ describe("Janitor.hygiene", () => {
     expect(report.tagged).toEqual(["mi-new", "mi-b"]);
     expect(fx.nodes.nodes.map((n) => n.instanceId)).toEqual(["mi-new", "mi-b"]);
     expect(Object.fromEntries(fx.nodes.tags)).toEqual({ "mi-new": { Name: "a" }, "mi-b": { Name: "b" } });
-    expect(fx.logger.lines.filter((l) => l.level === "info").map((l) => l.extra)).toEqual([
-      { instanceId: "mi-old" },
+    expect(fx.logger.lines.filter((l) => l.level === "info")).toEqual([
+      { level: "info", message: "janitor deregistered a managed node", extra: { instanceId: "mi-old" } },
     ]);
   });
 
