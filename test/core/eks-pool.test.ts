@@ -31,14 +31,19 @@ describe("eksClusterArn", () => {
     ["arn:aws:eks:eu-west-1:123456789012:nodegroup/c/n/1", "not an EKS cluster ARN"],
     ["arn:aws:ecs:eu-west-1:123456789012:cluster/c", "not an EKS cluster ARN"],
     ["prod-hybrid", "not an EKS cluster ARN"],
+    ["urn:aws:eks:eu-west-1:123456789012:cluster/c", "not an EKS cluster ARN"],
     ["arn:aws:eks:eu-west-1:123456789012:cluster/c:extra", "not an EKS cluster ARN"],
     ["arn:azure:eks:eu-west-1:123456789012:cluster/c", "unknown partition 'azure'"],
     ["arn:aws:eks:Europe:123456789012:cluster/c", "'Europe' is not a Region"],
     ["arn:aws:eks::123456789012:cluster/c", "'' is not a Region"],
+    ["arn:aws:eks: eu-west-1:123456789012:cluster/c", "' eu-west-1' is not a Region"],
+    ["arn:aws:eks:eu-west-1 :123456789012:cluster/c", "'eu-west-1 ' is not a Region"],
+    ["arn:aws:eks:eu-west-123:123456789012:cluster/c", "'eu-west-123' is not a Region"],
     ["arn:aws:eks:cn-north-1:123456789012:cluster/c", "not in partition 'aws'"],
     ["arn:aws-cn:eks:eu-west-1:123456789012:cluster/c", "not in partition 'aws-cn'"],
     ["arn:aws:eks:eu-west-1:12345678901:cluster/c", "12 digits"],
     ["arn:aws:eks:eu-west-1:12345678901a:cluster/c", "12 digits"],
+    ["arn:aws:eks:eu-west-1:1234567890123:cluster/c", "12 digits"],
     ["arn:aws:eks:eu-west-1:123456789012:cluster/", "cluster name ''"],
     ["arn:aws:eks:eu-west-1:123456789012:cluster/-c", "cluster name '-c'"],
     ["arn:aws:eks:eu-west-1:123456789012:cluster/a.b", "cluster name 'a.b'"],
@@ -49,6 +54,41 @@ describe("eksClusterArn", () => {
     expect(attempt).toThrow(`pools.k8s.eksClusterArn: `);
     expect(attempt).toThrow(reason);
     expect(() => attempt()).not.toThrow(/\n/);
+  });
+
+  it("says what a cluster ARN looks like when the input is not one", () => {
+    expect(parseEksClusterArn("prod-hybrid")).toEqual({
+      error: "not an EKS cluster ARN (arn:<partition>:eks:<region>:<12-digit account>:cluster/<name>)",
+    });
+  });
+
+  it.each([
+    ["aws-iso", "us-iso-east-1"],
+    ["aws-iso-b", "us-isob-east-1"],
+    ["aws-iso-e", "eu-isoe-west-1"],
+    ["aws-iso-f", "us-isof-south-1"],
+    ["aws-eusc", "eusc-de-east-1"],
+    ["aws", "ap-southeast-12"],
+  ])("accepts partition %s with Region %s", (partition, region) => {
+    expect(parseEksClusterArn(`arn:${partition}:eks:${region}:123456789012:cluster/c`)).toMatchObject({
+      partition,
+      region,
+    });
+  });
+
+  // A Region belongs to a partition by its prefix, not by the prefix appearing somewhere in it.
+  it.each([
+    ["aws-cn", "eu-cn-north-1"],
+    ["aws-us-gov", "eu-us-gov-west-1"],
+    ["aws-iso", "eu-us-iso-east-1"],
+    ["aws-iso-b", "eu-us-isob-east-1"],
+    ["aws-iso-e", "us-eu-isoe-west-1"],
+    ["aws-iso-f", "eu-us-isof-south-1"],
+    ["aws-eusc", "eu-eusc-de-east-1"],
+  ])("refuses partition %s with Region %s", (partition, region) => {
+    expect(parseEksClusterArn(`arn:${partition}:eks:${region}:123456789012:cluster/c`)).toEqual({
+      error: `Region '${region}' is not in partition '${partition}'`,
+    });
   });
 
   it("accepts a 100-character cluster name", () => {
@@ -89,11 +129,17 @@ describe("EKS pools", () => {
     [{ tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, "v"])) }, "pools.k8s.tags"],
     [{ kubeletFlags: ["--hostname-override=node1"] }, "--hostname-override is not allowed"],
     [{ kubeletFlags: ["--node-labels=a=b"] }, "set nodeLabels instead"],
-    [{ kubeletFlags: ["max-pods=10"] }, "pools.k8s.kubeletFlags.0"],
+    [{ kubeletFlags: ["max-pods=10"] }, "pools.k8s.kubeletFlags.0: a kubelet flag such as --max-pods=110"],
     [{ kubeletFlags: ["--max-pods=10\n--hostname-override=x"] }, "pools.k8s.kubeletFlags.0"],
     [{ nodeLabels: { "bad key": "v" } }, "pools.k8s.nodeLabels"],
     [{ nodeLabels: { "Example.com/x": "v" } }, "lower-case DNS subdomain"],
-    [{ nodeLabels: { "kubernetes.io/role": "edge" } }, "may not set labels under 'kubernetes.io/'"],
+    [{ nodeLabels: { "/role": "edge" } }, "a label prefix is a lower-case DNS subdomain"],
+    [{ nodeLabels: { "example.com./role": "edge" } }, "a label prefix is a lower-case DNS subdomain"],
+    [{ nodeLabels: { [`${"a".repeat(254)}/role`]: "edge" } }, "a label prefix is a lower-case DNS subdomain"],
+    [
+      { nodeLabels: { "kubernetes.io/role": "edge" } },
+      "the kubelet may not set labels under 'kubernetes.io/' (only kubelet.kubernetes.io, node.kubernetes.io)",
+    ],
     [{ nodeLabels: { "x.k8s.io/role": "edge" } }, "may not set labels under 'x.k8s.io/'"],
     [{ nodeLabels: { site: "a,b=c" } }, "label values"],
     [{ nodeLabels: { site: "x".repeat(64) } }, "label values"],
@@ -114,6 +160,22 @@ describe("EKS pools", () => {
       "--node-labels=site=paris-1,node.kubernetes.io/exclude-from-external-load-balancers=",
     ]);
     expect(nodeLabelsFlag({})).toEqual([]);
+  });
+
+  it("accept flags without a value, and labels of every shape the kubelet takes", () => {
+    const labels = {
+      zone: "a",
+      "team.a.example.com/owner": "platform",
+      [`${"a".repeat(253)}/long-prefix`]: "yes",
+      "kubelet.kubernetes.io/role": "edge",
+      "feature.node.kubernetes.io/gpu": "true",
+      "kubernetes.io.example.com/tier": "edge",
+    };
+    const pool = parsePools(
+      eksPool({ kubeletFlags: ["--rotate-server-certificates"], nodeLabels: labels }),
+      roles,
+    ).get("k8s");
+    expect(pool?.eks).toMatchObject({ kubeletFlags: ["--rotate-server-certificates"], nodeLabels: labels });
   });
 
   it("refuse kubelet flags and labels on a pool without a cluster", () => {
