@@ -113,8 +113,7 @@ const KUBELET_SELF_LABEL_PREFIXES = ["kubelet.kubernetes.io", "node.kubernetes.i
 function labelKeyProblem(key: string): string | undefined {
   const slash = key.lastIndexOf("/");
   const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
-  // Stryker disable next-line ConditionalExpression: without a slash, key.slice(slash + 1) is key itself
-  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  const name = key.slice(slash + 1); // the whole key when there is no slash (slash is -1)
   if (!LABEL_NAME.test(name)) return "label names are 1-63 letters, digits, '-', '_' or '.'";
   if (prefix === undefined) return undefined;
   if (!DNS_SUBDOMAIN.test(prefix)) return "a label prefix is a lower-case DNS subdomain";
