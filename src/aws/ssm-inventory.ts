@@ -143,6 +143,7 @@ export class ParameterInventory implements SecretInventory {
 
   /** `${prefix}/${pool}/${activationId}` only: anything else under the prefix is someone else's. */
   private parse(name: string | undefined): Omit<StoredParameter, "lastModifiedAt"> | undefined {
+    // Stryker disable next-line StringLiteral: GetParametersByPath(Path: prefix) only answers names under `${prefix}/`
     if (!name?.startsWith(`${this.prefix}/`)) return undefined;
     const [pool, activationId, ...rest] = name.slice(this.prefix.length + 1).split("/");
     if (rest.length > 0 || !pool || !activationId) return undefined;
@@ -224,6 +225,7 @@ export class SsmNodeInventory implements NodeInventory {
   }
 }
 
+// Stryker disable next-line StringLiteral: SSM sends an InstanceId with every node; the fallback only types it
 const idOf = (info: InstanceInformation): string => info.InstanceId ?? "";
 
 const PING_STATUSES: readonly PingStatus[] = ["Online", "ConnectionLost", "Inactive"];
