@@ -133,6 +133,7 @@ function parseDocument(value: string | undefined): ParameterDocument | undefined
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
+    // Stryker disable next-line BlockStatement: an empty catch leaves parsed undefined, which the next check turns into undefined too
   } catch {
     return undefined;
   }
