@@ -27,6 +27,31 @@ function slowTable(creatingPolls: number): { client: DynamoDBClient; polls: () =
   return { client, polls: () => polls };
 }
 
+/**
+ * The real client, except that the first two DescribeTable answers are handed back only once both
+ * have arrived: two callers that start together both see no table, however the calls interleave.
+ */
+function bothSeeNoTable(real: DynamoDBClient): DynamoDBClient {
+  let release = () => {};
+  const bothAnswered = new Promise<void>((resolve) => (release = resolve));
+  let described = 0;
+  const send = real.send.bind(real) as (command: object) => Promise<unknown>;
+  return Object.assign(Object.create(real) as DynamoDBClient, {
+    send: async (command: object) => {
+      const answer = await send(command).then(
+        (output) => ({ output }),
+        (error: unknown) => ({ error }),
+      );
+      if (command instanceof DescribeTableCommand && ++described <= 2) {
+        if (described === 2) release();
+        await bothAnswered;
+      }
+      if ("error" in answer) throw answer.error;
+      return answer.output;
+    },
+  });
+}
+
 describe("pool table helpers", () => {
   let aws: EmulatedAws;
 
@@ -57,7 +82,8 @@ describe("pool table helpers", () => {
     it("lets two processes create the same table at once: the one that loses the race waits too", async () => {
       const name = newName();
       aws.emulator.controls.resetCounters();
-      await Promise.all([ensurePoolTable(aws.dynamodb, name), ensurePoolTable(aws.dynamodb, name)]);
+      const client = bothSeeNoTable(aws.dynamodb);
+      await Promise.all([ensurePoolTable(client, name), ensurePoolTable(client, name)]);
       // Both saw no table and both asked for it: one of them got ResourceInUseException.
       expect(aws.emulator.controls.counters()["dynamodb:CreateTable"]).toBe(2);
     });
