@@ -42,7 +42,6 @@ export class DynamoDbPoolInventory implements PoolInventory {
       for (const item of page.Items ?? []) {
         const state = toPoolState(item);
         const revoked = readString(item, "revokedActivationId");
-        // Stryker disable next-line ConditionalExpression: a key holding undefined reads as absent
         if (state) rows.push({ ...state, ...(revoked !== undefined && { revokedActivationId: revoked }) });
       }
       startKey = page.LastEvaluatedKey;

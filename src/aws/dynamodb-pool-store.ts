@@ -349,7 +349,6 @@ export function toPoolState(item: Item): PoolState | undefined {
   return {
     pool,
     generation: numberIn(row, "generation") ?? 0,
-    // Stryker disable next-line ConditionalExpression,MethodExpression: a key holding undefined reads as absent
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   };
 }
