@@ -132,8 +132,10 @@ function parseDocument(value: string | undefined): ParameterDocument | undefined
   if (value === undefined) return undefined;
   let parsed: unknown;
   try {
+    // Stryker disable BlockStatement: emptying the catch leaves parsed undefined, which the next check also turns into undefined
     parsed = JSON.parse(value);
   } catch {
+    // Stryker restore BlockStatement
     return undefined;
   }
   if (typeof parsed !== "object" || parsed === null) return undefined;

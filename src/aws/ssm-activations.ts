@@ -43,6 +43,7 @@ export class SsmActivations implements ActivationProvider {
       if (isClientFault(error)) {
         // The request carries no code, so SSM's explanation ("role not found", "limit out of
         // range") is safe to pass on, and it is what an operator needs to fix the pool config.
+        // Stryker disable next-line StringLiteral: unreachable, isClientFault holds only for an Error
         const message = error instanceof Error ? error.message : "";
         throw new ActivationRejectedError(
           `SSM refused CreateActivation for pool '${request.pool}' (${sdkErrorName(error)}): ${message}`,

@@ -1,5 +1,5 @@
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DynamoDBClient, GetItemCommand, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createAwsClients } from "../../src/aws/clients";
 import { TEST_CREDENTIALS, TEST_REGION, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
@@ -27,6 +27,48 @@ describe("createAwsClients", () => {
       const endpoint = await client.config.endpoint?.();
       expect(endpoint).toMatchObject({ hostname: "127.0.0.1", port: 1, protocol: "http:" });
       client.destroy();
+    }
+  });
+
+  /** The HTTP handler's settings, as the SDK resolved them for the first call. */
+  async function handlerSettings(client: DynamoDBClient): Promise<Record<string, unknown>> {
+    await client.send(new ListTablesCommand({}));
+    return (
+      client.config.requestHandler as { httpHandlerConfigs(): Record<string, unknown> }
+    ).httpHandlerConfigs();
+  }
+
+  it("connects within 1 s and answers within 3 s by default, failing the call past either", async () => {
+    const { dynamodb } = aws.clients({ timeouts: undefined });
+    expect(await handlerSettings(dynamodb)).toMatchObject({
+      connectionTimeout: 1_000,
+      requestTimeout: 3_000,
+      throwOnRequestTimeout: true,
+    });
+  });
+
+  it("takes other timeouts from the options", async () => {
+    const { dynamodb } = aws.clients({ timeouts: { connectionMs: 2_500, requestMs: 9_000 } });
+    expect(await handlerSettings(dynamodb)).toMatchObject({
+      connectionTimeout: 2_500,
+      requestTimeout: 9_000,
+      throwOnRequestTimeout: true,
+    });
+  });
+
+  it("leaves the Region and the endpoint to the SDK's environment settings when none is given", async () => {
+    vi.stubEnv("AWS_REGION", "eu-west-3");
+    vi.stubEnv("AWS_ENDPOINT_URL_DYNAMODB", aws.url);
+    try {
+      const { dynamodb, ssm } = createAwsClients({ credentials: TEST_CREDENTIALS });
+      expect(await dynamodb.config.region()).toBe("eu-west-3");
+      await expect(dynamodb.send(new ListTablesCommand({}))).resolves.toMatchObject({
+        TableNames: expect.any(Array),
+      });
+      dynamodb.destroy();
+      ssm.destroy();
+    } finally {
+      vi.unstubAllEnvs();
     }
   });
 

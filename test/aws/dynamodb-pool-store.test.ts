@@ -1,8 +1,10 @@
+import { type AttributeValue, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { ensurePoolTable } from "../../src/aws/dynamodb-table";
-import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { poolKey } from "../../src/aws/naming";
+import { recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 /** A rotation budget no test here reaches (the budget has its own cases). */
 const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
@@ -193,6 +195,77 @@ describe("DynamoDbPoolStore", () => {
       );
       expect(error).toBeInstanceOf(UpstreamUnavailableError);
       expect(error).toMatchObject({ service: "DynamoDB", cause: { name: "InternalServerError" } });
+    });
+  });
+
+  describe("reads", () => {
+    it("reads the row with a consistent GetItem, so it sees the write just made", async () => {
+      // dynalite's reads are always consistent: only the request shows what DynamoDB would be asked.
+      const pool = await rotatedPool();
+      const { client, sent } = recordingSends(aws.dynamodb);
+      expect(await new DynamoDbPoolStore(client, tableName).read(pool)).toMatchObject({ generation: 1 });
+      expect(sent).toEqual([
+        {
+          command: "GetItemCommand",
+          input: { TableName: tableName, Key: { pk: { S: poolKey(pool) } }, ConsistentRead: true },
+        },
+      ]);
+    });
+  });
+
+  describe("a row edited by hand", () => {
+    /** A pool row as the store writes it, with the given attributes replaced (or removed: undefined). */
+    async function handEditedRow(changes: Record<string, AttributeValue | undefined>): Promise<string> {
+      const pool = newPool();
+      const row: Record<string, AttributeValue | undefined> = {
+        pk: { S: poolKey(pool) },
+        pool: { S: pool },
+        generation: { N: "1" },
+        activationId: { S: "act-current" },
+        expiresAt: { N: String(NOW + DAY) },
+        limit: { N: "10" },
+        issued: { N: "1" },
+        ...changes,
+      };
+      const item = Object.fromEntries(Object.entries(row).filter(([, v]) => v !== undefined));
+      await aws.dynamodb.send(
+        new PutItemCommand({ TableName: tableName, Item: item as Record<string, AttributeValue> }),
+      );
+      return pool;
+    }
+
+    const standbyInUse = {
+      limit: { N: "1" },
+      standbyId: { S: "act-standby" },
+      standbyExpiresAt: { N: String(NOW + DAY) },
+      standbyLimit: { N: "3" },
+      standbyEnd: { N: "4" },
+    };
+
+    it.each([
+      ["an activation id that is not a string", { activationId: { N: "7" } }],
+      [
+        "no expiry on the current activation, even with the standby in use",
+        { ...standbyInUse, expiresAt: undefined },
+      ],
+    ])("fails a reservation on %s instead of handing out half a pair", async (_what, changes) => {
+      const pool = await handEditedRow(changes);
+      await expect(store.reserve(pool, NOW)).rejects.toThrow(
+        "Pool row is missing activation attributes after a successful reservation.",
+      );
+    });
+
+    it("fails a switch to a standby whose id is not a string instead of handing it out", async () => {
+      const pool = await handEditedRow({
+        expiresAt: { N: String(NOW) },
+        standbyId: { N: "8" },
+        standbyExpiresAt: { N: String(NOW + DAY) },
+        standbyLimit: { N: "3" },
+        standbyEnd: { N: "13" },
+      });
+      await expect(store.switchToStandby(pool, NOW + 1)).rejects.toThrow(
+        "Pool row is missing standby attributes after a successful switch.",
+      );
     });
   });
 

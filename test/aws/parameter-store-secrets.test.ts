@@ -125,17 +125,50 @@ describe("ParameterStoreSecrets", () => {
       });
     });
 
-    it.each(["activation-broker", "/a/", "/a//b", "/a b"])("rejects the prefix %j", (bad) => {
-      expect(() => new ParameterStoreSecrets(aws.ssm, { prefix: bad })).toThrow(ConfigError);
-    });
+    it.each(["activation-broker", "/a/", "/a//b", "/a b"])(
+      "rejects the prefix %j, saying what it must look like",
+      (bad) => {
+        const build = () => new ParameterStoreSecrets(aws.ssm, { prefix: bad });
+        expect(build).toThrow(ConfigError);
+        expect(build).toThrow(
+          `Parameter prefix '${bad}' must look like /name or /name/sub (no trailing slash).`,
+        );
+      },
+    );
   });
 
   describe("errors", () => {
     it("reports a missing parameter as SecretNotFoundError with the SDK error as cause", async () => {
       const error = await caught(secrets.get("web", randomUUID()));
       expect(error).toBeInstanceOf(SecretNotFoundError);
-      expect((error as Error).cause).toMatchObject({ name: "ParameterNotFound" });
+      expect((error as Error).cause).toMatchObject({
+        name: "ParameterNotFound",
+        message: expect.stringMatching(/^GetParameter failed with ParameterNotFound \(HTTP 400\)/),
+      });
     });
+
+    it.each([
+      ["not JSON", "not json"],
+      ["JSON null", "null"],
+      ["a bare string", JSON.stringify("text")],
+      [
+        "another activation's document",
+        JSON.stringify({
+          ActivationId: "other",
+          ActivationCode: "c",
+          ExpirationDate: "2026-12-01T00:00:00.000Z",
+        }),
+      ],
+      ["a document without an expiry", JSON.stringify({ ActivationId: "a-1", ActivationCode: "c" })],
+    ])(
+      "reports a value that is %s as not an activation document, naming the activation",
+      async (_what, value) => {
+        const client = { send: async () => ({ Parameter: { Value: value } }) } as unknown as SSMClient;
+        await expect(new ParameterStoreSecrets(client).get("web", "a-1")).rejects.toThrow(
+          new Error("Parameter for activation a-1 does not hold a valid activation document."),
+        );
+      },
+    );
 
     it.each([
       ["put", "PutParameter", (s: ParameterStoreSecrets) => s.put(secret())],
@@ -146,7 +179,11 @@ describe("ParameterStoreSecrets", () => {
       const error = await caught(call(noRetry));
       expect(error).toBeInstanceOf(ThrottledError);
       expect(error).toMatchObject({ service: "Parameter Store", retryAfterSeconds: 1 });
-      expect((error as Error).cause).toMatchObject({ name: "ThrottlingException" });
+      // The operation is what tells an operator which permission or quota to look at.
+      expect((error as Error).cause).toMatchObject({
+        name: "ThrottlingException",
+        message: expect.stringMatching(new RegExp(`^${operation} failed with ThrottlingException`)),
+      });
     });
 
     it("turns a server error into UpstreamUnavailableError whose redacted cause keeps the SDK error's name", async () => {

@@ -6,7 +6,7 @@ import type { CreateActivationRequest } from "../../src/core/ports";
 import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
-import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { TEST_ROLE, recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 const HOUR = 3_600_000;
 
@@ -136,6 +136,42 @@ describe("SsmActivations", () => {
       expect(error).not.toBeInstanceOf(ActivationRejectedError);
       expect(error).toBeInstanceOf(UpstreamUnavailableError);
       expect(error).toMatchObject({ service: "SSM", cause: { name: "InternalServerError" } });
+    });
+  });
+
+  describe("answers it does not expect", () => {
+    it("rethrows an error that is neither a refusal nor transient as it is, not as SSM's refusal", async () => {
+      // What the SDK throws when it finds no credentials: no $fault, no HTTP status.
+      const noCredentials = Object.assign(new Error("Could not load credentials from any providers"), {
+        name: "CredentialsProviderError",
+      });
+      await expect(new SsmActivations(failingClient(noCredentials)).create(request())).rejects.toBe(
+        noCredentials,
+      );
+    });
+
+    it.each([{}, { ActivationId: "a-1" }, { ActivationCode: "code" }])(
+      "fails when CreateActivation answers without an id or a code (%j)",
+      async (answer) => {
+        const client = { send: async () => answer } as unknown as SSMClient;
+        await expect(new SsmActivations(client).create(request())).rejects.toThrow(
+          "CreateActivation answered without an activation id or code.",
+        );
+      },
+    );
+  });
+
+  describe("describe", () => {
+    it("asks SSM for that one activation, not for a page of the account's", async () => {
+      const { activationId } = await activations.create(request());
+      const { client, sent } = recordingSends(aws.ssm);
+      expect(await new SsmActivations(client).describe(activationId)).toMatchObject({ activationId });
+      expect(sent).toEqual([
+        {
+          command: "DescribeActivationsCommand",
+          input: { Filters: [{ FilterKey: "ActivationIds", FilterValues: [activationId] }] },
+        },
+      ]);
     });
   });
 

@@ -1,15 +1,22 @@
 import { randomUUID } from "node:crypto";
-import { describe } from "vitest";
+import { describe, expect } from "vitest";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
 import { InMemoryActivations } from "../support/fakes";
 import { TEST_ROLE, startEmulatedAws } from "../support/emulated-aws";
+import { registerNode } from "../support/local";
 import { activationProviderContract } from "./activation-provider.contract";
 
 describe("InMemoryActivations (test/support/fakes.ts)", () => {
   activationProviderContract(async () => {
     const fake = new InMemoryActivations();
-    return { provider: fake, inventory: fake, deployment: "fake", iamRole: TEST_ROLE };
+    return {
+      provider: fake,
+      inventory: fake,
+      deployment: "fake",
+      iamRole: TEST_ROLE,
+      register: async (a) => fake.register(a.activationId),
+    };
   });
 });
 
@@ -22,6 +29,10 @@ describe("SsmActivations over the emulator", () => {
       inventory: new SsmActivationInventory(aws.ssm),
       deployment,
       iamRole: TEST_ROLE,
+      register: async (a) => {
+        const pair = { ActivationId: a.activationId, ActivationCode: a.activationCode };
+        expect((await registerNode(aws.url, pair)).status).toBe(200);
+      },
       cleanup: () => aws.close(),
     };
   });

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ActivationInventory } from "../../src/core/inventory";
-import type { ActivationProvider, CreateActivationRequest } from "../../src/core/ports";
+import type { ActivationProvider, CreateActivationRequest, CreatedActivation } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 
 export interface ActivationProviderFixture {
@@ -15,6 +15,8 @@ export interface ActivationProviderFixture {
   /** The deployment tag the requests carry. */
   readonly deployment: string;
   readonly iamRole: string;
+  /** A node registering with the activation, as its agent would: SSM counts it. */
+  readonly register: (activation: CreatedActivation) => Promise<void>;
   readonly cleanup?: () => Promise<void>;
 }
 
@@ -90,6 +92,30 @@ export function activationProviderContract(makeProvider: () => Promise<Activatio
       expect((await fixture.inventory.list()).map((a) => a.activationId)).not.toContain(created.activationId);
       await expect(provider.delete(created.activationId)).resolves.toBeUndefined();
       await expect(provider.delete(randomUUID())).resolves.toBeUndefined();
+    });
+
+    it("describes an activation with its limit and the registrations SSM counted", async () => {
+      const created = await provider.create(request({ limit: 7 }));
+      const { activationId } = created;
+      expect(await provider.describe(activationId)).toEqual({
+        activationId,
+        registrationLimit: 7,
+        registrationsCount: 0,
+      });
+      await fixture.register(created);
+      await fixture.register(created);
+      expect(await provider.describe(activationId)).toEqual({
+        activationId,
+        registrationLimit: 7,
+        registrationsCount: 2,
+      });
+    });
+
+    it("describes a deleted or unknown activation as undefined", async () => {
+      const created = await provider.create(request());
+      await provider.delete(created.activationId);
+      expect(await provider.describe(created.activationId)).toBeUndefined();
+      expect(await provider.describe(randomUUID())).toBeUndefined();
     });
 
     it("lists every deployment's activations with their tags, so the janitor can tell its own", async () => {

@@ -9,7 +9,7 @@ import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { poolKey } from "../../src/aws/naming";
 import type { PoolInventory } from "../../src/core/inventory";
 import type { PoolStateStore } from "../../src/core/ports";
-import { startEmulatedAws } from "../support/emulated-aws";
+import { recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { InMemoryPoolStore } from "../support/fakes";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -53,6 +53,21 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     return pool;
   }
 
+  /** A rotated pool with an unused standby `act-<pool>-standby` beside its current activation. */
+  async function withStandby(): Promise<string> {
+    const pool = await rotated();
+    await f.store.acquireLease(pool, {
+      budget: { max: 1_000_000, windowMs: 3_600_000 },
+      owner: "f",
+      generation: 1,
+      now: NOW,
+      deadline: NOW + 30_000,
+    });
+    const standby = { activationId: `act-${pool}-standby`, expiresAt: NOW + 2 * DAY, limit: 3 };
+    expect(await f.store.commitStandby(pool, { owner: "f", generation: 1, activation: standby })).toBe(true);
+    return pool;
+  }
+
   it("lists every pool row as read() sees it", async () => {
     const a = await rotated();
     const b = newPool();
@@ -86,6 +101,15 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     expect(await f.inventory.retire(pool, `act-${pool}`, { revoked: true })).toBe(true);
     const row = (await f.inventory.list()).find((r) => r.pool === pool);
     expect(row?.revokedActivationId).toBe(`act-${pool}`);
+  });
+
+  it("revokes an unused standby by dropping it, and marks it revoked", async () => {
+    const pool = await withStandby();
+    expect(await f.inventory.retire(pool, `act-${pool}-standby`, { revoked: true })).toBe(true);
+    const row = (await f.inventory.list()).find((r) => r.pool === pool);
+    expect(row?.standbyId).toBeUndefined();
+    expect(row?.revokedActivationId).toBe(`act-${pool}-standby`);
+    expect(await f.store.reserve(pool, NOW)).toMatchObject({ activationId: `act-${pool}`, slot: 2 });
   });
 
   it("refuses to retire anything but the current activation (a late retire never hits the successor)", async () => {
@@ -138,15 +162,48 @@ describe("DynamoDbPoolInventory over the emulator", () => {
           ),
         ),
       );
-      const pages: number[] = [];
-      const rows = await new DynamoDbPoolInventory(aws.dynamodb, table, (_op, _page, n) =>
-        pages.push(n),
+      const progress: [string, number, number][] = [];
+      const rows = await new DynamoDbPoolInventory(aws.dynamodb, table, (...report) =>
+        progress.push(report),
       ).list();
       expect(rows).toHaveLength(300);
-      expect(pages.length).toBeGreaterThan(1);
-      expect(pages.at(-1)).toBe(300);
+      expect(progress.length).toBeGreaterThan(1);
+      // One report per page: the operation, the page number from 1, and the rows so far.
+      expect(progress.map(([operation]) => operation)).toEqual(progress.map(() => "Scan"));
+      expect(progress.map(([, page]) => page)).toEqual(progress.map((_, i) => i + 1));
+      expect(progress.at(-1)?.[2]).toBe(300);
     } finally {
       await aws.close();
     }
+  });
+});
+
+describe("DynamoDbPoolInventory, what it sends", () => {
+  let aws: EmulatedAws;
+  let tableName: string;
+
+  beforeAll(async () => {
+    aws = await startEmulatedAws();
+    tableName = await aws.newTable();
+  });
+  afterAll(async () => {
+    await aws?.close();
+  });
+
+  it("scans with consistent reads, so a retire or revoke just written is listed", async () => {
+    // dynalite's reads are always consistent: only the request shows what DynamoDB would be asked.
+    const { client, sent } = recordingSends(aws.dynamodb);
+    await new DynamoDbPoolInventory(client, tableName).list();
+    expect(sent).toEqual([
+      {
+        command: "ScanCommand",
+        input: expect.objectContaining({ TableName: tableName, ConsistentRead: true }),
+      },
+    ]);
+  });
+
+  it("rethrows a failure other than a refused condition (a missing table is not 'nothing to retire')", async () => {
+    const missing = new DynamoDbPoolInventory(aws.dynamodb, "no-such-table");
+    await expect(missing.retire("web", "act-1")).rejects.toMatchObject({ name: "ResourceNotFoundException" });
   });
 });

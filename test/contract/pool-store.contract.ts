@@ -597,7 +597,11 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         });
         expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-standby", slot: 2 });
         expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-standby", slot: 3 });
-        expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-next", slot: 1 });
+        // Every one of the next standby's slots, and not one more.
+        for (const slot of [1, 2, 3, 4]) {
+          expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-next", slot });
+        }
+        expect(await store.reserve(pool, NOW)).toBeUndefined();
       });
 
       it("commitStandby does not promote an unused standby", async () => {

@@ -76,3 +76,29 @@ export async function startEmulatedAws(options: { region?: string } = {}): Promi
     },
   };
 }
+
+/** One command as an adapter sent it: the command's class name and its input. */
+export interface SentCommand {
+  readonly command: string;
+  readonly input: Record<string, unknown>;
+}
+
+/**
+ * The same client, recording every command an adapter sends through it. For the parts of a
+ * request the emulator cannot tell apart (dynalite's reads are always consistent, and a filter
+ * that would only matter past its page size): the test asserts what the adapter asks AWS for.
+ */
+export function recordingSends<C extends { send: (...args: never[]) => Promise<unknown> }>(
+  client: C,
+): { client: C; sent: SentCommand[] } {
+  const sent: SentCommand[] = [];
+  const recording = Object.create(client) as C;
+  const send = client.send.bind(client) as (command: object, ...rest: unknown[]) => Promise<unknown>;
+  Object.assign(recording, {
+    send: (command: { input: Record<string, unknown> }, ...rest: unknown[]) => {
+      sent.push({ command: command.constructor.name, input: command.input });
+      return send(command, ...rest);
+    },
+  });
+  return { client: recording, sent };
+}
