@@ -45,12 +45,9 @@ export function createAwsClients(options: AwsClientsOptions = {}): AwsClients {
       // (the option was long a socket-idle timeout, so the SDK made the real one opt-in).
       throwOnRequestTimeout: true,
     },
-    // The SDK reads a key holding undefined as absent: AWS_REGION and AWS_ENDPOINT_URL apply
-    // either way (clients.test.ts), so forcing these conditions true changes nothing.
-    // Stryker disable next-line ConditionalExpression: equivalent (see above)
-    ...(options.region !== undefined && { region: options.region }),
-    // Stryker disable next-line ConditionalExpression: equivalent (see above)
-    ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
+    // Unset, the SDK takes them from AWS_REGION and AWS_ENDPOINT_URL (clients.test.ts).
+    region: options.region,
+    endpoint: options.endpoint,
     ...(options.credentials !== undefined && { credentials: { ...options.credentials } }),
   };
   return { dynamodb: new DynamoDBClient(config), ssm: new SSMClient(config) };
