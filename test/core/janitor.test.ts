@@ -299,6 +299,9 @@ describe("planHygiene", () => {
     expect(byId["mi-other"]).not.toHaveProperty("duplicateOf");
     expect(byId["mi-anonymous"]).not.toHaveProperty("duplicateOf");
     expect(byId["mi-old"]!.pool).toBe("web");
+    // A node whose activation carried no pool tag is attributed to none.
+    const [unpooled] = planHygiene([aNode("mi-x", { pool: undefined })], poolsWith(), NOW);
+    expect(unpooled).not.toHaveProperty("pool");
     expect(entries.every((e) => e.actions.length === 0)).toBe(true);
   });
 
