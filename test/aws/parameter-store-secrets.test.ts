@@ -13,15 +13,7 @@ import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
 import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
 import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error("expected a rejection");
-    },
-    (e: unknown) => e,
-  );
-}
+import { caught } from "../support/sdk-stubs";
 
 /**
  * Every way an error can reach a log or a response: message, stack, String(), JSON, and

@@ -7,28 +7,9 @@ import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
 import { TEST_ROLE, recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { caught, failingClient, sdkError } from "../support/sdk-stubs";
 
 const HOUR = 3_600_000;
-
-/** An error shaped like the SDK's service exceptions (name = wire code, $fault, $metadata). */
-function sdkError(name: string, status = 400): Error {
-  return Object.assign(new Error(`${name} from the stub`), {
-    name,
-    $fault: status < 500 ? "client" : "server",
-    $metadata: { httpStatusCode: status },
-  });
-}
-
-function failingClient(error: Error): SSMClient {
-  return { send: async () => Promise.reject(error) } as unknown as SSMClient;
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-}
 
 describe("SsmActivations", () => {
   let aws: EmulatedAws;

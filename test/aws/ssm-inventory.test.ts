@@ -1,41 +1,22 @@
 import { randomUUID } from "node:crypto";
 import { CreateActivationCommand, PutParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ThrottledError } from "../../src/core/errors";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
 import { ParameterInventory, SsmActivationInventory, SsmNodeInventory } from "../../src/aws/ssm-inventory";
 import { registerLikeAgent } from "../emulator/helpers";
-import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { TEST_ROLE, recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
+import { caught, failingClient, sdkError } from "../support/sdk-stubs";
 
 /**
  * The janitor's inventories of SSM (activations, code parameters, managed nodes) on the emulated
  * AWS. Each block starts its own emulator, so its page counts are exact.
  */
 
-/** An error shaped like the SDK's service exceptions (name = wire code, $fault, $metadata). */
-function sdkError(name: string, status = 400): Error {
-  return Object.assign(new Error(`${name} from the stub`), {
-    name,
-    $fault: status < 500 ? "client" : "server",
-    $metadata: { httpStatusCode: status },
-  });
-}
-
-function failingClient(error: Error): SSMClient {
-  return { send: async () => Promise.reject(error) } as unknown as SSMClient;
-}
-
 /** A client that gets these answers, in order, then empty ones. */
 function answeringClient(...outputs: object[]): SSMClient {
   return { send: async () => outputs.shift() ?? {} } as unknown as SSMClient;
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 }
 
 type Page = [operation: string, page: number, itemsSoFar: number];
@@ -43,12 +24,6 @@ type Page = [operation: string, page: number, itemsSoFar: number];
 function pageRecorder(): { pages: Page[]; onPage: (...page: Page) => void } {
   const pages: Page[] = [];
   return { pages, onPage: (...page) => pages.push(page) };
-}
-
-/** The inputs of the commands a client sent, in order. */
-function sentInputs(client: SSMClient): () => unknown[] {
-  const send = vi.spyOn(client, "send");
-  return () => send.mock.calls.map(([command]) => command.input);
 }
 
 describe("SsmActivationInventory", () => {
@@ -118,7 +93,6 @@ describe("ParameterInventory", () => {
       new ParameterInventory(aws.ssm, new ParameterStoreSecrets(aws.ssm, { prefix }), prefix, onPage);
   });
   afterEach(() => {
-    vi.restoreAllMocks();
     aws.emulator.controls.clearFaults();
   });
 
@@ -148,9 +122,9 @@ describe("ParameterInventory", () => {
   });
 
   it("lists without decryption: the janitor never needs a code, and its role cannot decrypt one", async () => {
-    const sent = sentInputs(aws.ssm);
-    await inventory().list();
-    expect(sent()).toEqual([
+    const { client, sent } = recordingSends(aws.ssm);
+    await new ParameterInventory(client, new ParameterStoreSecrets(client, { prefix }), prefix).list();
+    expect(sent.map((c) => c.input)).toEqual([
       expect.objectContaining({ Path: prefix, Recursive: true, WithDecryption: false }),
     ]);
   });
@@ -221,7 +195,6 @@ describe("SsmNodeInventory", () => {
     await aws?.close();
   });
   afterEach(() => {
-    vi.restoreAllMocks();
     aws.emulator.controls.clearFaults();
   });
 
@@ -289,10 +262,12 @@ describe("SsmNodeInventory", () => {
   });
 
   it("counts every hybrid node of the account and Region, whoever registered it", async () => {
-    const sent = sentInputs(aws.ssm);
-    expect(await nodes.countHybrid()).toBe(aws.emulator.controls.managedNodes().length);
+    const { client, sent } = recordingSends(aws.ssm);
+    expect(await new SsmNodeInventory(client, deployment).countHybrid()).toBe(
+      aws.emulator.controls.managedNodes().length,
+    );
     expect(aws.emulator.controls.managedNodes().map((n) => n.instanceId)).toContain(foreign);
-    expect(sent()).toEqual([
+    expect(sent.map((c) => c.input)).toEqual([
       expect.objectContaining({ Filters: [{ Key: "ResourceType", Values: ["ManagedInstance"] }] }),
     ]);
   });

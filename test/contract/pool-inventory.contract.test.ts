@@ -36,15 +36,19 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     await f?.cleanup?.();
   });
 
-  async function rotated(limit = 10): Promise<string> {
-    const pool = newPool();
-    await f.store.acquireLease(pool, {
+  /** The rotation lease on `pool` at `generation`, as a rotation takes it. */
+  const lease = (pool: string, owner: string, generation: number) =>
+    f.store.acquireLease(pool, {
       budget: { max: 1_000_000, windowMs: 3_600_000 },
-      owner: "o",
-      generation: 0,
+      owner,
+      generation,
       now: NOW,
       deadline: NOW + 30_000,
     });
+
+  async function rotated(limit = 10): Promise<string> {
+    const pool = newPool();
+    await lease(pool, "o", 0);
     await f.store.commitRotation(pool, {
       owner: "o",
       generation: 0,
@@ -56,13 +60,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
   /** A rotated pool with an unused standby `act-<pool>-standby` beside its current activation. */
   async function withStandby(): Promise<string> {
     const pool = await rotated();
-    await f.store.acquireLease(pool, {
-      budget: { max: 1_000_000, windowMs: 3_600_000 },
-      owner: "f",
-      generation: 1,
-      now: NOW,
-      deadline: NOW + 30_000,
-    });
+    await lease(pool, "f", 1);
     const standby = { activationId: `act-${pool}-standby`, expiresAt: NOW + 2 * DAY, limit: 3 };
     expect(await f.store.commitStandby(pool, { owner: "f", generation: 1, activation: standby })).toBe(true);
     return pool;
@@ -71,13 +69,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
   it("lists every pool row as read() sees it", async () => {
     const a = await rotated();
     const b = newPool();
-    await f.store.acquireLease(b, {
-      budget: { max: 1_000_000, windowMs: 3_600_000 },
-      owner: "x",
-      generation: 0,
-      now: NOW,
-      deadline: NOW + 30_000,
-    });
+    await lease(b, "x", 0);
     await f.putForeignItem?.();
     const listed = await f.inventory.list();
     const ours = listed.filter((r) => r.pool === a || r.pool === b);

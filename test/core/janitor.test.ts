@@ -487,7 +487,22 @@ function aJanitor(pools: PoolsFileInput["pools"] = { web: {} }, parameterGraceMs
     secrets.add("web", activationId, created.createdAt);
     return activationId;
   };
-  return { janitor, clock, poolInventory, activations, secrets, nodes, logger, metrics, calls, made };
+  /** The web pool's row: generation 2, handing out `activationId`, `issued` of its 10 slots. */
+  const serving = (activationId: string, issued: number, row: Partial<PoolRow> = {}) =>
+    poolInventory.rows.set("web", { pool: "web", generation: 2, activationId, limit: 10, issued, ...row });
+  return {
+    janitor,
+    clock,
+    poolInventory,
+    activations,
+    secrets,
+    nodes,
+    logger,
+    metrics,
+    calls,
+    made,
+    serving,
+  };
 }
 
 describe("Janitor.cleanup", () => {
@@ -496,13 +511,7 @@ describe("Janitor.cleanup", () => {
     const spentFull = await fx.made(1, { registrationsCount: 10 });
     const current = await fx.made(2, { registrationsCount: 3 });
     const orphan = await fx.made(3);
-    fx.poolInventory.rows.set("web", {
-      pool: "web",
-      generation: 2,
-      activationId: current,
-      limit: 10,
-      issued: 5,
-    });
+    fx.serving(current, 5);
     fx.clock.advance(HOUR);
     return { ...fx, spentFull, current, orphan };
   }
@@ -622,12 +631,7 @@ describe("Janitor.cleanup", () => {
       const current = await fx.made(2, { registrationsCount: 6 });
       // Nobody was handed a pair of the standby, yet a node registered with it.
       const standby = await fx.made(3, { registrationsCount: 1 });
-      fx.poolInventory.rows.set("web", {
-        pool: "web",
-        generation: 2,
-        activationId: current,
-        limit: 10,
-        issued: 5,
+      fx.serving(current, 5, {
         expiresAt: NOW + DAY,
         standbyId: standby,
         standbyIssued: 0,
@@ -666,13 +670,7 @@ describe("Janitor.cleanup", () => {
     it("reports but retires nothing on a dry run", async () => {
       const fx = aJanitor();
       const current = await fx.made(2, { registrationsCount: 6 });
-      fx.poolInventory.rows.set("web", {
-        pool: "web",
-        generation: 2,
-        activationId: current,
-        limit: 10,
-        issued: 5,
-      });
+      fx.serving(current, 5);
       const report = await fx.janitor.cleanup({ apply: false });
       expect(report.slotThefts).toEqual([
         { pool: "web", activationId: current, issued: 5, registrationsCount: 6, retired: false },
@@ -682,15 +680,9 @@ describe("Janitor.cleanup", () => {
 
     it("takes as many registrations as pairs for honest use, and ignores activations that are not live", async () => {
       const fx = aJanitor();
-      const spent = await fx.made(1, { registrationsCount: 10 });
+      await fx.made(1, { registrationsCount: 10 }); // spent, and full
       const current = await fx.made(2, { registrationsCount: 5 });
-      fx.poolInventory.rows.set("web", {
-        pool: "web",
-        generation: 2,
-        activationId: current,
-        limit: 10,
-        issued: 5,
-      });
+      fx.serving(current, 5);
       // Another deployment's activation over its count is not ours to judge.
       await fx.activations.create({
         pool: "web",
@@ -703,20 +695,13 @@ describe("Janitor.cleanup", () => {
       fx.activations.register(fx.activations.created.at(-1)!.activationId);
       const report = await fx.janitor.cleanup({ apply: true });
       expect(report.slotThefts).toEqual([]);
-      expect(spent).toBeDefined();
       expect(fx.metrics.named("SlotTheftDetected")).toEqual([]);
     });
 
     it("reports a retire that failed, and goes on", async () => {
       const fx = aJanitor();
       const current = await fx.made(2, { registrationsCount: 6 });
-      fx.poolInventory.rows.set("web", {
-        pool: "web",
-        generation: 2,
-        activationId: current,
-        limit: 10,
-        issued: 5,
-      });
+      fx.serving(current, 5);
       fx.poolInventory.retire = () => Promise.reject(new Error("conditional check"));
       const report = await fx.janitor.cleanup({ apply: true });
       expect(report.slotThefts[0]!.retired).toBe(false);
@@ -729,13 +714,7 @@ describe("Janitor.cleanup", () => {
     const spent = await fx.made(1);
     fx.clock.advance(30 * MINUTE);
     const current = await fx.made(2);
-    fx.poolInventory.rows.set("web", {
-      pool: "web",
-      generation: 2,
-      activationId: current,
-      limit: 10,
-      issued: 1,
-    });
+    fx.serving(current, 1);
     fx.clock.advance(HOUR);
     expect((await fx.janitor.cleanup({ apply: false })).deletedParameters).toEqual([]);
     fx.clock.advance(1);
@@ -747,13 +726,7 @@ describe("Janitor.cleanup", () => {
     const fx = aJanitor();
     await fx.made(1);
     const current = await fx.made(2);
-    fx.poolInventory.rows.set("web", {
-      pool: "web",
-      generation: 2,
-      activationId: current,
-      limit: 10,
-      issued: 1,
-    });
+    fx.serving(current, 1);
     fx.clock.advance(15 * MINUTE);
     expect(PARAMETER_GRACE_MS).toBe(15 * MINUTE);
     expect((await fx.janitor.cleanup({ apply: false })).deletedParameters).toEqual([]);

@@ -37,6 +37,14 @@ async function aPool({ issued = 2, limit = 5, registered = 0 } = {}) {
   return { clock, store, activations, logger, deps, activationId, activationCode };
 }
 
+/** The security warning a theft of the pool's activation logs: ids and counts, never a code. */
+function theftWarning(
+  activationId: string,
+  fields: { registrationsCount: number; issued: number; action: string },
+) {
+  return { level: "warn", message: THEFT, extra: { pool: "default", activationId, ...fields } };
+}
+
 /** Runs `meanwhile` once, just before SSM answers the next describe. */
 function beforeSsmCounts(activations: InMemoryActivations, meanwhile: () => Promise<void> | void) {
   const describe = activations.describe.bind(activations);
@@ -90,17 +98,7 @@ describe("reconcilePool", () => {
     // Retired: no replica can reserve another slot of it, so the next vend rotates.
     expect(await fx.store.reserve("default", fx.clock.now())).toBeUndefined();
     expect(fx.logger.lines).toEqual([
-      {
-        level: "warn",
-        message: THEFT,
-        extra: {
-          pool: "default",
-          activationId: fx.activationId,
-          registrationsCount: 3,
-          issued: 2,
-          action: "retired",
-        },
-      },
+      theftWarning(fx.activationId, { registrationsCount: 3, issued: 2, action: "retired" }),
     ]);
     expect(fx.logger.text()).not.toContain(fx.activationCode);
   });
@@ -114,17 +112,7 @@ describe("reconcilePool", () => {
       activationId: fx.activationId,
     });
     expect(fx.logger.lines).toEqual([
-      {
-        level: "warn",
-        message: THEFT,
-        extra: {
-          pool: "default",
-          activationId: fx.activationId,
-          registrationsCount: 2,
-          issued: 1,
-          action: "already rotated",
-        },
-      },
+      theftWarning(fx.activationId, { registrationsCount: 2, issued: 1, action: "already rotated" }),
     ]);
   });
 
@@ -216,17 +204,7 @@ describe("reportOutgoingActivation", () => {
     const fx = await aPool({ issued: 5, registered: 6 });
     await reportOutgoingActivation(fx.deps, { pool: "default", activationId: fx.activationId, issued: 5 });
     expect(fx.logger.lines).toEqual([
-      {
-        level: "warn",
-        message: THEFT,
-        extra: {
-          pool: "default",
-          activationId: fx.activationId,
-          registrationsCount: 6,
-          issued: 5,
-          action: "rotated",
-        },
-      },
+      theftWarning(fx.activationId, { registrationsCount: 6, issued: 5, action: "rotated" }),
     ]);
     expect(fx.logger.text()).not.toContain(fx.activationCode);
   });

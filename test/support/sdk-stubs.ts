@@ -1,0 +1,25 @@
+import type { SSMClient } from "@aws-sdk/client-ssm";
+
+/** An error shaped like the SDK's service exceptions (name = wire code, $fault, $metadata). */
+export function sdkError(name: string, status = 400): Error {
+  return Object.assign(new Error(`${name} from the stub`), {
+    name,
+    $fault: status < 500 ? "client" : "server",
+    $metadata: { httpStatusCode: status },
+  });
+}
+
+/** An SSM client whose every call fails with `error`: the adapters' error mapping without a network. */
+export function failingClient(error: Error): SSMClient {
+  return { send: async () => Promise.reject(error) } as unknown as SSMClient;
+}
+
+/** What `promise` rejects with; a promise that resolves fails the test. */
+export async function caught(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error("expected a rejection");
+    },
+    (e: unknown) => e,
+  );
+}
