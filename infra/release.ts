@@ -9,38 +9,40 @@ import {
   type App,
   type DockerImageAssetLocation,
   type FileAssetLocation,
-  type FileAssetSource,
   type ISynthesisSession,
 } from "aws-cdk-lib";
+import { CfnAlarm, CfnDashboard } from "aws-cdk-lib/aws-cloudwatch";
 import { CfnVPCEndpoint } from "aws-cdk-lib/aws-ec2";
 import { CfnFunction } from "aws-cdk-lib/aws-lambda";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
+import type { Construct } from "constructs";
 import { Validations } from "aws-cdk-lib";
 import { ControlTowerGuard } from "./checks/control-tower-guard";
 import { LOG_RETENTION_DAYS } from "./config/settings";
 import { ActivationBroker } from "./constructs/activation-broker";
 import { ApiVpcEndpoint } from "./constructs/api-vpc-endpoint";
+import { Janitor } from "./constructs/janitor";
+import { BrokerMonitoring } from "./constructs/monitoring";
 import { ParameterStoreKey } from "./constructs/parameter-store-key";
 import { addBrokerOutputs, importKey } from "./stacks/broker-stack";
 
 /**
  * The CloudFormation release (`npm run package`): the three steps as self-contained templates
  * whose settings are CloudFormation parameters with the walkthrough's names, for people who
- * deploy with the console or the AWS CLI. No CDK bootstrap: the function code is a local zip
- * (`Code: ./broker.zip`) that `aws cloudformation package` uploads to the deployer's bucket.
+ * deploy with the console or the AWS CLI. No CDK bootstrap and no bucket: the functions' code is
+ * inline (`Code.ZipFile`), so the three uploads are the whole deployment.
  */
 
-/** Where the packaged templates expect the function code, relative to the Api template. */
-export const FUNCTION_ZIP = "broker.zip";
+/** Each function's code as CloudFormation lays out `ZipFile`: one CommonJS `index.js`. */
+export interface InlineCode {
+  readonly broker: string;
+  readonly janitor: string;
+}
 
-/** Records file assets instead of publishing them: the package script zips them itself. */
+/** Publishes nothing: every function's code is set inline below, so no asset reaches a template. */
 class ReleaseSynthesizer extends StackSynthesizer {
-  readonly fileAssets: string[] = [];
-
-  addFileAsset(asset: FileAssetSource): FileAssetLocation {
-    this.fileAssets.push(asset.fileName!);
-    // Replaced by `Code: ./broker.zip` below; never rendered into a template.
+  addFileAsset(): FileAssetLocation {
     return { bucketName: "unused", objectKey: "unused", httpUrl: "unused", s3ObjectUrl: "unused" };
   }
 
@@ -58,8 +60,6 @@ export interface ReleaseStacks {
   readonly endpoint: Stack;
   readonly key: Stack;
   readonly api: Stack;
-  /** Asset directories (relative to the cloud assembly) holding the function bundle. */
-  readonly functionAssets: () => string[];
 }
 
 const yesNo = (scope: Stack, id: string, description: string, fallback: "true" | "false") =>
@@ -70,7 +70,49 @@ const yesNo = (scope: Stack, id: string, description: string, fallback: "true" |
     description,
   });
 
-export function buildReleaseApp(app: App): ReleaseStacks {
+/** An IPv4 octet, 0–255, without leading zeros. */
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+/** An IPv4 CIDR: four octets 0–255 and a prefix length 0–32 (the reference's check). */
+export const IPV4_CIDR_PATTERN = `^(${OCTET}\\.){3}${OCTET}/(3[0-2]|[12]?[0-9])$`;
+
+/** The console's parameter form: groups in the walkthrough's order, each parameter labelled. */
+function parameterForm(
+  stack: Stack,
+  groups: readonly { label: string; parameters: readonly [CfnParameter, string][] }[],
+): void {
+  stack.templateOptions.metadata = {
+    "AWS::CloudFormation::Interface": {
+      ParameterGroups: groups.map((g) => ({
+        Label: { default: g.label },
+        Parameters: g.parameters.map(([p]) => p.logicalId),
+      })),
+      ParameterLabels: Object.fromEntries(
+        groups.flatMap((g) => g.parameters.map(([p, label]) => [p.logicalId, { default: label }])),
+      ),
+    },
+  };
+}
+
+/** Stands for the stack name in alarm and dashboard names until nameAfterStack replaces it. */
+const NAME_PREFIX = "ActivationBroker-Api";
+
+/**
+ * Alarm and dashboard names carry the stack name, so two deployments in one account do not
+ * collide; the monitoring constructs need a literal prefix (it is part of construct ids), so they
+ * get a placeholder, replaced here by `${AWS::StackName}`.
+ */
+function nameAfterStack(scope: Construct): void {
+  const rename = (name: unknown) =>
+    typeof name === "string" && name.startsWith(NAME_PREFIX)
+      ? Fn.sub(`\${AWS::StackName}${name.slice(NAME_PREFIX.length)}`)
+      : name;
+  for (const c of scope.node.findAll()) {
+    if (c instanceof CfnAlarm) c.alarmName = rename(c.alarmName) as string;
+    if (c instanceof CfnDashboard) c.dashboardName = rename(c.dashboardName) as string;
+  }
+}
+
+export function buildReleaseApp(app: App, code: InlineCode): ReleaseStacks {
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ControlTowerGuard());
 
   // Step 1: the endpoint.
@@ -80,23 +122,38 @@ export function buildReleaseApp(app: App): ReleaseStacks {
   });
   const vpcId = new CfnParameter(endpoint, "VpcIdForApiGateway", {
     type: "AWS::EC2::VPC::Id",
-    description: "VPC that on-premises servers reach over Direct Connect or VPN",
+    description:
+      "The VPC your on-premises servers reach over Direct Connect or VPN. It needs DNS resolution and DNS hostnames turned on (VPC > Actions > Edit VPC settings).",
   });
   const subnets = new CfnParameter(endpoint, "SubnetsForVpcEndpoint", {
     type: "List<AWS::EC2::Subnet::Id>",
-    description: "Subnets of that VPC for the endpoint's network interfaces, one per AZ",
+    description:
+      "Subnets of that VPC for the endpoint's network interfaces, one per Availability Zone (two or more for availability).",
   });
   const allowedRange = new CfnParameter(endpoint, "AllowedIPRange", {
     type: "String",
-    allowedPattern: "^(\\d{1,3}\\.){3}\\d{1,3}/\\d{1,2}$",
-    description: "On-premises CIDR allowed to reach the endpoint on TCP 443, e.g. 10.0.0.0/8",
+    allowedPattern: IPV4_CIDR_PATTERN,
+    constraintDescription: "an IPv4 CIDR such as 10.0.0.0/8: four numbers 0-255 and a prefix length 0-32",
+    description:
+      "Your on-premises network as an IPv4 CIDR, e.g. 10.0.0.0/8: only it may reach the endpoint (TCP 443).",
   });
   const privateDns = yesNo(
     endpoint,
     "PrivateDnsEnabled",
-    "Private DNS for execute-api in this VPC (docs/deploy.md: 'Private DNS on or off')",
+    "true: servers use the API's own name (https://<api-id>.execute-api...), and this VPC then reaches every API Gateway API through this endpoint only. false: servers use the endpoint's alias URL (EndpointInvokeUrl output). See docs/deploy.md, 'Private DNS on or off'.",
     "true",
   );
+  parameterForm(endpoint, [
+    {
+      label: "Network",
+      parameters: [
+        [vpcId, "VPC"],
+        [subnets, "Subnets"],
+        [allowedRange, "On-premises CIDR"],
+        [privateDns, "Private DNS"],
+      ],
+    },
+  ]);
   const vpce = new ApiVpcEndpoint(endpoint, "ApiVpcEndpoint", {
     vpcId: vpcId.valueAsString,
     subnetIds: subnets.valueAsList,
@@ -130,83 +187,129 @@ export function buildReleaseApp(app: App): ReleaseStacks {
   new CfnOutput(key, "KmsKeyArn", { value: codesKey.keyArn });
 
   // Step 3: the API.
-  const apiSynth = new ReleaseSynthesizer();
   const api = new Stack(app, "ActivationBroker-Api", {
-    description: "SSM activation broker, step 3: private API, function, table and node role",
-    synthesizer: apiSynth,
+    description: "SSM activation broker, step 3: private API, functions, table, node role and alarms",
+    // No indentation: the inline code leaves less room under the 1 MB a console upload may have.
+    suppressTemplateIndentation: true,
+    synthesizer: new ReleaseSynthesizer(),
   });
   const p = (id: string, props: ConstructorParameters<typeof CfnParameter>[2]) =>
     new CfnParameter(api, id, props);
   const endpointId = p("VpcEndpointForApiGateway", {
     type: "String",
     allowedPattern: "^vpce-[0-9a-f]{8,17}$",
-    description: "The execute-api VPC endpoint (step 1's output)",
+    constraintDescription: "a VPC endpoint id, vpce-…",
+    description: "The execute-api VPC endpoint: step 1's VpcEndpointForApiGateway output (vpce-…).",
   });
   const kmsKeyId = p("KmsKeyId", {
     type: "String",
     allowedPattern: "^(mrk-)?[0-9a-f-]{32,36}$",
-    description: "Id of the codes key (step 2's output)",
+    constraintDescription: "a KMS key id (not an ARN or alias)",
+    description: "The key for the activation codes: step 2's KmsKeyId output (a key id, not an alias).",
   });
   const stage = p("ApiGatewayStageName", {
     type: "String",
     default: "prod",
     allowedPattern: "^[A-Za-z0-9_-]{1,128}$",
-    description: "Stage name, part of the URL",
+    constraintDescription: "letters, digits, '-' and '_' only",
+    description: "The API stage, the last part of the broker's URL (https://…/<stage>/).",
   });
   const logRole = p("CloudwatchLogRoleArn", {
     type: "String",
     default: "",
     allowedPattern: "^(arn:aws[a-z-]*:iam::\\d{12}:role/.+)?$",
-    description: "The account's API Gateway logging role; empty: create one, set it, retain it",
+    constraintDescription: "empty, or an IAM role ARN",
+    description:
+      "The account's API Gateway logging role, if it has one (API Gateway > Settings). Empty: the stack creates one, sets it for the account and keeps it when deleted.",
   });
   const pools = p("Pools", {
     type: "String",
     default: '{"pools":{}}',
     maxLength: 3072,
-    description: 'Pools document, e.g. {"pools":{"linux":{"registrationLimit":500}}}',
+    description:
+      'Pools as JSON, e.g. {"pools":{"linux":{"registrationLimit":500}}}. The default serves the "default" pool only. Checked when the function starts; a mistake shows in its log.',
   });
   const poolRoles = p("PoolRoleArns", {
     type: "CommaDelimitedList",
     default: "",
-    description: "ARNs of the roles your pools name in iamRole (the broker may pass only these)",
+    description:
+      "ARNs of the IAM roles your pools name in iamRole, comma separated. The broker may pass only these and the node role it creates. Empty when no pool names a role.",
   });
   const poolTags = p("PoolTagKeys", {
     type: "CommaDelimitedList",
     default: "",
-    description: "Tag keys your pools put on activations",
-  });
-  const retention = p("LogRetentionDays", {
-    type: "Number",
-    // A string, like the allowed values: CloudFormation compares them as given.
-    default: "365",
-    allowedValues: LOG_RETENTION_DAYS.map(String),
-    description: "Retention of the function log and the API access log",
+    description:
+      "Tag keys your pools put on activations, comma separated. Activations may carry only these and activation-broker:*. Empty when no pool sets tags.",
   });
   const rate = p("ThrottlingRateLimit", {
     type: "Number",
     default: 50,
     minValue: 1,
     maxValue: 10000,
-    description: "Stage steady-state requests per second, all callers together",
+    description: "Requests per second the API accepts from all servers together; more get 429 (retry later).",
   });
   const burst = p("ThrottlingBurstLimit", {
     type: "Number",
     default: 100,
     minValue: 1,
     maxValue: 5000,
-    description: "Stage burst",
+    description: "Requests the API accepts at once above that rate. Keep it at or below ReservedConcurrency.",
   });
   const reserved = p("ReservedConcurrency", {
     type: "Number",
     default: 100,
-    minValue: 1,
+    minValue: 0,
     maxValue: 10000,
-    description: "Concurrent executions reserved for (and capping) the function",
+    description:
+      "Lambda concurrency reserved for the broker (and its ceiling). 0 reserves none: use 0 when the account's Lambda concurrency quota is under 200 (new accounts may have 10), since Lambda keeps 100 unreserved.",
   });
+  const retention = p("LogRetentionDays", {
+    type: "Number",
+    // A string, like the allowed values: CloudFormation compares them as given.
+    default: "365",
+    allowedValues: LOG_RETENTION_DAYS.map(String),
+    description: "Days to keep the function, janitor and API access logs.",
+  });
+  parameterForm(api, [
+    {
+      label: "From steps 1 and 2",
+      parameters: [
+        [endpointId, "VPC endpoint id"],
+        [kmsKeyId, "KMS key id"],
+      ],
+    },
+    {
+      label: "API",
+      parameters: [
+        [stage, "Stage name"],
+        [logRole, "API Gateway logging role (optional)"],
+      ],
+    },
+    {
+      label: "Pools (optional)",
+      parameters: [
+        [pools, "Pools document"],
+        [poolRoles, "Roles the pools name"],
+        [poolTags, "Tag keys the pools set"],
+      ],
+    },
+    {
+      label: "Limits",
+      parameters: [
+        [rate, "Requests per second"],
+        [burst, "Burst"],
+        [reserved, "Reserved concurrency"],
+      ],
+    },
+    { label: "Logs", parameters: [[retention, "Log retention (days)"]] },
+  ]);
   const has = (id: string, list: CfnParameter) =>
     new CfnCondition(api, id, {
       expression: Fn.conditionNot(Fn.conditionEquals(Fn.join("", list.valueAsList), "")),
     });
+  const reserves = new CfnCondition(api, "ReservesConcurrency", {
+    expression: Fn.conditionNot(Fn.conditionEquals(reserved.valueAsString, "0")),
+  });
 
   const broker = new ActivationBroker(api, "Broker", {
     vpcEndpointIds: [endpointId.valueAsString],
@@ -226,17 +329,48 @@ export function buildReleaseApp(app: App): ReleaseStacks {
     throttlingBurstLimit: burst.valueAsNumber,
     reservedConcurrency: reserved.valueAsNumber,
   });
-  // Local code, uploaded by `aws cloudformation package`.
-  const fn = broker.function.node.defaultChild as CfnFunction;
-  fn.addPropertyOverride("Code", `./${FUNCTION_ZIP}`);
-  // W3002: the local path is intended (see below). W3005: CDK states the role dependency twice.
-  fn.addMetadata("cfn-lint", { config: { ignore_checks: ["W3002", "W3005"] } });
-  Validations.of(broker.function).acknowledge({
-    id: "CloudFormation-Validate::W3002",
-    reason:
-      "A local code path is the point of the release: `aws cloudformation package` uploads broker.zip and rewrites Code to its S3 location.",
+  const janitor = new Janitor(api, "Janitor", {
+    table: broker.table,
+    parameterPrefix: broker.parameterPrefix,
+    environment: broker.environment,
+    pools: broker.pools,
+    logsKey: broker.logsKey,
+    logRetention: retention.valueAsNumber as RetentionDays,
   });
-  addBrokerOutputs(api, broker);
+  const monitoring = new BrokerMonitoring(api, "Monitoring", {
+    topicKey: broker.logsKey,
+    api: broker.api,
+    stageName: stage.valueAsString,
+    janitorFunction: janitor.function,
+    pools: [...broker.pools.keys()],
+    namePrefix: NAME_PREFIX,
+  });
+  nameAfterStack(monitoring);
 
-  return { endpoint, key, api, functionAssets: () => [...apiSynth.fileAssets] };
+  // The code inline: CloudFormation writes ZipFile to index.js (CommonJS), handler index.handler.
+  const brokerFn = broker.function.node.defaultChild as CfnFunction;
+  const janitorFn = janitor.function.node.defaultChild as CfnFunction;
+  brokerFn.code = { zipFile: code.broker };
+  janitorFn.code = { zipFile: code.janitor };
+  // ReservedConcurrency=0: neither function reserves any, so accounts with a small quota can deploy.
+  brokerFn.addPropertyOverride(
+    "ReservedConcurrentExecutions",
+    Fn.conditionIf(reserves.logicalId, reserved.valueAsNumber, Aws.NO_VALUE),
+  );
+  janitorFn.addPropertyOverride(
+    "ReservedConcurrentExecutions",
+    Fn.conditionIf(reserves.logicalId, 1, Aws.NO_VALUE),
+  );
+  for (const fn of [brokerFn, janitorFn]) {
+    // W3005: CDK states the role dependency twice.
+    fn.addMetadata("cfn-lint", { config: { ignore_checks: ["W3005"] } });
+  }
+  Validations.of(api).acknowledge({
+    id: "Annotation::@aws-cdk/core:Stack.templateSize",
+    reason:
+      "The inline code makes the template large on purpose; npm run package refuses a template over the console's 1 MB itself (infra/scripts/package.ts).",
+  });
+  addBrokerOutputs(api, broker, { alarmTopic: monitoring.alarmTopic, janitorFunction: janitor.function });
+
+  return { endpoint, key, api };
 }

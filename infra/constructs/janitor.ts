@@ -30,6 +30,11 @@ export interface JanitorProps {
   readonly logsKey: IKey;
   /** X-Ray on the function. @default true */
   readonly tracing?: boolean;
+  /**
+   * Concurrency reserved for the janitor; 0 reserves none, for accounts whose quota leaves no room
+   * for a reservation (Lambda keeps 100 unreserved). @default 1 (one run at a time)
+   */
+  readonly reservedConcurrency?: 0 | 1;
   /** @default src/entry/janitor.ts */
   readonly entry?: string;
 }
@@ -66,7 +71,7 @@ export class Janitor extends Construct {
       // Paging through thousands of activations and nodes at SSM's API rates takes minutes.
       timeout: Duration.minutes(5),
       // One run at a time: two janitors would race each other's deletions for nothing.
-      reservedConcurrentExecutions: 1,
+      ...(props.reservedConcurrency !== 0 && { reservedConcurrentExecutions: 1 }),
       role: this.role,
       logGroup: this.logGroup,
       tracing: (props.tracing ?? true) ? Tracing.ACTIVE : Tracing.DISABLED,

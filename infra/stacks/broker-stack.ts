@@ -34,6 +34,8 @@ export class BrokerStack extends Stack {
       pools: broker.pools,
       logsKey: broker.logsKey,
       ...(props.tracing !== undefined && { tracing: props.tracing }),
+      // An account too small for the broker's reservation has no room for the janitor's either.
+      ...(props.reservedConcurrency === 0 && { reservedConcurrency: 0 as const }),
       ...(props.janitorSchedule && { schedule: props.janitorSchedule }),
       ...(props.logRetention && { logRetention: props.logRetention }),
     });
