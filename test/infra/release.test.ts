@@ -322,14 +322,7 @@ describe("the inline code, run as Lambda runs it", () => {
 
   const HARNESS = `
 const { handler } = require(require("node:path").join(process.cwd(), "index.js"));
-const event = {
-  resource: "/", path: "/", httpMethod: "GET",
-  headers: { Host: "abc123def4.execute-api.eu-west-1.amazonaws.com", "User-Agent": "curl/8.5.0" },
-  multiValueHeaders: {}, queryStringParameters: null, multiValueQueryStringParameters: null,
-  pathParameters: null, stageVariables: null, body: null, isBase64Encoded: false,
-  requestContext: { requestId: "apigw-inline-1", stage: "prod", domainName: "abc123def4.execute-api.eu-west-1.amazonaws.com",
-    resourcePath: "/", httpMethod: "GET", identity: { sourceIp: "10.1.2.3", vpceId: "vpce-0123456789abcdef0" } },
-};
+const event = JSON.parse(process.env.INLINE_EVENT);
 const context = { awsRequestId: "inline-1", functionName: "broker", functionVersion: "$LATEST",
   invokedFunctionArn: "arn:aws:lambda:eu-west-1:111122223333:function:broker", memoryLimitInMB: "256",
   logGroupName: "broker", logStreamName: "broker", getRemainingTimeInMillis: () => 25000 };
@@ -339,36 +332,73 @@ handler(event, context).then((answer) => {
 }, (error) => { process.stdout.write("\\nTHROWN " + String(error) + "\\n"); process.exit(1); });
 `;
 
+  /** An API Gateway REST proxy event as a private API sends it through the VPC endpoint. */
+  const PROXY_EVENT = {
+    resource: "/",
+    path: "/",
+    httpMethod: "GET",
+    headers: { Host: "abc123def4.execute-api.eu-west-1.amazonaws.com", "User-Agent": "curl/8.5.0" },
+    multiValueHeaders: {},
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: null,
+    stageVariables: null,
+    body: null,
+    isBase64Encoded: false,
+    requestContext: {
+      requestId: "apigw-inline-1",
+      stage: "prod",
+      domainName: "abc123def4.execute-api.eu-west-1.amazonaws.com",
+      resourcePath: "/",
+      httpMethod: "GET",
+      identity: { sourceIp: "10.1.2.3", vpceId: "vpce-0123456789abcdef0" },
+    },
+  };
+  /** What EventBridge sends the janitor on its schedule. */
+  const SCHEDULED_EVENT = {
+    version: "0",
+    id: "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    source: "aws.events",
+    account: "111122223333",
+    time: "2026-12-03T09:00:00Z",
+    region: "eu-west-1",
+    resources: ["arn:aws:events:eu-west-1:111122223333:rule/janitor"],
+    detail: {},
+  };
+
   /** Runs index.js with the given environment (the emulated AWS and the function's variables). */
-  const invoke = (code: string, env: Record<string, string>) => {
+  const invoke = (code: string, env: Record<string, string>, event: object = PROXY_EVENT) => {
     const cwd = mkdtempSync(join(tmpdir(), "broker-inline-"));
     writeFileSync(join(cwd, "index.js"), code);
     writeFileSync(join(cwd, "harness.cjs"), HARNESS);
-    return new Promise<{ answer: { statusCode: number; body: string }; output: string }>(
-      (resolve, reject) => {
-        const child = spawn(process.execPath, ["harness.cjs"], {
-          cwd,
-          env: {
-            PATH: process.env.PATH ?? "",
-            NODE_PATH: join(repoRoot, "node_modules"),
-            AWS_REGION: "eu-west-1",
-            AWS_ENDPOINT_URL: aws.url,
-            AWS_ACCESS_KEY_ID: "x",
-            AWS_SECRET_ACCESS_KEY: "x",
-            ...env,
-          },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let output = "";
-        child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
-        child.stderr!.on("data", (c: Buffer) => (output += c.toString()));
-        child.once("exit", () => {
-          const line = output.split("\n").find((l) => l.startsWith("ANSWER "));
-          if (!line) return reject(new Error(`no answer from the inline code:\n${output}`));
-          resolve({ answer: JSON.parse(line.slice("ANSWER ".length)), output });
-        });
-      },
-    );
+    return new Promise<{
+      answer: { statusCode: number; body: string } & Record<string, unknown>;
+      output: string;
+    }>((resolve, reject) => {
+      const child = spawn(process.execPath, ["harness.cjs"], {
+        cwd,
+        env: {
+          PATH: process.env.PATH ?? "",
+          NODE_PATH: join(repoRoot, "node_modules"),
+          AWS_REGION: "eu-west-1",
+          AWS_ENDPOINT_URL: aws.url,
+          AWS_ACCESS_KEY_ID: "x",
+          AWS_SECRET_ACCESS_KEY: "x",
+          INLINE_EVENT: JSON.stringify(event),
+          ...env,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let output = "";
+      child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
+      child.stderr!.on("data", (c: Buffer) => (output += c.toString()));
+      child.once("exit", () => {
+        const line = output.split("\n").find((l) => l.startsWith("ANSWER "));
+        if (!line) return reject(new Error(`no answer from the inline code:\n${output}`));
+        resolve({ answer: JSON.parse(line.slice("ANSWER ".length)), output });
+      });
+    });
   };
   const functionEnv = {
     BROKER_TABLE_NAME: TABLE,
@@ -413,6 +443,35 @@ handler(event, context).then((answer) => {
     expect(answer.statusCode).toBe(500);
     expect(output).toMatch(/broker is misconfigured/);
     expect(output).toMatch(/BROKER_LEASE_SECONDS.*(too small|>=\s*5)/i);
+  }, 60_000);
+
+  it("runs the janitor's code on its schedule: it finishes and keeps the activation that serves", async () => {
+    const { answer: vended } = await invoke(
+      zipFileOf(template("ActivationBroker-Api"), "BrokerFunction"),
+      functionEnv,
+    );
+    const serving = (JSON.parse(vended.body) as { ActivationId: string }).ActivationId;
+    // The janitor's environment is the broker's without the URL and the rotation wait.
+    const { answer, output } = await invoke(
+      zipFileOf(template("ActivationBroker-Api"), "JanitorFunction"),
+      { ...functionEnv, POWERTOOLS_SERVICE_NAME: "activation-broker-janitor" },
+      SCHEDULED_EVENT,
+    );
+    expect(answer, output).toEqual({
+      deletedActivations: expect.any(Number),
+      deletedParameters: expect.any(Number),
+      slotThefts: 0,
+      taggedNodes: 0,
+      deregisteredNodes: 0,
+      hybridNodes: 0,
+    });
+    expect(output).toContain("janitor run finished");
+    const still = await aws.rawSsm().send(
+      new (await import("@aws-sdk/client-ssm")).DescribeActivationsCommand({
+        Filters: [{ FilterKey: "ActivationIds", FilterValues: [serving] }],
+      }),
+    );
+    expect(still.ActivationList).toHaveLength(1);
   }, 60_000);
 });
 
