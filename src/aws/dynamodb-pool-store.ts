@@ -127,6 +127,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       limit: before.standbyLimit,
       slot: 1,
       needsStandby: true,
+      asksForStandby: true,
     };
   }
 

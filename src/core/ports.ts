@@ -44,7 +44,14 @@ export interface Reservation {
    * request path.
    */
   readonly needsStandby: boolean;
-  /** The standby as seen by this write, if any: identifies which refill the reservation asks for. */
+  /**
+   * True for exactly one reservation per standby the pool needs: the one that took the standby's
+   * first slot, or slot 1 of an activation with none behind it. Each slot goes to one reservation
+   * (one conditional write), so where processes share nothing but the row (Lambda), exactly one of
+   * them asks for the next standby instead of every one that notices it is missing.
+   */
+  readonly asksForStandby: boolean;
+  /** The standby as seen by this write, if any: its code is read along with the reserved one's. */
   readonly standbyId?: string;
 }
 
@@ -165,8 +172,11 @@ export interface StoredSecret {
 
 export interface SecretStore {
   put(secret: StoredSecret): Promise<void>;
-  /** Throws SecretNotFoundError when nothing is stored for the activation. */
-  get(pool: string, activationId: string): Promise<StoredSecret>;
+  /**
+   * The secrets stored for these activations (1 to 10 ids, one round trip), in the order asked;
+   * an activation with nothing stored is left out.
+   */
+  getMany(pool: string, activationIds: readonly string[]): Promise<StoredSecret[]>;
   delete(pool: string, activationId: string): Promise<void>;
 }
 

@@ -102,6 +102,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 3,
           slot: 2,
           needsStandby: true,
+          asksForStandby: false,
         });
         expect((await store.reserve(pool, NOW + HOUR))?.slot).toBe(3);
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
@@ -263,6 +264,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           generation: 1,
           slot: 1,
           needsStandby: true,
+          asksForStandby: true,
           ...activation,
         });
         expect(await store.read(pool)).toEqual({
@@ -294,6 +296,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           generation: 2,
           slot: 1,
           needsStandby: true,
+          asksForStandby: true,
           ...activation,
         });
         expect((await store.reserve(pool, NOW))?.slot).toBe(2);
@@ -531,7 +534,12 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("reserve keeps to the current activation, then takes the standby's slots, then fails", async () => {
         const { pool, standby } = await withStandby({ limit: 2, standbyLimit: 2 });
         const current = await store.reserve(pool, NOW + HOUR);
-        expect(current).toMatchObject({ activationId: "act-current", slot: 2, needsStandby: false });
+        expect(current).toMatchObject({
+          activationId: "act-current",
+          slot: 2,
+          needsStandby: false,
+          asksForStandby: false,
+        });
         const first = await store.reserve(pool, NOW + HOUR);
         expect(first).toEqual<Reservation>({
           pool,
@@ -541,9 +549,16 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 2,
           slot: 1,
           needsStandby: true,
+          asksForStandby: true,
           standbyId: standby.activationId,
         });
-        expect(await store.reserve(pool, NOW + HOUR)).toMatchObject({ activationId: "act-standby", slot: 2 });
+        // Only the standby's first reservation asks for the next one.
+        expect(await store.reserve(pool, NOW + HOUR)).toMatchObject({
+          activationId: "act-standby",
+          slot: 2,
+          needsStandby: true,
+          asksForStandby: false,
+        });
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
         expect(await store.read(pool)).toMatchObject({ issued: 2, standbyIssued: 2 });
       });
@@ -636,6 +651,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 3,
           slot: 1,
           needsStandby: true,
+          asksForStandby: true,
         });
         expect(await store.read(pool)).toEqual({
           pool,
@@ -671,6 +687,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           activationId: "act-rotated",
           slot: 1,
           needsStandby: true,
+          asksForStandby: true,
         });
         expect(await store.read(pool)).toEqual({
           pool,
