@@ -71,7 +71,7 @@ export interface VendDependencies {
   /**
    * Where standby refills run (I9). Omitted: in this process, in the background (long-running
    * servers). Lambda passes an asynchronous self-invocation instead, because a frozen container
-   * runs no background work; the refill then arrives as its own event (vendor.refillStandby).
+   * runs no background work; the refill then arrives as its own event (vendor.refillUntilReady).
    */
   readonly requestStandbyRefill?: (pool: string) => Promise<void>;
 }
@@ -549,7 +549,7 @@ export class Vendor {
       return;
     }
     if (this.refills.has(pool.name)) return;
-    const refill = this.refillUntilReady(pool)
+    const refill = this.refillUntilReady(pool.name)
       .catch((error: unknown) =>
         logger.warn("standby refill failed; the next exhaustion rotates on request", {
           pool: pool.name,
@@ -565,13 +565,18 @@ export class Vendor {
 
   /**
    * Refills until the pool has an unused standby: a fast burst may use the new standby before
-   * this task ends, and nobody else would notice. Bounded, so a lost race never spins.
+   * its commit lands, and nobody else would notice. Bounded, so a lost race never spins. This is
+   * what a Lambda refill event runs, as well as this process's background refill. True when it
+   * installed at least one standby.
    */
-  private async refillUntilReady(pool: PoolConfig): Promise<void> {
+  async refillUntilReady(poolName: string): Promise<boolean> {
+    let installed = false;
     for (let round = 0; round < REFILL_ROUNDS; round++) {
       // Each refill reads the pool first and stops when it already has an unused standby.
-      if (!(await this.refillStandby(pool.name))) return;
+      if (!(await this.refillStandby(poolName))) return installed;
+      installed = true;
     }
+    return installed;
   }
 
   /** Best effort: an orphan that survives this is still tagged for the janitor. */

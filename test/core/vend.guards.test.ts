@@ -237,6 +237,18 @@ describe("the standby's guards", () => {
     expect(refills).toBe(8);
   });
 
+  it("refillUntilReady says whether it installed a standby, and stops once one is unused", async () => {
+    const { vendor, activations } = aVendor(standbyPool({ registrationLimit: 1 }));
+    expect(await vendor.refillUntilReady("default")).toBe(false); // no activation yet
+    const lambda = aVendor(standbyPool({ registrationLimit: 1 }));
+    await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    expect(await lambda.vendor.refillUntilReady("default")).toBe(true);
+    expect(lambda.activations.created).toHaveLength(2);
+    expect(await lambda.vendor.refillUntilReady("default")).toBe(false);
+    expect(lambda.activations.created).toHaveLength(2);
+    expect(activations.created).toHaveLength(0);
+  });
+
   it("logs a failed refill by pool and error name", async () => {
     const { vendor, activations, logger } = aVendor(standbyPool());
     let creates = 0;
