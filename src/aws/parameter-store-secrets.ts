@@ -112,7 +112,9 @@ export class ParameterStoreSecrets implements SecretStore {
       const document = parseDocument(stored.Value);
       if (!document || document.ActivationId !== activationId) {
         // Never include the value: it is the decrypted code (and JSON.parse's message quotes it).
-        throw new Error(`Parameter for activation ${activationId} does not hold a valid activation document.`);
+        throw new Error(
+          `Parameter for activation ${activationId} does not hold a valid activation document.`,
+        );
       }
       return [
         {

@@ -124,7 +124,7 @@ export class Vendor {
   private readonly rounds = new Map<string, Round>();
   private readonly budgetWarnedAt = new Map<string, number>();
   /** In-process refills under way, one per pool. */
-  private readonly refills = new Map<string, Promise<void>>();
+  private readonly refills = new Map<string, Promise<unknown>>();
   /** Requests waiting for this process's next standby commit, per pool. */
   private readonly standbyWaiters = new Map<string, (() => void)[]>();
   private readonly random: () => number;
@@ -348,11 +348,7 @@ export class Vendor {
    * CreateActivation (tagged with the generation it is meant for) and PutParameter, for a holder
    * of the lease; the caller commits it. A code that cannot be stored takes its activation along.
    */
-  private async createActivation(
-    pool: PoolConfig,
-    generation: number,
-    now: number,
-  ): Promise<NewPair> {
+  private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<NewPair> {
     const { activations, secrets, options } = this.deps;
     const expiresAt = newActivationExpiry(pool, now);
     const { activationId, activationCode } = await activations.create({

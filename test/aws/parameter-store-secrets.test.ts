@@ -2,11 +2,7 @@ import { randomUUID } from "node:crypto";
 import { inspect } from "node:util";
 import { GetParameterCommand, ListTagsForResourceCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  ConfigError,
-  ThrottledError,
-  UpstreamUnavailableError,
-} from "../../src/core/errors";
+import { ConfigError, ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import type { StoredSecret } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
@@ -137,7 +133,9 @@ describe("ParameterStoreSecrets", () => {
           return {};
         },
       } as unknown as SSMClient;
-      expect(await new ParameterStoreSecrets(recording, { prefix }).getMany("web", ["a-1", "a-2"])).toEqual([]);
+      expect(await new ParameterStoreSecrets(recording, { prefix }).getMany("web", ["a-1", "a-2"])).toEqual(
+        [],
+      );
       expect(calls).toEqual([
         {
           name: "GetParametersCommand",
