@@ -283,19 +283,12 @@ export class Vendor {
     now: number,
     { force = false }: { force?: boolean } = {},
   ): Promise<VendedPair | undefined> {
-    const { store, logger, options } = this.deps;
-    const owner = this.newOwnerId();
+    const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
-    // The lease write also counts against the pool's rotation budget (I7): when it fails, the
-    // caller's next round reads the row and answers 429 if the budget, not a rival, stopped it.
-    const acquired = await store.acquireLease(pool.name, {
-      owner,
-      generation,
-      now,
-      deadline: now + options.leaseMs,
-      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
-    });
-    if (!acquired) return undefined;
+    // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
+    // not a rival, stopped it.
+    const owner = await this.takeLease(pool, generation, now);
+    if (owner === undefined) return undefined;
 
     // Under the lease nobody else installs or promotes a standby, so this read is the truth about
     // it. A standby installed between the caller's read and the lease (its commit keeps the
@@ -409,6 +402,23 @@ export class Vendor {
     return { created, committed };
   }
 
+  /**
+   * The rotation lease, for a rotation or a standby refill alike: the owner id it was taken
+   * under, or undefined. The same write counts an activation against the pool's rotation budget
+   * (I7), so standbys and rotations share one budget.
+   */
+  private async takeLease(pool: PoolConfig, generation: number, now: number): Promise<string | undefined> {
+    const owner = this.newOwnerId();
+    const acquired = await this.deps.store.acquireLease(pool.name, {
+      owner,
+      generation,
+      now,
+      deadline: now + this.deps.options.leaseMs,
+      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
+    });
+    return acquired ? owner : undefined;
+  }
+
   private async releaseLease(pool: string, owner: string): Promise<void> {
     await this.deps.store.releaseLease(pool, owner).catch((error: unknown) =>
       this.deps.logger.warn("could not release the rotation lease; it lapses by itself", {
@@ -468,20 +478,12 @@ export class Vendor {
   async refillStandby(poolName: string): Promise<boolean> {
     const pool = this.deps.pools.get(poolName);
     if (!pool?.standby) return false;
-    const { store, clock, logger, options } = this.deps;
+    const { store, clock, logger } = this.deps;
     const now = clock.now();
     const state = await store.read(pool.name);
     if (!state || !needsStandby(state) || leaseHeldByOther(state, now)) return false;
-    const owner = this.newOwnerId();
-    // A standby is an activation like any other: it counts against the rotation budget (I7).
-    const acquired = await store.acquireLease(pool.name, {
-      owner,
-      generation: state.generation,
-      now,
-      deadline: now + options.leaseMs,
-      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
-    });
-    if (!acquired) return false;
+    const owner = await this.takeLease(pool, state.generation, now);
+    if (owner === undefined) return false;
 
     // The standby in use (if any) becomes current at generation + 1; the new one follows it.
     // needsStandby(state) held: either there is no standby (standbyId undefined either way) or it
