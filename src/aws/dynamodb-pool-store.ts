@@ -127,7 +127,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
       limit: before.standbyLimit,
       slot: 1,
       needsStandby: true,
-      asksForStandby: true,
     };
   }
 

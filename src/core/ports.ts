@@ -44,13 +44,6 @@ export interface Reservation {
    * request path.
    */
   readonly needsStandby: boolean;
-  /**
-   * True for exactly one reservation per standby the pool needs: the one that took the standby's
-   * first slot, or slot 1 of an activation with none behind it. Each slot goes to one reservation
-   * (one conditional write), so where processes share nothing but the row (Lambda), exactly one of
-   * them asks for the next standby instead of every one that notices it is missing.
-   */
-  readonly asksForStandby: boolean;
   /** The standby as seen by this write, if any: its code is read along with the reserved one's. */
   readonly standbyId?: string;
 }

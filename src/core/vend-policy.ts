@@ -70,9 +70,6 @@ export function reservationFrom(state: PoolState): Reservation {
     generation: state.generation,
     // Nothing unused is left once the standby is in use, or when there is none at all.
     needsStandby: state.standbyId === undefined || standbyInUse,
-    asksForStandby: standbyInUse
-      ? state.standbyIssued === 1
-      : state.standbyId === undefined && state.issued === 1,
     // Stryker disable next-line ConditionalExpression: a key holding undefined reads as absent
     ...(state.standbyId !== undefined && { standbyId: state.standbyId }),
   };

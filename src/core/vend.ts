@@ -531,15 +531,18 @@ export class Vendor {
 
   /**
    * A reservation saw no unused standby: get one made, off the response path. In this process
-   * that is a background task (one per pool at a time); elsewhere (Lambda) only the one
-   * reservation that started the need asks (Reservation.asksForStandby), so each standby costs one
-   * self-invocation however many containers notice it missing.
+   * that is a background task (one per pool at a time); elsewhere (Lambda) only the reservation
+   * that took slot 1 asks, so each standby costs one self-invocation however many containers
+   * notice it missing.
    */
   private async askForStandby(pool: PoolConfig, reservation: Reservation): Promise<void> {
     if (!pool.standby) return;
     const { logger, requestStandbyRefill } = this.deps;
     if (requestStandbyRefill) {
-      if (!reservation.asksForStandby) return;
+      // Slot 1 goes to one reservation only (one conditional write), and whenever a reservation
+      // takes an activation's slot 1 the pool has no unused standby left: the standby just went
+      // into use, or a rotation or switch left none behind. So exactly one container asks.
+      if (reservation.slot !== 1) return;
       await requestStandbyRefill(pool.name).catch((error: unknown) =>
         // The request path still works without a standby: it rotates on demand.
         logger.warn("could not request a standby refill", { pool: pool.name, error: errorName(error) }),

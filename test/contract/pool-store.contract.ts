@@ -102,7 +102,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 3,
           slot: 2,
           needsStandby: true,
-          asksForStandby: false,
         });
         expect((await store.reserve(pool, NOW + HOUR))?.slot).toBe(3);
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
@@ -264,7 +263,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           generation: 1,
           slot: 1,
           needsStandby: true,
-          asksForStandby: true,
           ...activation,
         });
         expect(await store.read(pool)).toEqual({
@@ -296,7 +294,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           generation: 2,
           slot: 1,
           needsStandby: true,
-          asksForStandby: true,
           ...activation,
         });
         expect((await store.reserve(pool, NOW))?.slot).toBe(2);
@@ -538,7 +535,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           activationId: "act-current",
           slot: 2,
           needsStandby: false,
-          asksForStandby: false,
         });
         const first = await store.reserve(pool, NOW + HOUR);
         expect(first).toEqual<Reservation>({
@@ -549,15 +545,12 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 2,
           slot: 1,
           needsStandby: true,
-          asksForStandby: true,
           standbyId: standby.activationId,
         });
-        // Only the standby's first reservation asks for the next one.
         expect(await store.reserve(pool, NOW + HOUR)).toMatchObject({
           activationId: "act-standby",
           slot: 2,
           needsStandby: true,
-          asksForStandby: false,
         });
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
         expect(await store.read(pool)).toMatchObject({ issued: 2, standbyIssued: 2 });
@@ -651,7 +644,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 3,
           slot: 1,
           needsStandby: true,
-          asksForStandby: true,
         });
         expect(await store.read(pool)).toEqual({
           pool,
@@ -687,7 +679,6 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           activationId: "act-rotated",
           slot: 1,
           needsStandby: true,
-          asksForStandby: true,
         });
         expect(await store.read(pool)).toEqual({
           pool,

@@ -76,6 +76,17 @@ describe("CodeCache", () => {
     expect(asked).toEqual([["a"], ["a"]]);
   });
 
+  it("a read that comes back empty after the code was told again does not forget the new one", async () => {
+    const { secrets, asked } = await secretsFor([]);
+    const cache = new CodeCache(secrets);
+    const stale = cache.get("p", "a");
+    cache.delete("a");
+    cache.remember("a", "code-a");
+    expect(await stale).toBeUndefined();
+    expect(await cache.get("p", "a")).toBe("code-a");
+    expect(asked).toEqual([["a"]]);
+  });
+
   it("holds 64 codes: the 65th pushes out the oldest", async () => {
     const { secrets, asked } = await secretsFor(ids(65));
     const cache = new CodeCache(secrets);

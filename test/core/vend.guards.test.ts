@@ -318,6 +318,25 @@ describe("asking another process for the standby (Lambda)", () => {
     expect(line?.extra).toEqual({ pool: "default", error: "Error" });
   });
 
+  it("reads the standby's code along with the reserved one's, and only those", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
+    const first = await fx.vendor.vend("default"); // rotation: no standby yet
+    await fx.vendor.idle();
+    const standbyId = (await fx.store.read("default"))?.standbyId;
+    const asked: string[][] = [];
+    const getMany = fx.secrets.getMany.bind(fx.secrets);
+    fx.secrets.getMany = (pool, ids) => (asked.push([...ids]), getMany(pool, ids));
+    await fx.newProcess().vend("default");
+    const lambda = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
+    await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    const lonely: string[][] = [];
+    const lonelyGet = lambda.secrets.getMany.bind(lambda.secrets);
+    lambda.secrets.getMany = (pool, ids) => (lonely.push([...ids]), lonelyGet(pool, ids));
+    const noStandby = await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    expect(asked).toEqual([[first.activationId, standbyId]]);
+    expect(lonely).toEqual([[noStandby.activationId]]);
+  });
+
   it("reads the code while the ask is under way, not after it", async () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 2, standby: true } } });
     await fx.vendor.vend("default");
