@@ -1,17 +1,20 @@
 /**
  * `npm run bench`: a fleet of simulated servers bursts onto the broker over HTTP, each fetching a
  * pair and registering it through the emulated SSM's RegisterManagedInstance, as the agent does.
- * Three processes share the machine: the emulated AWS, the broker (bench/broker-process.ts) and
- * this load generator. See docs/performance.md for what each number means.
- *
- *   npm run bench -- [--servers 5000] [--concurrency 200] [--limits 10,1000] [--steady 1,50]
- *                    [--ssm-throttle-rate 0.05] [--latency-ms 20] [--clock-jump] [--label name]
+ * Two shapes: one broker process (bench/broker-process.ts, as `npm start` runs), or with
+ * `--containers K` the Lambda shape (bench/lambda-shape.ts: K frozen-between-invocations
+ * containers of the real Lambda handler behind an API Gateway and Lambda Invoke stand-in).
+ * See docs/performance.md for what each number means; `--help` for the options.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { parseArgs } from "node:util";
+import { createAwsClients } from "../src/aws/clients";
+import { ensurePoolTable } from "../src/aws/dynamodb-table";
+import { AWS_LATENCY_PROFILES, emulatorLatencyFaults, type LatencyProfile } from "./aws-latency";
 import { measureColdStart, type ColdStartResult } from "./lambda-cold-start";
+import { type LambdaShape, type LambdaShapeCounters, startLambdaShape } from "./lambda-shape";
 import { measureStoreCeiling } from "./store-ceiling";
 import {
   httpCall,
@@ -46,38 +49,117 @@ const BROKER_SSM_OPERATIONS = [
   "DeleteParameter",
 ];
 
-const { values: args } = parseArgs({
-  options: {
-    servers: { type: "string", default: "5000" },
-    concurrency: { type: "string", default: "200" },
-    limits: { type: "string", default: "10,1000" },
-    steady: { type: "string", default: "1,50" },
-    "ssm-throttle-rate": { type: "string" },
-    "latency-ms": { type: "string" },
-    "clock-jump": { type: "boolean", default: false },
-    "no-standby": { type: "boolean", default: false },
-    label: { type: "string", default: "run" },
-    "cold-start-samples": { type: "string", default: "5" },
-  },
-});
+const USAGE = `Usage: npm run bench -- [options]
+
+A burst of simulated servers onto the broker, on the local emulated AWS; one run per limit, then
+the steady-state runs, the store's ceiling and the Lambda handler's cold start.
+
+  --servers N             simulated servers per run (default 5000)
+  --concurrency C         servers in flight at once (default 200)
+  --limits L,...          one burst per registration limit, each on its own pool (default 10,1000)
+  --steady C,...          more runs at the largest of --limits, one per concurrency; a concurrency
+                          equal to --concurrency is skipped, that run is already done (default 1,50)
+  --containers K          the Lambda shape: K containers of the real Lambda handler, one invocation
+                          at a time each, frozen in between, standby refills through the Lambda
+                          Invoke API stand-in (default: one broker process, as npm start runs)
+  --aws-latency PROFILE   add each AWS operation's latency from a profile (bench/aws-latency.ts:
+                          ${Object.keys(AWS_LATENCY_PROFILES).join(", ")})
+  --latency-ms MS         add the same latency to every DynamoDB call and the broker's SSM calls
+  --ssm-throttle-rate R   share of the broker's SSM calls answered ThrottlingException
+  --cold-pool             start each run from a pool with no activation (default: one warm-up vend)
+  --clock-jump            move the clocks across the activations' expiry mid-run (one process only)
+  --no-standby            the pools turn the standby off: rotation on request
+  --label NAME            names the results file bench/results/<date>-NAME.json (default "run")
+  --cold-start-samples N  processes for the cold-start measurement (default 5)
+  --help                  this text`;
+
+class UsageError extends Error {}
+
+function parseCommandLine() {
+  const { values } = parseArgs({
+    options: {
+      servers: { type: "string", default: "5000" },
+      concurrency: { type: "string", default: "200" },
+      limits: { type: "string", default: "10,1000" },
+      steady: { type: "string", default: "1,50" },
+      containers: { type: "string" },
+      "aws-latency": { type: "string" },
+      "ssm-throttle-rate": { type: "string" },
+      "latency-ms": { type: "string" },
+      "cold-pool": { type: "boolean", default: false },
+      "clock-jump": { type: "boolean", default: false },
+      "no-standby": { type: "boolean", default: false },
+      label: { type: "string", default: "run" },
+      "cold-start-samples": { type: "string", default: "5" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  return values;
+}
+
+let args: ReturnType<typeof parseCommandLine>;
+try {
+  args = parseCommandLine();
+} catch (error) {
+  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const positive = (name: string, raw: string): number => {
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number`);
   return value;
 };
-const list = (name: string, raw: string) => (raw === "" ? [] : raw.split(",").map((v) => positive(name, v)));
+const whole = (name: string, raw: string): number => {
+  const value = positive(name, raw);
+  if (!Number.isInteger(value)) throw new UsageError(`--${name} must be a whole number`);
+  return value;
+};
+const list = (name: string, raw: string) => (raw === "" ? [] : raw.split(",").map((v) => whole(name, v)));
 
-const servers = positive("servers", args.servers);
-const concurrency = positive("concurrency", args.concurrency);
-const limits = list("limits", args.limits);
-const steady = list("steady", args.steady);
-const throttleRate =
-  args["ssm-throttle-rate"] === undefined
-    ? undefined
-    : positive("ssm-throttle-rate", args["ssm-throttle-rate"]);
-const latencyMs = args["latency-ms"] === undefined ? undefined : positive("latency-ms", args["latency-ms"]);
-if (!/^[A-Za-z0-9_-]{1,40}$/.test(args.label)) throw new Error("--label: letters, digits, _ and - only");
+let servers: number;
+let concurrency: number;
+let limits: number[];
+let steady: number[];
+let containers: number | undefined;
+let latencyProfile: LatencyProfile | undefined;
+let throttleRate: number | undefined;
+let latencyMs: number | undefined;
+try {
+  servers = whole("servers", args.servers);
+  concurrency = whole("concurrency", args.concurrency);
+  limits = list("limits", args.limits);
+  steady = list("steady", args.steady);
+  if (limits.length === 0) throw new UsageError("--limits needs at least one limit");
+  containers = args.containers === undefined ? undefined : whole("containers", args.containers);
+  if (args["aws-latency"] !== undefined) {
+    latencyProfile = AWS_LATENCY_PROFILES[args["aws-latency"]];
+    if (!latencyProfile)
+      throw new UsageError(
+        `--aws-latency: no profile "${args["aws-latency"]}" (known: ${Object.keys(AWS_LATENCY_PROFILES).join(", ")})`,
+      );
+  }
+  throttleRate =
+    args["ssm-throttle-rate"] === undefined
+      ? undefined
+      : positive("ssm-throttle-rate", args["ssm-throttle-rate"]);
+  if (throttleRate !== undefined && throttleRate > 1)
+    throw new UsageError("--ssm-throttle-rate is a share, at most 1");
+  latencyMs = args["latency-ms"] === undefined ? undefined : positive("latency-ms", args["latency-ms"]);
+  whole("cold-start-samples", args["cold-start-samples"]);
+  if (!/^[A-Za-z0-9_-]{1,40}$/.test(args.label))
+    throw new UsageError("--label: 1 to 40 letters, digits, _ and - only");
+  if (containers !== undefined && args["clock-jump"])
+    throw new UsageError("--clock-jump needs the one-process shape: the Lambda handler reads the real clock");
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  process.stderr.write(`bench: ${error.message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
 
 interface RunPlan {
   readonly name: string;
@@ -154,13 +236,88 @@ interface RunStats {
   insideMargin: number;
 }
 
+/**
+ * What the load generator talks to: one broker process, or the Lambda shape's API Gateway. Both
+ * are measured the same way; only the Lambda shape has invocations and Lambda Invoke calls.
+ */
+interface Target {
+  readonly url: string;
+  readonly lambda?: LambdaShape;
+  setClockOffset(ms: number): Promise<void>;
+  /** Waits for work a run left behind to end, so it is counted in that run and not the next. */
+  settle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Long enough for a queue of refills to drain at the slowest pace measured; a run stays bounded. */
+const SETTLE_TIMEOUT_MS = 60_000;
+
+async function startTarget(emulatorUrl: string): Promise<Target> {
+  if (containers === undefined) {
+    const broker = await startBrokerProcess({ ...brokerEnv, BENCH_EMULATOR_URL: emulatorUrl });
+    return {
+      url: broker.url,
+      setClockOffset: (ms) => broker.setClockOffset(ms),
+      // A warm-up vend's background refill in the broker process: give it a moment.
+      settle: () => sleep(1000),
+      stop: async () => {
+        broker.child.kill();
+      },
+    };
+  }
+  // On Lambda the table exists before the function runs (the CDK app makes it).
+  const { dynamodb } = createAwsClients({
+    region: REGION,
+    endpoint: emulatorUrl,
+    credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+  });
+  await ensurePoolTable(dynamodb, TABLE);
+  dynamodb.destroy();
+  const lambda = await startLambdaShape({
+    containers,
+    env: {
+      ...brokerEnv,
+      AWS_ENDPOINT_URL: emulatorUrl,
+      AWS_ACCESS_KEY_ID: "bench",
+      AWS_SECRET_ACCESS_KEY: "bench",
+    },
+    ...(latencyProfile?.operations["lambda:Invoke"] && {
+      invokeLatencyMs: latencyProfile.operations["lambda:Invoke"].ms,
+    }),
+  });
+  return {
+    url: lambda.url,
+    lambda,
+    setClockOffset: () => Promise.reject(new Error("the Lambda shape has no movable clock")),
+    settle: async () => {
+      if (!(await lambda.settled(SETTLE_TIMEOUT_MS)))
+        process.stderr.write(`the Lambda shape was still busy after ${SETTLE_TIMEOUT_MS / 1000} s\n`);
+    },
+    stop: () => lambda.stop(),
+  };
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
-  process.stderr.write(`starting the emulated AWS and the broker (${availableParallelism()} cores)\n`);
+  const shape =
+    containers === undefined ? "one broker process" : `the Lambda shape (${containers} containers)`;
+  process.stderr.write(`starting the emulated AWS and ${shape} (${availableParallelism()} cores)\n`);
   const emulator = await startEmulatorProcess();
-  const broker = await startBrokerProcess({ ...brokerEnv, BENCH_EMULATOR_URL: emulator.url });
+  const target = await startTarget(emulator.url).catch((error: unknown) => {
+    emulator.child.kill();
+    throw error;
+  });
   const brokerAgent = keepAliveAgent(Math.max(...plans.map((p) => p.concurrency)));
   const emulatorAgent = keepAliveAgent(Math.max(...plans.map((p) => p.concurrency)));
+  // Ctrl-C: the Lambda shape's frozen containers must not outlive the benchmark.
+  const interrupted = () => {
+    void target.stop().finally(() => {
+      emulator.child.kill();
+      process.exit(130);
+    });
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   let clockOffsetMs = 0;
   const control = (method: string, path: string, body?: unknown) =>
     httpCall(emulatorAgent, `${emulator.url}/_emulator/${path}`, {
@@ -173,7 +330,7 @@ async function main(): Promise<void> {
   const moveClocks = async (offsetMs: number) => {
     clockOffsetMs = offsetMs;
     await control("POST", "clock", { offsetSeconds: offsetMs / 1000 });
-    await broker.setClockOffset(offsetMs);
+    await target.setClockOffset(offsetMs);
   };
 
   const results = [];
@@ -181,10 +338,10 @@ async function main(): Promise<void> {
   let coldStart: ColdStartResult | undefined;
   try {
     for (const plan of plans) {
-      // A run starts from a pool that already has an activation, as a deployed pool does; the
-      // pause lets any background work of that first vend settle before counting starts.
-      await httpCall(brokerAgent, `${broker.url}/activations/${plan.pool}`);
-      await sleep(1000);
+      // Unless --cold-pool, a run starts from a pool that already has an activation, as a
+      // deployed pool does; settling lets that first vend's refill end before counting starts.
+      if (!args["cold-pool"]) await httpCall(brokerAgent, `${target.url}/activations/${plan.pool}`);
+      await target.settle();
       await control("DELETE", "faults");
       if (throttleRate !== undefined) {
         for (const operation of BROKER_SSM_OPERATIONS)
@@ -200,16 +357,24 @@ async function main(): Promise<void> {
         for (const operation of BROKER_SSM_OPERATIONS)
           await control("POST", "faults", { service: "ssm", operation, kind: "latency", latencyMs });
       }
+      if (latencyProfile) {
+        for (const fault of emulatorLatencyFaults(latencyProfile)) await control("POST", "faults", fault);
+      }
       await control("DELETE", "counters");
+      target.lambda?.resetCounters();
       const result = await runBurst(plan, {
-        brokerUrl: broker.url,
+        brokerUrl: target.url,
         emulatorUrl: emulator.url,
         brokerAgent,
         emulatorAgent,
         clockNow: () => Date.now() + clockOffsetMs,
         ...(args["clock-jump"] && { jumpAtHalf: () => moveClocks(clockOffsetMs + CLOCK_JUMP_MS) }),
       });
+      // The refills a burst asked for are part of its cost: let them run, under the same latency.
+      if (target.lambda) await target.settle();
       const counters = (await control("GET", "counters")) as Record<string, number>;
+      const lambdaCounters = target.lambda?.counters();
+      if (lambdaCounters) counters["lambda:Invoke"] = lambdaCounters.invokeApiCalls;
       await control("DELETE", "faults");
       const activations = (await control("GET", "activations")) as {
         activationId: string;
@@ -217,7 +382,7 @@ async function main(): Promise<void> {
         registrationsCount: number;
         tags: { Key: string; Value: string }[];
       }[];
-      results.push(summarise(plan, result, counters, activations));
+      results.push(summarise(plan, result, counters, activations, lambdaCounters));
       if (process.stderr.isTTY) process.stderr.write("\n");
       console.log(renderTable(results));
     }
@@ -232,7 +397,8 @@ async function main(): Promise<void> {
 
     process.stderr.write("measuring the Lambda handler's cold start\n");
     // Give the cold-start pool an activation first: a cold container normally finds one.
-    await httpCall(brokerAgent, `${broker.url}/activations/${COLD_START_POOL}`);
+    await httpCall(brokerAgent, `${target.url}/activations/${COLD_START_POOL}`);
+    await target.settle();
     coldStart = await measureColdStart({
       emulatorUrl: emulator.url,
       env: brokerEnv,
@@ -240,7 +406,7 @@ async function main(): Promise<void> {
       samples: positive("cold-start-samples", args["cold-start-samples"]),
     });
   } finally {
-    broker.child.kill();
+    await target.stop();
     emulator.child.kill();
     brokerAgent.destroy();
     emulatorAgent.destroy();
@@ -257,6 +423,9 @@ async function main(): Promise<void> {
       node: process.version,
       platform: process.platform,
     },
+    shape: containers === undefined ? "process" : "lambda",
+    /** Lambda execution environments; null for the one-process shape. */
+    containers: containers ?? null,
     parameters: {
       servers,
       concurrency,
@@ -264,6 +433,12 @@ async function main(): Promise<void> {
       steady,
       throttleRate,
       latencyMs,
+      awsLatency: args["aws-latency"] ?? null,
+      awsLatencyMs: latencyProfile
+        ? Object.fromEntries(Object.entries(latencyProfile.operations).map(([op, f]) => [op, f.ms]))
+        : null,
+      coldPool: args["cold-pool"],
+      standby: !args["no-standby"],
       clockJump: args["clock-jump"],
     },
     runs: results,
@@ -279,6 +454,10 @@ async function main(): Promise<void> {
   console.log(renderTable(results));
   console.log("");
   console.log(renderCallsPerVend(results));
+  if (containers !== undefined) {
+    console.log("");
+    console.log(renderInvocations(results));
+  }
   if (ceiling) {
     console.log(
       `\nstore ceiling: ${ceiling.writesPerSecond} conditional writes/s on one item at C=${ceiling.concurrency}`,
@@ -440,6 +619,7 @@ function summarise(
     registrationsCount: number;
     tags: { Key: string; Value: string }[];
   }[],
+  lambda: LambdaShapeCounters | undefined,
 ) {
   const vends = r.answers["200"] ?? 0;
   const brokerCalls = Object.entries(counters).filter(([op]) => op !== "ssm:RegisterManagedInstance");
@@ -459,8 +639,10 @@ function summarise(
     activations: {
       created: counters["ssm:CreateActivation"] ?? 0,
       live: own.length,
-      // The warm-up vend took slot 1 of the pool's first activation before counting began.
-      optimum: Math.ceil((plan.servers + 1) / plan.limit) - 1,
+      // A warm-up vend took slot 1 of the pool's first activation before counting began.
+      optimum: args["cold-pool"]
+        ? Math.ceil(plan.servers / plan.limit)
+        : Math.ceil((plan.servers + 1) / plan.limit) - 1,
       overLimit: [...r.pairsPerActivation.values()].filter((n) => n > plan.limit).length,
     },
     pairsInsideMargin: r.insideMargin,
@@ -476,6 +658,8 @@ function summarise(
     latencyMs: latencySummary(r.latencies),
     timeToPairMs: latencySummary(r.timeToPair),
     vendsPerSecond: Math.round(vends / r.seconds),
+    // The Lambda shape only: invocations by kind ("http", "event:<kind>"), and what went wrong.
+    lambda: lambda ?? null,
   };
 }
 
@@ -527,6 +711,35 @@ function renderCallsPerVend(results: readonly RunResult[]): string {
   return table(
     ["AWS calls per vend", ...results.map((r) => r.name)],
     operations.map((op) => [op, ...results.map((r) => String(r.awsCallsPerVend.byOperation[op] ?? 0))]),
+  );
+}
+
+function renderInvocations(results: readonly RunResult[]): string {
+  const kinds = [...new Set(results.flatMap((r) => Object.keys(r.lambda?.invocations ?? {})))].sort();
+  const rows = kinds.map((kind) => [
+    `invocations ${kind}`,
+    ...results.map((r) => String(r.lambda?.invocations[kind] ?? 0)),
+  ]);
+  const line = (name: string, value: (r: RunResult) => number | string) => [
+    name,
+    ...results.map((r) => String(value(r))),
+  ];
+  return table(
+    ["Lambda shape", ...results.map((r) => r.name)],
+    [
+      ...rows,
+      line("Lambda Invoke calls", (r) => r.lambda?.invokeApiCalls ?? 0),
+      line("  per activation created", (r) =>
+        r.activations.created === 0
+          ? "-"
+          : Math.round(((r.lambda?.invokeApiCalls ?? 0) / r.activations.created) * 100) / 100,
+      ),
+      line("function errors", (r) => r.lambda?.functionErrors ?? 0),
+      line("function timeouts", (r) => r.lambda?.functionTimeouts ?? 0),
+      line("API Gateway 504s", (r) => r.lambda?.integrationTimeouts ?? 0),
+      line("containers replaced", (r) => r.lambda?.containerStarts ?? 0),
+      line("longest queue", (r) => r.lambda?.queuePeak ?? 0),
+    ],
   );
 }
 

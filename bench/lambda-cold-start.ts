@@ -1,8 +1,7 @@
 /**
- * The Lambda handler's cold start and bundle size. The bundle is built with the options the CDK
- * app gives NodejsFunction (infra/constructs/activation-broker.ts: minified CJS for node22, ESM
- * builds of dependencies preferred, SDK bundled); a fresh `node` process then loads it and answers
- * one API Gateway proxy event against the emulated AWS. Cold start = the child's own clock
+ * The Lambda handler's cold start and bundle size. The bundle is built as the CDK app builds it
+ * (bench/lambda-bundle.ts); a fresh `node` process then loads it and answers one API Gateway proxy
+ * event against the emulated AWS. Cold start = the child's own clock
  * (performance.now(), whose origin is process start) when the first answer is ready.
  */
 import { spawn } from "node:child_process";
@@ -10,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { buildLambdaBundle } from "./lambda-bundle";
 
 const ENTRIES = ["src/entry/lambda.ts", "src/http/lambda.ts"];
 
@@ -52,19 +51,7 @@ export async function measureColdStart(options: {
   const dir = mkdtempSync(join(tmpdir(), "broker-bench-"));
   try {
     const outfile = join(dir, "index.js");
-    await build({
-      entryPoints: [entry],
-      outfile,
-      bundle: true,
-      platform: "node",
-      target: "node22",
-      format: "cjs",
-      minify: true,
-      sourcemap: true,
-      sourcesContent: false,
-      mainFields: ["module", "main"],
-      logLevel: "error",
-    });
+    await buildLambdaBundle(entry, outfile);
     const harness = join(dir, "harness.cjs");
     writeFileSync(harness, HARNESS);
     const samplesMs: number[] = [];

@@ -1,10 +1,10 @@
 import {
   DeleteParameterCommand,
-  GetParameterCommand,
+  GetParametersCommand,
   PutParameterCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { ConfigError, SecretNotFoundError } from "../core/errors";
+import { ConfigError } from "../core/errors";
 import type { SecretStore, StoredSecret } from "../core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../core/vend-policy";
 import {
@@ -13,7 +13,7 @@ import {
   isValidParameterPrefix,
   parameterName,
 } from "./naming";
-import { RedactedSdkError, isSdkError, parameterStoreError } from "./sdk-errors";
+import { isSdkError, parameterStoreError } from "./sdk-errors";
 
 export interface ParameterStoreSecretsOptions {
   /** Parameter hierarchy, e.g. `/activation-broker/prod`; defaults to DEFAULT_PARAMETER_PREFIX. */
@@ -88,30 +88,43 @@ export class ParameterStoreSecrets implements SecretStore {
     }
   }
 
-  async get(pool: string, activationId: string): Promise<StoredSecret> {
-    let value: string | undefined;
+  /**
+   * One GetParameters call for up to 10 activations (its limit): a container that meets a new
+   * activation reads the codes of the ready ones with it, so it reads once per few activations
+   * rather than once per activation. Names SSM does not know come back as InvalidParameters.
+   */
+  async getMany(pool: string, activationIds: readonly string[]): Promise<StoredSecret[]> {
+    let found: { Name?: string | undefined; Value?: string | undefined }[];
     try {
-      const { Parameter } = await this.client.send(
-        new GetParameterCommand({ Name: this.nameOf(pool, activationId), WithDecryption: true }),
+      const { Parameters } = await this.client.send(
+        new GetParametersCommand({
+          Names: activationIds.map((id) => this.nameOf(pool, id)),
+          WithDecryption: true,
+        }),
       );
-      value = Parameter?.Value;
+      found = Parameters ?? [];
     } catch (error) {
-      if (isSdkError(error, "ParameterNotFound")) {
-        throw new SecretNotFoundError(activationId, { cause: new RedactedSdkError(error, "GetParameter") });
+      throw parameterStoreError(error, "GetParameters");
+    }
+    return activationIds.flatMap((activationId) => {
+      const stored = found.find((p) => p.Name === this.nameOf(pool, activationId));
+      if (!stored) return [];
+      const document = parseDocument(stored.Value);
+      if (!document || document.ActivationId !== activationId) {
+        // Never include the value: it is the decrypted code (and JSON.parse's message quotes it).
+        throw new Error(
+          `Parameter for activation ${activationId} does not hold a valid activation document.`,
+        );
       }
-      throw parameterStoreError(error, "GetParameter");
-    }
-    const document = parseDocument(value);
-    if (!document || document.ActivationId !== activationId) {
-      // Never include the value: it is the decrypted code (and JSON.parse's message quotes it).
-      throw new Error(`Parameter for activation ${activationId} does not hold a valid activation document.`);
-    }
-    return {
-      pool,
-      activationId,
-      activationCode: document.ActivationCode,
-      expiresAt: Date.parse(document.ExpirationDate),
-    };
+      return [
+        {
+          pool,
+          activationId,
+          activationCode: document.ActivationCode,
+          expiresAt: Date.parse(document.ExpirationDate),
+        },
+      ];
+    });
   }
 
   async delete(pool: string, activationId: string): Promise<void> {

@@ -44,7 +44,7 @@ export interface Reservation {
    * request path.
    */
   readonly needsStandby: boolean;
-  /** The standby as seen by this write, if any: identifies which refill the reservation asks for. */
+  /** The standby as seen by this write, if any: its code is read along with the reserved one's. */
   readonly standbyId?: string;
 }
 
@@ -165,8 +165,11 @@ export interface StoredSecret {
 
 export interface SecretStore {
   put(secret: StoredSecret): Promise<void>;
-  /** Throws SecretNotFoundError when nothing is stored for the activation. */
-  get(pool: string, activationId: string): Promise<StoredSecret>;
+  /**
+   * The secrets stored for these activations (1 to 10 ids, one round trip), in the order asked;
+   * an activation with nothing stored is left out.
+   */
+  getMany(pool: string, activationIds: readonly string[]): Promise<StoredSecret[]>;
   delete(pool: string, activationId: string): Promise<void>;
 }
 

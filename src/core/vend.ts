@@ -3,8 +3,8 @@ import {
   PoolNotFoundError,
   RotationBudgetExhaustedError,
   RotationInProgressError,
-  SecretNotFoundError,
 } from "./errors";
+import { CodeCache } from "./code-cache";
 import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
 import type {
   ActivationProvider,
@@ -71,7 +71,7 @@ export interface VendDependencies {
   /**
    * Where standby refills run (I9). Omitted: in this process, in the background (long-running
    * servers). Lambda passes an asynchronous self-invocation instead, because a frozen container
-   * runs no background work; the refill then arrives as its own event (vendor.refillStandby).
+   * runs no background work; the refill then arrives as its own event (vendor.refillUntilReady).
    */
   readonly requestStandbyRefill?: (pool: string) => Promise<void>;
 }
@@ -86,7 +86,7 @@ interface RoundOutcome {
   readonly waited?: boolean;
 }
 
-interface CreatedActivation {
+interface NewPair {
   readonly activationId: string;
   readonly activationCode: string;
   readonly expiresAt: number;
@@ -102,8 +102,6 @@ interface Round {
   readonly waiting: number[];
 }
 
-/** Codes are immutable per activation; a few pools' worth is all a process ever needs. */
-const CODE_CACHE_SIZE = 64;
 /** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
 const MAX_ATTEMPTS = 100;
 /** A drained pool logs its refusals once a minute per process, not once per request. */
@@ -122,20 +120,19 @@ const REFILL_WAIT_CAP_MS = 1_000;
  * rotation lease; losers wait for the winner's commit instead of creating activations (I5).
  */
 export class Vendor {
-  private readonly codes = new Map<string, Promise<string>>();
+  private readonly codes: CodeCache;
   private readonly rounds = new Map<string, Round>();
   private readonly budgetWarnedAt = new Map<string, number>();
   /** In-process refills under way, one per pool. */
-  private readonly refills = new Map<string, Promise<void>>();
+  private readonly refills = new Map<string, Promise<unknown>>();
   /** Requests waiting for this process's next standby commit, per pool. */
   private readonly standbyWaiters = new Map<string, (() => void)[]>();
-  /** The last refill asked of another process, per pool: one request per standby, not per vend. */
-  private readonly requested = new Map<string, string>();
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
   private nextTicket = 0;
 
   constructor(private readonly deps: VendDependencies) {
+    this.codes = new CodeCache(deps.secrets);
     this.random = deps.random ?? Math.random;
     this.newOwnerId = deps.newOwnerId ?? (() => globalThis.crypto.randomUUID());
   }
@@ -160,8 +157,11 @@ export class Vendor {
       if (!skipReservation && attempt < MAX_ATTEMPTS) {
         const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
         if (reservation) {
-          if (reservation.needsStandby) await this.askForStandby(pool, reservation);
-          const pair = await this.pairOrReplacement(pool, reservation);
+          // The ask (a Lambda Invoke, on Lambda) runs alongside the code read, not before it.
+          const [pair] = await Promise.all([
+            this.pairOrReplacement(pool, reservation),
+            reservation.needsStandby && this.askForStandby(pool, reservation),
+          ]);
           if (pair) return pair;
           // That reservation's activation was retired and its code deleted: reserve anew.
           this.deps.logger.debug("reserved slot outlived its activation's code; reserving again", {
@@ -283,19 +283,12 @@ export class Vendor {
     now: number,
     { force = false }: { force?: boolean } = {},
   ): Promise<VendedPair | undefined> {
-    const { store, logger, options } = this.deps;
-    const owner = this.newOwnerId();
+    const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
-    // The lease write also counts against the pool's rotation budget (I7): when it fails, the
-    // caller's next round reads the row and answers 429 if the budget, not a rival, stopped it.
-    const acquired = await store.acquireLease(pool.name, {
-      owner,
-      generation,
-      now,
-      deadline: now + options.leaseMs,
-      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
-    });
-    if (!acquired) return undefined;
+    // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
+    // not a rival, stopped it.
+    const owner = await this.takeLease(pool, generation, now);
+    if (owner === undefined) return undefined;
 
     // Under the lease nobody else installs or promotes a standby, so this read is the truth about
     // it. A standby installed between the caller's read and the lease (its commit keeps the
@@ -323,7 +316,7 @@ export class Vendor {
     if (!done) return undefined;
     const reservation = done.committed;
     const { activationId, activationCode, expiresAt } = done.created;
-    this.remember(activationId, Promise.resolve(activationCode));
+    this.codes.remember(activationId, activationCode);
     this.deps.metrics?.count("Rotations", 1, { Pool: pool.name });
     logger.info("rotated to a new activation", {
       pool: pool.name,
@@ -348,11 +341,7 @@ export class Vendor {
    * CreateActivation (tagged with the generation it is meant for) and PutParameter, for a holder
    * of the lease; the caller commits it. A code that cannot be stored takes its activation along.
    */
-  private async createActivation(
-    pool: PoolConfig,
-    generation: number,
-    now: number,
-  ): Promise<CreatedActivation> {
+  private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<NewPair> {
     const { activations, secrets, options } = this.deps;
     const expiresAt = newActivationExpiry(pool, now);
     const { activationId, activationCode } = await activations.create({
@@ -385,8 +374,8 @@ export class Vendor {
     lease: { owner: string; generation: number; now: number },
     commit: (activation: NewActivation) => Promise<T | undefined>,
     refused: string,
-  ): Promise<{ created: CreatedActivation; committed: T } | undefined> {
-    let created: CreatedActivation | undefined;
+  ): Promise<{ created: NewPair; committed: T } | undefined> {
+    let created: NewPair | undefined;
     let committed: T | undefined;
     try {
       created = await this.createActivation(pool, lease.generation, lease.now);
@@ -411,6 +400,23 @@ export class Vendor {
       return undefined;
     }
     return { created, committed };
+  }
+
+  /**
+   * The rotation lease, for a rotation or a standby refill alike: the owner id it was taken
+   * under, or undefined. The same write counts an activation against the pool's rotation budget
+   * (I7), so standbys and rotations share one budget.
+   */
+  private async takeLease(pool: PoolConfig, generation: number, now: number): Promise<string | undefined> {
+    const owner = this.newOwnerId();
+    const acquired = await this.deps.store.acquireLease(pool.name, {
+      owner,
+      generation,
+      now,
+      deadline: now + this.deps.options.leaseMs,
+      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
+    });
+    return acquired ? owner : undefined;
   }
 
   private async releaseLease(pool: string, owner: string): Promise<void> {
@@ -472,20 +478,12 @@ export class Vendor {
   async refillStandby(poolName: string): Promise<boolean> {
     const pool = this.deps.pools.get(poolName);
     if (!pool?.standby) return false;
-    const { store, clock, logger, options } = this.deps;
+    const { store, clock, logger } = this.deps;
     const now = clock.now();
     const state = await store.read(pool.name);
     if (!state || !needsStandby(state) || leaseHeldByOther(state, now)) return false;
-    const owner = this.newOwnerId();
-    // A standby is an activation like any other: it counts against the rotation budget (I7).
-    const acquired = await store.acquireLease(pool.name, {
-      owner,
-      generation: state.generation,
-      now,
-      deadline: now + options.leaseMs,
-      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
-    });
-    if (!acquired) return false;
+    const owner = await this.takeLease(pool, state.generation, now);
+    if (owner === undefined) return false;
 
     // The standby in use (if any) becomes current at generation + 1; the new one follows it.
     // needsStandby(state) held: either there is no standby (standbyId undefined either way) or it
@@ -508,7 +506,7 @@ export class Vendor {
     );
     if (!done) return false;
     const { activationId, activationCode, expiresAt } = done.created;
-    this.remember(activationId, Promise.resolve(activationCode));
+    this.codes.remember(activationId, activationCode);
     this.wakeStandbyWaiters(pool.name);
     this.deps.metrics?.count("StandbyRefills", 1, { Pool: pool.name });
     logger.info("created a standby activation", {
@@ -533,27 +531,26 @@ export class Vendor {
 
   /**
    * A reservation saw no unused standby: get one made, off the response path. In this process
-   * that is a background task (one per pool at a time); elsewhere (Lambda) one request per
-   * standby state, so a burst on a spent pool asks once, not once per vend.
+   * that is a background task (one per pool at a time); elsewhere (Lambda) only the reservation
+   * that took slot 1 asks, so each standby costs one self-invocation however many containers
+   * notice it missing.
    */
   private async askForStandby(pool: PoolConfig, reservation: Reservation): Promise<void> {
     if (!pool.standby) return;
     const { logger, requestStandbyRefill } = this.deps;
     if (requestStandbyRefill) {
-      // Any stand-in for "no standby" that no activation id equals does: "-" is just readable.
-      // Stryker disable next-line LogicalOperator,StringLiteral: equivalent (see above)
-      const seen = `${reservation.generation}/${reservation.standbyId ?? "-"}`;
-      if (this.requested.get(pool.name) === seen) return;
-      this.requested.set(pool.name, seen);
-      await requestStandbyRefill(pool.name).catch((error: unknown) => {
-        this.requested.delete(pool.name);
+      // Slot 1 goes to one reservation only (one conditional write), and whenever a reservation
+      // takes an activation's slot 1 the pool has no unused standby left: the standby just went
+      // into use, or a rotation or switch left none behind. So exactly one container asks.
+      if (reservation.slot !== 1) return;
+      await requestStandbyRefill(pool.name).catch((error: unknown) =>
         // The request path still works without a standby: it rotates on demand.
-        logger.warn("could not request a standby refill", { pool: pool.name, error: errorName(error) });
-      });
+        logger.warn("could not request a standby refill", { pool: pool.name, error: errorName(error) }),
+      );
       return;
     }
     if (this.refills.has(pool.name)) return;
-    const refill = this.refillUntilReady(pool)
+    const refill = this.refillUntilReady(pool.name)
       .catch((error: unknown) =>
         logger.warn("standby refill failed; the next exhaustion rotates on request", {
           pool: pool.name,
@@ -569,13 +566,18 @@ export class Vendor {
 
   /**
    * Refills until the pool has an unused standby: a fast burst may use the new standby before
-   * this task ends, and nobody else would notice. Bounded, so a lost race never spins.
+   * its commit lands, and nobody else would notice. Bounded, so a lost race never spins. This is
+   * what a Lambda refill event runs, as well as this process's background refill. True when it
+   * installed at least one standby.
    */
-  private async refillUntilReady(pool: PoolConfig): Promise<void> {
+  async refillUntilReady(poolName: string): Promise<boolean> {
+    let installed = false;
     for (let round = 0; round < REFILL_ROUNDS; round++) {
       // Each refill reads the pool first and stops when it already has an unused standby.
-      if (!(await this.refillStandby(pool.name))) return;
+      if (!(await this.refillStandby(poolName))) return installed;
+      installed = true;
     }
+    return installed;
   }
 
   /** Best effort: an orphan that survives this is still tagged for the janitor. */
@@ -601,49 +603,34 @@ export class Vendor {
     pool: PoolConfig,
     reservation: Reservation,
   ): Promise<VendedPair | undefined> {
-    try {
-      return await this.pairFor(reservation);
-    } catch (error) {
-      if (!(error instanceof SecretNotFoundError)) throw error;
-      const state = await this.deps.store.read(pool.name);
-      const named =
-        state?.activationId === reservation.activationId || state?.standbyId === reservation.activationId;
-      if (state && !named) return undefined;
-      this.deps.logger.error("no stored code for the current activation; rotating past it", {
-        pool: pool.name,
-        activationId: reservation.activationId,
-        generation: reservation.generation,
-      });
-      const now = this.deps.clock.now();
-      if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
-      const rotated = await this.rotate(
-        pool,
-        state ?? { pool: pool.name, generation: reservation.generation },
-        now,
-        { force: true },
-      );
-      if (rotated) return rotated;
-      throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
-    }
+    const pair = await this.pairFor(reservation);
+    if (pair) return pair;
+    const state = await this.deps.store.read(pool.name);
+    const named =
+      state?.activationId === reservation.activationId || state?.standbyId === reservation.activationId;
+    if (state && !named) return undefined;
+    this.deps.logger.error("no stored code for the current activation; rotating past it", {
+      pool: pool.name,
+      activationId: reservation.activationId,
+      generation: reservation.generation,
+    });
+    const now = this.deps.clock.now();
+    if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
+    const rotated = await this.rotate(
+      pool,
+      state ?? { pool: pool.name, generation: reservation.generation },
+      now,
+      { force: true },
+    );
+    if (rotated) return rotated;
+    throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
   }
 
-  private async pairFor(reservation: Reservation): Promise<VendedPair> {
-    let code = this.codes.get(reservation.activationId);
-    if (!code) {
-      // Cache the promise, not the value, so a burst on a fresh activation reads the secret once.
-      code = this.deps.secrets.get(reservation.pool, reservation.activationId).then((s) => s.activationCode);
-      this.remember(reservation.activationId, code);
-      code.catch(() => this.codes.delete(reservation.activationId));
-    }
-    return this.toPair(reservation, await code);
-  }
-
-  private remember(activationId: string, code: Promise<string>): void {
-    if (this.codes.size >= CODE_CACHE_SIZE) {
-      const oldest = this.codes.keys().next().value;
-      if (oldest !== undefined) this.codes.delete(oldest);
-    }
-    this.codes.set(activationId, code);
+  /** The pair for a reservation; undefined when its code is gone. The standby's code comes along. */
+  private async pairFor(reservation: Reservation): Promise<VendedPair | undefined> {
+    const next = reservation.standbyId === undefined ? [] : [reservation.standbyId];
+    const code = await this.codes.get(reservation.pool, reservation.activationId, next);
+    return code === undefined ? undefined : this.toPair(reservation, code);
   }
 
   private toPair(reservation: Reservation, activationCode: string): VendedPair {

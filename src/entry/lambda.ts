@@ -80,10 +80,13 @@ export async function handler(
   }
 }
 
-/** The asynchronous self-invocation: make the pool's next standby (a no-op when it has one). */
+/**
+ * The asynchronous self-invocation: make the pool's next standby (a no-op when it has one), and
+ * the next again while a burst uses each one up before it lands.
+ */
 async function refill(event: RefillEvent): Promise<{ refilled: boolean }> {
   try {
-    return { refilled: await init().vendor.refillStandby(event.pool) };
+    return { refilled: await init().vendor.refillUntilReady(event.pool) };
   } catch (error) {
     // Lambda would retry a failed asynchronous invocation twice; the next reservation that finds
     // no standby asks again anyway, and the request path rotates on its own meanwhile.

@@ -2,12 +2,7 @@ import { randomUUID } from "node:crypto";
 import { inspect } from "node:util";
 import { GetParameterCommand, ListTagsForResourceCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  ConfigError,
-  SecretNotFoundError,
-  ThrottledError,
-  UpstreamUnavailableError,
-} from "../../src/core/errors";
+import { ConfigError, ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
 import type { StoredSecret } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
@@ -96,7 +91,7 @@ describe("ParameterStoreSecrets", () => {
       const s = secret();
       await secrets.put(s);
       await secrets.put({ ...s, activationCode: newCode() });
-      expect((await secrets.get(s.pool, s.activationId)).activationCode).toBe(s.activationCode);
+      expect((await secrets.getMany(s.pool, [s.activationId]))[0]?.activationCode).toBe(s.activationCode);
     });
 
     it("defaults to the documented prefix and the AWS managed key", async () => {
@@ -130,13 +125,23 @@ describe("ParameterStoreSecrets", () => {
   });
 
   describe("errors", () => {
-    it("reports a missing parameter as SecretNotFoundError with the SDK error as cause", async () => {
-      const error = await caught(secrets.get("web", randomUUID()));
-      expect(error).toBeInstanceOf(SecretNotFoundError);
-      expect((error as Error).cause).toMatchObject({
-        name: "ParameterNotFound",
-        message: expect.stringMatching(/^GetParameter failed with ParameterNotFound \(HTTP 400\)/),
-      });
+    it("asks for every activation's parameter, decrypted, in one GetParameters call", async () => {
+      const calls: { input: unknown; name: string }[] = [];
+      const recording = {
+        send: async (command: { input: unknown; constructor: { name: string } }) => {
+          calls.push({ input: command.input, name: command.constructor.name });
+          return {};
+        },
+      } as unknown as SSMClient;
+      expect(await new ParameterStoreSecrets(recording, { prefix }).getMany("web", ["a-1", "a-2"])).toEqual(
+        [],
+      );
+      expect(calls).toEqual([
+        {
+          name: "GetParametersCommand",
+          input: { Names: [`${prefix}/web/a-1`, `${prefix}/web/a-2`], WithDecryption: true },
+        },
+      ]);
     });
 
     it.each([
@@ -155,8 +160,10 @@ describe("ParameterStoreSecrets", () => {
     ])(
       "reports a value that is %s as not an activation document, naming the activation",
       async (_what, value) => {
-        const client = { send: async () => ({ Parameter: { Value: value } }) } as unknown as SSMClient;
-        await expect(new ParameterStoreSecrets(client).get("web", "a-1")).rejects.toThrow(
+        const client = {
+          send: async () => ({ Parameters: [{ Name: `${DEFAULT_PARAMETER_PREFIX}/web/a-1`, Value: value }] }),
+        } as unknown as SSMClient;
+        await expect(new ParameterStoreSecrets(client).getMany("web", ["a-1"])).rejects.toThrow(
           new Error("Parameter for activation a-1 does not hold a valid activation document."),
         );
       },
@@ -164,7 +171,7 @@ describe("ParameterStoreSecrets", () => {
 
     it.each([
       ["put", "PutParameter", (s: ParameterStoreSecrets) => s.put(secret())],
-      ["get", "GetParameter", (s: ParameterStoreSecrets) => s.get("web", randomUUID())],
+      ["getMany", "GetParameters", (s: ParameterStoreSecrets) => s.getMany("web", [randomUUID()])],
       ["delete", "DeleteParameter", (s: ParameterStoreSecrets) => s.delete("web", randomUUID())],
     ] as const)("turns a throttled %s (%s) into ThrottledError", async (_name, operation, call) => {
       aws.emulator.controls.injectFault({ service: "ssm", operation, kind: "throttle" });
@@ -225,13 +232,13 @@ describe("ParameterStoreSecrets", () => {
       });
     });
 
-    it("when GetParameter's response cannot be parsed by the SDK (the body holds the decrypted code)", async () => {
+    it("when GetParameters' response cannot be parsed by the SDK (the body holds the decrypted code)", async () => {
       const code = newCode();
       const deserialization = Object.assign(new SyntaxError(`Unexpected token in JSON at "${code}"`), {
         $responseBodyText: `{"Parameter":{"Value":"${code}"`,
       });
       const client = { send: async () => Promise.reject(deserialization) } as unknown as SSMClient;
-      expectNoCode(await caught(new ParameterStoreSecrets(client).get("web", randomUUID())), code);
+      expectNoCode(await caught(new ParameterStoreSecrets(client).getMany("web", [randomUUID()])), code);
     });
 
     it("when the stored value is not a valid document", async () => {
@@ -241,8 +248,12 @@ describe("ParameterStoreSecrets", () => {
         `not json ${code}`,
         JSON.stringify({ ActivationId: "other", ActivationCode: code }),
       ]) {
-        const client = { send: async () => ({ Parameter: { Value: value } }) } as unknown as SSMClient;
-        expectNoCode(await caught(new ParameterStoreSecrets(client).get("web", activationId)), code);
+        const client = {
+          send: async () => ({
+            Parameters: [{ Name: `${DEFAULT_PARAMETER_PREFIX}/web/${activationId}`, Value: value }],
+          }),
+        } as unknown as SSMClient;
+        expectNoCode(await caught(new ParameterStoreSecrets(client).getMany("web", [activationId])), code);
       }
     });
 

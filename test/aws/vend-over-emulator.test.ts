@@ -118,7 +118,7 @@ describe("Vendor over the emulator", () => {
     const { vendors } = await brokerProcesses({ thr: {} }, 2, 1);
     await vendors[0]!.vend("thr");
     const before = creations();
-    aws.emulator.controls.injectFault({ service: "ssm", operation: "GetParameter", kind: "throttle" });
+    aws.emulator.controls.injectFault({ service: "ssm", operation: "GetParameters", kind: "throttle" });
     const error = await vendors[1]!.vend("thr").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ThrottledError);
     expect((error as ThrottledError).retryAfterSeconds).toBeGreaterThanOrEqual(1);

@@ -531,7 +531,11 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("reserve keeps to the current activation, then takes the standby's slots, then fails", async () => {
         const { pool, standby } = await withStandby({ limit: 2, standbyLimit: 2 });
         const current = await store.reserve(pool, NOW + HOUR);
-        expect(current).toMatchObject({ activationId: "act-current", slot: 2, needsStandby: false });
+        expect(current).toMatchObject({
+          activationId: "act-current",
+          slot: 2,
+          needsStandby: false,
+        });
         const first = await store.reserve(pool, NOW + HOUR);
         expect(first).toEqual<Reservation>({
           pool,
@@ -543,7 +547,11 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           needsStandby: true,
           standbyId: standby.activationId,
         });
-        expect(await store.reserve(pool, NOW + HOUR)).toMatchObject({ activationId: "act-standby", slot: 2 });
+        expect(await store.reserve(pool, NOW + HOUR)).toMatchObject({
+          activationId: "act-standby",
+          slot: 2,
+          needsStandby: true,
+        });
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
         expect(await store.read(pool)).toMatchObject({ issued: 2, standbyIssued: 2 });
       });

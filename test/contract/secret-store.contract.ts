@@ -4,7 +4,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SecretNotFoundError } from "../../src/core/errors";
 import type { SecretStore, StoredSecret } from "../../src/core/ports";
 
 export interface SecretStoreFixture {
@@ -37,18 +36,26 @@ export function secretStoreContract(makeStore: () => Promise<SecretStoreFixture>
     }
 
     async function expectNotFound(pool: string, activationId: string): Promise<void> {
-      const error = await store.get(pool, activationId).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(SecretNotFoundError);
-      expect(error).toMatchObject({ code: "SecretNotFound", activationId });
+      expect(await store.getMany(pool, [activationId])).toEqual([]);
     }
 
     it("returns what was put", async () => {
       const stored = secret();
       await store.put(stored);
-      expect(await store.get(stored.pool, stored.activationId)).toEqual(stored);
+      expect(await store.getMany(stored.pool, [stored.activationId])).toEqual([stored]);
+    });
+
+    it("reads up to ten in one call, in the order asked, leaving out what it never stored", async () => {
+      const stored = Array.from({ length: 9 }, () => secret());
+      for (const s of stored) await store.put(s);
+      const unknown = randomUUID();
+      const asked = [stored[3]!, stored[0]!, ...stored.slice(4), stored[1]!, stored[2]!];
+      const found = await store.getMany("contract", [
+        ...asked.slice(0, 4).map((s) => s.activationId),
+        unknown,
+        ...asked.slice(4).map((s) => s.activationId),
+      ]);
+      expect(found).toEqual(asked);
     });
 
     it("keeps pools apart", async () => {
@@ -57,7 +64,7 @@ export function secretStoreContract(makeStore: () => Promise<SecretStoreFixture>
       await expectNotFound("pool-b", stored.activationId);
     });
 
-    it("throws SecretNotFoundError for an activation it never stored", async () => {
+    it("finds nothing for an activation it never stored", async () => {
       await expectNotFound("contract", randomUUID());
     });
 
@@ -65,7 +72,7 @@ export function secretStoreContract(makeStore: () => Promise<SecretStoreFixture>
       const stored = secret();
       await store.put(stored);
       await expect(store.put(stored)).resolves.toBeUndefined();
-      expect(await store.get(stored.pool, stored.activationId)).toEqual(stored);
+      expect(await store.getMany(stored.pool, [stored.activationId])).toEqual([stored]);
     });
 
     it("deletes, and treats deleting again or deleting an unknown secret as success", async () => {

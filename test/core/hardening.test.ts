@@ -68,14 +68,14 @@ describe("parameters do not pile up", () => {
     const warm = fx.vendor;
     const cold = fx.newProcess();
     const x = await warm.vend("default"); // slot 1 of X
-    const realGet = fx.secrets.get.bind(fx.secrets);
+    const realGet = fx.secrets.getMany.bind(fx.secrets);
     let raced = false;
-    fx.secrets.get = async (pool, activationId) => {
-      if (!raced && activationId === x.activationId) {
+    fx.secrets.getMany = async (pool, activationIds) => {
+      if (!raced && activationIds.includes(x.activationId)) {
         raced = true;
         await warm.vend("default"); // X exhausted (R holds slot 2) → rotation to Y, X's code deleted
       }
-      return realGet(pool, activationId);
+      return realGet(pool, activationIds);
     };
     const pair = await cold.vend("default");
     expect(raced).toBe(true);

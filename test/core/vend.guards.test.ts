@@ -237,6 +237,18 @@ describe("the standby's guards", () => {
     expect(refills).toBe(8);
   });
 
+  it("refillUntilReady says whether it installed a standby, and stops once one is unused", async () => {
+    const { vendor, activations } = aVendor(standbyPool({ registrationLimit: 1 }));
+    expect(await vendor.refillUntilReady("default")).toBe(false); // no activation yet
+    const lambda = aVendor(standbyPool({ registrationLimit: 1 }));
+    await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    expect(await lambda.vendor.refillUntilReady("default")).toBe(true);
+    expect(lambda.activations.created).toHaveLength(2);
+    expect(await lambda.vendor.refillUntilReady("default")).toBe(false);
+    expect(lambda.activations.created).toHaveLength(2);
+    expect(activations.created).toHaveLength(0);
+  });
+
   it("logs a failed refill by pool and error name", async () => {
     const { vendor, activations, logger } = aVendor(standbyPool());
     let creates = 0;
@@ -274,18 +286,75 @@ describe("asking another process for the standby (Lambda)", () => {
     expect(asked).toEqual([]);
   });
 
-  it("asks again on the next vend when asking failed", async () => {
-    const fx = aVendor({ pools: { default: { registrationLimit: 5, standby: true } } });
+  it("asks once per standby, from whichever process's reservation started the need", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 2, standby: true } } });
+    const refiller = fx.newProcess();
+    const asked: number[] = [];
+    const ask = async () => {
+      asked.push(fx.activations.created.length);
+      await refiller.refillStandby("default");
+    };
+    const processes = [lambdaVendor(fx, ask), lambdaVendor(fx, ask), lambdaVendor(fx, ask)];
+    for (let i = 0; i < 8; i++) await processes[i % 3]!.vend("default");
+    // The rotation's slot 1 asks (1 activation so far); then each standby's first slot asks once.
+    expect(asked).toEqual([1, 2, 3, 4]);
+    expect(fx.activations.created).toHaveLength(5);
+  });
+
+  it("a failed ask is logged and not repeated: the pool rotates on request when dry, which asks again", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 2, standby: true } } });
     let calls = 0;
     const lambda = lambdaVendor(fx, async () => {
       calls++;
-      if (calls === 1) throw new Error("Lambda throttled");
+      throw new Error("Lambda throttled");
     });
-    await lambda.vend("default");
-    await lambda.vend("default");
+    await lambda.vend("default"); // rotation: asks, and the ask fails
+    await lambda.vend("default"); // slot 2: no ask
+    expect(calls).toBe(1);
+    const rotated = await lambda.vend("default"); // dry: rotates on request and asks again
+    expect(rotated.rotated).toBe(true);
     expect(calls).toBe(2);
     const line = fx.logger.lines.find((l) => l.message === "could not request a standby refill");
     expect(line?.extra).toEqual({ pool: "default", error: "Error" });
+  });
+
+  it("reads the standby's code along with the reserved one's, and only those", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
+    const first = await fx.vendor.vend("default"); // rotation: no standby yet
+    await fx.vendor.idle();
+    const standbyId = (await fx.store.read("default"))?.standbyId;
+    const asked: string[][] = [];
+    const getMany = fx.secrets.getMany.bind(fx.secrets);
+    fx.secrets.getMany = (pool, ids) => (asked.push([...ids]), getMany(pool, ids));
+    await fx.newProcess().vend("default");
+    const lambda = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
+    await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    const lonely: string[][] = [];
+    const lonelyGet = lambda.secrets.getMany.bind(lambda.secrets);
+    lambda.secrets.getMany = (pool, ids) => (lonely.push([...ids]), lonelyGet(pool, ids));
+    const noStandby = await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    expect(asked).toEqual([[first.activationId, standbyId]]);
+    expect(lonely).toEqual([[noStandby.activationId]]);
+  });
+
+  it("reads the code while the ask is under way, not after it", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 2, standby: true } } });
+    await fx.vendor.vend("default");
+    await fx.vendor.idle(); // a standby is installed
+    let answerAsk!: () => void;
+    const events: string[] = [];
+    const lambda = lambdaVendor(fx, () => {
+      events.push("ask");
+      return new Promise<void>((resolve) => (answerAsk = resolve));
+    });
+    const getMany = fx.secrets.getMany.bind(fx.secrets);
+    fx.secrets.getMany = (pool, ids) => (events.push("read"), getMany(pool, ids));
+    await lambda.vend("default"); // slot 2 of the current: no ask, reads current + standby
+    const onStandby = lambda.vend("default"); // the standby's slot 1 asks; its code is cached
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(events).toEqual(["read", "ask"]);
+    answerAsk();
+    expect((await onStandby).slot).toBe(1);
   });
 });
 

@@ -52,7 +52,7 @@ async function race(s: fc.Scheduler, limit: number, steps: Step[], standby = fal
     "commitStandby",
   ]);
   scheduled(s, fx.activations, ["create", "delete"]);
-  scheduled(s, fx.secrets, ["put", "get", "delete"]);
+  scheduled(s, fx.secrets, ["put", "getMany", "delete"]);
   const processes = [fx.vendor, fx.newProcess(), fx.newProcess()];
   const handedOut: { pair: VendedPair; startedAt: number }[] = [];
   const refused: unknown[] = [];

@@ -47,7 +47,7 @@ describe("Vendor when a code cannot be read", () => {
   it("answers the read's own retryable error, and does not rotate, when the read fails for a reason other than absence", async () => {
     const { vendor, newProcess, secrets, activations, store } = aVendor();
     await vendor.vend("default");
-    secrets.get = () => Promise.reject(new ThrottledError("Parameter Store", 3));
+    secrets.getMany = () => Promise.reject(new ThrottledError("Parameter Store", 3));
     const error = await newProcess()
       .vend("default")
       .catch((e: unknown) => e);
@@ -60,10 +60,10 @@ describe("Vendor when a code cannot be read", () => {
   it("does not cache a failed read: the next request reads the code again", async () => {
     const { vendor, newProcess, secrets } = aVendor();
     const first = await vendor.vend("default");
-    const get = secrets.get.bind(secrets);
+    const get = secrets.getMany.bind(secrets);
     let failures = 1;
-    secrets.get = (pool, id) =>
-      failures-- > 0 ? Promise.reject(new ThrottledError("Parameter Store", 1)) : get(pool, id);
+    secrets.getMany = (pool, ids) =>
+      failures-- > 0 ? Promise.reject(new ThrottledError("Parameter Store", 1)) : get(pool, ids);
     const other = newProcess();
     await expect(other.vend("default")).rejects.toBeInstanceOf(ThrottledError);
     await expect(other.vend("default")).resolves.toMatchObject({

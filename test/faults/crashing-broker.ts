@@ -67,7 +67,7 @@ if (process.env.FAULT_MODE === "serve") {
       await realSecrets.put(secret);
       if (armed && crashAt === "after-put") die();
     },
-    get: (pool, id) => realSecrets.get(pool, id),
+    getMany: (pool, ids) => realSecrets.getMany(pool, ids),
     delete: (pool, id) => realSecrets.delete(pool, id),
   };
   const realStore = new DynamoDbPoolStore(clients.dynamodb, settings.tableName);

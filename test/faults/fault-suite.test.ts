@@ -208,7 +208,7 @@ describe("AWS failing at random points during a burst", () => {
     c.injectFault({ service: "ssm", operation: "CreateActivation", kind: "throttle", rate: 0.2 });
     c.injectFault({ service: "ssm", operation: "CreateActivation", kind: "error", rate: 0.1 });
     c.injectFault({ service: "ssm", operation: "PutParameter", kind: "tooManyUpdates", rate: 0.2 });
-    c.injectFault({ service: "ssm", operation: "GetParameter", kind: "throttle", rate: 0.1 });
+    c.injectFault({ service: "ssm", operation: "GetParameters", kind: "throttle", rate: 0.1 });
     c.injectFault({
       service: "ssm",
       operation: "RegisterManagedInstance",

@@ -54,7 +54,7 @@ function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
       died();
       return never();
     },
-    get: (pool, id) => realSecrets.get(pool, id),
+    getMany: (pool, ids) => realSecrets.getMany(pool, ids),
     delete: (pool, id) => realSecrets.delete(pool, id),
   };
   const vendor = new Vendor({

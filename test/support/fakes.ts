@@ -2,7 +2,6 @@
  * In-memory adapters of the core's ports. They follow the same contract as the AWS adapters
  * (test/contract keeps them honest) and let tests inject faults and observe calls.
  */
-import { SecretNotFoundError } from "../../src/core/errors";
 import type { MetricName, Metrics } from "../../src/core/metrics";
 import type {
   ActivationInventory,
@@ -270,11 +269,16 @@ export class InMemorySecrets implements SecretStore {
     if (!this.items.has(k)) this.items.set(k, { ...secret });
   }
 
-  async get(pool: string, activationId: string): Promise<StoredSecret> {
+  /** Like GetParameters: one call (counted in `gets`) for 1 to 10 activations. */
+  async getMany(pool: string, activationIds: readonly string[]): Promise<StoredSecret[]> {
+    if (activationIds.length < 1 || activationIds.length > 10) {
+      throw new Error(`getMany takes 1 to 10 activations, not ${activationIds.length}`);
+    }
     this.gets++;
-    const found = this.items.get(key(pool, activationId));
-    if (!found) throw new SecretNotFoundError(activationId);
-    return { ...found };
+    return activationIds.flatMap((id) => {
+      const found = this.items.get(key(pool, id));
+      return found ? [{ ...found }] : [];
+    });
   }
 
   async delete(pool: string, activationId: string): Promise<void> {
