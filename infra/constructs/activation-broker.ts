@@ -501,7 +501,7 @@ export class ActivationBroker extends Construct {
       }),
       new PolicyStatement({
         sid: "ActivationCodes",
-        actions: ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+        actions: ["ssm:PutParameter", "ssm:GetParameters", "ssm:DeleteParameter"],
         resources: [`arn:${partition}:ssm:${region}:${account}:parameter/${prefixPath}/*`],
       }),
       new PolicyStatement({

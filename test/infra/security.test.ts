@@ -350,6 +350,12 @@ describe("step 3: the broker", () => {
     });
     expect(resourcesOf(kms)).not.toContain("*");
     const params = identityStatements(broker).find((s) => actionsOf(s).includes("ssm:PutParameter"))!;
+    // The vend path reads codes with GetParameters (src/aws/parameter-store-secrets.ts), never GetParameter.
+    expect([...actionsOf(params)].sort()).toEqual([
+      "ssm:DeleteParameter",
+      "ssm:GetParameters",
+      "ssm:PutParameter",
+    ]);
     for (const r of resourcesOf(params)) {
       expect(JSON.stringify(r)).toContain(":parameter/activation-broker/ActivationBroker-Api");
     }
