@@ -56,7 +56,7 @@ export interface ReportMutant {
 }
 export interface Report {
   files: Record<string, { source: string; mutants: ReportMutant[] }>;
-  testFiles?: Record<string, unknown>;
+  testFiles?: Record<string, { source?: string }>;
 }
 /** What the baseline's verdicts were computed from, besides the files Stryker diffs itself. */
 export interface BaselineRecord {
@@ -153,6 +153,23 @@ export function withoutTestFiles(report: Report, stale: Iterable<string>): Repor
   return { ...report, testFiles };
 }
 
+/**
+ * True when Stryker would reuse every verdict without running a mutant: the same mutated files and
+ * test files, each reading as the baseline recorded it (and `plan` found no helper changed). Then
+ * the gate need not start Stryker at all: its dry run would only repeat `npm test`'s.
+ */
+export function untouched(
+  baseline: Report,
+  mutated: string[],
+  tests: string[],
+  read: (file: string) => string | undefined,
+): boolean {
+  const same = (recorded: Record<string, { source?: string }>, now: string[]) =>
+    Object.keys(recorded).sort().join("\n") === [...now].sort().join("\n") &&
+    now.every((f) => recorded[f]?.source !== undefined && recorded[f]?.source === read(f));
+  return same(baseline.files, mutated) && same(baseline.testFiles ?? {}, tests);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The run: files, git, depcruise and Stryker.
 
@@ -170,13 +187,21 @@ function configHash(input: string): string | undefined {
     .digest("hex");
 }
 
-/** For each test file Stryker runs, the repository files it loads but itself and the mutated files. */
-export async function dependencies(): Promise<Map<string, string[]>> {
+/** The files Stryker mutates (stryker.config.mjs) and the test files it runs (vitest.mutation.config.ts). */
+export async function suiteFiles(): Promise<{ mutated: string[]; tests: string[] }> {
   const strykerConfig = pathToFileURL(join(ROOT, "stryker.config.mjs")).href;
   const { mutate } = ((await import(strykerConfig)) as { default: { mutate: string[] } }).default;
-  const mutated = new Set(globSync(mutate, { cwd: ROOT }));
   const { default: vitestConfig } = await import("../vitest.mutation.config");
-  const tests = globSync(vitestConfig.test?.include ?? [], { cwd: ROOT }).sort();
+  return {
+    mutated: globSync(mutate, { cwd: ROOT }).sort(),
+    tests: globSync(vitestConfig.test?.include ?? [], { cwd: ROOT }).sort(),
+  };
+}
+
+/** For each test file Stryker runs, the repository files it loads but itself and the mutated files. */
+export async function dependencies(): Promise<Map<string, string[]>> {
+  const { tests, ...files } = await suiteFiles();
+  const mutated = new Set(files.mutated);
   // dependency-cruiser resolves imports as TypeScript does (lint uses it for the layering rules).
   const cruise = spawnSync(
     "npx",
@@ -267,6 +292,17 @@ async function changed(): Promise<number> {
   const baseline = loadJson<Report>(BASELINE);
   const record = baseline && loadJson<BaselineRecord>(RECORD);
   const decision = plan(record, CONFIG_INPUTS, await dependencies(), configHash, sha256);
+  const { mutated, tests } = await suiteFiles();
+  const read = (f: string) => (existsSync(join(ROOT, f)) ? readFileSync(join(ROOT, f), "utf8") : undefined);
+  if (baseline && decision.kind === "incremental" && decision.staleTestFiles.size === 0) {
+    if (untouched(baseline, mutated, tests, read)) {
+      console.log(
+        "mutation gate: nothing Stryker reads changed since the baseline " +
+          `(commit ${record?.commit}): every verdict stands, no mutant to test`,
+      );
+      return 0;
+    }
+  }
   let status: number;
   if (decision.kind === "full" || !baseline) {
     console.log(`mutation gate: full sweep: ${decision.kind === "full" ? decision.reason : "no baseline"}`);

@@ -6,6 +6,7 @@ import {
   originalText,
   plan,
   survivorsOf,
+  untouched,
   withoutTestFiles,
   type BaselineRecord,
   type Report,
@@ -148,6 +149,36 @@ describe("mutation gate: what the baseline is still good for", () => {
     const baseline: Report = { ...report([]), testFiles: { "test/a.test.ts": {}, "test/b.test.ts": {} } };
     expect(withoutTestFiles(baseline, ["test/a.test.ts"]).testFiles).toEqual({ "test/b.test.ts": {} });
     expect(baseline.testFiles).toHaveProperty("test/a.test.ts");
+  });
+});
+
+describe("mutation gate: skipping Stryker", () => {
+  const baseline: Report = {
+    files: { "src/core/x.ts": { source: "x", mutants: [] } },
+    testFiles: { "test/core/x.test.ts": { source: "t" } },
+  };
+  const disk =
+    (over: Record<string, string | undefined> = {}) =>
+    (f: string) =>
+      f in over
+        ? over[f]
+        : ({ "src/core/x.ts": "x", "test/core/x.test.ts": "t" } as Record<string, string>)[f];
+  const check = (mutated: string[], tests: string[], read = disk()) =>
+    untouched(baseline, mutated, tests, read);
+
+  it("only when every mutated and test file reads as the baseline recorded it", () => {
+    expect(check(["src/core/x.ts"], ["test/core/x.test.ts"])).toBe(true);
+    expect(check(["src/core/x.ts"], ["test/core/x.test.ts"], disk({ "src/core/x.ts": "y" }))).toBe(false);
+    expect(check(["src/core/x.ts"], ["test/core/x.test.ts"], disk({ "test/core/x.test.ts": "u" }))).toBe(
+      false,
+    );
+  });
+
+  it("not when a file was added or removed on either side", () => {
+    expect(check(["src/core/x.ts", "src/core/new.ts"], ["test/core/x.test.ts"])).toBe(false);
+    expect(check(["src/core/x.ts"], ["test/core/x.test.ts", "test/core/new.test.ts"])).toBe(false);
+    expect(check([], ["test/core/x.test.ts"])).toBe(false);
+    expect(check(["src/core/x.ts"], [])).toBe(false);
   });
 });
 
