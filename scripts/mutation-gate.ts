@@ -18,7 +18,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, globSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, globSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import prettier from "prettier";
@@ -181,7 +181,9 @@ const sha256 = (file: string) => {
 /** A config input is a file or a glob; a glob's fingerprint covers the names and contents it matches. */
 function configHash(input: string): string | undefined {
   if (!input.includes("*")) return sha256(input);
-  const files = globSync(input, { cwd: ROOT }).sort();
+  const files = globSync(input, { cwd: ROOT })
+    .filter((f) => statSync(join(ROOT, f)).isFile())
+    .sort();
   return createHash("sha256")
     .update(files.map((f) => `${f}\0${sha256(f)}`).join("\n"))
     .digest("hex");
@@ -222,7 +224,9 @@ export async function dependencies(): Promise<Map<string, string[]>> {
   const { modules } = JSON.parse(cruise.stdout) as {
     modules: { source: string; dependencies: { resolved: string }[] }[];
   };
-  const inRepo = (f: string) => !f.startsWith("node_modules/") && existsSync(join(ROOT, f));
+  // Packages count through package-lock.json; a symlinked node_modules resolves outside the repo.
+  const inRepo = (f: string) =>
+    !f.includes("node_modules/") && !f.startsWith("../") && existsSync(join(ROOT, f));
   const edges = new Map(modules.map((m) => [m.source, m.dependencies.map((d) => d.resolved).filter(inRepo)]));
   return new Map(
     tests.map((test) => {
