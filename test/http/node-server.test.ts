@@ -52,6 +52,13 @@ function raw(port: number, bytes: string | Buffer, waitMs = 2_000): Promise<stri
   });
 }
 
+/** Resolves once the server counts `n` open connections (it polls: Node emits no event for it). */
+async function connectionsReach(server: Server, n: number): Promise<void> {
+  const count = () =>
+    new Promise<number>((resolve, reject) => server.getConnections((e, c) => (e ? reject(e) : resolve(c))));
+  while ((await count()) !== n) await new Promise((r) => setImmediate(r));
+}
+
 const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
 const request = (target: string, headers = "") =>
   `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`;
@@ -172,17 +179,18 @@ describe("Node server: connection hygiene", () => {
   });
 
   it("refuses connections beyond the cap", async () => {
-    const { port, url } = await aServer({ limits: { maxConnections: 2, idleTimeoutMs: 5_000 } });
+    const { server, port, url } = await aServer({ limits: { maxConnections: 2, idleTimeoutMs: 5_000 } });
     const open: Socket[] = [];
     for (let i = 0; i < 2; i++) {
       const s = connect(port, "127.0.0.1");
       await new Promise((r) => s.once("connect", r));
       open.push(s);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    // The client's "connect" can come before the server counts the socket: wait for the count.
+    await connectionsReach(server, 2);
     expect(await raw(port, request("/healthz"), 1_000)).toBe("");
     for (const s of open) s.destroy();
-    await new Promise((r) => setTimeout(r, 50));
+    await connectionsReach(server, 0);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
 });
