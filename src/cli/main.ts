@@ -11,7 +11,7 @@
 import { createAwsClients } from "../aws/clients";
 import { checkPoolTable } from "../aws/dynamodb-table";
 import { createBroker, startReconcileTimer } from "../composition";
-import { createNodeServer, keepServingOnUncaughtErrors, listen } from "../http/node-server";
+import { createNodeServer, exitOnUncaughtErrors, listen } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, readPort } from "../settings";
 import packageJson from "../../package.json";
@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   const port = readPort("PORT", 8080, process.env, { name: "--port", value: values.port });
   const settings = loadSettings();
   const { logger } = createLogger();
-  keepServingOnUncaughtErrors(logger);
+  exitOnUncaughtErrors(logger);
   const clients = createAwsClients({ region: settings.region });
   await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
   const broker = createBroker({ settings, clients, logger });

@@ -195,17 +195,28 @@ function errorName(error: unknown): string {
 }
 
 /**
- * Keeps a long-running broker process alive when an error escapes every handler: it is logged
- * (by name only — a message could quote input) and the server goes on serving other requests.
+ * Crash-only: after an error escaped every handler, Node documents the process state as undefined
+ * (a half-done write, a lease held in memory), so the process logs the error and exits non-zero,
+ * and whatever supervises it (systemd's Restart=on-failure, a container runtime) starts a clean
+ * one. No state is lost: it all lives in DynamoDB, and a lease the process held lapses by itself
+ * (I3). The log line carries the error's name only — a message could quote input.
  */
-export function keepServingOnUncaughtErrors(logger: Logger): void {
-  process.on("uncaughtException", (error) =>
-    logger.error("uncaught error; the broker keeps serving", { error: errorName(error) }),
-  );
-  process.on("unhandledRejection", (error) =>
-    logger.error("unhandled rejection; the broker keeps serving", { error: errorName(error) }),
-  );
+export function exitOnUncaughtErrors(
+  logger: Logger,
+  exit: (code: number) => void = (code) => process.exit(code),
+): void {
+  const crash = (what: string) => (error: unknown) => {
+    logger.error(`${what}; the broker exits so that its supervisor restarts it`, {
+      error: errorName(error),
+    });
+    exit(EXIT_ON_UNCAUGHT_ERROR);
+  };
+  process.on("uncaughtException", crash("uncaught error"));
+  process.on("unhandledRejection", crash("unhandled rejection"));
 }
+
+/** What a crash exits with: non-zero, so Restart=on-failure restarts it (1 is "failed while running"). */
+export const EXIT_ON_UNCAUGHT_ERROR = 1;
 
 /**
  * A fleet burst opens thousands of connections at once. With Node's default accept queue (511) a
