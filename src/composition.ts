@@ -69,7 +69,10 @@ export function createBroker(deps: {
   });
   const retirer = new DynamoDbPoolInventory(clients.dynamodb, settings.tableName);
   const reconcile = () =>
-    reconcilePools({ store, pools: retirer, activations, logger }, [...settings.pools.keys()]);
+    reconcilePools(
+      { store, pools: retirer, activations, logger, ...(deps.metrics && { metrics: deps.metrics }) },
+      [...settings.pools.keys()],
+    );
   return { vendor, handler, reconcile };
 }
 

@@ -13,6 +13,7 @@ import { checkPoolTable } from "../aws/dynamodb-table";
 import { createBroker, startReconcileTimer } from "../composition";
 import { createNodeServer, exitOnUncaughtErrors, listen } from "../http/node-server";
 import { createLogger } from "../logging";
+import { createMetrics } from "../metrics";
 import { loadSettings, readPort } from "../settings";
 import packageJson from "../../package.json";
 import { ADMIN_COMMANDS, runAdmin } from "./admin";
@@ -66,7 +67,9 @@ export async function main(argv: string[]): Promise<number> {
   exitOnUncaughtErrors(logger);
   const clients = createAwsClients({ region: settings.region });
   await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
-  const broker = createBroker({ settings, clients, logger });
+  // Embedded metric format on stdout (the CloudWatch agent publishes it): Vends, SlotTheftDetected…
+  const { metrics } = createMetrics();
+  const broker = createBroker({ settings, clients, logger, metrics });
   const server = createNodeServer(broker.handler, {
     logger,
     limits: settings.server,
