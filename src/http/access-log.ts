@@ -13,6 +13,8 @@ export interface RequestOutcome {
   readonly activationId?: string;
   readonly slot?: number;
   readonly limit?: number;
+  /** For a request that said `?refused=`: what the check found (src/core/refused-pairs.ts). */
+  readonly refused?: string;
   /** Error details for refusals and failures (name, code, message, cause). */
   readonly error?: Readonly<Record<string, unknown>>;
 }
@@ -44,6 +46,7 @@ export function logRequest(
     status: response.status,
     outcome: outcome.outcome,
     ...(outcome.activationId !== undefined && { activationId: outcome.activationId }),
+    ...(outcome.refused !== undefined && { refused: outcome.refused }),
     ...(outcome.slot !== undefined &&
       outcome.limit !== undefined && { slot: `${outcome.slot}/${outcome.limit}` }),
     ms: Math.round(ms),
