@@ -26,8 +26,8 @@ const METRIC_BY_CODE: Readonly<Record<string, MetricName>> = {
 };
 
 /**
- * One line per request: request id, method, path, pool, status, outcome, activation id,
- * slot/limit and milliseconds — at info for answers below 400, warn for refusals (4xx, 503),
+ * One line per request (a health check only when it fails): request id, method, path, pool,
+ * status, outcome, activation id, slot/limit and milliseconds — at info for answers below 400, warn for refusals (4xx, 503),
  * error for failures. Plus the request's metrics.
  */
 export function logRequest(
@@ -38,6 +38,8 @@ export function logRequest(
   outcome: RequestOutcome,
   ms: number,
 ): void {
+  // A load balancer checks every few seconds: a health check is logged only when it fails.
+  if (response.status < 400 && request.path.replace(/\/+$/, "") === "/healthz") return;
   const line = {
     requestId: request.requestId,
     method: request.method,
