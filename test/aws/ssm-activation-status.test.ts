@@ -1,3 +1,4 @@
+import type { SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
@@ -56,6 +57,20 @@ describe("SsmActivations.status", () => {
     } finally {
       aws.emulator.controls.setClockOffset(0);
     }
+  });
+
+  it("reads a missing expiry as already past (the side that retires) and a missing flag as not expired", async () => {
+    const activationId = "11111111-2222-4333-8444-555555555555";
+    const client = {
+      send: async () => ({ ActivationList: [{ ActivationId: activationId }] }),
+    } as unknown as SSMClient;
+    expect(await new SsmActivations(client).status(activationId)).toEqual({
+      activationId,
+      registrationLimit: 0,
+      registrationsCount: 0,
+      expiresAt: 0,
+      expired: false,
+    });
   });
 
   it("is undefined once the activation is deleted", async () => {

@@ -74,7 +74,11 @@ describe("refused pairs: a claim is checked with SSM, never trusted", () => {
     for (const claim of ["", "x", `${fx.current} `, `A${fx.current.slice(1)}`, `${fx.current}0`]) {
       await expect(fx.healer.heal("web", claim)).rejects.toBeInstanceOf(InvalidRefusedClaimError);
     }
-    expect(new InvalidRefusedClaimError()).toMatchObject({ code: "InvalidParameter" });
+    expect(new InvalidRefusedClaimError()).toMatchObject({
+      name: "InvalidRefusedClaimError",
+      code: "InvalidParameter",
+      message: "refused must be the ActivationId of the pair SSM refused.",
+    });
     expect(fx.reader.calls).toBe(0);
   });
 
