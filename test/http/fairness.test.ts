@@ -6,7 +6,6 @@ import {
   createNodeServer,
   DEFAULT_NODE_SERVER_LIMITS,
   listen,
-  MAX_PIPELINED_REQUESTS,
   type NodeServerLimits,
 } from "../../src/http/node-server";
 import type { Logger } from "../../src/core/ports";
@@ -112,13 +111,16 @@ describe("fairness per source address", () => {
       await settle(50);
     expect(held()).toBe(DEFAULT_NODE_SERVER_LIMITS.maxConnectionsPerSource);
 
+    // Twenty health checks from another address while the attacker reopens, twice a second, every
+    // socket the broker closed. Counted in checks, not seconds: the attacker shares this process.
     const statuses: number[] = [];
-    const until = Date.now() + 4_000;
+    let done = false;
+    let reopened = 0;
     await Promise.all([
       (async () => {
-        // The attacker reopens every socket the broker closed, twice a second.
-        while (Date.now() < until) {
+        while (!done) {
           const closed = attacker.filter((s) => s.destroyed || s.readyState !== "open").length;
+          reopened += closed;
           attacker = [
             ...attacker.filter((s) => !s.destroyed),
             ...(await idleSockets(port, "127.0.0.1", closed)),
@@ -127,15 +129,16 @@ describe("fairness per source address", () => {
         }
       })(),
       (async () => {
-        while (Date.now() < until) {
-          statuses.push(await get(port, "/healthz", "127.0.0.2"));
+        for (let i = 0; i < 20; i++) {
+          statuses.push(await get(port, "/healthz", "127.0.0.2", 10_000));
           await settle(100);
         }
+        done = true;
       })(),
     ]);
-    console.log(`fairness: ${statuses.length} health checks, ${held()} attacker sockets held`);
-    expect(statuses.length).toBeGreaterThanOrEqual(5);
-    expect(statuses.every((s) => s === 200)).toBe(true);
+    console.log(`fairness: ${statuses.length} health checks, ${reopened} sockets reopened, ${held()} held`);
+    expect(reopened).toBeGreaterThan(1_000);
+    expect(statuses).toEqual(Array(20).fill(200));
     // A pair for the other address too: its connections are its own.
     expect(await get(port, "/", "127.0.0.2")).toBe(200);
   });
@@ -160,31 +163,7 @@ describe("fairness per source address", () => {
   });
 });
 
-describe("bounded pipelining", () => {
-  it("50,000 pipelined /healthz on one socket: memory grows by at most 100 MB, the log by at most 1 MB", async () => {
-    const { port, logger } = await aServer({ ratePerSecond: 0 });
-    const before = process.memoryUsage().rss;
-    const burst = Buffer.from("GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n".repeat(50_000));
-    const answered = await new Promise<number>((resolve) => {
-      const s = connect(port, "127.0.0.1");
-      sockets.push(s);
-      let text = "";
-      s.on("data", (d: Buffer) => (text += d.toString("latin1")));
-      s.on("error", () => {});
-      s.on("close", () => resolve(text.split("HTTP/1.1 200").length - 1));
-      s.write(burst);
-    });
-    const grown = (process.memoryUsage().rss - before) / 1024 / 1024;
-    expect(grown).toBeLessThanOrEqual(100);
-    expect(logger.bytes).toBeLessThanOrEqual(1024 * 1024);
-    // Closed once more than the bound were waiting: the other 49,9xx were never started.
-    expect(answered).toBeLessThanOrEqual(MAX_PIPELINED_REQUESTS);
-    console.log(
-      `pipelining: rss grew ${grown.toFixed(1)} MB, log ${logger.bytes} bytes, answered ${answered}`,
-    );
-    expect(await get(port, "/healthz", "127.0.0.2")).toBe(200);
-  });
-
+describe("bounded pipelining (50,000 requests on one socket: test/http/pipelining.test.ts)", () => {
   it("still answers a few pipelined requests in order on one connection", async () => {
     const { port } = await aServer();
     const text = await new Promise<string>((resolve) => {
