@@ -2,6 +2,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { Clock, Logger, Sleeper } from "./core/ports";
 import { reconcilePools, type ReconcileOutcome } from "./core/reconcile";
+import { RefusedPairs } from "./core/refused-pairs";
 import { Vendor } from "./core/vend";
 import { DynamoDbPoolStore } from "./aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
@@ -59,6 +60,16 @@ export function createBroker(deps: {
     },
   });
   const nodeConfig = createNodeConfigRoute({ vendor, pools: settings.pools, logger });
+  // The retire write, shared by the refused-pair check and the periodic slot-theft check.
+  const retirer = new DynamoDbPoolInventory(clients.dynamodb, settings.tableName);
+  const refusedPairs = new RefusedPairs({
+    store,
+    pools: retirer,
+    activations,
+    clock,
+    logger,
+    metrics: deps.metrics,
+  });
   const handler = createHttpHandler({
     vendor,
     region: settings.region,
@@ -66,10 +77,13 @@ export function createBroker(deps: {
     ...(deps.metrics && { metrics: deps.metrics }),
     renderInstallScript: installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 }),
     nodeConfig,
+    refusedPairs,
   });
-  const retirer = new DynamoDbPoolInventory(clients.dynamodb, settings.tableName);
   const reconcile = () =>
-    reconcilePools({ store, pools: retirer, activations, logger }, [...settings.pools.keys()]);
+    reconcilePools(
+      { store, pools: retirer, activations, logger, ...(deps.metrics && { metrics: deps.metrics }) },
+      [...settings.pools.keys()],
+    );
   return { vendor, handler, reconcile };
 }
 

@@ -17,6 +17,7 @@ const UNITS: Readonly<Record<MetricName, (typeof MetricUnit)[keyof typeof Metric
   TierHeadroomPercent: MetricUnit.Percent,
   JanitorDeletions: MetricUnit.Count,
   SlotTheftDetected: MetricUnit.Count,
+  RefusedPairs: MetricUnit.Count,
 };
 
 /**

@@ -36,6 +36,8 @@ const envSchema = z.strictObject({
   BROKER_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   BROKER_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   BROKER_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
+  /** Connections one source address may hold; a trusted proxy's count only against the total. */
+  BROKER_MAX_CONNECTIONS_PER_SOURCE: z.coerce.number().int().min(1).max(1_000_000).default(100),
   /** Addresses or CIDR blocks of proxies whose X-Forwarded-* headers are believed. */
   BROKER_TRUSTED_PROXIES: z
     .string()
@@ -128,6 +130,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       keepAliveTimeoutMs: e.BROKER_KEEP_ALIVE_TIMEOUT_MS,
       idleTimeoutMs: e.BROKER_IDLE_TIMEOUT_MS,
       maxConnections: e.BROKER_MAX_CONNECTIONS,
+      maxConnectionsPerSource: e.BROKER_MAX_CONNECTIONS_PER_SOURCE,
       trustedProxies: parseAddressList(e.BROKER_TRUSTED_PROXIES ?? "") ?? [],
       ratePerSecond: e.BROKER_RATE_LIMIT_PER_SECOND,
       rateBurst: e.BROKER_RATE_LIMIT_BURST,

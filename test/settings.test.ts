@@ -110,6 +110,7 @@ describe("loadSettings: Node-server hygiene and caller limits", () => {
       keepAliveTimeoutMs: 5_000,
       idleTimeoutMs: 5_000,
       maxConnections: 1_000,
+      maxConnectionsPerSource: 100,
       trustedProxies: [],
       ratePerSecond: 10,
       rateBurst: 100,

@@ -7,6 +7,7 @@ import type { Key } from "aws-cdk-lib/aws-kms";
 import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { DefaultDashboardFactory, MonitoringFacade, SnsAlarmActionStrategy } from "cdk-monitoring-constructs";
 import { Construct } from "constructs";
+import { SLOT_THEFT_METRIC } from "../../src/core/slot-theft";
 import { METRICS_NAMESPACE } from "../../src/metrics";
 
 export interface BrokerMonitoringProps {
@@ -32,7 +33,7 @@ const SERVICE = { service: "activation-broker" };
 
 /**
  * Alarms and a dashboard, built with cdk-monitoring-constructs: the API's 5xx, failed rotations,
- * pools that stay out of slots, the standard tier's headroom, and janitor failures. The metrics
+ * pools that stay out of slots, slot theft, the standard tier's headroom, and janitor failures. The metrics
  * carry counts and pool names only, never a code.
  */
 export class BrokerMonitoring extends Construct {
@@ -85,6 +86,23 @@ export class BrokerMonitoring extends Construct {
       period: hour,
     });
 
+    // Every pool's count, added up: the broker counts per pool (dimension Pool), and CloudWatch
+    // sees each pool's series as a metric of its own. `id` prefixes the series' ids: expressions
+    // shown on one dashboard graph must not share one.
+    const perPoolSum = (metricName: string, id: string, label: string) =>
+      new MathExpression({
+        label,
+        expression:
+          props.pools.length > 0 ? `SUM([${props.pools.map((_, i) => `${id}${i}`).join(",")}])` : "0",
+        usingMetrics: Object.fromEntries(
+          props.pools.map((pool, i) => [
+            `${id}${i}`,
+            metric(metricName, "Sum", Duration.minutes(5), { Pool: pool }),
+          ]),
+        ),
+        period: Duration.minutes(5),
+      });
+
     this.facade.monitorCustom({
       alarmFriendlyName: "Broker",
       humanReadableName: "Activation broker",
@@ -130,6 +148,24 @@ export class BrokerMonitoring extends Construct {
                 },
               },
             },
+          ],
+        },
+        {
+          title: "Security",
+          metrics: [
+            {
+              // Any theft at all: someone registered more nodes with a pair than it was meant for.
+              metric: perPoolSum(SLOT_THEFT_METRIC, "theft", "Slot thefts (all pools)"),
+              alarmFriendlyName: "SlotTheft",
+              addAlarm: {
+                Critical: {
+                  threshold: 0,
+                  comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+                  treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+                },
+              },
+            },
+            perPoolSum("RefusedPairs", "refused", "Refused pairs healed (all pools)"),
           ],
         },
         {

@@ -11,6 +11,7 @@ import type {
   CreateActivationRequest,
   CreatedActivation,
 } from "../core/ports";
+import type { ActivationStatus, ActivationStatusReader } from "../core/refused-pairs";
 import { isClientFault, isSdkError, sdkErrorName, transientError } from "./sdk-errors";
 
 /**
@@ -22,7 +23,7 @@ import { isClientFault, isSdkError, sdkErrorName, transientError } from "./sdk-e
 const ALREADY_GONE_ERRORS = ["InvalidActivation", "InvalidActivationId"];
 
 /** Hybrid activations through the SSM API. The codes it returns go straight to the SecretStore. */
-export class SsmActivations implements ActivationProvider {
+export class SsmActivations implements ActivationProvider, ActivationStatusReader {
   constructor(private readonly client: SSMClient) {}
 
   async create(request: CreateActivationRequest): Promise<CreatedActivation> {
@@ -63,6 +64,14 @@ export class SsmActivations implements ActivationProvider {
   }
 
   async describe(activationId: string): Promise<ActivationCount | undefined> {
+    const status = await this.status(activationId);
+    if (!status) return undefined;
+    const { registrationLimit, registrationsCount } = status;
+    return { activationId, registrationLimit, registrationsCount };
+  }
+
+  /** One DescribeActivations call filtered by the id: counts, expiry, and whether SSM knows it. */
+  async status(activationId: string): Promise<ActivationStatus | undefined> {
     let page;
     try {
       page = await this.client.send(
@@ -80,6 +89,9 @@ export class SsmActivations implements ActivationProvider {
       activationId,
       registrationLimit: found.RegistrationLimit ?? 0,
       registrationsCount: found.RegistrationsCount ?? 0,
+      // SSM always sends both; a missing date reads as expired, the side that retires.
+      expiresAt: found.ExpirationDate?.getTime() ?? 0,
+      expired: found.Expired ?? false,
     };
   }
 }

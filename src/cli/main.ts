@@ -11,8 +11,9 @@
 import { createAwsClients } from "../aws/clients";
 import { checkPoolTable } from "../aws/dynamodb-table";
 import { createBroker, startReconcileTimer } from "../composition";
-import { createNodeServer, keepServingOnUncaughtErrors, listen } from "../http/node-server";
+import { createNodeServer, exitOnUncaughtErrors, listen } from "../http/node-server";
 import { createLogger } from "../logging";
+import { createMetrics } from "../metrics";
 import { loadSettings, readPort } from "../settings";
 import packageJson from "../../package.json";
 import { ADMIN_COMMANDS, runAdmin } from "./admin";
@@ -63,10 +64,12 @@ export async function main(argv: string[]): Promise<number> {
   const port = readPort("PORT", 8080, process.env, { name: "--port", value: values.port });
   const settings = loadSettings();
   const { logger } = createLogger();
-  keepServingOnUncaughtErrors(logger);
+  exitOnUncaughtErrors(logger);
   const clients = createAwsClients({ region: settings.region });
   await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
-  const broker = createBroker({ settings, clients, logger });
+  // Embedded metric format on stdout (the CloudWatch agent publishes it): Vends, SlotTheftDetected…
+  const { metrics } = createMetrics();
+  const broker = createBroker({ settings, clients, logger, metrics });
   const server = createNodeServer(broker.handler, {
     logger,
     limits: settings.server,

@@ -109,31 +109,35 @@ export class Admin {
   }
 
   /**
-   * I8: the pool row is retired first (one conditional write every replica and container reads on
-   * its next vend, so none hands the code out again, whatever it has cached), then the code and
-   * the activation are deleted.
+   * I8: retire first. The pool row is retired before anything else is listed or cleaned: one Scan
+   * of the pool table (one item per pool, however many activations the account holds) finds the
+   * row, and one conditional write that every replica and container reads on its next vend stops
+   * them all handing the code out, whatever they have cached. Only then are the account's
+   * activations listed (for the result and the ownership check of an id no row names), and the
+   * code and the activation deleted.
    */
   async revoke(target: string): Promise<RevokeResult> {
-    const activations = await this.deps.activations.list();
     const rows = await this.deps.poolInventory.list();
     let row: PoolRow | undefined;
     let activationId: string;
     if (ACTIVATION_ID.test(target)) {
       activationId = target;
-      row = rows.find((r) => r.activationId === target);
+      row = rows.find((r) => r.activationId === target || r.standbyId === target);
     } else {
       this.checkPool(target, rows);
       row = rows.find((r) => r.pool === target);
       if (!row?.activationId) throw new NothingToRevokeError(target);
       activationId = row.activationId;
     }
-    const activation = activations.find((a) => a.activationId === activationId);
-    const owned = activation?.tags[TAG_DEPLOYMENT] === this.deps.deployment;
-    if ((activation && !owned) || (!activation && !row)) throw new ActivationNotFoundError(activationId);
-    const pool = row?.pool ?? activation?.tags[TAG_POOL];
-
+    // A row names only this deployment's activations: it is ours to retire, before anything else.
     const wasCurrent =
       row !== undefined && (await this.deps.poolInventory.retire(row.pool, activationId, { revoked: true }));
+    const activations = await this.deps.activations.list();
+    const activation = activations.find((a) => a.activationId === activationId);
+    const owned = activation?.tags[TAG_DEPLOYMENT] === this.deps.deployment;
+    if (!row && (!activation || !owned)) throw new ActivationNotFoundError(activationId);
+    const pool = row?.pool ?? activation?.tags[TAG_POOL];
+
     if (pool !== undefined) await this.deps.secrets.delete(pool, activationId);
     await this.deps.activations.delete(activationId);
     this.deps.logger.warn("security: activation revoked by an operator", {

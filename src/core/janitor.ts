@@ -11,6 +11,7 @@ import type {
 import { noMetrics, type Metrics } from "./metrics";
 import type { PoolConfig } from "./pool-config";
 import type { Clock, Logger } from "./ports";
+import { isSlotTheft, reportSlotTheft } from "./slot-theft";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "./vend-policy";
 
 /**
@@ -223,24 +224,19 @@ export class Janitor {
       // `issued` is known only for a pool's live activations: the current one and the standby.
       if (entry.issued === undefined || entry.pool === undefined) continue;
       const { activationId, registrationsCount } = entry.activation;
-      if (registrationsCount <= entry.issued) continue;
       const pool = entry.pool;
+      const evidence = { pool, activationId, issued: entry.issued, registrationsCount };
+      if (!isSlotTheft(evidence)) continue;
       let retired = false;
-      if (apply) {
-        await this.attempt(activationId, failures, async () => {
-          retired = await this.deps.poolInventory.retire(pool, activationId);
-        });
-      }
-      this.metrics.count("SlotTheftDetected", 1, { Pool: pool });
-      this.deps.logger.warn("security: more registrations than pairs handed out; activation retired", {
-        security: true,
-        pool,
-        activationId,
-        issued: entry.issued,
-        registrationsCount,
-        retired,
+      await this.attempt(activationId, failures, async () => {
+        const action = await reportSlotTheft(
+          { logger: this.deps.logger, metrics: this.metrics },
+          { ...evidence, detectedBy: "janitor" },
+          apply ? { retire: () => this.deps.poolInventory.retire(pool, activationId) } : "dry run",
+        );
+        retired = action === "retired";
       });
-      thefts.push({ pool, activationId, issued: entry.issued, registrationsCount, retired });
+      thefts.push({ ...evidence, retired });
     }
     return thefts;
   }

@@ -19,6 +19,7 @@ export type MetricName =
   | "ManagedNodes"
   | "TierHeadroomPercent"
   | "JanitorDeletions"
-  | "SlotTheftDetected";
+  | "SlotTheftDetected"
+  | "RefusedPairs";
 
 export const noMetrics: Metrics = { count: () => {}, gauge: () => {} };

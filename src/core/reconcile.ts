@@ -1,17 +1,15 @@
 import type { PoolInventory } from "./inventory";
+import type { Metrics } from "./metrics";
 import type { ActivationProvider, Logger, PoolStateStore } from "./ports";
+import { isSlotTheft, reportSlotTheft } from "./slot-theft";
 
 /**
- * Slot-theft detection. The broker reserves one registration slot per pair it hands out, but SSM
- * counts registrations, not pairs: whoever holds a code (a node, or a local user who read it from
- * the agent's command line) can register more nodes with it until the activation's limit is gone,
- * and the broker would then hand out pairs that fail with RegistrationLimitExceeded. Comparing
- * SSM's RegistrationsCount with the pool's `issued` shows it: in honest use a registration needs
- * a pair, so SSM can never count more than the broker handed out.
- *
+ * The slot-theft check of a pool's current activation (src/core/slot-theft.ts says what theft is).
  * Never on a vend's path (one DynamoDB write per vend stays the steady state, I4): it runs for the
  * outgoing activation on every rotation, on a timer in long-running processes, and from the janitor.
  */
+
+export { SLOT_THEFT_MESSAGE } from "./slot-theft";
 
 export interface ReconcileDependencies {
   readonly store: Pick<PoolStateStore, "read">;
@@ -19,6 +17,8 @@ export interface ReconcileDependencies {
   readonly pools: Pick<PoolInventory, "retire">;
   readonly activations: Pick<ActivationProvider, "describe">;
   readonly logger: Logger;
+  /** SlotTheftDetected, as the janitor and the rotation count it. */
+  readonly metrics?: Metrics;
 }
 
 export type ReconcileOutcome =
@@ -35,13 +35,9 @@ export type ReconcileOutcome =
       readonly issued: number;
     };
 
-export const SLOT_THEFT_MESSAGE =
-  "security: an activation has more registrations than pairs handed out; someone is reusing a pair";
-
 /**
  * Checks the pool's current activation and retires it at once (PoolInventory.retire: the next
- * vend rotates) when SSM counts more registrations than the broker issued pairs. Logs a security
- * warning with the activation id and both counts, never a code.
+ * vend rotates) when SSM counts more registrations than the broker issued pairs.
  */
 export async function reconcilePool(deps: ReconcileDependencies, pool: string): Promise<ReconcileOutcome> {
   const { store, pools, activations, logger } = deps;
@@ -59,10 +55,15 @@ export async function reconcilePool(deps: ReconcileDependencies, pool: string): 
   if (after?.activationId !== activationId) return { pool, status: "moved-on", activationId };
   const issued = after.issued ?? 0;
   const counts = { activationId, registrationsCount: summary.registrationsCount, issued };
-  if (summary.registrationsCount <= issued) return { pool, status: "consistent", ...counts };
-  const retired = await pools.retire(pool, activationId);
-  logger.warn(SLOT_THEFT_MESSAGE, { pool, ...counts, action: retired ? "retired" : "already rotated" });
-  return retired ? { pool, status: "retired", ...counts } : { pool, status: "moved-on", activationId };
+  if (!isSlotTheft(counts)) return { pool, status: "consistent", ...counts };
+  const action = await reportSlotTheft(
+    deps,
+    { pool, ...counts, detectedBy: "reconcile" },
+    { retire: () => pools.retire(pool, activationId) },
+  );
+  return action === "retired"
+    ? { pool, status: "retired", ...counts }
+    : { pool, status: "moved-on", activationId };
 }
 
 /** Every pool in turn; one pool's failure is logged and does not stop the others. */
@@ -89,20 +90,17 @@ export async function reconcilePools(
  * retire, but a theft that already happened is reported. Best effort: never fails the rotation.
  */
 export async function reportOutgoingActivation(
-  deps: Pick<ReconcileDependencies, "activations" | "logger">,
+  deps: Pick<ReconcileDependencies, "activations" | "logger" | "metrics">,
   outgoing: { pool: string; activationId: string; issued: number },
 ): Promise<void> {
   try {
     const summary = await deps.activations.describe(outgoing.activationId);
-    if (summary && summary.registrationsCount > outgoing.issued) {
-      deps.logger.warn(SLOT_THEFT_MESSAGE, {
-        pool: outgoing.pool,
-        activationId: outgoing.activationId,
-        registrationsCount: summary.registrationsCount,
-        issued: outgoing.issued,
-        action: "rotated",
-      });
-    }
+    if (!summary) return;
+    await reportSlotTheft(
+      deps,
+      { ...outgoing, registrationsCount: summary.registrationsCount, detectedBy: "rotation" },
+      "rotated",
+    );
   } catch (error) {
     deps.logger.warn("slot-theft check of the outgoing activation failed", {
       pool: outgoing.pool,

@@ -60,6 +60,7 @@ function localEnv(options: LocalStackOptions): NodeJS.ProcessEnv {
     // thousands of connections at once.
     BROKER_RATE_LIMIT_PER_SECOND: "0",
     BROKER_MAX_CONNECTIONS: "20000",
+    BROKER_MAX_CONNECTIONS_PER_SOURCE: "20000",
     ...Object.fromEntries(own),
     ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
   };

@@ -8,7 +8,7 @@ import { parseCommandLine } from "../cli/args";
 import { readPort } from "../settings";
 import { startLocalStack } from "./local-stack";
 import { EXIT_FAILURE, EXIT_OK, runMain } from "./run";
-import { keepServingOnUncaughtErrors } from "../http/node-server";
+import { exitOnUncaughtErrors } from "../http/node-server";
 import { createLogger } from "../logging";
 
 const USAGE = `Usage: npm start [-- --config <pools.json>]
@@ -29,7 +29,7 @@ async function main(): Promise<number | void> {
     return EXIT_OK;
   }
   const { logger } = createLogger();
-  keepServingOnUncaughtErrors(logger);
+  exitOnUncaughtErrors(logger);
   const stack = await startLocalStack({
     logger,
     brokerPort: readPort("PORT", 8080),

@@ -13,6 +13,8 @@ export interface RequestOutcome {
   readonly activationId?: string;
   readonly slot?: number;
   readonly limit?: number;
+  /** For a request that said `?refused=`: what the check found (src/core/refused-pairs.ts). */
+  readonly refused?: string;
   /** Error details for refusals and failures (name, code, message, cause). */
   readonly error?: Readonly<Record<string, unknown>>;
 }
@@ -24,8 +26,8 @@ const METRIC_BY_CODE: Readonly<Record<string, MetricName>> = {
 };
 
 /**
- * One line per request: request id, method, path, pool, status, outcome, activation id,
- * slot/limit and milliseconds — at info for answers below 400, warn for refusals (4xx, 503),
+ * One line per request (a health check only when it fails): request id, method, path, pool,
+ * status, outcome, activation id, slot/limit and milliseconds — at info for answers below 400, warn for refusals (4xx, 503),
  * error for failures. Plus the request's metrics.
  */
 export function logRequest(
@@ -36,6 +38,8 @@ export function logRequest(
   outcome: RequestOutcome,
   ms: number,
 ): void {
+  // A load balancer checks every few seconds: a health check is logged only when it fails.
+  if (response.status < 400 && request.path.replace(/\/+$/, "") === "/healthz") return;
   const line = {
     requestId: request.requestId,
     method: request.method,
@@ -44,6 +48,7 @@ export function logRequest(
     status: response.status,
     outcome: outcome.outcome,
     ...(outcome.activationId !== undefined && { activationId: outcome.activationId }),
+    ...(outcome.refused !== undefined && { refused: outcome.refused }),
     ...(outcome.slot !== undefined &&
       outcome.limit !== undefined && { slot: `${outcome.slot}/${outcome.limit}` }),
     ms: Math.round(ms),

@@ -1,6 +1,7 @@
 import { InvalidPoolNameError, PoolNotFoundError } from "../core/errors";
 import { DEFAULT_POOL, POOL_NAME_PATTERN } from "../core/pool-config";
 import type { Logger } from "../core/ports";
+import type { RefusedPairs } from "../core/refused-pairs";
 import type { Vendor } from "../core/vend";
 import { errorResponse, HttpError } from "./status";
 import { errorOutcome, logRequest, type RequestOutcome } from "./access-log";
@@ -38,6 +39,8 @@ export interface HandlerDependencies {
   /** Request metrics (Vends, SlotsLeft, Throttles, …); none by default. */
   readonly metrics?: Metrics;
   readonly renderInstallScript?: InstallScriptRenderer;
+  /** `?refused=<ActivationId>` on a vend (src/core/refused-pairs.ts); absent, the query is ignored. */
+  readonly refusedPairs?: Pick<RefusedPairs, "heal">;
   /** `GET /nodeconfig.yaml` (src/http/nodeconfig.ts); absent, the path is not found. */
   readonly nodeConfig?: (request: HttpRequest) => Promise<HttpResponse>;
 }
@@ -53,9 +56,16 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
   const { vendor, region, logger } = deps;
   const metrics = deps.metrics ?? noMetrics;
 
-  async function vend(pool: string, note: Note): Promise<HttpResponse> {
+  async function vend(pool: string, note: Note, refused: string | undefined): Promise<HttpResponse> {
+    // A server whose pair SSM refused names it: checked with SSM (never trusted), retired if SSM
+    // confirms; either way the vend below answers as for any request.
+    const verdict =
+      refused !== undefined && deps.refusedPairs && vendor.poolNames().includes(pool)
+        ? await deps.refusedPairs.heal(pool, refused)
+        : undefined;
     const pair = await vendor.vend(pool);
     note.outcome = {
+      ...(verdict !== undefined && { refused: verdict }),
       outcome: pair.rotated ? "rotated" : "vended",
       pool: pair.pool,
       activationId: pair.activationId,
@@ -98,10 +108,10 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
   function route(request: HttpRequest, note: Note): () => Promise<HttpResponse> | HttpResponse {
     const path = request.path.replace(/\/+$/, "") || "/";
     const segments = path.split("/").slice(1);
-    if (path === "/") return () => vend(DEFAULT_POOL, note);
+    if (path === "/") return () => vend(DEFAULT_POOL, note, request.query.refused);
     if (segments[0] === "activations" && segments.length === 2) {
       const pool = decodeSegment(segments[1]!);
-      return () => vend(pool, note); // the vendor rejects a malformed name (400) before any AWS call
+      return () => vend(pool, note, request.query.refused); // the vendor rejects a malformed name (400) before any AWS call
     }
     // Liveness for load balancers in standalone mode: answers without touching AWS, because a
     // health check pointed at "/" would reserve a registration slot every few seconds.

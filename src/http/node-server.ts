@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "../core/ports";
 import type { HttpHandler, HttpResponse } from "./handler";
 import { SourceRateLimiter } from "./rate-limit";
-import { lastHeaderValue, sourceAddress, TrustedProxies } from "./source-address";
+import { lastHeaderValue, sourceAddress, TrustedProxies, unmapped } from "./source-address";
 import { errorResponse, HttpError } from "./status";
 
 /** Socket hygiene and caller limits of the Node server (BROKER_* settings, docs/threat-model.md). */
@@ -17,8 +17,17 @@ export interface NodeServerLimits {
   readonly keepAliveTimeoutMs: number;
   /** A socket that sends nothing at all for this long after connecting is closed. */
   readonly idleTimeoutMs: number;
-  /** Connections beyond this are refused at once. */
+  /**
+   * Connections beyond this get only /healthz, on a few extra sockets (HEALTH_LANE); past those
+   * they are closed at once.
+   */
   readonly maxConnections: number;
+  /**
+   * Connections one source address may hold open; more are closed at once, so one address cannot
+   * take the whole connection cap. A trusted proxy's connections carry many callers: they count
+   * only against maxConnections.
+   */
+  readonly maxConnectionsPerSource: number;
   /** Peers (addresses or CIDR blocks) whose X-Forwarded-* headers are believed. */
   readonly trustedProxies: readonly string[];
   /** Requests per second per source address (0 = no limit), bucket size, sources tracked. */
@@ -33,11 +42,32 @@ export const DEFAULT_NODE_SERVER_LIMITS: NodeServerLimits = {
   keepAliveTimeoutMs: 5_000,
   idleTimeoutMs: 5_000,
   maxConnections: 1_000,
+  maxConnectionsPerSource: 100,
   trustedProxies: [],
   ratePerSecond: 0,
   rateBurst: 1,
   maxTrackedSources: 1,
 };
+
+/**
+ * Sockets accepted beyond maxConnections that may ask for /healthz only (anything else is a 429
+ * and the socket closes): a load balancer's health check still gets through when the cap is full.
+ */
+export const HEALTH_LANE = 32;
+
+/**
+ * Requests one connection may have waiting for their answers (HTTP pipelining). Node parses a
+ * whole TCP read at once and emits every request in it; a connection past this bound is closed,
+ * so one socket cannot queue thousands of requests (and their memory). No real client pipelines
+ * this deep (browsers and curl do not pipeline at all).
+ */
+export const MAX_PIPELINED_REQUESTS = 16;
+
+/**
+ * /healthz per source address: cheap, but not free. Enough for any load balancer (checks every few
+ * seconds from each of its nodes), and applied whenever the per-source request limit is on.
+ */
+export const HEALTH_CHECK_RATE = { ratePerSecond: 10, burst: 20 } as const;
 
 export interface NodeServerOptions {
   readonly logger: Logger;
@@ -63,14 +93,20 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
   const { logger } = options;
   const now = options.clock ?? Date.now;
   const trusted = new TrustedProxies(limits.trustedProxies);
-  const limiter =
-    limits.ratePerSecond > 0
-      ? new SourceRateLimiter({
-          ratePerSecond: limits.ratePerSecond,
-          burst: limits.rateBurst,
-          maxSources: limits.maxTrackedSources,
-        })
-      : undefined;
+  const limited = limits.ratePerSecond > 0;
+  const limiter = limited
+    ? new SourceRateLimiter({
+        ratePerSecond: limits.ratePerSecond,
+        burst: limits.rateBurst,
+        maxSources: limits.maxTrackedSources,
+      })
+    : undefined;
+  // A bucket of its own, so a load balancer's checks neither spend nor suffer the request budget.
+  const healthLimiter = limited
+    ? new SourceRateLimiter({ ...HEALTH_CHECK_RATE, maxSources: limits.maxTrackedSources })
+    : undefined;
+  /** Sockets accepted into the health lane (beyond maxConnections). */
+  const overflow = new WeakSet<Socket>();
 
   async function serve(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const target = parseTarget(req.url ?? "");
@@ -79,10 +115,23 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
       send(res, requestId, errorResponse(refusal, requestId));
       return;
     }
-    // /healthz stays exempt so a load balancer's checks neither spend nor suffer the budget.
-    if (limiter && target.path.replace(/\/+$/, "") !== "/healthz") {
+    const health = target.path.replace(/\/+$/, "") === "/healthz";
+    if (overflow.has(req.socket) && !health) {
+      res.shouldKeepAlive = false;
+      const refusal = new HttpError(
+        "TooManyRequests",
+        "The broker is at its connection limit; retry later.",
+        {
+          "Retry-After": "1",
+        },
+      );
+      send(res, requestId, errorResponse(refusal, requestId));
+      return;
+    }
+    const bucket = health ? healthLimiter : limiter;
+    if (bucket) {
       const source = sourceAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], trusted);
-      const decision = limiter.take(source, now());
+      const decision = bucket.take(source, now());
       if (!decision.allowed) {
         const refusal = new HttpError(
           "TooManyRequests",
@@ -106,6 +155,7 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
     send(res, requestId, response);
   }
 
+  const pipelined = new WeakMap<Socket, number>();
   const server = createServer(
     {
       headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
@@ -116,6 +166,15 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
       connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
     },
     (req, res) => {
+      // Pipelining: a socket with more requests waiting than the bound is closed at once, without
+      // answers. Node has already parsed the whole read, so nothing gentler stops it in time.
+      const waiting = (pipelined.get(req.socket) ?? 0) + 1;
+      if (waiting > MAX_PIPELINED_REQUESTS) {
+        req.socket.destroy();
+        return;
+      }
+      pipelined.set(req.socket, waiting);
+      res.once("close", () => pipelined.set(req.socket, (pipelined.get(req.socket) ?? 1) - 1));
       const requestId = randomUUID();
       // Drain any body: the API takes none, but an unread body keeps the socket busy.
       req.resume();
@@ -135,18 +194,50 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
       }
     },
   );
-  server.maxConnections = limits.maxConnections;
+  // The caps are counted here rather than with server.maxConnections, which drops every socket
+  // past the cap before a health check could be answered.
+  let open = 0;
+  const perSource = new Map<string, number>();
   // A socket that never sends a byte is closed after the idle timeout; once bytes arrive, the
   // header, request and keep-alive deadlines govern it. It must fire before the headers timeout:
   // measured on Node 24, when Node's own header deadline expires on a socket that sent nothing,
   // the server side counts it closed but the client's connection stays open (for minutes).
   const idleMs = Math.min(limits.idleTimeoutMs, Math.max(1, limits.headersTimeoutMs - 100));
   server.on("connection", (socket: Socket) => {
+    const peer = socket.remoteAddress;
+    // A trusted proxy's connections carry many callers; its requests are still limited per caller.
+    const source = trusted.includes(peer) ? undefined : unmapped(peer ?? "unknown");
+    const fromSource = source === undefined ? 0 : (perSource.get(source) ?? 0);
+    if (fromSource >= limits.maxConnectionsPerSource || open >= limits.maxConnections + HEALTH_LANE) {
+      socket.destroy();
+      return;
+    }
+    if (open >= limits.maxConnections) overflow.add(socket);
+    open++;
+    if (source !== undefined) perSource.set(source, fromSource + 1);
     const timer = setTimeout(() => {
       if (socket.bytesRead === 0) socket.destroy();
     }, idleMs);
     timer.unref();
-    socket.once("close", () => clearTimeout(timer));
+    socket.once("close", () => {
+      clearTimeout(timer);
+      open--;
+      if (source === undefined) return;
+      const left = (perSource.get(source) ?? 1) - 1;
+      if (left > 0) perSource.set(source, left);
+      else perSource.delete(source);
+    });
+  });
+  // CONNECT (a proxy tunnel) never reaches the request handler: without this Node closes the
+  // socket with no answer at all. The broker is no proxy: 405, like any method it does not serve.
+  server.on("connect", (_req: IncomingMessage, socket: Socket) => {
+    const body = JSON.stringify({
+      error: { code: "MethodNotAllowed", message: "Method CONNECT is not allowed." },
+    });
+    socket.end(
+      "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nContent-Type: application/json\r\n" +
+        `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   return server;
 }
@@ -195,17 +286,28 @@ function errorName(error: unknown): string {
 }
 
 /**
- * Keeps a long-running broker process alive when an error escapes every handler: it is logged
- * (by name only — a message could quote input) and the server goes on serving other requests.
+ * Crash-only: after an error escaped every handler, Node documents the process state as undefined
+ * (a half-done write, a lease held in memory), so the process logs the error and exits non-zero,
+ * and whatever supervises it (systemd's Restart=on-failure, a container runtime) starts a clean
+ * one. No state is lost: it all lives in DynamoDB, and a lease the process held lapses by itself
+ * (I3). The log line carries the error's name only — a message could quote input.
  */
-export function keepServingOnUncaughtErrors(logger: Logger): void {
-  process.on("uncaughtException", (error) =>
-    logger.error("uncaught error; the broker keeps serving", { error: errorName(error) }),
-  );
-  process.on("unhandledRejection", (error) =>
-    logger.error("unhandled rejection; the broker keeps serving", { error: errorName(error) }),
-  );
+export function exitOnUncaughtErrors(
+  logger: Logger,
+  exit: (code: number) => void = (code) => process.exit(code),
+): void {
+  const crash = (what: string) => (error: unknown) => {
+    logger.error(`${what}; the broker exits so that its supervisor restarts it`, {
+      error: errorName(error),
+    });
+    exit(EXIT_ON_UNCAUGHT_ERROR);
+  };
+  process.on("uncaughtException", crash("uncaught error"));
+  process.on("unhandledRejection", crash("unhandled rejection"));
 }
+
+/** What a crash exits with: non-zero, so Restart=on-failure restarts it (1 is "failed while running"). */
+export const EXIT_ON_UNCAUGHT_ERROR = 1;
 
 /**
  * A fleet burst opens thousands of connections at once. With Node's default accept queue (511) a

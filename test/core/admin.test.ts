@@ -19,8 +19,8 @@ import { aVendor } from "../support/vendor-mother";
 
 const FOREIGN_ID = "11111111-2222-4333-8444-555555555555";
 
-function anAdmin() {
-  const fx = aVendor({ pools: { web: { registrationLimit: 5 }, db: {} } });
+function anAdmin(web: { standby?: boolean } = {}) {
+  const fx = aVendor({ pools: { web: { registrationLimit: 5, ...web }, db: {} } });
   const nodes = new InMemoryNodes();
   const admin = new Admin({
     pools: fx.pools,
@@ -204,6 +204,44 @@ describe("revoke (I8)", () => {
     await expect(fx.admin.revoke("web")).rejects.toBeInstanceOf(NothingToRevokeError);
     await expect(fx.admin.revoke("nope")).rejects.toBeInstanceOf(PoolNotFoundError);
     await expect(fx.admin.revoke("Not A Pool")).rejects.toBeInstanceOf(InvalidPoolNameError);
+  });
+
+  it("retires first: the row is retired before SSM is asked for anything or anything is deleted", async () => {
+    const fx = anAdmin();
+    const pair = await fx.vendor.vend("web");
+    const calls: string[] = [];
+    const spy = <T extends object>(target: T, name: string, method: keyof T & string) => {
+      const original = (target[method] as (...args: unknown[]) => unknown).bind(target);
+      Object.assign(target, {
+        [method]: (...args: unknown[]) => (calls.push(`${name}.${method}`), original(...args)),
+      });
+    };
+    spy(fx.store, "pools", "list");
+    spy(fx.store, "pools", "retire");
+    spy(fx.activations, "activations", "list");
+    spy(fx.activations, "activations", "delete");
+    spy(fx.secrets, "secrets", "delete");
+    await fx.admin.revoke(pair.activationId);
+    expect(calls).toEqual([
+      "pools.list",
+      "pools.retire",
+      "activations.list",
+      "secrets.delete",
+      "activations.delete",
+    ]);
+  });
+
+  it("by id: retires the pool's standby, so no replica hands it out when the current one runs out", async () => {
+    const fx = anAdmin({ standby: true });
+    const current = await fx.vendor.vend("web");
+    await fx.vendor.idle(); // the standby refill
+    const standby = fx.store.rows.get("web")!.standbyId!;
+    expect(standby).toBeDefined();
+    const result = await fx.admin.revoke(standby);
+    expect(result).toEqual({ activationId: standby, pool: "web", wasCurrent: true, registrationsCount: 0 });
+    expect(fx.store.rows.get("web")).toMatchObject({ activationId: current.activationId });
+    expect(fx.store.rows.get("web")!.standbyId).toBeUndefined();
+    for (let i = 0; i < 8; i++) expect((await fx.vendor.vend("web")).activationId).not.toBe(standby);
   });
 
   it("by pool: accepts a pool that only has a row left", async () => {

@@ -11,6 +11,7 @@ import {
   type ActivationEntry,
 } from "../../src/core/janitor";
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
+import { SLOT_THEFT_MESSAGE } from "../../src/core/slot-theft";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 import {
   CapturingLogger,
@@ -656,14 +657,15 @@ describe("Janitor.cleanup", () => {
         dimensions: { Pool: "web" },
       });
       const warning = fx.logger.lines.find((l) => l.level === "warn");
-      expect(warning?.message).toBe("security: more registrations than pairs handed out; activation retired");
+      expect(warning?.message).toBe(SLOT_THEFT_MESSAGE);
       expect(warning?.extra).toEqual({
         security: true,
         pool: "web",
         activationId: current,
         issued: 5,
         registrationsCount: 6,
-        retired: true,
+        action: "retired",
+        detectedBy: "janitor",
       });
     });
 
@@ -676,6 +678,26 @@ describe("Janitor.cleanup", () => {
         { pool: "web", activationId: current, issued: 5, registrationsCount: 6, retired: false },
       ]);
       expect(fx.calls).not.toContain("pools.retire");
+      expect(fx.logger.lines.find((l) => l.level === "warn")?.extra).toMatchObject({ action: "dry run" });
+      expect(fx.metrics.named("SlotTheftDetected")).toHaveLength(1);
+    });
+
+    it("reports a theft whose retire failed as such, and records the failure for the next run", async () => {
+      const fx = aJanitor();
+      const current = await fx.made(2, { registrationsCount: 6 });
+      fx.serving(current, 5);
+      fx.poolInventory.retire = async () => {
+        throw Object.assign(new Error("throttled"), { name: "ThrottlingException" });
+      };
+      const report = await fx.janitor.cleanup({ apply: true });
+      expect(report.slotThefts).toEqual([
+        { pool: "web", activationId: current, issued: 5, registrationsCount: 6, retired: false },
+      ]);
+      expect(report.failures).toEqual([{ resource: current, error: "ThrottlingException: throttled" }]);
+      expect(fx.logger.lines.find((l) => l.message === SLOT_THEFT_MESSAGE)?.extra).toMatchObject({
+        action: "retire failed",
+      });
+      expect(fx.metrics.named("SlotTheftDetected")).toHaveLength(1);
     });
 
     it("takes as many registrations as pairs for honest use, and ignores activations that are not live", async () => {

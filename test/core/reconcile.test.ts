@@ -5,7 +5,13 @@ import {
   reportOutgoingActivation,
   type ReconcileDependencies,
 } from "../../src/core/reconcile";
-import { CapturingLogger, FakeClock, InMemoryActivations, InMemoryPoolStore } from "../support/fakes";
+import {
+  CapturingLogger,
+  FakeClock,
+  InMemoryActivations,
+  InMemoryPoolStore,
+  RecordingMetrics,
+} from "../support/fakes";
 import { TEST_ROLE } from "../support/vendor-mother";
 
 const DAY = 86_400_000;
@@ -40,9 +46,14 @@ async function aPool({ issued = 2, limit = 5, registered = 0 } = {}) {
 /** The security warning a theft of the pool's activation logs: ids and counts, never a code. */
 function theftWarning(
   activationId: string,
-  fields: { registrationsCount: number; issued: number; action: string },
+  fields: { registrationsCount: number; issued: number; action: string; detectedBy: string },
 ) {
-  return { level: "warn", message: THEFT, extra: { pool: "default", activationId, ...fields } };
+  const { registrationsCount, issued, action, detectedBy } = fields;
+  return {
+    level: "warn",
+    message: THEFT,
+    extra: { security: true, pool: "default", activationId, issued, registrationsCount, action, detectedBy },
+  };
 }
 
 /** Runs `meanwhile` once, just before SSM answers the next describe. */
@@ -98,7 +109,12 @@ describe("reconcilePool", () => {
     // Retired: no replica can reserve another slot of it, so the next vend rotates.
     expect(await fx.store.reserve("default", fx.clock.now())).toBeUndefined();
     expect(fx.logger.lines).toEqual([
-      theftWarning(fx.activationId, { registrationsCount: 3, issued: 2, action: "retired" }),
+      theftWarning(fx.activationId, {
+        registrationsCount: 3,
+        issued: 2,
+        action: "retired",
+        detectedBy: "reconcile",
+      }),
     ]);
     expect(fx.logger.text()).not.toContain(fx.activationCode);
   });
@@ -112,7 +128,12 @@ describe("reconcilePool", () => {
       activationId: fx.activationId,
     });
     expect(fx.logger.lines).toEqual([
-      theftWarning(fx.activationId, { registrationsCount: 2, issued: 1, action: "already rotated" }),
+      theftWarning(fx.activationId, {
+        registrationsCount: 2,
+        issued: 1,
+        action: "already rotated",
+        detectedBy: "reconcile",
+      }),
     ]);
   });
 
@@ -197,6 +218,15 @@ describe("reconcilePools", () => {
     ]);
     expect(fx.logger.text()).not.toContain("abcd-secret");
   });
+
+  it("counts SlotTheftDetected for the pool, as the janitor does", async () => {
+    const fx = await aPool({ issued: 1, registered: 2 });
+    const metrics = new RecordingMetrics();
+    await reconcilePools({ ...fx.deps, metrics }, ["default"]);
+    expect(metrics.points).toEqual([
+      { kind: "count", name: "SlotTheftDetected", value: 1, dimensions: { Pool: "default" } },
+    ]);
+  });
 });
 
 describe("reportOutgoingActivation", () => {
@@ -204,7 +234,12 @@ describe("reportOutgoingActivation", () => {
     const fx = await aPool({ issued: 5, registered: 6 });
     await reportOutgoingActivation(fx.deps, { pool: "default", activationId: fx.activationId, issued: 5 });
     expect(fx.logger.lines).toEqual([
-      theftWarning(fx.activationId, { registrationsCount: 6, issued: 5, action: "rotated" }),
+      theftWarning(fx.activationId, {
+        registrationsCount: 6,
+        issued: 5,
+        action: "rotated",
+        detectedBy: "rotation",
+      }),
     ]);
     expect(fx.logger.text()).not.toContain(fx.activationCode);
   });

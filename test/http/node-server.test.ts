@@ -3,7 +3,13 @@ import type { Server } from "node:http";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { createHttpHandler, type HttpHandler } from "../../src/http/handler";
-import { createNodeServer, listen, parseTarget, type NodeServerOptions } from "../../src/http/node-server";
+import {
+  createNodeServer,
+  HEALTH_LANE,
+  listen,
+  parseTarget,
+  type NodeServerOptions,
+} from "../../src/http/node-server";
 import { CapturingLogger } from "../support/fakes";
 import { aVendor } from "../support/vendor-mother";
 
@@ -178,22 +184,34 @@ describe("Node server: connection hygiene", () => {
     expect(statusOf(await raw(port, request("/")))).toBe(200);
   });
 
-  it("refuses connections beyond the cap", async () => {
+  it("beyond the cap answers only /healthz, on a few sockets more, and refuses the rest at once", async () => {
     const { server, port, url } = await aServer({ limits: { maxConnections: 2, idleTimeoutMs: 5_000 } });
     const open: Socket[] = [];
-    for (let i = 0; i < 2; i++) {
-      const s = connect(port, "127.0.0.1");
-      await new Promise((r) => s.once("connect", r));
-      open.push(s);
-    }
-    // The client's "connect" can come before the server counts the socket: wait for the count.
-    await connectionsReach(server, 2);
+    const hold = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const s = connect(port, "127.0.0.1");
+        await new Promise((r) => s.once("connect", r));
+        open.push(s);
+      }
+      // The client's "connect" can come before the server counts the socket: wait for the count.
+      await connectionsReach(server, open.length);
+    };
+    await hold(2);
+    expect(statusOf(await raw(port, request("/healthz"), 1_000))).toBe(200);
+    const refused = await raw(port, request("/"), 1_000);
+    expect(statusOf(refused)).toBe(429);
+    expect(refused).toContain("Retry-After: 1");
+    expect(fxCreated(refused)).toBe(false);
+    await hold(HEALTH_LANE);
     expect(await raw(port, request("/healthz"), 1_000)).toBe("");
     for (const s of open) s.destroy();
     await connectionsReach(server, 0);
-    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/`)).status).toBe(200);
   });
 });
+
+/** A refusal never carries a pair. */
+const fxCreated = (answer: string) => answer.includes("ActivationCode");
 
 describe("Node server: install scripts use a URL the operator set", () => {
   it("without BROKER_PUBLIC_URL, refuses the scripts instead of trusting Host", async () => {

@@ -206,8 +206,8 @@ describe("alarms and dashboard (cdk-monitoring-constructs)", () => {
     );
   });
 
-  it("puts five alarms and one dashboard in the stack, and no code anywhere", () => {
-    hygiene.resourceCountIs("AWS::CloudWatch::Alarm", 5);
+  it("puts six alarms and one dashboard in the stack, and no code anywhere", () => {
+    hygiene.resourceCountIs("AWS::CloudWatch::Alarm", 6);
     hygiene.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
     // Every alarm notifies the stack's encrypted topic (output AlarmTopicArn).
     for (const a of Object.values(hygiene.findResources("AWS::CloudWatch::Alarm"))) {

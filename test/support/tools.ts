@@ -38,6 +38,7 @@ export const TOOLS = {
   curl: tool("curl", "apt-get install -y curl", runs("curl", "--version")),
   jq: tool("jq", "apt-get install -y jq", runs("jq", "--version")),
   cfnLint: tool("cfn-lint", "pip install cfn-lint", runs("cfn-lint", "--version")),
+  systemdAnalyze: tool("systemd-analyze", "apt-get install -y systemd", runs("systemd-analyze", "--version")),
 } as const;
 
 /**
