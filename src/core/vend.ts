@@ -437,7 +437,7 @@ export class Vendor {
    * Best effort: the rotation has committed, so neither may fail the caller's vend.
    */
   private async retireOutgoing(pool: PoolConfig, activationId: string, issued: number): Promise<void> {
-    const { secrets, activations, logger } = this.deps;
+    const { secrets, activations, logger, metrics } = this.deps;
     this.codes.delete(activationId);
     await Promise.all([
       secrets.delete(pool.name, activationId).catch((error: unknown) =>
@@ -447,7 +447,10 @@ export class Vendor {
           error: errorName(error),
         }),
       ),
-      reportOutgoingActivation({ activations, logger }, { pool: pool.name, activationId, issued }),
+      reportOutgoingActivation(
+        { activations, logger, ...(metrics && { metrics }) },
+        { pool: pool.name, activationId, issued },
+      ),
     ]);
   }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RotationBudgetExhaustedError } from "../../src/core/errors";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
+import { RecordingMetrics } from "../support/fakes";
 import { aVendor, holdCreates, standbyMadeLater } from "../support/vendor-mother";
 
 /**
@@ -38,6 +39,21 @@ describe("what the standby leaves behind is retired", () => {
       registrationsCount: 3,
       issued: 2,
     });
+  });
+
+  it("counts the theft it finds on a promotion in SlotTheftDetected, once, for the pool", async () => {
+    const metrics = new RecordingMetrics();
+    const { newProcess, activations } = aVendor(standbyPool());
+    const vendor = newProcess({ metrics });
+    const first = await vendor.vend("default");
+    await vendor.vend("default");
+    await vendor.idle();
+    for (let i = 0; i < 3; i++) activations.register(first.activationId);
+    await vendor.vend("default");
+    await vendor.idle();
+    expect(metrics.named("SlotTheftDetected")).toEqual([
+      { kind: "count", name: "SlotTheftDetected", value: 1, dimensions: { Pool: "default" } },
+    ]);
   });
 
   it("an honest promotion logs no theft", async () => {
