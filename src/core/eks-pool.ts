@@ -99,7 +99,7 @@ const kubeletFlag = z
   .string()
   .max(1024)
   .regex(/^--[a-z0-9][a-z0-9-]*(=\P{Cc}*)?$/u, "a kubelet flag such as --max-pods=110")
-  .regex(/^[^\s"'`\\]*$/u, "kubelet flags may not hold whitespace, quotes or backslashes")
+  .refine((flag) => !/[\s"'`\\]/u.test(flag), "kubelet flags may not hold whitespace, quotes or backslashes")
   .superRefine((flag, ctx) => {
     const name = flag.slice(2).split("=")[0]!;
     const reason = FLAGS_OWNED_ELSEWHERE[name];
