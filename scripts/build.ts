@@ -4,6 +4,7 @@
  */
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
+import { AGENT_SCRIPTS_BUNDLING } from "./bundling";
 
 export async function buildCli(outfile = "dist/activation-broker.mjs"): Promise<void> {
   await build({
@@ -22,6 +23,7 @@ export async function buildCli(outfile = "dist/activation-broker.mjs"): Promise<
       js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },
     logLevel: "warning",
+    ...AGENT_SCRIPTS_BUNDLING,
   });
 }
 

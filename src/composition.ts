@@ -13,7 +13,7 @@ import { Admin } from "./core/admin";
 import { Janitor } from "./core/janitor";
 import type { Metrics } from "./core/metrics";
 import { createHttpHandler, type HttpHandler } from "./http/handler";
-import { INSTALL_PS1, INSTALL_SH } from "./http/agent-scripts.generated";
+import { agentScripts } from "./http/agent-scripts";
 import { installScriptRenderer } from "./http/install-scripts";
 import { createNodeConfigRoute } from "./http/nodeconfig";
 import type { Settings } from "./settings";
@@ -75,7 +75,7 @@ export function createBroker(deps: {
     region: settings.region,
     logger,
     ...(deps.metrics && { metrics: deps.metrics }),
-    renderInstallScript: installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 }),
+    renderInstallScript: installScriptRenderer(agentScripts()),
     nodeConfig,
     refusedPairs,
   });

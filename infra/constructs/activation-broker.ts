@@ -43,6 +43,7 @@ import {
 } from "../../src/core/pool-config";
 import { SSM_CRYPTO_ACTIONS, denyGrantsExceptForAwsServices, ssmViaService } from "./parameter-store-key";
 import { StandbyRefill } from "./standby-refill";
+import { AGENT_SCRIPTS_BUNDLING } from "../../scripts/bundling";
 import {
   HybridNodesRole,
   clustersNeedingHybridNodesRole,
@@ -67,6 +68,11 @@ export const FUNCTION_BUNDLING: BundlingOptions = {
   externalModules: [],
   // esbuild's per-file size table on every synth is noise; warnings and errors still show.
   logLevel: BundlingLogLevel.WARNING,
+  // The bootstrap scripts of agent/, embedded at build time (src/http/agent-scripts.ts).
+  ...AGENT_SCRIPTS_BUNDLING,
+  // That module's file-read fallback (tsx, vitest) is dead code in a bundle, and its import.meta
+  // the only one in src/ (test/agent/embedded-scripts.test.ts keeps it so): not a CJS problem.
+  esbuildArgs: { "--log-override:empty-import-meta": "silent" },
 };
 
 /** The foundation's Lambda adapter: the only broker logic the function runs. */
@@ -564,9 +570,9 @@ export class ActivationBroker extends Construct {
       this.api.root.addResource(script).addMethod("ANY", integration, { requestValidator: validator });
     }
     if (hasEksPools) {
-      this.api.root
-        .addResource("nodeconfig.yaml")
-        .addMethod("ANY", integration, { requestValidator: validator });
+      for (const path of ["nodeconfig.yaml", "install-eks.sh"]) {
+        this.api.root.addResource(path).addMethod("ANY", integration, { requestValidator: validator });
+      }
     }
   }
 

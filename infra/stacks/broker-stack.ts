@@ -122,7 +122,7 @@ export function addBrokerOutputs(
       description: "A nodeadm NodeConfig with a fresh pair from an EKS pool",
     };
     outputs.EksInstallCommand = {
-      value: `curl -fsSL ${url}/install.sh | sudo bash -s -- --eks <kubernetes version> --pool <pool>`,
+      value: `curl -fsSL "${url}/install-eks.sh?pool=<pool>" | sudo bash -s -- --kubernetes-version <version>`,
       description: "Join a Linux host to an EKS pool's cluster as a hybrid node (docs/eks.md)",
     };
   }

@@ -92,10 +92,14 @@ const FLAGS_OWNED_ELSEWHERE: Readonly<Record<string, string>> = {
   "node-labels": "set nodeLabels instead",
 };
 
+// nodeadm joins the flags into one NODEADM_KUBELET_ARGS="…" line of a systemd environment file,
+// which splits at whitespace and gives quotes and backslashes meaning: a value holding any of them
+// would reach the kubelet as other arguments. Refused here (start-up and synth), not escaped.
 const kubeletFlag = z
   .string()
   .max(1024)
   .regex(/^--[a-z0-9][a-z0-9-]*(=\P{Cc}*)?$/u, "a kubelet flag such as --max-pods=110")
+  .refine((flag) => !/[\s"'`\\]/u.test(flag), "kubelet flags may not hold whitespace, quotes or backslashes")
   .superRefine((flag, ctx) => {
     const name = flag.slice(2).split("=")[0]!;
     const reason = FLAGS_OWNED_ELSEWHERE[name];

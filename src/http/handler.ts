@@ -13,6 +13,8 @@ export interface HttpRequest {
   readonly path: string;
   readonly query: Readonly<Record<string, string | undefined>>;
   readonly requestId: string;
+  /** The request's Accept header: `text/plain` asks for the shell-friendly pair (textPair below). */
+  readonly accept?: string;
   /**
    * The URL clients reach this broker at (scheme, host and stage), for the install scripts; absent
    * when nothing the operator trusts says it (the scripts are then not served).
@@ -28,8 +30,10 @@ export interface HttpResponse {
 
 export type HttpHandler = (request: HttpRequest) => Promise<HttpResponse>;
 
+export type InstallScriptKind = "sh" | "ps1" | "eks";
+
 export interface InstallScriptRenderer {
-  (kind: "sh" | "ps1", values: { brokerUrl: string; pool: string }): string;
+  (kind: InstallScriptKind, values: { brokerUrl: string; pool: string }): string;
 }
 
 export interface HandlerDependencies {
@@ -48,15 +52,20 @@ export interface HandlerDependencies {
 const NO_STORE = { "Cache-Control": "no-store" };
 
 /**
- * docs/http-api.md: `GET /` and `GET /activations/{pool}` hand out a pair; `GET /install.sh` and
- * `GET /install.ps1` serve the bootstrap scripts with this broker's URL filled in; `GET /healthz`
+ * docs/http-api.md: `GET /` and `GET /activations/{pool}` hand out a pair (JSON, or `KEY=value`
+ * lines for `Accept: text/plain`); `GET /install.sh`, `GET /install.ps1` and `GET /install-eks.sh`
+ * serve the bootstrap scripts with this broker's URL filled in; `GET /healthz`
  * is a liveness check that costs nothing.
  */
 export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
   const { vendor, region, logger } = deps;
   const metrics = deps.metrics ?? noMetrics;
 
-  async function vend(pool: string, note: Note, refused: string | undefined): Promise<HttpResponse> {
+  async function vend(
+    pool: string,
+    note: Note,
+    { refused, accept }: { refused: string | undefined; accept: string | undefined },
+  ): Promise<HttpResponse> {
     // A server whose pair SSM refused names it: checked with SSM (never trusted), retired if SSM
     // confirms; either way the vend below answers as for any request.
     const verdict =
@@ -72,16 +81,17 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
       ...(pair.slot !== undefined && { slot: pair.slot }),
       ...(pair.limit !== undefined && { limit: pair.limit }),
     };
-    return json(200, {
+    const answer = {
       ActivationId: pair.activationId,
       ActivationCode: pair.activationCode,
       Region: region,
       ExpirationDate: new Date(pair.expiresAt).toISOString().replace(/\.\d{3}Z$/, "Z"),
       Pool: pair.pool,
-    });
+    };
+    return wantsText(accept) ? textPair(answer) : json(200, answer);
   }
 
-  function installScript(kind: "sh" | "ps1", request: HttpRequest): HttpResponse {
+  function installScript(kind: InstallScriptKind, request: HttpRequest): HttpResponse {
     if (!deps.renderInstallScript) throw new HttpError("NotFound", "No install scripts are bundled.");
     const pool = request.query.pool ?? DEFAULT_POOL;
     if (!POOL_NAME_PATTERN.test(pool)) throw new InvalidPoolNameError(pool);
@@ -101,23 +111,26 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
       // The renderer refuses values that could break out of the script's quotes (a hostile Host).
       throw new HttpError("InvalidParameter", "The request's host cannot be put into an install script.");
     }
-    const type = kind === "sh" ? "text/x-shellscript" : "text/plain";
+    const type = kind === "ps1" ? "text/plain" : "text/x-shellscript";
     return { status: 200, headers: { "Content-Type": `${type}; charset=utf-8`, ...NO_STORE }, body };
   }
 
   function route(request: HttpRequest, note: Note): () => Promise<HttpResponse> | HttpResponse {
     const path = request.path.replace(/\/+$/, "") || "/";
     const segments = path.split("/").slice(1);
-    if (path === "/") return () => vend(DEFAULT_POOL, note, request.query.refused);
+    const ask = { refused: request.query.refused, accept: request.accept };
+    if (path === "/") return () => vend(DEFAULT_POOL, note, ask);
     if (segments[0] === "activations" && segments.length === 2) {
       const pool = decodeSegment(segments[1]!);
-      return () => vend(pool, note, request.query.refused); // the vendor rejects a malformed name (400) before any AWS call
+      // The vendor rejects a malformed name (400) before any AWS call.
+      return () => vend(pool, note, ask);
     }
     // Liveness for load balancers in standalone mode: answers without touching AWS, because a
     // health check pointed at "/" would reserve a registration slot every few seconds.
     if (path === "/healthz") return () => json(200, { status: "ok" });
     if (path === "/install.sh") return () => installScript("sh", request);
     if (path === "/install.ps1") return () => installScript("ps1", request);
+    if (path === "/install-eks.sh") return () => installScript("eks", request);
     const { nodeConfig } = deps;
     if (path === "/nodeconfig.yaml" && nodeConfig) return () => nodeConfig(request);
     throw new HttpError("NotFound", `No route for ${request.path}.`);
@@ -173,6 +186,52 @@ function decodeSegment(segment: string): string {
   } catch {
     return segment; // malformed escapes then fail the pool-name check
   }
+}
+
+/**
+ * Whether the client asked for the shell-friendly answer: `text/plain` named in Accept before any
+ * `application/json`. Anything else (no header, `*\/*`, JSON first) keeps the JSON default, so the
+ * reference client's `jq -r .ActivationCode` is unchanged.
+ */
+export function wantsText(accept: string | undefined): boolean {
+  for (const range of (accept ?? "").toLowerCase().split(",")) {
+    const type = range.split(";")[0]!.trim();
+    if (type === "text/plain") return true;
+    if (type === "application/json") return false;
+  }
+  return false;
+}
+
+/** Every value of the text answer: no whitespace, quote, backslash, `$`, backtick or control. */
+export const TEXT_VALUE = /^[A-Za-z0-9._:+/=-]+$/;
+
+/**
+ * docs/http-api.md "Plain text": one `KEY=value` line per field, LF-terminated, KEY `[A-Z_]+`,
+ * value TEXT_VALUE, so `while IFS='=' read -r key value` reads it whatever the shell. SSM's values
+ * have these shapes; one that does not is refused here (500) rather than sent to a root shell.
+ */
+function textPair(answer: {
+  ActivationId: string;
+  ActivationCode: string;
+  Region: string;
+  ExpirationDate: string;
+  Pool: string;
+}): HttpResponse {
+  const lines = [
+    ["ACTIVATION_ID", answer.ActivationId],
+    ["ACTIVATION_CODE", answer.ActivationCode],
+    ["REGION", answer.Region],
+    ["EXPIRATION_DATE", answer.ExpirationDate],
+    ["POOL", answer.Pool],
+  ] as const;
+  if (!lines.every(([, value]) => TEXT_VALUE.test(value))) {
+    throw new Error("a vended value has characters outside the text answer's safe set");
+  }
+  return {
+    status: 200,
+    headers: { "Content-Type": "text/plain; charset=utf-8", ...NO_STORE },
+    body: lines.map(([key, value]) => `${key}=${value}\n`).join(""),
+  };
 }
 
 function json(status: number, body: unknown): HttpResponse {

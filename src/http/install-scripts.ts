@@ -1,13 +1,13 @@
 /**
- * Fills the broker's URL and a pool into the bootstrap scripts served at GET /install.sh and
- * GET /install.ps1. The script texts themselves are data (agent-scripts.generated.ts, written by
- * `npm run generate` from agent/); this module is the only code that touches them.
+ * Fills the broker's URL and a pool into the bootstrap scripts served at GET /install.sh,
+ * GET /install.ps1 and GET /install-eks.sh. The script texts themselves are data (agent/, embedded
+ * by agent-scripts.ts); this module is the only code that touches them.
  */
 
-/** The markers in agent/install.sh and agent/install.ps1, each present exactly once. */
+/** The markers in each script of agent/, each present exactly once. */
 export const PLACEHOLDERS = { brokerUrl: "__BROKER_URL__", pool: "__BROKER_POOL__" } as const;
 
-export type InstallScriptKind = "sh" | "ps1";
+export type InstallScriptKind = "sh" | "ps1" | "eks";
 
 export interface InstallScriptValues {
   /** The broker's public base URL, e.g. https://abc.execute-api.eu-west-1.amazonaws.com/prod */
@@ -48,10 +48,17 @@ export function fillInstallScript(template: string, values: InstallScriptValues)
     .replace(PLACEHOLDERS.pool, () => values.pool);
 }
 
-/** The renderer the HTTP handler takes, over the two script texts. */
+/**
+ * The renderer the HTTP handler takes, over the script texts. A text without its placeholders
+ * once each is refused here, when the broker starts, rather than served without the URL.
+ */
 export function installScriptRenderer(
   templates: InstallScriptTemplates,
 ): (kind: InstallScriptKind, values: InstallScriptValues) => string {
+  for (const [kind, text] of Object.entries(templates)) {
+    const problems = placeholderProblems(text);
+    if (problems.length > 0) throw new Error(`install script '${kind}' ${problems.join("; ")}`);
+  }
   return (kind, values) => fillInstallScript(templates[kind], values);
 }
 

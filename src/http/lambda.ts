@@ -27,12 +27,20 @@ export function toHttpRequest(
     path: event.path ?? "/",
     query: event.queryStringParameters ?? {},
     requestId: requestIdOf(event, context),
+    ...acceptOf(event),
     baseUrl: publicUrl ? scriptBaseUrl(publicUrl, vpcEndpointIds, hostOf(event)) : baseUrlOf(event),
   };
 }
 
 export function toProxyResult(response: HttpResponse): APIGatewayProxyResult {
   return { statusCode: response.status, headers: { ...response.headers }, body: response.body };
+}
+
+/** API Gateway passes header names as the client sent them. */
+function acceptOf(event: APIGatewayProxyEvent): { accept?: string } {
+  const name = Object.keys(event.headers ?? {}).find((key) => key.toLowerCase() === "accept");
+  const value = name === undefined ? undefined : event.headers[name];
+  return value === undefined || value === null ? {} : { accept: value };
 }
 
 function hostOf(event: APIGatewayProxyEvent): string | undefined {

@@ -150,6 +150,7 @@ export function createNodeServer(handler: HttpHandler, options: NodeServerOption
       path: target.path,
       query: target.query,
       requestId,
+      ...(req.headers.accept !== undefined && { accept: req.headers.accept }),
       ...(baseUrl !== undefined && { baseUrl }),
     });
     send(res, requestId, response);

@@ -45,9 +45,11 @@ export function createNodeConfigRoute(
 }
 
 /**
- * The YAML text of a NodeConfig; the `yaml` library does all quoting and escaping. YAML 1.1
- * rules, because nodeadm reads the file with sigs.k8s.io/yaml (go-yaml, YAML 1.1): a cluster
- * named `on` or a label value `yes` must come out quoted, or nodeadm would read a boolean.
+ * The YAML text of a NodeConfig; the `yaml` library does all quoting and escaping. Every string
+ * value is double-quoted: nodeadm reads the file with sigs.k8s.io/yaml, whose scalar rules are
+ * wider than YAML 1.1's (it drops `_` and reads `0X`, `0o` and `0O` numbers), so an unquoted
+ * cluster named `0X1F`, `0o17` or `1e3_0` would reach nodeadm as 31, 15 or 1e+30. A quoted scalar
+ * is a string under every YAML reader.
  */
 export function renderNodeConfig(pool: PoolConfig, pair: VendedPair): string {
   const eks = pool.eks;
@@ -68,5 +70,5 @@ export function renderNodeConfig(pool: PoolConfig, pair: VendedPair): string {
   doc.commentBefore =
     ` nodeadm NodeConfig from pool '${pool.name}'; the activation expires` +
     ` ${new Date(pair.expiresAt).toISOString()}. Keep it root-only and delete it after nodeadm init.`;
-  return doc.toString();
+  return doc.toString({ defaultStringType: "QUOTE_DOUBLE", defaultKeyType: "PLAIN" });
 }

@@ -13,27 +13,30 @@ PLATFORMS=(
   "ubuntu debian apt-get" "sles linux zypper" "opensuse linux zypper"
 )
 
-@test "dry run: each family and architecture picks its bucket folder, URL and package tool" {
-  local entry d prefix tool machine arch
+@test "each family and architecture downloads its bucket folder and installs with its package tool" {
+  # The package method (--agent-key), its install made to fail: the folder and tool show, and no
+  # registration is taken.
+  echo "fake key" >"$BATS_TEST_TMPDIR/agent.gpg"
+  local entry d prefix tool machine arch ext
   for entry in "${PLATFORMS[@]}"; do
     read -r d prefix tool <<<"$entry"
     for machine in x86_64 aarch64; do
-      arch=amd64
+      arch=amd64 ext=rpm
       [[ $machine == aarch64 ]] && arch=arm64
+      [[ $prefix == debian ]] && ext=deb
       rm -f "$BIN"/{dnf,yum,zypper,apt-get,dpkg}
       distro "$d"
-      ARCH=$machine
-      run env -i PATH="$BIN" INSTALL_ROOT="$ROOT" STUB_ARCH="$ARCH" "$BIN/bash" "$INSTALL_SH" \
-        --url https://broker.example.com/prod --region ap-southeast-2 --dry-run
-      [[ $status -eq 0 ]] || { echo "$d/$machine: exit $status: $output"; return 1; }
-      local ext=rpm
-      [[ $prefix == debian ]] && ext=deb
-      [[ $output == *"https://amazon-ssm-ap-southeast-2.s3.ap-southeast-2.amazonaws.com/latest/${prefix}_${arch}/ssm-setup-cli"* ]] ||
-        { echo "$d/$machine: wrong ssm-setup-cli URL: $output"; return 1; }
-      [[ $output == *"latest/${prefix}_${arch}/amazon-ssm-agent.$ext (+ .sig, checked with gpg) via $tool"* ]] ||
-        { echo "$d/$machine: wrong fallback: $output"; return 1; }
+      harness POST /__reset >/dev/null
+      : >"$STUB_LOG"
+      ARCH=$machine STUB_FAIL=$tool
+      run_install --url "$BROKER" --region ap-southeast-2 --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
+      [[ $status -eq 20 ]] || { echo "$d/$machine"; show; return 1; }
+      s3_requests | grep -qx "ap-southeast-2/latest/${prefix}_${arch}/amazon-ssm-agent.$ext" || { echo "$d/$machine: wrong package"; show; return 1; }
+      grep -q "^$tool " "$STUB_LOG" || { echo "$d/$machine: not installed with $tool"; show; return 1; }
+      [ "$(broker_requests)" -eq 0 ]
     done
   done
+  STUB_FAIL=""
 }
 
 @test "each family registers for real through the broker and the emulated SSM (x86_64)" {
@@ -90,7 +93,7 @@ PLATFORMS=(
 @test "package method on Debian and SUSE uses apt-get and zypper" {
   echo "fake key" >"$BATS_TEST_TMPDIR/agent.gpg"
   distro debian
-  run_install --url "$BROKER" --install-method package --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
+  run_install --url "$BROKER" --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
   show
   [ "$status" -eq 0 ]
   grep -q '^apt-get -y install .*/amazon-ssm-agent.deb$' "$STUB_LOG"
@@ -99,7 +102,7 @@ PLATFORMS=(
   rm -f "$BIN"/{apt-get,dpkg}
   : >"$STUB_LOG"
   distro sles
-  run_install --url "$BROKER" --install-method package --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
+  run_install --url "$BROKER" --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
   show
   [ "$status" -eq 0 ]
   grep -q '^zypper --non-interactive --no-gpg-checks install .*/amazon-ssm-agent.rpm$' "$STUB_LOG"
@@ -109,7 +112,7 @@ PLATFORMS=(
   distro rhel
   echo "fake key" >"$BATS_TEST_TMPDIR/agent.gpg"
   harness POST /__s3/bad-signatures >/dev/null
-  run_install --url "$BROKER" --install-method package --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
+  run_install --url "$BROKER" --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
   show
   [ "$status" -eq 20 ]
   [[ $stderr == *"signature check"*"failed"* ]]
@@ -117,9 +120,10 @@ PLATFORMS=(
   [ ! -e "$ROOT/usr/bin/amazon-ssm-agent" ]
 }
 
-@test "the package method without --agent-key refuses to install unverified packages (exit 20)" {
+@test "no ssm-setup-cli in the bucket and no --agent-key: unverified packages are refused (exit 20)" {
   distro rhel
-  run_install --url "$BROKER" --install-method package
+  harness POST /__s3/missing '["ssm-setup-cli"]' >/dev/null
+  run_install --url "$BROKER"
   show
   [ "$status" -eq 20 ]
   [[ $stderr == *"--agent-key"* ]]

@@ -32,7 +32,7 @@ fake_package() {
   # The package method, with a signature that does not verify.
   harness POST /__reset >/dev/null
   harness POST /__s3/bad-signatures >/dev/null
-  run_install --url "$BROKER" --install-method package --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
+  run_install --url "$BROKER" --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
   [ "$status" -eq 20 ] || { show; return 1; }
   [[ $stderr == *"signature check"*"failed"* ]]
   # A local package with a bad signature.
@@ -54,7 +54,7 @@ fake_package() {
 }
 
 @test "the agent is installed and verified before the broker is asked" {
-  run_install --url "$BROKER" --install-method package --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
+  run_install --url "$BROKER" --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
   show
   [ "$status" -eq 0 ]
   local install broker
@@ -72,10 +72,14 @@ fake_package() {
   [ "$status" -eq 2 ]
   [[ $stderr == *"pass --region"* ]]
   [ "$(broker_requests)" -eq 0 ]
-  # An execute-api URL names its region: the dry run plans that region's bucket.
-  run_install --url https://abc123.execute-api.eu-central-1.amazonaws.com/prod --dry-run
-  [ "$status" -eq 0 ]
-  [[ $output == *"/s3/eu-central-1/latest/linux_amd64/ssm-setup-cli"* ]]
+  # An execute-api URL names its region: that region's bucket is used (the install is made to fail
+  # before the broker, which does not exist, would be asked).
+  harness POST /__s3/missing '["ssm-agent-manifest.json"]' >/dev/null
+  run_install --url https://abc123.execute-api.eu-central-1.amazonaws.com/prod
+  [ "$status" -eq 20 ] || { show; return 1; }
+  s3_requests | grep -qx 'eu-central-1/latest/linux_amd64/ssm-setup-cli'
+  run_install --url https://abc123.execute-api.eu-central-1.amazonaws.com/prod --agent-path /nonexistent
+  [ "$status" -eq 20 ] || { show; return 1; }
 }
 
 @test "--agent-path registers the agent that is there: nothing downloaded or installed" {
@@ -92,11 +96,11 @@ fake_package() {
   [ ! -e "$ROOT/usr/bin/amazon-ssm-agent" ]
 }
 
-@test "--install-method none without an agent: exit 20 before the broker; a bad --agent-path too" {
-  run_install --url "$BROKER" --install-method none
+@test "golden image: --agent-path naming a missing agent exits 20 before the broker, downloading nothing" {
+  run_install --url "$BROKER" --agent-path /usr/bin/amazon-ssm-agent
   show
   [ "$status" -eq 20 ]
-  [[ $stderr == *"--install-method none"* ]]
+  [[ $stderr == *"--agent-path"* ]]
   run_install --url "$BROKER" --agent-path "$ROOT/nonexistent/amazon-ssm-agent"
   [ "$status" -eq 20 ]
   [[ $stderr == *"--agent-path"* ]]
@@ -147,7 +151,7 @@ fake_package() {
   grep -q -- "^ssm-setup-cli -register .* -version 3.3.987.0 -manifest-url $AGENT_TEST_HARNESS_URL/s3/mirror/ssm-agent-manifest.json\$" "$STUB_LOG"
   run_install --url "$BROKER" --agent-version 'latest; reboot'
   [ "$status" -eq 2 ]
-  run_install --url "$BROKER" --agent-version latest --install-method package
+  run_install --url "$BROKER" --agent-version latest --agent-key "$BATS_TEST_TMPDIR/agent.gpg"
   [ "$status" -eq 2 ]
   run_install --url "$BROKER" --mirror-url http://mirror.example.com/ssm
   [ "$status" -eq 2 ]

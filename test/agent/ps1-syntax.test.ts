@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Language, Parser, type Node } from "web-tree-sitter";
-import { SOURCES } from "../../scripts/embed-agent-scripts";
+import { fileURLToPath } from "node:url";
 
 const require = createRequire(import.meta.url);
 const grammar = require.resolve("tree-sitter-powershell/tree-sitter-powershell.wasm");
@@ -40,26 +40,26 @@ function syntaxErrors(source: string): string[] {
 }
 
 describe("install.ps1 syntax (tree-sitter-powershell)", () => {
-  const ps1 = readFileSync(SOURCES.ps1, "utf8");
+  const ps1 = readFileSync(fileURLToPath(new URL("../../agent/install.ps1", import.meta.url)), "utf8");
 
   it("parses without a syntax error", () => {
     expect(syntaxErrors(ps1)).toEqual([]);
   });
 
   const breakages: [string, string, string][] = [
-    [
-      "a function without its opening brace",
-      "function Get-RegisteredRegion {",
-      "function Get-RegisteredRegion ",
-    ],
+    ["a function without its opening brace", "function Get-RegisteredId {", "function Get-RegisteredId "],
     ["an unclosed parenthesis", "if ($MaxWait -lt 0)", "if ($MaxWait -lt 0"],
-    ["an operator without its operand", "$total += $n", "$total += "],
+    ["an operator without its operand", "$total += $n }", "$total += }"],
     [
       "a catch without its try",
       "try { $response = $request.GetResponse() } catch {",
       "$response = $request.GetResponse() } catch {",
     ],
-    ["a here-string that never ends", "'@\n  $pem", "'@x\n  $pem"],
+    [
+      "a string that never ends",
+      'Write-Log "agent $($Matches[1]) at $AgentExe"',
+      'Write-Log "agent $($Matches[1]) at $AgentExe',
+    ],
   ];
   it.each(breakages)("finds %s in a broken copy", (_name, from, to) => {
     expect(ps1).toContain(from);

@@ -8,11 +8,12 @@ const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const skip = missingTools(TOOLS.shellcheck);
 const files = [
   "agent/install.sh",
+  "agent/install-eks.sh",
   ...readdirSync(`${repoRoot}test/agent/stubs`).map((name) => `test/agent/stubs/${name}`),
   "test/agent/helpers/common.bash",
 ];
 
-it.skipIf(skip)(`install.sh and the test stubs are shellcheck clean${skip}`, () => {
+it.skipIf(skip)(`the install scripts and the test stubs are shellcheck clean${skip}`, () => {
   const result = spawnSync("shellcheck", ["--external-sources", "--shell=bash", ...files], {
     cwd: repoRoot,
     encoding: "utf8",

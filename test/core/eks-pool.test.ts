@@ -147,6 +147,21 @@ describe("EKS pools", () => {
     expect(() => parsePools(eksPool(extra), roles)).toThrow(message);
   });
 
+  // nodeadm writes the flags into one NODEADM_KUBELET_ARGS="…" line: these would split or end it.
+  it.each([
+    "--node-ip=10.0.0.1 --v=9",
+    "--eviction-hard=a\tb",
+    '--x="y"',
+    "--x='y'",
+    "--x=`id`",
+    "--x=a\\b",
+    "--x=a\u00a0b",
+  ])("refuse the kubelet flag %j (whitespace, quotes or backslashes)", (flag) => {
+    expect(() => parsePools(eksPool({ kubeletFlags: [flag] }), roles)).toThrow(
+      "pools.k8s.kubeletFlags.0: kubelet flags may not hold whitespace, quotes or backslashes",
+    );
+  });
+
   it("accept kubelet flags and labels the kubelet may set on itself", () => {
     const pool = parsePools(
       eksPool({

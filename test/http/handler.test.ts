@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ThrottledError } from "../../src/core/errors";
-import { createHttpHandler, type HttpRequest } from "../../src/http/handler";
+import { createHttpHandler, TEXT_VALUE, wantsText, type HttpRequest } from "../../src/http/handler";
+import { toHttpRequest } from "../../src/http/lambda";
 import { CapturingLogger } from "../support/fakes";
 import { aVendor } from "../support/vendor-mother";
 
@@ -123,6 +124,76 @@ describe("HTTP handler", () => {
     expect((await get("/install.ps1")).body).toBe("ps1 https://broker.example default");
     expect((await get("/install.sh", { query: { pool: "nope" } })).status).toBe(404);
     expect((await get("/install.sh", { query: { pool: "$(reboot)" } })).status).toBe(400);
+  });
+
+  it("serves GET /install-eks.sh as a shell script", async () => {
+    const { get } = setup({ edge: {} });
+    const res = await get("/install-eks.sh", { query: { pool: "edge" } });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe("eks https://broker.example edge");
+    expect(res.headers["Content-Type"]).toBe("text/x-shellscript; charset=utf-8");
+  });
+
+  it("answers Accept: text/plain with KEY=value lines a shell `read` cannot misread", async () => {
+    const { get, activations } = setup({ linux: {} });
+    const res = await get("/activations/linux", { accept: "text/plain" });
+    expect(res.status).toBe(200);
+    expect(res.headers).toMatchObject({
+      "Content-Type": "text/plain; charset=utf-8",
+      "Cache-Control": "no-store",
+    });
+    const created = activations.created[0]!;
+    expect(res.body).toMatch(
+      new RegExp(
+        `^ACTIVATION_ID=${created.activationId}\nACTIVATION_CODE=${created.code.replace(/[+/=]/g, "\\$&")}\n` +
+          "REGION=eu-west-1\nEXPIRATION_DATE=\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\nPOOL=linux\n$",
+      ),
+    );
+    for (const line of res.body.trimEnd().split("\n")) expect(line).toMatch(/^[A-Z_]+=[A-Za-z0-9._:+/=-]+$/);
+    expect((await get("/", { accept: "text/plain" })).body).toContain("POOL=default\n");
+  });
+
+  it("refuses (500) to put a value outside the safe set into a text answer", async () => {
+    const fx = aVendor({ pools: {} });
+    const handle = createHttpHandler({
+      vendor: fx.vendor,
+      region: "eu-west-1 $(id)",
+      logger: new CapturingLogger(),
+    });
+    const res = await handle({ method: "GET", path: "/", query: {}, requestId: "r", accept: "text/plain" });
+    expect(res.status).toBe(500);
+    expect(res.body).not.toContain("$(id)");
+    expect(TEXT_VALUE.test("eu-west-1")).toBe(true);
+    for (const bad of ["a b", "a'b", 'a"b', "a\\b", "a$b", "a`b", "a\nb", ""])
+      expect(TEXT_VALUE.test(bad)).toBe(false);
+  });
+
+  it.each([
+    [undefined, false],
+    ["application/json", false],
+    ["*/*", false],
+    ["text/*", false],
+    ["application/json, text/plain", false],
+    ["text/plain", true],
+    ["TEXT/PLAIN; charset=utf-8", true],
+    ["text/plain;q=0.5, application/json", true],
+    ["text/html, text/plain", true],
+  ])("Accept %j asks for text: %s (JSON stays the default)", (accept, text) => {
+    expect(wantsText(accept)).toBe(text);
+  });
+
+  it("gets the Accept header from API Gateway events, whatever its case", () => {
+    const context = { awsRequestId: "l" } as Parameters<typeof toHttpRequest>[1];
+    const event = (headers: Record<string, string>) =>
+      ({
+        httpMethod: "GET",
+        path: "/",
+        headers,
+        requestContext: { requestId: "a" },
+      }) as unknown as Parameters<typeof toHttpRequest>[0];
+    expect(toHttpRequest(event({ accept: "text/plain" }), context, undefined).accept).toBe("text/plain");
+    expect(toHttpRequest(event({ Accept: "text/plain" }), context, undefined).accept).toBe("text/plain");
+    expect(toHttpRequest(event({}), context, undefined).accept).toBeUndefined();
   });
 
   it("answers GET /healthz without reserving a slot or calling AWS", async () => {

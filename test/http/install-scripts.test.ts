@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { INSTALL_PS1, INSTALL_SH } from "../../src/http/agent-scripts.generated";
+import { agentScripts } from "../../src/http/agent-scripts";
 import {
   InvalidInstallScriptValueError,
   PLACEHOLDERS,
@@ -8,11 +8,11 @@ import {
   placeholderProblems,
 } from "../../src/http/install-scripts";
 
-const render = installScriptRenderer({ sh: INSTALL_SH, ps1: INSTALL_PS1 });
+const render = installScriptRenderer(agentScripts());
 const values = { brokerUrl: "https://abc123.execute-api.eu-west-1.amazonaws.com/prod", pool: "web" };
 
 describe("installScriptRenderer over the bundled scripts", () => {
-  it("fills in the broker URL and pool, once each, in both scripts", () => {
+  it("fills in the broker URL and pool, once each, in every script", () => {
     const sh = render("sh", values);
     expect(sh).toContain(
       'BROKER_URL="${BROKER_URL:-https://abc123.execute-api.eu-west-1.amazonaws.com/prod}"',
@@ -23,6 +23,11 @@ describe("installScriptRenderer over the bundled scripts", () => {
     expect(ps1).toContain("'https://abc123.execute-api.eu-west-1.amazonaws.com/prod'");
     expect(ps1).toContain("else { 'web' }");
     expect(ps1).not.toMatch(/__BROKER_(URL|POOL)__/);
+    const eks = render("eks", values);
+    expect(eks).toContain(
+      'BROKER_URL="${BROKER_URL:-https://abc123.execute-api.eu-west-1.amazonaws.com/prod}"',
+    );
+    expect(eks).not.toMatch(/__BROKER_(URL|POOL)__/);
   });
 
   it("accepts the default pool, ports, loopback, IPv6 and a trailing slash", () => {
@@ -87,6 +92,16 @@ describe("fillInstallScript", () => {
     expect(error.message).toBe(
       "Refusing to render the install script: pool has characters outside its safe set.",
     );
+  });
+});
+
+describe("installScriptRenderer", () => {
+  it("refuses, at start-up, a script that lost a placeholder", () => {
+    const ok = `${PLACEHOLDERS.brokerUrl} ${PLACEHOLDERS.pool}`;
+    expect(() => installScriptRenderer({ sh: ok, ps1: ok, eks: PLACEHOLDERS.brokerUrl })).toThrow(
+      "install script 'eks' must contain __BROKER_POOL__ exactly once (found 0)",
+    );
+    expect(() => installScriptRenderer({ sh: ok, ps1: ok, eks: ok })).not.toThrow();
   });
 });
 

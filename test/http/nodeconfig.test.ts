@@ -3,7 +3,7 @@ import { createHttpHandler, type HttpRequest } from "../../src/http/handler";
 import { createNodeConfigRoute, renderNodeConfig } from "../../src/http/nodeconfig";
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
 import { CapturingLogger } from "../support/fakes";
-import { nodeadmProblem, parseNodeConfig } from "../support/nodeadm-rules";
+import { goFloat, goYamlScalar, nodeadmProblem, parseNodeConfig } from "../support/nodeadm-rules";
 import { aVendor } from "../support/vendor-mother";
 
 const ARN = "arn:aws:eks:eu-west-1:123456789012:cluster/edge";
@@ -80,6 +80,29 @@ describe("GET /nodeconfig.yaml", () => {
     expect(config.spec?.kubelet?.flags).toEqual(["--max-pods=58", "--node-labels=site=yes,rack=0123"]);
   });
 
+  it.each(["0X1F", "0o17", "1e3_0", "0b101", "0777", "1_000", "on", "no", "null", "2e6", ".5"])(
+    "serves a cluster named %s so that nodeadm reads back exactly that name",
+    async (name) => {
+      const { get } = setup({
+        k8s: {
+          eksClusterArn: `arn:aws:eks:eu-west-1:123456789012:cluster/${name.replace(".", "x")}`,
+          iamRole: "R",
+        },
+      });
+      const expected = name.replace(".", "x");
+      const res = await get({ pool: "k8s" });
+      const config = parseNodeConfig(res.body);
+      expect(nodeadmProblem(config)).toBeUndefined();
+      expect(config.spec?.cluster?.name).toBe(expected);
+      // Every string value is double-quoted, whatever it looks like.
+      for (const line of res.body
+        .split("\n")
+        .filter((l) => /^\s*[A-Za-z]+: \S/.test(l) || /^\s*- /.test(l))) {
+        expect(line).toMatch(/(: |- )".*"$/);
+      }
+    },
+  );
+
   it.each([
     [{ pool: "default" }, 400, "NotAnEksPool"],
     [{}, 400, "NotAnEksPool"],
@@ -101,6 +124,78 @@ describe("GET /nodeconfig.yaml", () => {
 });
 
 describe("the nodeadm rules the tests apply", () => {
+  // The reader must misread what nodeadm misreads, or the quoting tests above prove nothing.
+  const base = (name: string) =>
+    [
+      "apiVersion: node.eks.aws/v1alpha1",
+      "kind: NodeConfig",
+      "spec:",
+      "  cluster:",
+      `    name: ${name}`,
+      "    region: eu-west-1",
+      "  hybrid:",
+      "    ssm:",
+      "      activationCode: AAAAAAAAAAAAAAAAAAAA",
+      "      activationID: 0a1b2c3d-0000-4000-8000-00000000000f",
+      "",
+    ].join("\n");
+
+  it.each([
+    ["0X1F", "31"],
+    ["0x1f", "31"],
+    ["0o17", "15"],
+    ["0O17", "15"],
+    ["017", "15"],
+    ["0b101", "5"],
+    ["1e3_0", "1e+30"],
+    ["1_000", "1000"],
+    ["+12", "12"],
+    ["2e6", "2e+06"],
+    ["1.5", "1.5"],
+    ["on", "true"],
+    ["Off", "false"],
+    ["y", "true"],
+    ["~", ""],
+    ["edge", "edge"],
+    ["1-2", "1-2"],
+    ['"0X1F"', "0X1F"],
+    ["'1e3_0'", "1e3_0"],
+  ])("reads the plain scalar %s in a string field as nodeadm does: %s", (written, read) => {
+    expect(parseNodeConfig(base(written)).spec?.cluster?.name).toBe(read);
+  });
+
+  it("matches keys case-insensitively and refuses unknown fields, as encoding/json strictly does", () => {
+    const config = parseNodeConfig(base("edge"));
+    expect(config.spec?.hybrid?.ssm?.activationId).toBe("0a1b2c3d-0000-4000-8000-00000000000f");
+    expect(() => parseNodeConfig(base("edge").replace("region:", "regionn:"))).toThrow(
+      'NodeConfig.spec.cluster: unknown field "regionn"',
+    );
+    expect(() => parseNodeConfig(`${base("edge")}extra: 1\n`)).toThrow('unknown field "extra"');
+  });
+
+  it("resolves scalars and formats floats by go-yaml's and Go's documented rules", () => {
+    expect(goYamlScalar("0X1F")).toEqual({ tag: "int", value: 31 });
+    expect(goYamlScalar("1e3_0")).toEqual({ tag: "float", value: 1e30 });
+    expect(goYamlScalar("-.inf")).toEqual({ tag: "float", value: -Infinity });
+    expect(goYamlScalar("0x")).toEqual({ tag: "str", value: "0x" });
+    expect(goYamlScalar("09")).toEqual({ tag: "float", value: 9 });
+    expect(goFloat(1e30)).toBe("1e+30");
+    expect(goFloat(123456)).toBe("123456");
+    expect(goFloat(1234567)).toBe("1.234567e+06");
+    expect(goFloat(0.0001)).toBe("0.0001");
+    expect(goFloat(0.00001)).toBe("1e-05");
+    expect(goFloat(0.1)).toBe("0.1");
+  });
+
+  it("allows --hostname-override= with an empty value, as nodeadm does, and refuses a value", () => {
+    const withFlag = (flag: string) =>
+      parseNodeConfig(
+        base("edge").replace("  hybrid:", `  kubelet:\n    flags:\n      - ${flag}\n  hybrid:`),
+      );
+    expect(nodeadmProblem(withFlag("--hostname-override="))).toBeUndefined();
+    expect(nodeadmProblem(withFlag("--hostname-override=node1"))).toBe("hostname-override");
+  });
+
   // The checker must be able to fail, or the tests above prove nothing.
   const pool = parsePools({ pools: { k: { eksClusterArn: ARN, iamRole: "R" } } }, { iamRole: "N" }).get("k")!;
   const valid = { pool: "k", activationId: "0a1b2c3d-0000-4000-8000-00000000000f", expiresAt: 0 };

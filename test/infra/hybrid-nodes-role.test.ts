@@ -156,12 +156,15 @@ describe("an app with EKS pools", () => {
       Environment: { Variables: Match.objectLike({ BROKER_HYBRID_NODES_ROLE: { Ref: id } }) },
     });
     broker.hasResourceProperties("AWS::ApiGateway::Resource", { PathPart: "nodeconfig.yaml" });
+    broker.hasResourceProperties("AWS::ApiGateway::Resource", { PathPart: "install-eks.sh" });
     broker.hasOutput("HybridNodesRoleName", { Value: { Ref: id } });
     broker.hasOutput("EksInstallCommand", {
       Value: {
         "Fn::Join": [
           "",
-          Match.arrayWith(["/prod/install.sh | sudo bash -s -- --eks <kubernetes version> --pool <pool>"]),
+          Match.arrayWith([
+            '/prod/install-eks.sh?pool=<pool>" | sudo bash -s -- --kubernetes-version <version>',
+          ]),
         ],
       },
     });

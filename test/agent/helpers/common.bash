@@ -1,18 +1,19 @@
 # shellcheck shell=bash
 # Variables set here are read by the .bats files; status/output/stderr are set by bats' `run`.
 # shellcheck disable=SC2034,SC2154
-# Sandbox for running the real agent/install.sh: a temporary root with a fake os-release, a PATH
-# that holds only stubs and a short list of real tools, and the local stack + harness started by
-# test/agent/bats.test.ts (or by hand: npx tsx test/agent/support/serve.ts).
+# Sandbox for running the real agent/install.sh and agent/install-eks.sh: a temporary root with a
+# fake os-release, a PATH that holds only stubs and a short list of real tools, and the local stack
+# + harness started by test/agent/bats.test.ts (or by hand: npx tsx test/agent/support/serve.ts).
+# The scripts carry no test hooks: `sandboxed` rewrites their block of host paths into the sandbox,
+# and stubs on PATH (id, systemctl, package managers, the agent) stand in for the host.
 bats_require_minimum_version 1.5.0
 
 REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-INSTALL_SH="$REPO_ROOT/agent/install.sh"
 STUBS="$REPO_ROOT/test/agent/stubs"
 
 # The only real host tools install.sh and the stubs get. No jq, no python, and none of the host's
 # own package managers or systemctl: a dependency the script must not have fails the test.
-REAL_TOOLS=(bash curl cat cp mv rm mkdir mktemp chmod head tail grep sleep sha256sum flock base64 touch)
+REAL_TOOLS=(bash curl cat cp mv rm mkdir mktemp chmod head tail grep sed wc sleep sha256sum flock base64 touch)
 
 sandbox_setup() {
   : "${AGENT_TEST_BROKER_URL:?run through vitest (test/agent/bats.test.ts), or export what 'npx tsx test/agent/support/serve.ts' prints}"
@@ -24,6 +25,9 @@ sandbox_setup() {
   : >"$STUB_LOG"
   local tool
   for tool in "${REAL_TOOLS[@]}"; do ln -s "$(command -v "$tool")" "$BIN/$tool"; done
+  use_stubs id
+  INSTALL_SH=$(sandboxed "$REPO_ROOT/agent/install.sh")
+  INSTALL_EKS_SH=$(sandboxed "$REPO_ROOT/agent/install-eks.sh")
   harness POST /__reset >/dev/null
   BROKER="$AGENT_TEST_HARNESS_URL/broker"
   ARCH=x86_64
@@ -33,6 +37,25 @@ sandbox_setup() {
   REGION_ARG=(--region "$AGENT_TEST_REGION")
   # Extra NAME=value pairs for the script's environment (e.g. AWS credentials for --deregister).
   EXTRA_ENV=()
+}
+
+# sandboxed SCRIPT: a copy whose block of host paths ("# --- host paths" to "# --- end of host
+# paths") points into $ROOT, and whose downloads (the agent bucket, nodeadm's releases) come from
+# the harness; prints the copy's path. Every constant of the block must have moved: a path added to
+# the script outside the sandbox fails here, not on the host.
+sandboxed() {
+  local copy="$BATS_TEST_TMPDIR/${1##*/}" block='/^# --- host paths/,/^# --- end of host paths/'
+  sed -e "$block"'{
+    s|"/|"'"$ROOT"'/|g
+    s|^BUCKET=.*|BUCKET="'"$AGENT_TEST_HARNESS_URL"'/s3/{region}"|
+    s|^NODEADM_RELEASES=.*|NODEADM_RELEASES="'"$AGENT_TEST_HARNESS_URL"'/eks"|
+  }' "$1" >"$copy"
+  if sed -n "$block"p "$copy" | sed "s|\"$ROOT/|\"|g; s|\"$AGENT_TEST_HARNESS_URL/|\"|g" | grep -E '"(/|https?://)'; then
+    echo "sandboxed: $1 has host paths the sandbox did not move" >&2
+    return 1
+  fi
+  [[ $(sed -n "$block"p "$copy" | grep -c "$ROOT\|$AGENT_TEST_HARNESS_URL") -ge 3 ]]
+  printf '%s' "$copy"
 }
 
 # install_agent_in_sandbox: an agent that is already there (register-only runs).
@@ -111,13 +134,18 @@ distro() {
 
 # run_install [args...]: the real script, in a clean environment; stdout in $output, stderr in $stderr.
 run_install() {
+  run_script "$INSTALL_SH" "${REGION_ARG[@]}" "$@"
+}
+
+# run_eks [args...]: the same for install-eks.sh.
+run_eks() { run_script "$INSTALL_EKS_SH" "$@"; }
+
+run_script() {
   run --separate-stderr env -i PATH="$BIN" HOME="$BATS_TEST_TMPDIR" TMPDIR="$ROOT/tmp" \
-    INSTALL_ROOT="$ROOT" INSTALL_DOWNLOAD_BASE="$AGENT_TEST_HARNESS_URL/s3/{region}" \
-    INSTALL_BACKOFF_BASE_MS=100 INSTALL_BACKOFF_CAP_MS=400 \
-    STUB_DIR="$STUBS" STUB_LOG="$STUB_LOG" STUB_STATE="$BATS_TEST_TMPDIR/state" STUB_ARCH="$ARCH" \
+    SANDBOX_ROOT="$ROOT" STUB_DIR="$STUBS" STUB_LOG="$STUB_LOG" STUB_STATE="$BATS_TEST_TMPDIR/state" STUB_ARCH="$ARCH" \
     STUB_FAIL="$STUB_FAIL" STUB_SSM_ENDPOINT="${STUB_SSM_ENDPOINT:-$AGENT_TEST_EMULATOR_URL}" \
     NO_PROXY=127.0.0.1,localhost "${EXTRA_ENV[@]}" \
-    "$BIN/bash" ${BASH_FLAGS:+"$BASH_FLAGS"} "$INSTALL_SH" "${REGION_ARG[@]}" "$@"
+    "$BIN/bash" ${BASH_FLAGS:+"$BASH_FLAGS"} "$@"
 }
 
 show() {

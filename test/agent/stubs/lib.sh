@@ -3,7 +3,7 @@
 # STUB_LOG: file every stub appends its call to (the Activation Code is never written there).
 # STUB_FAIL: space-separated "tool" or "tool:verb" entries that make a stub fail.
 # STUB_STATE: directory for stub state (service states).
-# INSTALL_ROOT: the sandbox root install.sh works in.
+# SANDBOX_ROOT: the sandbox root the scripts work in (test/agent/helpers/common.bash).
 
 stub_log() { printf '%s\n' "$*" >>"${STUB_LOG:?STUB_LOG is not set}"; }
 
@@ -20,9 +20,9 @@ stub_install_package() {
     echo "$tool: $file is not an agent package" >&2
     return 1
   fi
-  mkdir -p "${INSTALL_ROOT:?}/usr/bin"
-  cp "${STUB_DIR:?}/amazon-ssm-agent" "$INSTALL_ROOT/usr/bin/amazon-ssm-agent"
-  chmod 0755 "$INSTALL_ROOT/usr/bin/amazon-ssm-agent"
+  mkdir -p "${SANDBOX_ROOT:?}/usr/bin"
+  cp "${STUB_DIR:?}/amazon-ssm-agent" "$SANDBOX_ROOT/usr/bin/amazon-ssm-agent"
+  chmod 0755 "$SANDBOX_ROOT/usr/bin/amazon-ssm-agent"
   echo "$tool: installed amazon-ssm-agent from ${file##*/}" >&2
 }
 

@@ -1,18 +1,18 @@
 /**
- * The install.sh test harness: one loopback HTTP server with three jobs.
+ * The install scripts' test harness: one loopback HTTP server with three jobs.
  *
  *   /broker/...      a transparent proxy to the real broker, which first plays scripted faults
  *                    (POST /__faults [{"status":503,"retryAfter":1}, ...]); lets a test see a
  *                    503-then-200 sequence while the 200 still comes from the real broker;
  *   /s3/{region}/latest/{folder}/{file}, /s3/{region}/ssm-agent-manifest.json
- *                    the regional agent bucket (INSTALL_DOWNLOAD_BASE=<url>/s3/{region}, or a
+ *                    the regional agent bucket (the sandboxed scripts' BUCKET, or a
  *                    "mirror" with --mirror-url <url>/s3/mirror): the stub ssm-setup-cli, the
  *                    manifest ssm-setup-cli reads first, fake rpm/deb packages and their ".sig"
  *                    (the sha256 the gpg stub checks); POST /__s3/missing ["ssm-setup-cli"] makes
  *                    files 404,
  *                    POST /__s3/bad-signatures makes every .sig wrong;
  *   /eks/{amd64|arm64}/nodeadm(.sha256)
- *                    nodeadm's release location (INSTALL_NODEADM_BASE=<url>/eks): the stub nodeadm
+ *                    nodeadm's release location (the sandboxed NODEADM_RELEASES): the stub nodeadm
  *                    and its SHA-256 as `sha256sum` prints it (wrong after POST /__s3/bad-signatures,
  *                    404 after POST /__s3/missing ["nodeadm"]);
  *   /__requests      what was asked of /broker, /s3 and /eks since the last POST /__reset;
@@ -91,7 +91,8 @@ export async function startHarness(brokerUrl: string): Promise<Harness> {
       }
 
       if (path.startsWith("/broker/") || path === "/broker") {
-        requests.push(`broker ${req.method} ${path.slice("/broker".length) || "/"}`);
+        // With the query: a second request names the activation SSM refused (?refused=).
+        requests.push(`broker ${req.method} ${(req.url ?? "/").slice("/broker".length) || "/"}`);
         const fault = faults.shift();
         if (fault) {
           const headers: Record<string, string> = { "Content-Type": "application/json" };
@@ -182,11 +183,11 @@ export async function startHarness(brokerUrl: string): Promise<Harness> {
   return { url, close: () => closeServer(server) };
 }
 
-/** The code in a broker answer: a JSON pair's ActivationCode or a NodeConfig's activationCode. */
+/** The code in a broker answer: the text pair's ACTIVATION_CODE or a NodeConfig's activationCode. */
 function codeIn(text: string): string {
-  try {
-    return String((JSON.parse(text) as { ActivationCode?: unknown }).ActivationCode);
-  } catch {
-    return /^\s+activationCode:\s*"?([^"\s]+)"?\s*$/m.exec(text)?.[1] ?? "";
-  }
+  return (
+    /^ACTIVATION_CODE=(\S+)$/m.exec(text)?.[1] ??
+    /^\s+activationCode:\s*"?([^"\s]+)"?\s*$/m.exec(text)?.[1] ??
+    ""
+  );
 }

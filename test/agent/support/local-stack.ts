@@ -32,7 +32,7 @@ export async function startStackForAgentTests(): Promise<AgentTestStack> {
         pools: {
           default: { registrationLimit: 1000 },
           web: { registrationLimit: 3 },
-          // An EKS Hybrid Nodes pool for install.sh --eks (docs/eks.md); the local Region.
+          // An EKS Hybrid Nodes pool for install-eks.sh (docs/eks.md); the local Region.
           eks: {
             eksClusterArn: `arn:aws:eks:${LOCAL_REGION}:123456789012:cluster/bats`,
             registrationLimit: 100,
