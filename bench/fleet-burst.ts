@@ -8,7 +8,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { createAwsClients } from "../src/aws/clients";
 import { ensurePoolTable } from "../src/aws/dynamodb-table";
@@ -299,6 +299,8 @@ async function startTarget(emulatorUrl: string): Promise<Target> {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  // The machine may be shared: the load around a run says how far its timings can be compared.
+  const loadAtStart = loadavg()[0];
   const shape =
     containers === undefined ? "one broker process" : `the Lambda shape (${containers} containers)`;
   process.stderr.write(`starting the emulated AWS and ${shape} (${availableParallelism()} cores)\n`);
@@ -382,7 +384,10 @@ async function main(): Promise<void> {
         registrationsCount: number;
         tags: { Key: string; Value: string }[];
       }[];
-      results.push(summarise(plan, result, counters, activations, lambdaCounters));
+      results.push({
+        ...summarise(plan, result, counters, activations, lambdaCounters),
+        loadAverageAfter: round2(loadavg()[0] ?? 0),
+      });
       if (process.stderr.isTTY) process.stderr.write("\n");
       console.log(renderTable(results));
     }
@@ -422,6 +427,7 @@ async function main(): Promise<void> {
       cpu: cpus()[0]?.model ?? "unknown",
       node: process.version,
       platform: process.platform,
+      loadAverage: { start: round2(loadAtStart ?? 0), end: round2(loadavg()[0] ?? 0) },
     },
     shape: containers === undefined ? "process" : "lambda",
     /** Lambda execution environments; null for the one-process shape. */
@@ -470,7 +476,10 @@ async function main(): Promise<void> {
         `bundle ${(coldStart.bundleBytes / 1024).toFixed(0)} KiB (${(coldStart.bundleGzipBytes / 1024).toFixed(0)} KiB gzip)`,
     );
   }
-  console.log(`\n${report.totalSeconds} s in all; JSON in ${file}`);
+  console.log(
+    `\n${report.totalSeconds} s in all (load average ${report.machine.loadAverage.start} at the start, ` +
+      `${report.machine.loadAverage.end} at the end); JSON in ${file}`,
+  );
 }
 
 async function runBurst(
@@ -742,6 +751,8 @@ function renderInvocations(results: readonly RunResult[]): string {
     ],
   );
 }
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
 
 function git(argv: string[]): string {
   try {
