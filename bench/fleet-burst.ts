@@ -335,9 +335,53 @@ async function main(): Promise<void> {
     await target.setClockOffset(offsetMs);
   };
 
-  const results = [];
+  const results: (RunResult & { loadAverageAfter: number })[] = [];
   let ceiling: Awaited<ReturnType<typeof measureStoreCeiling>> | undefined;
   let coldStart: ColdStartResult | undefined;
+  // Written after every run, so a run stopped by a time bound (or Ctrl-C) keeps the runs before it.
+  const date = new Date().toISOString();
+  const file = `bench/results/${date.slice(0, 19).replace(/[:T]/g, "-")}-${args.label}.json`;
+  const writeReport = () => {
+    const report = {
+      label: args.label,
+      date,
+      revision: git(["rev-parse", "HEAD"]),
+      dirty: git(["status", "--porcelain"]) !== "",
+      machine: {
+        cores: availableParallelism(),
+        cpu: cpus()[0]?.model ?? "unknown",
+        node: process.version,
+        platform: process.platform,
+        loadAverage: { start: round2(loadAtStart ?? 0), end: round2(loadavg()[0] ?? 0) },
+      },
+      shape: containers === undefined ? "process" : "lambda",
+      /** Lambda execution environments; null for the one-process shape. */
+      containers: containers ?? null,
+      parameters: {
+        servers,
+        concurrency,
+        limits,
+        steady,
+        throttleRate,
+        latencyMs,
+        awsLatency: args["aws-latency"] ?? null,
+        awsLatencyMs: latencyProfile
+          ? Object.fromEntries(Object.entries(latencyProfile.operations).map(([op, f]) => [op, f.ms]))
+          : null,
+        coldPool: args["cold-pool"],
+        standby: !args["no-standby"],
+        clockJump: args["clock-jump"],
+      },
+      runs: results,
+      complete: results.length === plans.length && coldStart !== undefined,
+      storeCeiling: ceiling,
+      coldStart,
+      totalSeconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+    mkdirSync("bench/results", { recursive: true });
+    writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
+    return report;
+  };
   try {
     for (const plan of plans) {
       // Unless --cold-pool, a run starts from a pool that already has an activation, as a
@@ -388,6 +432,7 @@ async function main(): Promise<void> {
         ...summarise(plan, result, counters, activations, lambdaCounters),
         loadAverageAfter: round2(loadavg()[0] ?? 0),
       });
+      writeReport();
       if (process.stderr.isTTY) process.stderr.write("\n");
       console.log(renderTable(results));
     }
@@ -417,45 +462,7 @@ async function main(): Promise<void> {
     emulatorAgent.destroy();
   }
 
-  const report = {
-    label: args.label,
-    date: new Date().toISOString(),
-    revision: git(["rev-parse", "HEAD"]),
-    dirty: git(["status", "--porcelain"]) !== "",
-    machine: {
-      cores: availableParallelism(),
-      cpu: cpus()[0]?.model ?? "unknown",
-      node: process.version,
-      platform: process.platform,
-      loadAverage: { start: round2(loadAtStart ?? 0), end: round2(loadavg()[0] ?? 0) },
-    },
-    shape: containers === undefined ? "process" : "lambda",
-    /** Lambda execution environments; null for the one-process shape. */
-    containers: containers ?? null,
-    parameters: {
-      servers,
-      concurrency,
-      limits,
-      steady,
-      throttleRate,
-      latencyMs,
-      awsLatency: args["aws-latency"] ?? null,
-      awsLatencyMs: latencyProfile
-        ? Object.fromEntries(Object.entries(latencyProfile.operations).map(([op, f]) => [op, f.ms]))
-        : null,
-      coldPool: args["cold-pool"],
-      standby: !args["no-standby"],
-      clockJump: args["clock-jump"],
-    },
-    runs: results,
-    storeCeiling: ceiling,
-    coldStart,
-    totalSeconds: Math.round((Date.now() - started) / 100) / 10,
-  };
-  mkdirSync("bench/results", { recursive: true });
-  const file = `bench/results/${report.date.slice(0, 19).replace(/[:T]/g, "-")}-${args.label}.json`;
-  writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
-
+  const report = writeReport();
   console.log("");
   console.log(renderTable(results));
   console.log("");
