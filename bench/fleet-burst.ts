@@ -36,6 +36,12 @@ const CLOCK_JUMP_MS = (EXPIRATION_HOURS * 60 - SAFETY_MARGIN_MINUTES / 2) * 60_0
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_CAP_MS = 30_000;
 const MAX_WAIT_MS = 300_000;
+/**
+ * A burst stops starting servers after this long, and its servers stop retrying: on an overloaded
+ * machine a run still ends, with the servers it did not serve counted as failed (RUN_BOUND_REASON).
+ */
+const RUN_BOUND_MS = 8 * 60_000;
+const RUN_BOUND_REASON = "run time bound (8 min) passed";
 /** The SSM Agent retries TooManyUpdates (and only that service error) when registering. */
 const REGISTER_ATTEMPTS = 5;
 const AGENT_KEY =
@@ -526,14 +532,15 @@ async function runBurst(
   );
   let next = 0;
   let jumped = false;
+  const deadline = started + RUN_BOUND_MS;
   const worker = async () => {
-    while (next < plan.servers) {
+    while (next < plan.servers && performance.now() < deadline) {
       next++;
       if (env.jumpAtHalf && !jumped && next > plan.servers / 2) {
         jumped = true;
         await env.jumpAtHalf();
       }
-      const outcome = await simulateServer(plan, env, stats);
+      const outcome = await simulateServer(plan, env, stats, deadline);
       stats.done++;
       if (outcome.registered) stats.registered++;
       else
@@ -542,6 +549,7 @@ async function runBurst(
     }
   };
   await Promise.all(Array.from({ length: plan.concurrency }, worker));
+  if (stats.done < plan.servers) stats.failures[RUN_BOUND_REASON] = plan.servers - stats.done;
   clearInterval(progress);
   return { ...stats, seconds: (performance.now() - started) / 1000 };
 }
@@ -550,6 +558,7 @@ async function simulateServer(
   plan: RunPlan,
   env: Parameters<typeof runBurst>[1],
   stats: RunStats,
+  deadline: number,
 ): Promise<ServerOutcome> {
   const began = performance.now();
   for (let attempt = 1; ; attempt++) {
@@ -585,6 +594,7 @@ async function simulateServer(
         ? retryAfter * 1000
         : Math.floor(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)));
     if (performance.now() - began + delay > MAX_WAIT_MS) return { registered: false, reason: "gave up" };
+    if (performance.now() + delay > deadline) return { registered: false, reason: RUN_BOUND_REASON };
     stats.retries++;
     await sleep(delay);
   }
