@@ -549,7 +549,9 @@ async function runBurst(
     }
   };
   await Promise.all(Array.from({ length: plan.concurrency }, worker));
-  if (stats.done < plan.servers) stats.failures[RUN_BOUND_REASON] = plan.servers - stats.done;
+  // Added to those that stopped retrying for the same reason: never-started servers failed too.
+  if (stats.done < plan.servers)
+    stats.failures[RUN_BOUND_REASON] = (stats.failures[RUN_BOUND_REASON] ?? 0) + plan.servers - stats.done;
   clearInterval(progress);
   return { ...stats, seconds: (performance.now() - started) / 1000 };
 }
