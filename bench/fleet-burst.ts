@@ -8,7 +8,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { createAwsClients } from "../src/aws/clients";
 import { ensurePoolTable } from "../src/aws/dynamodb-table";
@@ -36,6 +36,12 @@ const CLOCK_JUMP_MS = (EXPIRATION_HOURS * 60 - SAFETY_MARGIN_MINUTES / 2) * 60_0
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_CAP_MS = 30_000;
 const MAX_WAIT_MS = 300_000;
+/**
+ * A burst stops starting servers after this long, and its servers stop retrying: on an overloaded
+ * machine a run still ends, with the servers it did not serve counted as failed (RUN_BOUND_REASON).
+ */
+const RUN_BOUND_MS = 8 * 60_000;
+const RUN_BOUND_REASON = "run time bound (8 min) passed";
 /** The SSM Agent retries TooManyUpdates (and only that service error) when registering. */
 const REGISTER_ATTEMPTS = 5;
 const AGENT_KEY =
@@ -299,6 +305,8 @@ async function startTarget(emulatorUrl: string): Promise<Target> {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  // The machine may be shared: the load around a run says how far its timings can be compared.
+  const loadAtStart = loadavg()[0];
   const shape =
     containers === undefined ? "one broker process" : `the Lambda shape (${containers} containers)`;
   process.stderr.write(`starting the emulated AWS and ${shape} (${availableParallelism()} cores)\n`);
@@ -333,9 +341,53 @@ async function main(): Promise<void> {
     await target.setClockOffset(offsetMs);
   };
 
-  const results = [];
+  const results: (RunResult & { loadAverageAfter: number })[] = [];
   let ceiling: Awaited<ReturnType<typeof measureStoreCeiling>> | undefined;
   let coldStart: ColdStartResult | undefined;
+  // Written after every run, so a run stopped by a time bound (or Ctrl-C) keeps the runs before it.
+  const date = new Date().toISOString();
+  const file = `bench/results/${date.slice(0, 19).replace(/[:T]/g, "-")}-${args.label}.json`;
+  const writeReport = () => {
+    const report = {
+      label: args.label,
+      date,
+      revision: git(["rev-parse", "HEAD"]),
+      dirty: git(["status", "--porcelain"]) !== "",
+      machine: {
+        cores: availableParallelism(),
+        cpu: cpus()[0]?.model ?? "unknown",
+        node: process.version,
+        platform: process.platform,
+        loadAverage: { start: round2(loadAtStart ?? 0), end: round2(loadavg()[0] ?? 0) },
+      },
+      shape: containers === undefined ? "process" : "lambda",
+      /** Lambda execution environments; null for the one-process shape. */
+      containers: containers ?? null,
+      parameters: {
+        servers,
+        concurrency,
+        limits,
+        steady,
+        throttleRate,
+        latencyMs,
+        awsLatency: args["aws-latency"] ?? null,
+        awsLatencyMs: latencyProfile
+          ? Object.fromEntries(Object.entries(latencyProfile.operations).map(([op, f]) => [op, f.ms]))
+          : null,
+        coldPool: args["cold-pool"],
+        standby: !args["no-standby"],
+        clockJump: args["clock-jump"],
+      },
+      runs: results,
+      complete: results.length === plans.length && coldStart !== undefined,
+      storeCeiling: ceiling,
+      coldStart,
+      totalSeconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+    mkdirSync("bench/results", { recursive: true });
+    writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
+    return report;
+  };
   try {
     for (const plan of plans) {
       // Unless --cold-pool, a run starts from a pool that already has an activation, as a
@@ -382,7 +434,11 @@ async function main(): Promise<void> {
         registrationsCount: number;
         tags: { Key: string; Value: string }[];
       }[];
-      results.push(summarise(plan, result, counters, activations, lambdaCounters));
+      results.push({
+        ...summarise(plan, result, counters, activations, lambdaCounters),
+        loadAverageAfter: round2(loadavg()[0] ?? 0),
+      });
+      writeReport();
       if (process.stderr.isTTY) process.stderr.write("\n");
       console.log(renderTable(results));
     }
@@ -412,44 +468,7 @@ async function main(): Promise<void> {
     emulatorAgent.destroy();
   }
 
-  const report = {
-    label: args.label,
-    date: new Date().toISOString(),
-    revision: git(["rev-parse", "HEAD"]),
-    dirty: git(["status", "--porcelain"]) !== "",
-    machine: {
-      cores: availableParallelism(),
-      cpu: cpus()[0]?.model ?? "unknown",
-      node: process.version,
-      platform: process.platform,
-    },
-    shape: containers === undefined ? "process" : "lambda",
-    /** Lambda execution environments; null for the one-process shape. */
-    containers: containers ?? null,
-    parameters: {
-      servers,
-      concurrency,
-      limits,
-      steady,
-      throttleRate,
-      latencyMs,
-      awsLatency: args["aws-latency"] ?? null,
-      awsLatencyMs: latencyProfile
-        ? Object.fromEntries(Object.entries(latencyProfile.operations).map(([op, f]) => [op, f.ms]))
-        : null,
-      coldPool: args["cold-pool"],
-      standby: !args["no-standby"],
-      clockJump: args["clock-jump"],
-    },
-    runs: results,
-    storeCeiling: ceiling,
-    coldStart,
-    totalSeconds: Math.round((Date.now() - started) / 100) / 10,
-  };
-  mkdirSync("bench/results", { recursive: true });
-  const file = `bench/results/${report.date.slice(0, 19).replace(/[:T]/g, "-")}-${args.label}.json`;
-  writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
-
+  const report = writeReport();
   console.log("");
   console.log(renderTable(results));
   console.log("");
@@ -470,7 +489,10 @@ async function main(): Promise<void> {
         `bundle ${(coldStart.bundleBytes / 1024).toFixed(0)} KiB (${(coldStart.bundleGzipBytes / 1024).toFixed(0)} KiB gzip)`,
     );
   }
-  console.log(`\n${report.totalSeconds} s in all; JSON in ${file}`);
+  console.log(
+    `\n${report.totalSeconds} s in all (load average ${report.machine.loadAverage.start} at the start, ` +
+      `${report.machine.loadAverage.end} at the end); JSON in ${file}`,
+  );
 }
 
 async function runBurst(
@@ -510,14 +532,15 @@ async function runBurst(
   );
   let next = 0;
   let jumped = false;
+  const deadline = started + RUN_BOUND_MS;
   const worker = async () => {
-    while (next < plan.servers) {
+    while (next < plan.servers && performance.now() < deadline) {
       next++;
       if (env.jumpAtHalf && !jumped && next > plan.servers / 2) {
         jumped = true;
         await env.jumpAtHalf();
       }
-      const outcome = await simulateServer(plan, env, stats);
+      const outcome = await simulateServer(plan, env, stats, deadline);
       stats.done++;
       if (outcome.registered) stats.registered++;
       else
@@ -526,6 +549,9 @@ async function runBurst(
     }
   };
   await Promise.all(Array.from({ length: plan.concurrency }, worker));
+  // Added to those that stopped retrying for the same reason: never-started servers failed too.
+  if (stats.done < plan.servers)
+    stats.failures[RUN_BOUND_REASON] = (stats.failures[RUN_BOUND_REASON] ?? 0) + plan.servers - stats.done;
   clearInterval(progress);
   return { ...stats, seconds: (performance.now() - started) / 1000 };
 }
@@ -534,6 +560,7 @@ async function simulateServer(
   plan: RunPlan,
   env: Parameters<typeof runBurst>[1],
   stats: RunStats,
+  deadline: number,
 ): Promise<ServerOutcome> {
   const began = performance.now();
   for (let attempt = 1; ; attempt++) {
@@ -569,6 +596,7 @@ async function simulateServer(
         ? retryAfter * 1000
         : Math.floor(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)));
     if (performance.now() - began + delay > MAX_WAIT_MS) return { registered: false, reason: "gave up" };
+    if (performance.now() + delay > deadline) return { registered: false, reason: RUN_BOUND_REASON };
     stats.retries++;
     await sleep(delay);
   }
@@ -742,6 +770,8 @@ function renderInvocations(results: readonly RunResult[]): string {
     ],
   );
 }
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
 
 function git(argv: string[]): string {
   try {

@@ -119,6 +119,8 @@ interface Container {
   child: ChildProcess;
   ready: boolean;
   busy: boolean;
+  /** Killed by the harness (timeout, `kill`), not dead by itself. */
+  killed: boolean;
   invocations: number;
   running?: { readonly id: number; readonly job: Job; readonly timer: NodeJS.Timeout };
 }
@@ -147,6 +149,7 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
   const settledWaiters = new Set<() => void>();
   let nextInvocationId = 1;
   let stopping = false;
+  let startFailure: string | undefined;
 
   const server: Server = createServer((req, res) => {
     route(req, res).catch(() => {
@@ -180,13 +183,21 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
       execArgv: ["--enable-source-maps"],
       stdio: ["ignore", "ignore", options.stderr ?? "inherit", "ipc"],
     });
-    const container: Container = { index, child, ready: false, busy: false, invocations: 0 };
+    const container: Container = {
+      index,
+      child,
+      ready: false,
+      busy: false,
+      killed: false,
+      invocations: 0,
+    };
     child.on("message", (message: { type?: string; id?: number; result?: unknown; error?: string }) => {
       if (message.type === "ready") {
         container.ready = true;
         child.kill("SIGSTOP");
         dispatch();
-      } else if (message.type === "result" && container.running?.id === message.id) {
+      } else if (message.type === "result" && container.running?.id === message.id && !container.killed) {
+        // (A result that raced the timeout's SIGKILL is dropped: the exit handler fails the job.)
         child.kill("SIGSTOP");
         finish(
           container,
@@ -194,7 +205,9 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
         );
       }
     });
-    child.once("exit", () => {
+    // Signalling or writing to a process that just died: its exit handler below does the rest.
+    child.on("error", () => undefined);
+    child.once("exit", (code, signal) => {
       if (containers[index] !== container) return;
       if (container.running) {
         counters = { ...counters, functionErrors: counters.functionErrors + 1 };
@@ -203,7 +216,15 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
         container.running = undefined;
         job.done({ error: "Runtime.ExitError" });
       }
-      if (!stopping) containers[index] = spawnContainer(index);
+      if (stopping) return;
+      if (!container.ready && !container.killed) {
+        // Dead while loading: the bundle or its environment is broken, and a replacement would
+        // die the same way, in a loop. The slot stays empty; startLambdaShape reports it.
+        startFailure = `container ${index} exited while loading (${signal ?? `exit code ${code}`})`;
+        process.stderr.write(`lambda shape: ${startFailure}\n`);
+      } else {
+        containers[index] = spawnContainer(index);
+      }
       dispatch();
     });
     return container;
@@ -224,7 +245,7 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
     for (;;) {
       while (queue.length > 0 && queue[0]?.abandoned) queue.shift();
       const job = queue[0];
-      const container = containers.find((c) => c.ready && !c.busy && !c.running);
+      const container = containers.find((c) => c.ready && !c.busy && !c.running && !c.killed);
       if (!job || !container) break;
       queue.shift();
       run(container, job);
@@ -246,6 +267,7 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
     const timer = setTimeout(() => {
       counters = { ...counters, functionTimeouts: counters.functionTimeouts + 1 };
       // Lambda stops a timed-out environment; the exit handler ends the job and replaces it.
+      container.killed = true;
       container.child.kill("SIGKILL");
     }, functionTimeoutMs);
     container.running = { id, job, timer };
@@ -256,13 +278,13 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
     };
     for (const listener of listeners) listener(start);
     container.child.kill("SIGCONT");
-    container.child.send({
-      type: "invoke",
-      id,
-      event: job.event,
-      requestId: randomUUID(),
-      timeoutMs: functionTimeoutMs,
-    });
+    container.child.send(
+      { type: "invoke", id, event: job.event, requestId: randomUUID(), timeoutMs: functionTimeoutMs },
+      (error) => {
+        // The process died on its own (its exit is on the way): the exit handler fails the job.
+        if (error) container.child.kill("SIGKILL");
+      },
+    );
   }
 
   function enqueue(job: Job): void {
@@ -338,9 +360,10 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
   for (let i = 0; i < options.containers; i++) containers.push(spawnContainer(i));
   await new Promise<void>((resolve, reject) => {
     const check = setInterval(() => {
-      if (containers.every((c) => c.ready)) {
+      if (startFailure !== undefined || containers.every((c) => c.ready)) {
         clearInterval(check);
-        resolve();
+        if (startFailure === undefined) resolve();
+        else reject(new Error(startFailure));
       }
     }, 20);
     setTimeout(() => {
@@ -389,6 +412,7 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
       const container = containers[index];
       if (!container) throw new Error(`no container ${index}`);
       const exited = new Promise<void>((resolve) => container.child.once("exit", () => resolve()));
+      container.killed = true;
       container.child.kill("SIGKILL");
       await exited;
     },
