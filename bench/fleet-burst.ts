@@ -50,7 +50,7 @@ const AGENT_KEY =
 const BROKER_SSM_OPERATIONS = [
   "CreateActivation",
   "PutParameter",
-  "GetParameter",
+  "GetParameters",
   "DeleteActivation",
   "DeleteParameter",
 ];
