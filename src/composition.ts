@@ -59,7 +59,6 @@ export function createBroker(deps: {
       deployment: settings.deployment,
     },
   });
-  const nodeConfig = createNodeConfigRoute({ vendor, pools: settings.pools, logger });
   // The retire write, shared by the refused-pair check and the periodic slot-theft check.
   const retirer = new DynamoDbPoolInventory(clients.dynamodb, settings.tableName);
   const refusedPairs = new RefusedPairs({
@@ -70,6 +69,7 @@ export function createBroker(deps: {
     logger,
     metrics: deps.metrics,
   });
+  const nodeConfig = createNodeConfigRoute({ vendor, pools: settings.pools, logger, refusedPairs });
   const handler = createHttpHandler({
     vendor,
     region: settings.region,

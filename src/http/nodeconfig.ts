@@ -3,6 +3,7 @@ import { InvalidPoolNameError, NotAnEksPoolError, PoolNotFoundError } from "../c
 import { nodeLabelsFlag } from "../core/eks-pool";
 import { DEFAULT_POOL, POOL_NAME_PATTERN, type PoolConfig } from "../core/pool-config";
 import type { Logger } from "../core/ports";
+import type { RefusedPairs } from "../core/refused-pairs";
 import type { Vendor, VendedPair } from "../core/vend";
 import type { HttpRequest, HttpResponse } from "./handler";
 
@@ -22,6 +23,8 @@ export interface NodeConfigRouteDependencies {
   readonly vendor: Vendor;
   readonly pools: ReadonlyMap<string, PoolConfig>;
   readonly logger: Logger;
+  /** `?refused=<ActivationId>` from install-eks.sh, checked as on GET / (src/core/refused-pairs.ts). */
+  readonly refusedPairs?: Pick<RefusedPairs, "heal">;
 }
 
 export function createNodeConfigRoute(
@@ -34,6 +37,8 @@ export function createNodeConfigRoute(
     const pool = deps.pools.get(name);
     if (!pool) throw new PoolNotFoundError(name);
     if (!pool.eks) throw new NotAnEksPoolError(name);
+    const refused = request.query.refused;
+    if (refused !== undefined && deps.refusedPairs) await deps.refusedPairs.heal(name, refused);
     const pair = await deps.vendor.vend(name);
     deps.logger.info("vended", { pool: pair.pool, activationId: pair.activationId, as: "nodeconfig" });
     return {

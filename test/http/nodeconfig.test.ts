@@ -117,6 +117,27 @@ describe("GET /nodeconfig.yaml", () => {
     expect(activations.created).toHaveLength(0);
   });
 
+  it("passes ?refused= to the refused-pair check before the vend, as GET / does", async () => {
+    const fx = aVendor({ pools: { k8s: { eksClusterArn: ARN, iamRole: "HybridRole" } } });
+    const order: string[] = [];
+    const route = createNodeConfigRoute({
+      vendor: fx.vendor,
+      pools: fx.pools,
+      logger: new CapturingLogger(),
+      refusedPairs: {
+        heal: (pool, id) => {
+          // Before the vend: nothing has been created or stored yet.
+          order.push(`heal ${pool} ${id}, codes stored: ${fx.secrets.items.size}`);
+          return Promise.resolve("unconfirmed" as const);
+        },
+      },
+    });
+    const request = { method: "GET", path: "/nodeconfig.yaml", requestId: "r", baseUrl: "https://b" };
+    await route({ ...request, query: { pool: "k8s", refused: "a-refused-id" } });
+    await route({ ...request, query: { pool: "k8s" } });
+    expect(order).toEqual(["heal k8s a-refused-id, codes stored: 0"]);
+  });
+
   it("answers 405 to other methods", async () => {
     const { get } = setup();
     expect((await get({ pool: "k8s" }, { method: "POST" })).status).toBe(405);
