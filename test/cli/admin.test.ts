@@ -20,7 +20,8 @@ interface Run {
 function cli(args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [BUNDLE, ...args], {
-      env: { PATH: process.env.PATH ?? "", AWS_EC2_METADATA_DISABLED: "true", ...env },
+      // Node's own warnings (a runtime's deprecation notices) are not the CLI's output.
+      env: { PATH: process.env.PATH ?? "", AWS_EC2_METADATA_DISABLED: "true", NODE_NO_WARNINGS: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
