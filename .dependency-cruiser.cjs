@@ -42,6 +42,14 @@ module.exports = {
       to: { path: "^src/(settings|composition|logging|entry|cli)(\\.ts$|/)" },
     },
     {
+      name: "cli-parses-entry-wires",
+      comment:
+        "The command line parses and prints; its entry point (src/entry/cli.ts) builds the app it runs.",
+      severity: "error",
+      from: { path: "^src/cli/" },
+      to: { path: "^src/(composition|aws|http)(\\.ts$|/)", dependencyTypesNot: ["type-only"] },
+    },
+    {
       name: "entry-points-are-leaves",
       comment: "Nothing imports an entry point: each one wires the app and starts it.",
       severity: "error",

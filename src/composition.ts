@@ -28,27 +28,38 @@ export interface Broker {
   reconcile(): Promise<ReconcileOutcome[]>;
 }
 
-/** Wires the core to the AWS adapters; shared by the Lambda, the Node server and the local stack. */
-export function createBroker(deps: {
-  settings: Settings;
-  clients: { dynamodb: DynamoDBClient; ssm: SSMClient };
-  logger: Logger;
-  metrics?: Metrics;
-  clock?: Clock;
-  sleeper?: Sleeper;
+interface RequestPathDeps {
+  readonly settings: Settings;
+  readonly clients: { dynamodb: DynamoDBClient; ssm: SSMClient };
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  readonly clock?: Clock;
+  readonly sleeper?: Sleeper;
   /** Where standby refills run; omitted = in this process, in the background (see Vendor). */
-  requestStandbyRefill?: (pool: string) => Promise<void>;
-}): Broker {
+  readonly requestStandbyRefill?: (pool: string) => Promise<void>;
+}
+
+/**
+ * The request path's core on its AWS adapters: the HTTP app is built on it, and the admin CLI's
+ * `get`, `rotate`, `revoke` and `status` use it directly (they hand out and rotate as a vend does).
+ */
+export function createVendor(deps: RequestPathDeps): Vendor {
+  const { settings, clients } = deps;
+  return vendorOn(
+    new DynamoDbPoolStore(clients.dynamodb, settings.tableName),
+    new SsmActivations(clients.ssm),
+    deps,
+  );
+}
+
+function vendorOn(store: DynamoDbPoolStore, activations: SsmActivations, deps: RequestPathDeps): Vendor {
   const { settings, clients, logger } = deps;
-  const store = new DynamoDbPoolStore(clients.dynamodb, settings.tableName);
-  const activations = new SsmActivations(clients.ssm);
-  const clock = deps.clock ?? systemClock;
-  const vendor = new Vendor({
+  return new Vendor({
     pools: settings.pools,
     store,
     activations,
     secrets: secretsFor(settings, clients.ssm),
-    clock,
+    clock: deps.clock ?? systemClock,
     sleeper: deps.sleeper ?? realSleeper,
     logger,
     ...(deps.metrics && { metrics: deps.metrics }),
@@ -59,13 +70,21 @@ export function createBroker(deps: {
       deployment: settings.deployment,
     },
   });
+}
+
+/** The HTTP app on the request path's core; shared by the Lambda, the Node server and the local stack. */
+export function createBroker(deps: RequestPathDeps): Broker {
+  const { settings, clients, logger } = deps;
+  const store = new DynamoDbPoolStore(clients.dynamodb, settings.tableName);
+  const activations = new SsmActivations(clients.ssm);
+  const vendor = vendorOn(store, activations, deps);
   // The retire write, shared by the refused-pair check and the periodic slot-theft check.
   const retirer = new DynamoDbPoolInventory(clients.dynamodb, settings.tableName);
   const refusedPairs = new RefusedPairs({
     store,
     pools: retirer,
     activations,
-    clock,
+    clock: deps.clock ?? systemClock,
     logger,
     metrics: deps.metrics,
   });

@@ -59,6 +59,9 @@ const envSchema = z.strictObject({
 
 export type BrokerEnv = z.input<typeof envSchema>;
 
+/** Every variable the broker reads: docs/configuration.md documents each (test/settings.test.ts). */
+export const BROKER_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
 export interface Settings {
   readonly tableName: string;
   readonly parameterPrefix: string;
@@ -87,7 +90,8 @@ const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const own = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith("BROKER_")));
   const parsed = envSchema.safeParse(own, { reportInput: true });
-  if (!parsed.success) throw new ConfigError(`Invalid environment: ${formatEnvIssues(parsed.error.issues)}`);
+  if (!parsed.success)
+    throw new ConfigError(`Invalid environment: ${formatEnvIssues(parsed.error.issues, own)}`);
   const e = parsed.data;
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
   if (!region) throw new ConfigError("Invalid environment: AWS_REGION is required (e.g. eu-west-1)");
@@ -202,8 +206,11 @@ function readConfigFile(file: string): string {
 }
 
 /** Messages for the environment: "is required", "unknown variable (did you mean …?)". */
-function formatEnvIssues(issues: readonly z.core.$ZodIssue[]): string {
-  const known = Object.keys(envSchema.shape);
+function formatEnvIssues(
+  issues: readonly z.core.$ZodIssue[],
+  env: Readonly<Record<string, string | undefined>>,
+): string {
+  const known = BROKER_VARIABLES;
   return issues
     .flatMap((issue) => {
       if (issue.code === "unrecognized_keys") {
@@ -214,13 +221,22 @@ function formatEnvIssues(issues: readonly z.core.$ZodIssue[]): string {
       }
       const name = issue.path.map(String).join(".");
       if (issue.code === "invalid_type" && issue.input === undefined) return [`${name} is required`];
+      // z.coerce turns "abc" into NaN, and zod then reports "received NaN": say what was set.
+      if (issue.code === "invalid_type" && issue.expected === "number") {
+        return [`${name} must be a number, got '${String(env[name])}'`];
+      }
       return [`${name}: ${issue.message}`];
     })
     .join("; ");
 }
 
-/** The known name within two edits of `name`, if any: enough to catch a typo. */
+/**
+ * The known name `name` is the start of (BROKER_ROTATION_WAIT for BROKER_ROTATION_WAIT_MS: the
+ * unit left off), else the one within two edits of it, if any: enough to catch a typo.
+ */
 function closest(name: string, candidates: readonly string[]): string | undefined {
+  const extended = candidates.find((candidate) => candidate.startsWith(`${name}_`));
+  if (extended) return extended;
   let best: { name: string; distance: number } | undefined;
   for (const candidate of candidates) {
     const distance = editDistance(name, candidate);

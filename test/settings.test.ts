@@ -1,9 +1,10 @@
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/core/errors";
-import { loadSettings, readPort } from "../src/settings";
+import { poolConfigSchema } from "../src/core/pool-config";
+import { BROKER_VARIABLES, loadSettings, readPort } from "../src/settings";
 
 const base = { AWS_REGION: "eu-west-1", BROKER_TABLE_NAME: "pools", BROKER_DEFAULT_IAM_ROLE: "NodeRole" };
 
@@ -28,6 +29,24 @@ describe("loadSettings", () => {
     );
     expect(() => loadSettings({ ...base, BROKER_COLOUR: "x" })).toThrow(
       /^Invalid environment: BROKER_COLOUR is not a setting of the broker$/,
+    );
+  });
+
+  it("suggests the setting a name leaves the unit off", () => {
+    expect(() => loadSettings({ ...base, BROKER_ROTATION_WAIT: "5000" })).toThrow(
+      /^Invalid environment: BROKER_ROTATION_WAIT is not a setting of the broker \(did you mean BROKER_ROTATION_WAIT_MS\?\)$/,
+    );
+    expect(() => loadSettings({ ...base, BROKER_LEASE: "30" })).toThrow(
+      /\(did you mean BROKER_LEASE_SECONDS\?\)$/,
+    );
+  });
+
+  it("says what was set when a number is expected", () => {
+    expect(() => loadSettings({ ...base, BROKER_LEASE_SECONDS: "abc" })).toThrow(
+      /^Invalid environment: BROKER_LEASE_SECONDS must be a number, got 'abc'$/,
+    );
+    expect(() => loadSettings({ ...base, BROKER_RATE_LIMIT_PER_SECOND: "ten" })).toThrow(
+      /^Invalid environment: BROKER_RATE_LIMIT_PER_SECOND must be a number, got 'ten'$/,
     );
   });
 
@@ -146,5 +165,27 @@ describe("loadSettings: Node-server hygiene and caller limits", () => {
     expect(() => loadSettings({ ...base, BROKER_IDLE_TIMEOUT_MS: "10000" })).toThrow(
       "BROKER_IDLE_TIMEOUT_MS",
     );
+  });
+});
+
+describe("docs/configuration.md", () => {
+  const page = readFileSync(join(import.meta.dirname, "..", "docs", "configuration.md"), "utf8");
+  /** The first cell of every table row: what the page documents, one row per setting. */
+  const documented = [...page.matchAll(/^\| `([^`]+)`/gm)].map((m) => m[1]!);
+
+  it("documents every BROKER_* variable the broker reads, in a table row", () => {
+    expect(BROKER_VARIABLES.length).toBeGreaterThan(20);
+    expect(BROKER_VARIABLES.filter((name) => !documented.includes(name))).toEqual([]);
+  });
+
+  it("documents no BROKER_* variable the broker would refuse", () => {
+    const named = new Set(page.match(/\bBROKER_[A-Z_]+\b/g));
+    expect([...named].filter((name) => !BROKER_VARIABLES.includes(name))).toEqual([]);
+  });
+
+  it("names every pool key", () => {
+    const keys = Object.keys(poolConfigSchema.shape);
+    expect(keys).toContain("registrationLimit");
+    expect(keys.filter((key) => !page.includes(`\`${key}\``))).toEqual([]);
   });
 });

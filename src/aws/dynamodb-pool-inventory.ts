@@ -1,6 +1,6 @@
-import { type DynamoDBClient, ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, paginateScan, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type { PoolInventory, PoolRow } from "../core/inventory";
-import { type Item, readString, toPoolState } from "./dynamodb-pool-store";
+import { readString, toPoolState } from "./dynamodb-pool-store";
 import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
@@ -31,22 +31,18 @@ export class DynamoDbPoolInventory implements PoolInventory {
 
   async list(): Promise<PoolRow[]> {
     const rows: PoolRow[] = [];
-    let startKey: Item | undefined;
     let pages = 0;
-    do {
-      const page = await sendToDynamoDb(() =>
-        this.client.send(
-          new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const state = toPoolState(item);
-        const revoked = readString(item, "revokedActivationId");
-        if (state) rows.push({ ...state, ...(revoked !== undefined && { revokedActivationId: revoked }) });
+    await sendToDynamoDb(async () => {
+      const scan = paginateScan({ client: this.client }, { TableName: this.tableName, ConsistentRead: true });
+      for await (const page of scan) {
+        for (const item of page.Items ?? []) {
+          const state = toPoolState(item);
+          const revoked = readString(item, "revokedActivationId");
+          if (state) rows.push({ ...state, ...(revoked !== undefined && { revokedActivationId: revoked }) });
+        }
+        this.onPage("Scan", ++pages, rows.length);
       }
-      startKey = page.LastEvaluatedKey;
-      this.onPage("Scan", ++pages, rows.length);
-    } while (startKey);
+    });
     return rows;
   }
 

@@ -2,11 +2,11 @@ import {
   type Activation,
   AddTagsToResourceCommand,
   DeregisterManagedInstanceCommand,
-  DescribeActivationsCommand,
-  DescribeInstanceInformationCommand,
-  GetParametersByPathCommand,
   type InstanceInformation,
   type InstanceInformationStringFilter,
+  paginateDescribeActivations,
+  paginateDescribeInstanceInformation,
+  paginateGetParametersByPath,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import type {
@@ -56,21 +56,19 @@ export class SsmActivationInventory implements ActivationInventory {
 
   async list(): Promise<ActivationRecord[]> {
     const records: ActivationRecord[] = [];
-    let nextToken: string | undefined;
     let pages = 0;
-    do {
-      const page = await ssmCall(() =>
-        this.client.send(
-          new DescribeActivationsCommand({ MaxResults: ACTIVATION_PAGE, NextToken: nextToken }),
-        ),
-      );
-      for (const activation of page.ActivationList ?? []) {
-        const record = toRecord(activation);
-        if (record) records.push(record);
+    await ssmCall(async () => {
+      for await (const page of paginateDescribeActivations(
+        { client: this.client, pageSize: ACTIVATION_PAGE },
+        {},
+      )) {
+        for (const activation of page.ActivationList ?? []) {
+          const record = toRecord(activation);
+          if (record) records.push(record);
+        }
+        this.onPage("DescribeActivations", ++pages, records.length);
       }
-      nextToken = page.NextToken;
-      this.onPage("DescribeActivations", ++pages, records.length);
-    } while (nextToken);
+    });
     return records;
   }
 
@@ -110,30 +108,21 @@ export class ParameterInventory implements SecretInventory {
 
   async list(): Promise<StoredParameter[]> {
     const found: StoredParameter[] = [];
-    let nextToken: string | undefined;
     let pages = 0;
-    do {
-      let page;
-      try {
-        page = await this.client.send(
-          new GetParametersByPathCommand({
-            Path: this.prefix,
-            Recursive: true,
-            WithDecryption: false,
-            MaxResults: PARAMETER_PAGE,
-            NextToken: nextToken,
-          }),
-        );
-      } catch (error) {
-        throw parameterStoreError(error, "GetParametersByPath");
+    try {
+      for await (const page of paginateGetParametersByPath(
+        { client: this.client, pageSize: PARAMETER_PAGE },
+        { Path: this.prefix, Recursive: true, WithDecryption: false },
+      )) {
+        for (const parameter of page.Parameters ?? []) {
+          const parsed = this.parse(parameter.Name);
+          if (parsed) found.push({ ...parsed, lastModifiedAt: parameter.LastModifiedDate?.getTime() ?? 0 });
+        }
+        this.onPage("GetParametersByPath", ++pages, found.length);
       }
-      for (const parameter of page.Parameters ?? []) {
-        const parsed = this.parse(parameter.Name);
-        if (parsed) found.push({ ...parsed, lastModifiedAt: parameter.LastModifiedDate?.getTime() ?? 0 });
-      }
-      nextToken = page.NextToken;
-      this.onPage("GetParametersByPath", ++pages, found.length);
-    } while (nextToken);
+    } catch (error) {
+      throw parameterStoreError(error, "GetParametersByPath");
+    }
     return found;
   }
 
@@ -205,22 +194,16 @@ export class SsmNodeInventory implements NodeInventory {
 
   private async describe(filters: InstanceInformationStringFilter[]): Promise<InstanceInformation[]> {
     const found: InstanceInformation[] = [];
-    let nextToken: string | undefined;
     let pages = 0;
-    do {
-      const page = await ssmCall(() =>
-        this.client.send(
-          new DescribeInstanceInformationCommand({
-            Filters: filters,
-            MaxResults: NODE_PAGE,
-            NextToken: nextToken,
-          }),
-        ),
-      );
-      found.push(...(page.InstanceInformationList ?? []));
-      nextToken = page.NextToken;
-      this.onPage("DescribeInstanceInformation", ++pages, found.length);
-    } while (nextToken);
+    await ssmCall(async () => {
+      for await (const page of paginateDescribeInstanceInformation(
+        { client: this.client, pageSize: NODE_PAGE },
+        { Filters: filters },
+      )) {
+        found.push(...(page.InstanceInformationList ?? []));
+        this.onPage("DescribeInstanceInformation", ++pages, found.length);
+      }
+    });
     return found;
   }
 }

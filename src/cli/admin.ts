@@ -19,6 +19,7 @@ import {
   GLOBAL_HELP,
   GLOBAL_OPTIONS,
   UsageError,
+  type Connect,
   type Context,
 } from "./context";
 
@@ -28,7 +29,7 @@ export function commandHelp(command: Command): string {
   return `Usage: activation-broker ${command.synopsis} [global options]\n\n${command.summary[0]!.toUpperCase()}${command.summary.slice(1)}.\n${command.help}\n\n${GLOBAL_HELP}`;
 }
 
-export async function runAdmin(command: Command, argv: string[]): Promise<number> {
+export async function runAdmin(command: Command, argv: string[], connect: Connect): Promise<number> {
   let ctx: Context | undefined;
   let endpoint: string | undefined;
   try {
@@ -42,7 +43,7 @@ export async function runAdmin(command: Command, argv: string[]): Promise<number
       throw new UsageError(`usage: activation-broker ${command.synopsis} (see --help)`);
     }
     endpoint = (values["endpoint-url"] as string | undefined) ?? process.env.AWS_ENDPOINT_URL;
-    ctx = await createContext(values);
+    ctx = await createContext(values, connect);
     return await command.run(ctx, positionals, values as Record<string, string | boolean | undefined>);
   } catch (error) {
     const { line, exit } = describeFailure(error, endpoint);

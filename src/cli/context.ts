@@ -4,12 +4,13 @@
  * errors to one line and an exit code.
  */
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { createAwsClients, type AwsClients } from "../aws/clients";
 import type { PageProgress } from "../aws/dynamodb-pool-inventory";
-import { createOperations, createBroker, type Operations, type Broker } from "../composition";
+import type { Operations } from "../composition";
 import { BrokerError } from "../core/errors";
 import type { Logger } from "../core/ports";
+import type { Vendor } from "../core/vend";
 import { loadSettings, type Settings } from "../settings";
+import { DeploymentNotFoundError, findTarget, type Target } from "./deployment";
 import { createOut, type Out } from "./output";
 
 /** Documented in `activation-broker --help` and docs/operations.md. */
@@ -24,6 +25,8 @@ export const EXIT = {
 } as const;
 
 export const GLOBAL_OPTIONS = {
+  stack: { type: "string" },
+  local: { type: "boolean" },
   region: { type: "string" },
   "endpoint-url": { type: "string" },
   profile: { type: "string" },
@@ -32,30 +35,53 @@ export const GLOBAL_OPTIONS = {
 } as const;
 
 export const GLOBAL_HELP = `Global options:
+  --stack NAME           the deployment of this CloudFormation stack (the broker's Api stack, e.g.
+                         ActivationBroker-Api): its settings come from the broker function
+  --local                the running \`npm start\` (its emulated AWS and settings)
   --region REGION        AWS Region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)
-  --endpoint-url URL     send every AWS call here (default: AWS_ENDPOINT_URL), e.g. the emulator
+  --endpoint-url URL     send every AWS call here (default: AWS_ENDPOINT_URL)
   --profile NAME         named profile of the shared AWS config (default: AWS_PROFILE)
   --json                 machine-readable output
-  -h, --help             this help`;
+  -h, --help             this help
+Without --stack or --local, the settings are the BROKER_* environment variables, as for serve;
+with them, a BROKER_* variable that is set still overrides what was found.`;
 
 import { UsageError } from "./args";
 
 export { UsageError };
 
 export interface GlobalValues {
+  stack?: string | undefined;
+  local?: boolean | undefined;
   region?: string | undefined;
   "endpoint-url"?: string | undefined;
   profile?: string | undefined;
   json?: boolean | undefined;
 }
 
+/** The deployment's core and inventories on its AWS clients: built by src/entry/cli.ts. */
+export interface Deployment {
+  readonly operations: Operations;
+  /** The request path, for `get`, `rotate`, `revoke` and `status`, built on first use. */
+  vendor(): Vendor;
+  close(): void;
+}
+
+export type Connect = (
+  settings: Settings,
+  aws: {
+    readonly endpoint?: string;
+    readonly credentials?: Target["credentials"];
+    readonly logger: Logger;
+    readonly onPage: PageProgress;
+  },
+) => Deployment;
+
 export interface Context {
   readonly settings: Settings;
-  readonly clients: AwsClients;
   readonly out: Out;
   readonly operations: Operations;
-  /** The request path, for `rotate` and `get`, built on first use. */
-  broker(): Broker;
+  vendor(): Vendor;
   close(): void;
 }
 
@@ -70,27 +96,22 @@ const cliLogger: Logger = {
     ),
 };
 
-export async function createContext(values: GlobalValues): Promise<Context> {
+export async function createContext(values: GlobalValues, connect: Connect): Promise<Context> {
   if (values.profile !== undefined) process.env.AWS_PROFILE = values.profile;
-  const region =
-    values.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (await profileRegion());
-  const settings = loadSettings({ ...process.env, ...(region !== undefined && { AWS_REGION: region }) });
-  const clients = createAwsClients({
-    region: settings.region,
-    ...(values["endpoint-url"] !== undefined && { endpoint: values["endpoint-url"] }),
+  const target = await findTarget(values, process.env, profileRegion);
+  const settings = loadSettings(target.env);
+  const deployment = connect(settings, {
+    ...(target.endpoint !== undefined && { endpoint: target.endpoint }),
+    ...(target.credentials !== undefined && { credentials: target.credentials }),
+    logger: cliLogger,
+    onPage: progress(),
   });
-  const operations = createOperations({ settings, clients, logger: cliLogger, onPage: progress() });
-  let broker: Broker | undefined;
   return {
     settings,
-    clients,
     out: createOut(values.json === true),
-    operations,
-    broker: () => (broker ??= createBroker({ settings, clients, logger: cliLogger })),
-    close() {
-      clients.dynamodb.destroy();
-      clients.ssm.destroy();
-    },
+    operations: deployment.operations,
+    vendor: () => deployment.vendor(),
+    close: () => deployment.close(),
   };
 }
 
@@ -113,7 +134,7 @@ function progress(): PageProgress {
   };
 }
 
-const NOT_FOUND = new Set(["PoolNotFound", "ActivationNotFound", "NothingToRevoke"]);
+const NOT_FOUND_CODES = new Set(["PoolNotFound", "ActivationNotFound", "NothingToRevoke"]);
 const RETRY_LATER = new Set(["Throttled", "UpstreamUnavailable", "RotationInProgress"]);
 const AWS_REFUSALS = new Set([
   "AccessDeniedException",
@@ -144,12 +165,13 @@ export function describeFailure(
         exit: EXIT.unavailable,
       };
     }
-    if (NOT_FOUND.has(error.code)) return { line: error.message, exit: EXIT.notFound };
+    if (NOT_FOUND_CODES.has(error.code)) return { line: error.message, exit: EXIT.notFound };
     if (RETRY_LATER.has(error.code)) return { line: error.message, exit: EXIT.unavailable };
     if (error.code === "ActivationRejected") return { line: error.message, exit: EXIT.refused };
     const usage = error.code === "InvalidConfiguration" || error.code === "InvalidPoolName";
     return { line: error.message, exit: usage ? EXIT.usage : EXIT.failure };
   }
+  if (error instanceof DeploymentNotFoundError) return { line: error.message, exit: EXIT.notFound };
   if (error instanceof Error) {
     if (error.name === "CredentialsProviderError") {
       return {

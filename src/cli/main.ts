@@ -7,17 +7,14 @@
  *
  * Configuration comes from the environment exactly as for the Lambda (BROKER_*, AWS_REGION,
  * the default credential chain); state stays in DynamoDB, so any number of replicas may run.
+ * The command line is parsed here; what it runs is wired by its entry point (src/entry/cli.ts).
  */
-import { createAwsClients } from "../aws/clients";
-import { checkPoolTable } from "../aws/dynamodb-table";
-import { createBroker, startReconcileTimer } from "../composition";
-import { createNodeServer, exitOnUncaughtErrors, listen } from "../http/node-server";
-import { createLogger } from "../logging";
-import { createMetrics } from "../metrics";
-import { loadSettings, readPort } from "../settings";
+import { readPort } from "../settings";
 import packageJson from "../../package.json";
 import { ADMIN_COMMANDS, runAdmin } from "./admin";
 import { parseCommandLine, UsageError } from "./args";
+import type { Command } from "./commands/command";
+import { GLOBAL_OPTIONS, type Connect } from "./context";
 
 const VERSION = packageJson.version;
 
@@ -29,17 +26,57 @@ Commands:
       --port: default $PORT or 8080; --host: default 127.0.0.1
 ${ADMIN_COMMANDS.map((c) => `  ${c.synopsis}\n      ${c.summary}`).join("\n")}
 
-Configuration: the deployment's BROKER_* environment variables (docs/configuration.md), the AWS
-default credential chain and Region; --endpoint-url or AWS_ENDPOINT_URL for the local emulated AWS.
-Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error, 3 pool or activation
-not found, 4 AWS refused (credentials, permissions), 5 AWS unreachable or throttling (retry later),
+Which deployment: --stack NAME (its CloudFormation stack), --local (the running \`npm start\`), or
+the BROKER_* environment variables (docs/configuration.md; serve reads only these); the AWS default
+credential chain and Region.
+Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error, 3 pool, activation
+or deployment not found, 4 AWS refused (credentials, permissions), 5 AWS unreachable or throttling (retry later),
 6 some --apply actions failed.
   --version   print the version`;
 
+export const SERVE_USAGE = `Usage: activation-broker serve [--port <port>] [--host <address>]
+
+Runs the broker as an HTTP service against real AWS (standalone mode). Its settings are the
+BROKER_* environment variables (docs/configuration.md); AWS credentials and Region come from the
+default chain. State stays in DynamoDB, so any number of replicas may run behind a load balancer.
+  --port PORT      listen on this port (default: $PORT, else 8080; 0 picks a free one)
+  --host ADDRESS   listen on this address (default 127.0.0.1; 0.0.0.0 for every interface)
+Stops on SIGINT or SIGTERM once the requests in flight have been answered.
+Exit codes: 0 stopped, 1 failed while running, 2 usage or configuration error.`;
+
+export interface CliWiring {
+  /** `serve`: runs the standalone server until SIGINT/SIGTERM; resolves with the exit code. */
+  serve(listen: {
+    readonly port: number;
+    readonly host: string;
+    readonly portSetting: string;
+  }): Promise<number>;
+  /** The admin commands' deployment. */
+  readonly connect: Connect;
+}
+
+/**
+ * Where the admin command is: first, or after global options, as the AWS CLI allows
+ * (`activation-broker --local status`). A global option's value is never taken for a command.
+ */
+function adminCommandAt(argv: readonly string[]): { command: Command; index: number } | undefined {
+  for (let index = 0; index < argv.length; index++) {
+    const token = argv[index]!;
+    const command = ADMIN_COMMANDS.find((c) => c.name === token);
+    if (command) return { command, index };
+    const option = GLOBAL_OPTIONS[token.replace(/^--/, "") as keyof typeof GLOBAL_OPTIONS];
+    if (!token.startsWith("--") || option === undefined) return undefined;
+    if (option.type === "string") index++;
+  }
+  return undefined;
+}
+
 /** Runs the command line; resolves with the exit code. Usage and configuration errors throw. */
-export async function main(argv: string[]): Promise<number> {
-  const admin = ADMIN_COMMANDS.find((c) => c.name === argv[0]);
-  if (admin) return runAdmin(admin, argv.slice(1));
+export async function main(argv: string[], wiring: CliWiring): Promise<number> {
+  const at = adminCommandAt(argv);
+  if (at !== undefined) {
+    return runAdmin(at.command, [...argv.slice(0, at.index), ...argv.slice(at.index + 1)], wiring.connect);
+  }
   const { values, positionals } = parseCommandLine(
     argv,
     {
@@ -50,6 +87,10 @@ export async function main(argv: string[]): Promise<number> {
     },
     true,
   );
+  if (positionals[0] === "serve" && values.help) {
+    process.stdout.write(`${SERVE_USAGE}\n`);
+    return 0;
+  }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -62,38 +103,9 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals[0] !== "serve") throw new UsageError(`unknown command '${positionals[0]}'`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
   const port = readPort("PORT", 8080, process.env, { name: "--port", value: values.port });
-  const settings = loadSettings();
-  const { logger } = createLogger();
-  exitOnUncaughtErrors(logger);
-  const clients = createAwsClients({ region: settings.region });
-  await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
-  // Embedded metric format on stdout (the CloudWatch agent publishes it): Vends, SlotTheftDetected…
-  const { metrics } = createMetrics();
-  const broker = createBroker({ settings, clients, logger, metrics });
-  const server = createNodeServer(broker.handler, {
-    logger,
-    limits: settings.server,
-    ...(settings.publicUrl !== undefined && { publicUrl: settings.publicUrl }),
-  });
-  const address = await listen(
-    server,
+  return wiring.serve({
     port,
-    values.host ?? "127.0.0.1",
-    values.port !== undefined ? "--port" : "PORT",
-  );
-  logger.info("broker listening", {
-    address: address.address,
-    port: address.port,
-    pools: broker.vendor.poolNames(),
+    host: values.host ?? "127.0.0.1",
+    portSetting: values.port !== undefined ? "--port" : "PORT",
   });
-  const stopReconciling = startReconcileTimer(broker, settings.reconcileIntervalMs, logger);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      stopReconciling();
-      server.close(() => resolve());
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-  return 0;
 }

@@ -197,8 +197,10 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     .map((i) => {
       const path = i.path.map(String).join(".");
       if (i.code === "unrecognized_keys") {
+        // At the top level the likeliest mistake is a pool without the {"pools": …} wrapper.
         const where = path ? `${path}.` : "";
-        return i.keys.map((k) => `${where}${k}: unknown key`).join("; ");
+        const hint = path ? "" : ` (the file holds {"pools": {...}}, with each pool inside it)`;
+        return i.keys.map((k) => `${where}${k}: unknown key${hint}`).join("; ");
       }
       // A bad record key carries the key schema's own message one level down.
       const message = i.code === "invalid_key" ? (i.issues[0]?.message ?? i.message) : i.message;

@@ -1,8 +1,57 @@
 /**
- * The `activation-broker` command's entry point (`npm run build` bundles this file): runs the
- * command line and turns its outcome into an exit code (src/entry/run.ts).
+ * The `activation-broker` command's entry point (`npm run build` bundles this file; a checkout
+ * without the bundle runs it through tsx, see bin/activation-broker.js): wires what the command
+ * line asks for — the standalone server, or the admin commands' deployment — and turns the
+ * outcome into an exit code (src/entry/run.ts).
  */
+import { createAwsClients } from "../aws/clients";
+import { checkPoolTable } from "../aws/dynamodb-table";
+import type { Connect } from "../cli/context";
 import { main, USAGE } from "../cli/main";
+import { createBroker, createOperations, createVendor } from "../composition";
+import type { Vendor } from "../core/vend";
+import { createLogger } from "../logging";
+import { createMetrics } from "../metrics";
+import { loadSettings } from "../settings";
 import { runMain } from "./run";
+import { serveUntilSignal, startServer } from "./server";
 
-runMain("activation-broker", USAGE, () => main(process.argv.slice(2)));
+/** `activation-broker serve`: the broker on real AWS, configured by the BROKER_* environment. */
+async function serve(listen: { port: number; host: string; portSetting: string }): Promise<number> {
+  const settings = loadSettings();
+  const { logger } = createLogger();
+  const clients = createAwsClients({ region: settings.region });
+  await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
+  // Embedded metric format on stdout (the CloudWatch agent publishes it): Vends, SlotTheftDetected…
+  const { metrics } = createMetrics();
+  const broker = createBroker({ settings, clients, logger, metrics });
+  const server = await startServer({ broker, settings, logger, ...listen });
+  logger.info("broker listening", {
+    address: server.address.address,
+    port: server.address.port,
+    pools: broker.vendor.poolNames(),
+  });
+  await serveUntilSignal(logger, () => server.close("drain"));
+  return 0;
+}
+
+/** The admin commands' deployment: the janitor's inventories and, on first use, the request path. */
+const connect: Connect = (settings, aws) => {
+  const clients = createAwsClients({
+    region: settings.region,
+    ...(aws.endpoint !== undefined && { endpoint: aws.endpoint }),
+    ...(aws.credentials !== undefined && { credentials: aws.credentials }),
+  });
+  const operations = createOperations({ settings, clients, logger: aws.logger, onPage: aws.onPage });
+  let vendor: Vendor | undefined;
+  return {
+    operations,
+    vendor: () => (vendor ??= createVendor({ settings, clients, logger: aws.logger })),
+    close() {
+      clients.dynamodb.destroy();
+      clients.ssm.destroy();
+    },
+  };
+};
+
+runMain("activation-broker", USAGE, () => main(process.argv.slice(2), { serve, connect }));

@@ -1,17 +1,23 @@
 import { startEmulator, type Emulator } from "../../emulator/server";
 import { createAwsClients } from "../aws/clients";
 import { ensurePoolTable } from "../aws/dynamodb-table";
-import { createBroker, startReconcileTimer, type Broker } from "../composition";
+import { createBroker, type Broker } from "../composition";
 import type { Clock, Logger, Sleeper } from "../core/ports";
-import { createNodeServer, explainListenError, listen, type NodeServerOptions } from "../http/node-server";
+import { explainListenError } from "../http/node-server";
 import { createLogger } from "../logging";
 import { loadSettings, type Settings } from "../settings";
+import { startServer } from "./server";
+import {
+  LOCAL_EMULATOR_PORT,
+  LOCAL_ENV,
+  LOCAL_HYBRID_NODES_ROLE,
+  LOCAL_IAM_ROLE,
+  LOCAL_REGION,
+  LOCAL_TABLE_NAME,
+} from "../cli/local-deployment";
 
-/** Names the local stack creates in the emulated AWS. */
-export const LOCAL_TABLE_NAME = "activation-broker-local";
-export const LOCAL_IAM_ROLE = "SSMServiceRole";
-export const LOCAL_HYBRID_NODES_ROLE = "AmazonEKSHybridNodesRole";
-export const LOCAL_REGION = "us-east-1";
+/** Names the local stack creates in the emulated AWS (tests import them from here). */
+export { LOCAL_HYBRID_NODES_ROLE, LOCAL_IAM_ROLE, LOCAL_REGION, LOCAL_TABLE_NAME };
 const LOCAL_TIMEOUTS = { connectionMs: 10_000, requestMs: 20_000 };
 
 export interface LocalStackOptions {
@@ -39,6 +45,8 @@ export interface LocalStack {
   readonly emulator: Emulator;
   readonly broker: Broker;
   readonly settings: Settings;
+  /** The BROKER_* and AWS_REGION settings it runs with: what an admin CLI needs to reach it. */
+  readonly env: Readonly<Record<string, string>>;
   close(): Promise<void>;
 }
 
@@ -46,16 +54,13 @@ export interface LocalStack {
  * What the emulated AWS provides (its table, roles and Region), under the caller's settings.
  * Only BROKER_* and AWS_REGION are taken from `env`: the emulated AWS needs no credentials.
  */
-function localEnv(options: LocalStackOptions): NodeJS.ProcessEnv {
+function localEnv(options: LocalStackOptions): Record<string, string> {
   const own = Object.entries(options.env ?? {}).filter(
-    ([name, value]) => value !== undefined && (name.startsWith("BROKER_") || name === "AWS_REGION"),
+    (entry): entry is [string, string] =>
+      entry[1] !== undefined && (entry[0].startsWith("BROKER_") || entry[0] === "AWS_REGION"),
   );
   return {
-    AWS_REGION: LOCAL_REGION,
-    BROKER_TABLE_NAME: LOCAL_TABLE_NAME,
-    BROKER_DEFAULT_IAM_ROLE: LOCAL_IAM_ROLE,
-    BROKER_HYBRID_NODES_ROLE: LOCAL_HYBRID_NODES_ROLE,
-    BROKER_DEPLOYMENT: "local",
+    ...LOCAL_ENV,
     // Local mode is development equipment that tests and the benchmark burst from one address,
     // thousands of connections at once.
     BROKER_RATE_LIMIT_PER_SECOND: "0",
@@ -73,8 +78,9 @@ function localEnv(options: LocalStackOptions): NodeJS.ProcessEnv {
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const host = options.host ?? "127.0.0.1";
   // The same settings path as the Lambda and `serve`: bad values fail before any port is bound.
-  const settings = loadSettings(localEnv(options));
-  const emulatorPort = options.emulatorPort ?? 4566;
+  const env = localEnv(options);
+  const settings = loadSettings(env);
+  const emulatorPort = options.emulatorPort ?? LOCAL_EMULATOR_PORT;
   const emulator = await startEmulator({ port: emulatorPort, host, region: settings.region }).catch(
     (error: unknown) => {
       throw explainListenError(error, { port: emulatorPort, host, setting: "EMULATOR_PORT" });
@@ -101,24 +107,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       clock: options.clock ?? { now: () => emulator.controls.now().getTime() },
       ...(options.sleeper && { sleeper: options.sleeper }),
     });
-    const serverOptions: NodeServerOptions = { logger, limits: settings.server };
-    const server = createNodeServer(broker.handler, serverOptions);
-    const { port } = await listen(server, options.brokerPort ?? 8080, host);
-    const brokerUrl = `http://${host}:${port}`;
-    // On this machine the broker knows its own URL, so the quick start's install scripts work
-    // without BROKER_PUBLIC_URL; a caller's Host header still never chooses it.
-    serverOptions.publicUrl = settings.publicUrl ?? brokerUrl;
-    const stopReconciling = startReconcileTimer(broker, settings.reconcileIntervalMs, logger);
+    const server = await startServer({
+      broker,
+      settings,
+      logger,
+      port: options.brokerPort ?? 8080,
+      host,
+      portSetting: "PORT",
+      ownUrlIsPublic: true,
+    });
     return {
-      brokerUrl,
+      brokerUrl: server.url,
       emulatorUrl: emulator.url,
       emulator,
       broker,
       settings,
+      env,
       async close() {
-        stopReconciling();
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await server.close("now");
         clients.dynamodb.destroy();
         clients.ssm.destroy();
         await emulator.close();

@@ -4,12 +4,14 @@
  * and AWS_REGION are read and validated as by the Lambda and `serve`; the emulated AWS fills in
  * the table, the roles and the Region when they are not set.
  */
+import { resolve } from "node:path";
 import { parseCommandLine } from "../cli/args";
+import { LOCAL_EMULATOR_PORT, removeNpmStartRecord, writeNpmStartRecord } from "../cli/local-deployment";
 import { readPort } from "../settings";
 import { startLocalStack } from "./local-stack";
-import { EXIT_FAILURE, EXIT_OK, runMain } from "./run";
-import { exitOnUncaughtErrors } from "../http/node-server";
+import { EXIT_OK, runMain } from "./run";
 import { createLogger } from "../logging";
+import { serveUntilSignal } from "./server";
 
 const USAGE = `Usage: npm start [-- --config <pools.json>]
 
@@ -29,13 +31,19 @@ async function main(): Promise<number | void> {
     return EXIT_OK;
   }
   const { logger } = createLogger();
-  exitOnUncaughtErrors(logger);
   const stack = await startLocalStack({
     logger,
     brokerPort: readPort("PORT", 8080),
-    emulatorPort: readPort("EMULATOR_PORT", 4566),
+    emulatorPort: readPort("EMULATOR_PORT", LOCAL_EMULATOR_PORT),
     env: process.env,
-    ...(values.config !== undefined && { configFile: values.config }),
+    // Absolute: `activation-broker --local` reads the same file from wherever it runs.
+    ...(values.config !== undefined && { configFile: resolve(values.config) }),
+  });
+  writeNpmStartRecord({
+    pid: process.pid,
+    brokerUrl: stack.brokerUrl,
+    emulatorUrl: stack.emulatorUrl,
+    env: stack.env,
   });
   const pools = stack.broker.vendor.poolNames().join(", ");
   process.stderr.write(
@@ -48,22 +56,18 @@ async function main(): Promise<number | void> {
       `    curl -s ${stack.brokerUrl}/ | jq -r '.ActivationCode'`,
       `    curl -s ${stack.brokerUrl}/activations/default`,
       `    AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws ssm describe-activations --endpoint-url ${stack.emulatorUrl} --region ${stack.settings.region}`,
+      `    npx activation-broker --local status`,
       "",
       "  Ctrl-C stops both.",
       "",
     ].join("\n"),
   );
-  let closing = false;
-  const stop = () => {
-    if (closing) return;
-    closing = true;
-    stack.close().then(
-      () => process.exit(EXIT_OK),
-      () => process.exit(EXIT_FAILURE),
-    );
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  try {
+    await serveUntilSignal(logger, () => stack.close());
+  } finally {
+    removeNpmStartRecord(process.pid);
+  }
+  return EXIT_OK;
 }
 
 runMain("npm start", USAGE, main);

@@ -7,7 +7,7 @@ import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
 import { ParameterInventory, SsmActivationInventory, SsmNodeInventory } from "../../src/aws/ssm-inventory";
 import { registerLikeAgent } from "../emulator/helpers";
 import { TEST_ROLE, recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
-import { caught, failingClient, sdkError } from "../support/sdk-stubs";
+import { caught, failingClient, sdkError, stubbedSsmClient } from "../support/sdk-stubs";
 
 /**
  * The janitor's inventories of SSM (activations, code parameters, managed nodes) on the emulated
@@ -16,7 +16,7 @@ import { caught, failingClient, sdkError } from "../support/sdk-stubs";
 
 /** A client that gets these answers, in order, then empty ones. */
 function answeringClient(...outputs: object[]): SSMClient {
-  return { send: async () => outputs.shift() ?? {} } as unknown as SSMClient;
+  return stubbedSsmClient(async () => outputs.shift() ?? {});
 }
 
 type Page = [operation: string, page: number, itemsSoFar: number];

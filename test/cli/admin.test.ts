@@ -20,7 +20,8 @@ interface Run {
 function cli(args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [BUNDLE, ...args], {
-      env: { PATH: process.env.PATH ?? "", AWS_EC2_METADATA_DISABLED: "true", ...env },
+      // Node's own warnings (a runtime's deprecation notices) are not the CLI's output.
+      env: { PATH: process.env.PATH ?? "", AWS_EC2_METADATA_DISABLED: "true", NODE_NO_WARNINGS: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -193,6 +194,34 @@ describe("activation-broker admin CLI against the local emulated AWS", () => {
     expect(applied.applied).toBe(true);
     expect((await run("cleanup")).stdout).toBe("Nothing to clean up.\n");
     for (const r of [dry, byId]) expectNoCode(r);
+  });
+
+  it("nodes deregister removes this deployment's nodes by id, and only those", async () => {
+    const pair = await vend("web");
+    const registered = await registerNode(stack.emulatorUrl, pair);
+    const id = registered.body.InstanceId!;
+    const listed = async () =>
+      (JSON.parse((await run("nodes", "--json")).stdout) as { nodes: { instanceId: string }[] }).nodes.map(
+        (n) => n.instanceId,
+      );
+    expect(await listed()).toContain(id);
+
+    const stranger = "mi-0123456789abcdef0";
+    const result = await run("nodes", "deregister", id, stranger, "--json");
+    expect(result.code, result.stderr).toBe(3);
+    expect(JSON.parse(result.stdout)).toEqual([
+      { instanceId: id, result: "deregistered" },
+      { instanceId: stranger, result: "not this deployment's node" },
+    ]);
+    expect(await listed()).not.toContain(id);
+
+    const malformed = await run("nodes", "deregister", "i-0123");
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toBe(
+      "activation-broker nodes: 'i-0123' is not a managed node id (mi- and 17 hexadecimal digits)\n",
+    );
+    expect((await run("nodes", "deregister")).code).toBe(2);
+    expectNoCode(result);
   });
 
   it("shows progress on stderr while paging, and keeps stdout the answer", async () => {

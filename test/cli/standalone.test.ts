@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -9,8 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator } from "../../emulator/server";
 import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { buildCli } from "../../scripts/build";
-import { USAGE } from "../../src/cli/main";
+import { SERVE_USAGE, USAGE } from "../../src/cli/main";
 import { version } from "../../package.json";
+
+/** Its own bundle: dist/activation-broker.mjs is the operator's `npm run build`, which bin/ prefers. */
+const BUNDLE = "dist/test-standalone-cli.mjs";
 
 /**
  * Standalone mode is the same server code against "real AWS": here the bundled CLI finds the
@@ -22,7 +25,7 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
   let child: ChildProcess | undefined;
 
   beforeAll(async () => {
-    await buildCli();
+    await buildCli(BUNDLE);
     aws = await startEmulatedAws();
     emulator = aws.emulator;
     await aws.newTable("standalone-pools");
@@ -43,9 +46,10 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
     return { code, stdout, stderr };
   }
 
-  function run(args: string[], env: Record<string, string> = {}, bin = "bin/activation-broker.js") {
+  function run(args: string[], env: Record<string, string> = {}, bin = BUNDLE) {
     const proc = spawn(process.execPath, [bin, ...args], {
-      env: { PATH: process.env.PATH ?? "", ...env },
+      // Node's own warnings (a runtime's deprecation notices) are not the CLI's output.
+      env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const exited = new Promise<number>((resolve) => proc.on("close", (code) => resolve(code ?? -1)));
@@ -174,16 +178,19 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
     }
   });
 
-  it("says to run the build when the bundle is missing", async () => {
+  it("serve --help prints serve's own usage", async () => {
+    expect(await runToEnd(["serve", "--help"])).toEqual({ code: 0, stdout: `${SERVE_USAGE}\n`, stderr: "" });
+    expect(SERVE_USAGE).toContain("--port PORT");
+  });
+
+  it("runs the TypeScript through tsx in a checkout without the bundle (npx right after npm ci)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "unbuilt-"));
     mkdirSync(join(dir, "bin"));
     copyFileSync("bin/activation-broker.js", join(dir, "bin", "activation-broker.js"));
-    const result = await runToEnd([], {}, join(dir, "bin", "activation-broker.js"));
-    expect(result).toEqual({
-      code: 1,
-      stdout: "",
-      stderr: "activation-broker: the CLI is not built yet: run `npm run build` first\n",
-    });
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    for (const shared of ["src", "node_modules"]) symlinkSync(join(process.cwd(), shared), join(dir, shared));
+    const result = await runToEnd(["--version"], {}, join(dir, "bin", "activation-broker.js"));
+    expect(result).toEqual({ code: 0, stdout: `activation-broker ${version}\n`, stderr: "" });
   });
 });
 

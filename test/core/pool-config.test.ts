@@ -160,7 +160,9 @@ describe("parsePools at the limits of ssm:CreateActivation", () => {
   });
 
   it("names an unknown top-level key at the root, and a bad document as (root)", () => {
-    expect(() => parsePools({ pool: {} }, role)).toThrow(/: pool: unknown key$/);
+    expect(() => parsePools({ pool: {} }, role)).toThrow(
+      /: pool: unknown key \(the file holds \{"pools": \{\.\.\.\}\}, with each pool inside it\)$/,
+    );
     expect(() => parsePools("pools", role)).toThrow(/: \(root\): /);
   });
 
@@ -218,6 +220,12 @@ describe("parsePools: settings the janitor and EKS read", () => {
   it("names a bad tag key with the key rule's own message, not zod's generic one", () => {
     expect(() => parsePools(pool({ tags: { "aws:x": "v" } }), role)).toThrow(
       "Invalid pool configuration: pools.p.tags.aws:x: tag keys may not start with 'aws:'",
+    );
+  });
+
+  it('says a pool file without the {"pools": …} wrapper is missing it', () => {
+    expect(() => parsePools({ web: { registrationLimit: 5 } }, role)).toThrow(
+      'Invalid pool configuration: web: unknown key (the file holds {"pools": {...}}, with each pool inside it)',
     );
   });
 

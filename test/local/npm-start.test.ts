@@ -13,7 +13,17 @@ import { registerNode } from "../support/local";
  */
 function start(args: string[], env: Record<string, string> = {}) {
   const proc = spawn(process.execPath, ["--import", "tsx", "src/entry/local.ts", ...args], {
-    env: { ...process.env, PORT: "0", EMULATOR_PORT: "0", POWERTOOLS_LOG_LEVEL: "ERROR", ...env },
+    // Node's own warnings (a runtime's deprecation notices) are not npm start's output.
+    // TMPDIR: where npm start records itself for `activation-broker --local`, one per test.
+    env: {
+      ...process.env,
+      PORT: "0",
+      EMULATOR_PORT: "0",
+      POWERTOOLS_LOG_LEVEL: "ERROR",
+      NODE_NO_WARNINGS: "1",
+      TMPDIR: mkdtempSync(join(tmpdir(), "npm-start-tmp-")),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";

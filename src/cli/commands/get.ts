@@ -14,7 +14,7 @@ The code is printed only with --show-code; treat the output as a secret.
   options: { "show-code": { type: "boolean" } },
   arity: [1, 1],
   async run(ctx, args, values) {
-    const pair = await ctx.operations.admin(ctx.broker().vendor).get(args[0]!);
+    const pair = await ctx.operations.admin(ctx.vendor()).get(args[0]!);
     const body = {
       ActivationId: pair.activationId,
       ActivationCode: values["show-code"] === true ? pair.activationCode : HIDDEN,

@@ -6,8 +6,9 @@ export const list: Command = {
   name: "list",
   synopsis: "list [--all]",
   summary: "every activation this deployment created, with its state",
-  help: `States: current (the pool hands it out), spent (superseded), expired, orphaned (its rotation
-never committed), revoked. JANITOR says what the next cleanup does with it and why.
+  help: `States: current (the pool hands it out), standby (the pool's next activation, ready before it
+is needed), spent (superseded), expired, orphaned (its rotation never committed), revoked.
+JANITOR says what the next cleanup does with it and why.
   --all   also list other deployments' and people's activations (state: foreign)`,
   options: { all: { type: "boolean" } },
   arity: [0, 0],

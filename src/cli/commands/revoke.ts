@@ -13,7 +13,7 @@ Nodes already registered with it stay registered.`,
   options: {},
   arity: [1, 1],
   async run(ctx, args) {
-    const result = await ctx.operations.admin(ctx.broker().vendor).revoke(args[0]!);
+    const result = await ctx.operations.admin(ctx.vendor()).revoke(args[0]!);
     if (ctx.out.json) {
       ctx.out.data(result);
       return EXIT.ok;

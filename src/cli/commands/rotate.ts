@@ -11,7 +11,7 @@ rotates exactly as a vend would; the rotation takes slot 1 of the new activation
   options: {},
   arity: [1, 1],
   async run(ctx, args) {
-    const result = await ctx.operations.admin(ctx.broker().vendor).rotate(args[0]!);
+    const result = await ctx.operations.admin(ctx.vendor()).rotate(args[0]!);
     if (ctx.out.json) {
       ctx.out.data({ ...result, expiresAt: iso(result.expiresAt) });
       return EXIT.ok;

@@ -12,7 +12,7 @@ when); then the account's hybrid managed nodes against the standard tier's 1,000
   options: {},
   arity: [0, 1],
   async run(ctx, args) {
-    const report = await ctx.operations.admin(ctx.broker().vendor).status(args[0]);
+    const report = await ctx.operations.admin(ctx.vendor()).status(args[0]);
     if (ctx.out.json) {
       ctx.out.data({
         ...report,
