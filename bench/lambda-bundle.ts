@@ -1,9 +1,10 @@
 /**
  * Builds a Lambda bundle with the options the CDK app gives NodejsFunction
- * (infra/constructs/activation-broker.ts: minified CJS for node22, ESM builds of dependencies
- * preferred, SDK bundled), so what the benchmark loads is what `npm run package` ships.
+ * (infra/constructs/activation-broker.ts: minified CJS for node24, ESM builds of dependencies
+ * preferred, SDK bundled, the agent scripts embedded), so what the benchmark loads is what `npm run package` ships.
  */
 import { build } from "esbuild";
+import { AGENT_SCRIPTS_BUNDLING } from "../scripts/bundling";
 
 export async function buildLambdaBundle(entry: string, outfile: string): Promise<void> {
   await build({
@@ -11,12 +12,13 @@ export async function buildLambdaBundle(entry: string, outfile: string): Promise
     outfile,
     bundle: true,
     platform: "node",
-    target: "node22",
+    target: "node24",
     format: "cjs",
     minify: true,
     sourcemap: true,
     sourcesContent: false,
     mainFields: ["module", "main"],
+    ...AGENT_SCRIPTS_BUNDLING,
     logLevel: "error",
   });
 }

@@ -1,8 +1,8 @@
 /**
  * What every bundle of the broker needs beyond plain TypeScript: the bootstrap scripts of agent/
- * embedded at build time (src/http/agent-scripts.ts). Shared by `npm run build` (scripts/build.ts)
- * and the CDK's Lambda bundling (infra/constructs/activation-broker.ts FUNCTION_BUNDLING), which
- * the release bundle (infra/scripts/package.ts) is taken from.
+ * embedded at build time (src/http/agent-scripts.ts). Shared by `npm run build` (scripts/build.ts),
+ * the CDK's Lambda bundling (infra/constructs/activation-broker.ts FUNCTION_BUNDLING), the release's
+ * inline code (infra/scripts/package.ts) and the benchmark's Lambda bundle (bench/lambda-bundle.ts).
  */
 import { fileURLToPath } from "node:url";
 

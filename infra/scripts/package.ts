@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { App } from "aws-cdk-lib";
 import { build, type Plugin } from "esbuild";
+import { AGENT_SCRIPTS_BUNDLING } from "../../scripts/bundling";
 import { buildReleaseApp, type InlineCode } from "../release";
 
 /**
@@ -77,6 +78,7 @@ export async function inlineCode(entry: string): Promise<string> {
     mainFields: ["module", "main"],
     external: ["@aws-sdk/client-*"],
     plugins: [slimDependencies],
+    ...AGENT_SCRIPTS_BUNDLING,
     logLevel: "warning",
   });
   return result.outputFiles[0]!.text;
