@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # Theft at exhaustion (issue 21), end to end with the real served scripts: a thief registers one
-# pair of a limit-10 activation 5 times; the honest servers after it run install.sh (and
-# install-eks.sh) one after another. The one SSM refuses asks the broker once with ?refused=,
-# gets a pair of another activation and registers; the broker retires the stolen activation and
-# logs a security WARN. The local stack records no metrics (src/entry/local-stack.ts passes none
-# to the broker), so RefusedPairs is covered by test/core, not here.
+# pair of a limit-10 activation 5 times; 9 honest servers then run install.sh one after another
+# (and, in a limit-3 EKS pool, 2 nodes run install-eks.sh). The one SSM refuses asks the broker
+# once with ?refused=, gets a pair of another activation and registers; the broker retires the
+# stolen activation and logs a security WARN. The local stack records no metrics
+# (src/entry/local-stack.ts gives the broker none), so the RefusedPairs count is asserted by
+# test/core/refused-pairs.test.ts and test/http/refused-pairs.test.ts, not here.
 
 load helpers/common
 
@@ -16,7 +17,7 @@ setup() {
 
 # fresh_host <distro>: a new sandbox root for the next server (same test, new machine).
 fresh_host() {
-  rm -rf "$BATS_TEST_TMPDIR/root" "$BATS_TEST_TMPDIR/bin" "$BATS_TEST_TMPDIR/state"
+  rm -rf "${BATS_TEST_TMPDIR:?}/root" "${BATS_TEST_TMPDIR:?}/bin" "${BATS_TEST_TMPDIR:?}/state"
   sandbox_setup
   distro "$1"
 }
@@ -118,9 +119,51 @@ no_code_anywhere() {
   local lines
   lines=$(broker_log_for "$thief_id")
   echo "$lines"
-  grep -E "^[0-9:]{8} WARN +security: SSM refuses an activation the broker was handing out; retired .*reason=full" <<<"$lines"
-  grep -E "^[0-9:]{8} WARN +security: an activation has more registrations than pairs handed out" <<<"$lines"
+  grep -E "^[0-9:]{8} WARN +security: SSM refuses an activation the broker was handing out; retired .*reason=full issued=7 registrationsCount=10 .*action=retired" <<<"$lines"
+  # The broker handed out 7 pairs (the thief's and 6 honest) and SSM counts 10: theft.
+  grep -E "^[0-9:]{8} WARN +security: an activation has more registrations than pairs handed out.* issued=7 registrationsCount=10 action=retired detectedBy=refused-pair" <<<"$lines"
   # The access log says what the ?refused= check found.
   tail -c +"$((LOG_START + 1))" "$AGENT_TEST_BROKER_LOG" | grep -E "INFO +request .*pool=theft .*refused=retired"
+  no_code_anywhere
+}
+
+@test "install-eks.sh: a thief used 2 slots of a limit-3 EKS activation; the refused node asks once at /nodeconfig.yaml?refused= and joins" {
+  LOG_START=$(wc -c <"$AGENT_TEST_BROKER_LOG")
+  mkdir -p "$BATS_TEST_TMPDIR/outputs"
+  local config thief_id thief_code
+  config=$(curl -fsS "$AGENT_TEST_BROKER_URL/nodeconfig.yaml?pool=eks-theft")
+  thief_id=$(sed -n 's/^ *activationId: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' <<<"$config")
+  thief_code=$(sed -n 's/^ *activationCode: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' <<<"$config")
+  CODES+=("$thief_code")
+  thief_registers "$thief_id" "$thief_code" 2
+
+  local i id requests
+  for i in 1 2; do
+    fresh_host ubuntu
+    use_stubs nodeadm
+    run_eks --url "$BROKER" --pool eks-theft --kubernetes-version 1.31
+    { echo "$output"; echo "$stderr"; cat "$STUB_LOG"; } >"$BATS_TEST_TMPDIR/outputs/node-$i"
+    [ "$status" -eq 0 ] || { echo "honest node $i"; show; return 1; }
+    id=$(registered_id_in_sandbox)
+    emulator_lists "$id"
+    CODES+=("$(harness GET /__last-code)")
+    requests=$(harness GET /__requests | grep '^broker ')
+    if ((i == 1)); then
+      [ "$requests" = "broker GET /nodeconfig.yaml?pool=eks-theft" ] || { echo "$requests"; return 1; }
+      [ "$(activation_of "$id")" = "$thief_id" ]
+    else
+      [[ $stderr == *"SSM refused activation $thief_id (RegistrationLimitExceeded): asking the broker once for another"* ]]
+      [ "$requests" = "broker GET /nodeconfig.yaml?pool=eks-theft"$'\n'"broker GET /nodeconfig.yaml?pool=eks-theft&refused=$thief_id" ] || { echo "$requests"; return 1; }
+      [ "$(activation_of "$id")" != "$thief_id" ]
+    fi
+  done
+  [[ $(pool_names eks-theft) != *"$thief_id"* ]]
+  local lines
+  lines=$(broker_log_for "$thief_id")
+  echo "$lines"
+  # Theft exactly at exhaustion: the broker handed out 3 pairs and SSM counts 3 registrations, so
+  # its own count shows no theft; the refusal alone is what it sees, and logs.
+  grep -E "^[0-9:]{8} WARN +security: SSM refuses an activation the broker was handing out; retired .*reason=full issued=3 registrationsCount=3 .*action=retired" <<<"$lines"
+  ! grep -E "more registrations than pairs handed out" <<<"$lines"
   no_code_anywhere
 }
