@@ -7,10 +7,9 @@
  * unknown pool answering 404 PoolNotFound, and the emulator at
  * <emulatorUrl> answering RegisterManagedInstance and DescribeInstanceInformation.
  */
+import { appendFileSync } from "node:fs";
 import { LOCAL_REGION, startLocalStack } from "../../../src/entry/local-stack";
-import type { Logger } from "../../../src/core/ports";
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+import { readableLogger } from "../../../src/logging";
 
 export interface AgentTestStack {
   readonly brokerUrl: string;
@@ -22,7 +21,8 @@ export interface AgentTestStack {
   close(): Promise<void>;
 }
 
-export async function startStackForAgentTests(): Promise<AgentTestStack> {
+/** `logFile`: where the broker's log lines go (the suites read its security WARNs). */
+export async function startStackForAgentTests(logFile: string): Promise<AgentTestStack> {
   const stack = await startLocalStack({
     brokerPort: 0,
     emulatorPort: 0,
@@ -32,15 +32,21 @@ export async function startStackForAgentTests(): Promise<AgentTestStack> {
         pools: {
           default: { registrationLimit: 1000 },
           web: { registrationLimit: 3 },
+          // The exhaustion-theft scenario (exhaustion-theft.bats): a thief and 9 honest servers.
+          theft: { registrationLimit: 10 },
           // An EKS Hybrid Nodes pool for install-eks.sh (docs/eks.md); the local Region.
           eks: {
             eksClusterArn: `arn:aws:eks:${LOCAL_REGION}:123456789012:cluster/bats`,
             registrationLimit: 100,
           },
+          "eks-theft": {
+            eksClusterArn: `arn:aws:eks:${LOCAL_REGION}:123456789012:cluster/bats`,
+            registrationLimit: 3,
+          },
         },
       }),
     },
-    logger: quiet,
+    logger: readableLogger("INFO", (line) => appendFileSync(logFile, line)),
   });
   return {
     brokerUrl: stack.brokerUrl,
