@@ -130,6 +130,8 @@ describe("EKS pools", () => {
     [{ kubeletFlags: ["--hostname-override=node1"] }, "--hostname-override is not allowed"],
     [{ kubeletFlags: ["--node-labels=a=b"] }, "set nodeLabels instead"],
     [{ kubeletFlags: ["max-pods=10"] }, "pools.k8s.kubeletFlags.0: a kubelet flag such as --max-pods=110"],
+    [{ kubeletFlags: ["x--max-pods=10"] }, "pools.k8s.kubeletFlags.0: a kubelet flag such as --max-pods=110"],
+    [{ kubeletFlags: ["--max-pods!"] }, "pools.k8s.kubeletFlags.0: a kubelet flag such as --max-pods=110"],
     [{ kubeletFlags: ["--max-pods=10\n--hostname-override=x"] }, "pools.k8s.kubeletFlags.0"],
     [{ nodeLabels: { "bad key": "v" } }, "pools.k8s.nodeLabels"],
     [{ nodeLabels: { "Example.com/x": "v" } }, "lower-case DNS subdomain"],

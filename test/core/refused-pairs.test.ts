@@ -71,7 +71,14 @@ async function aPool({ issued = 10, registered = 10, limit = 10 } = {}) {
 describe("refused pairs: a claim is checked with SSM, never trusted", () => {
   it("refuses a claim that is not an activation id, before any read", async () => {
     const fx = await aPool();
-    for (const claim of ["", "x", `${fx.current} `, `A${fx.current.slice(1)}`, `${fx.current}0`]) {
+    for (const claim of [
+      "",
+      "x",
+      `x${fx.current}`,
+      `${fx.current} `,
+      `A${fx.current.slice(1)}`,
+      `${fx.current}0`,
+    ]) {
       await expect(fx.healer.heal("web", claim)).rejects.toBeInstanceOf(InvalidRefusedClaimError);
     }
     expect(new InvalidRefusedClaimError()).toMatchObject({
@@ -244,6 +251,29 @@ describe("refused pairs: a claim is checked with SSM, never trusted", () => {
     fx.reader.status = status;
     expect(await fx.healer.heal("web", fx.current)).toBe("retired");
     expect(fx.reader.calls).toBe(2);
+  });
+
+  it("a check that fails late forgets only itself, not a newer check of the same activation", async () => {
+    const fx = await aPool({ issued: 3, registered: 3 }); // SSM still takes registrations: unconfirmed
+    const status = fx.reader.status.bind(fx.reader);
+    let fail!: (error: Error) => void;
+    fx.reader.status = () => {
+      fx.reader.calls++;
+      return new Promise((_, reject) => (fail = reject));
+    };
+    const slow = fx.healer.heal("web", fx.current);
+    await Promise.resolve();
+    fx.clock.advance(CHECK_TTL_MS); // the slow check is out of its window: the next claim checks anew
+    fx.reader.status = status;
+    expect(await fx.healer.heal("web", fx.current)).toBe("unconfirmed");
+    fail(new Error("throttled"));
+    await expect(slow).rejects.toThrow("throttled");
+    expect(await fx.healer.heal("web", fx.current)).toBe("unconfirmed"); // remembered: no third call
+    expect(fx.reader.calls).toBe(2);
+  });
+
+  it("names its WARN as a security event, as every security line does", () => {
+    expect(REFUSED_PAIR_MESSAGE).toMatch(/^security: /);
   });
 });
 
