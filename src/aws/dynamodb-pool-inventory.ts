@@ -13,7 +13,16 @@ const NAMES = {
   "#standbyExpiresAt": "standbyExpiresAt",
   "#standbyLimit": "standbyLimit",
   "#standbyEnd": "standbyEnd",
+  "#queue": "queue",
+  "#queueIds": "queueIds",
+  "#queueEnd": "queueEnd",
+  "#queueExpiresAt": "queueExpiresAt",
+  "#queueGeneration": "queueGeneration",
+  "#generation": "generation",
 } as const;
+
+const STANDBY_ATTRIBUTES = "#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd";
+const QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
 
 /** Called once per page read, so a long listing can show progress. */
 export type PageProgress = (operation: string, page: number, itemsSoFar: number) => void;
@@ -50,22 +59,33 @@ export class DynamoDbPoolInventory implements PoolInventory {
    * `issued = limit` makes the reservation's `issued < limit` fail everywhere at once, exactly as
    * exhaustion does, so every replica's next vend moves on (to the standby, else a rotation);
    * guarded by `activationId = :id` so a retire that arrives after a rotation cannot retire the
-   * successor. The standby (I9) shares the counter: `issued` past `limit` counts its slots, so
-   * each case is its own conditional write, tried in turn (an admin path, not the request path):
+   * successor. The standby and the queue (I9) share the counter: `issued` past `limit` counts
+   * their slots, so each case is its own conditional write, tried in turn (an admin path, not
+   * the request path); the counter never goes down, so no slot is handed out twice:
    *   current, standby not in use    SET issued = limit
    *   current, standby in use        nothing to do: the current one is already exhausted
-   *   standby, not in use            REMOVE the standby (the next exhaustion rotates)
+   *   standby, not in use            REMOVE the standby and the queue (the next exhaustion refills)
    *   standby, in use                SET issued = standbyEnd (its slots are all taken)
+   *   standby, exhausted             nothing to do
+   *   queued, queue not in use       REMOVE the queue (its other activations are orphans)
+   *   queued, queue in use           SET issued = queueEnd (the queue's slots are all taken)
    */
   async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
+    const queued = "contains(#queueIds, :id) AND #queueGeneration = #generation";
     const cases: { update: string; condition: string }[] = [
       { update: "SET #issued = #limit", condition: "#activationId = :id AND #issued <= #limit" },
       { update: "SET #issued = #issued", condition: "#activationId = :id AND #issued > #limit" },
       {
-        update: "REMOVE #standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd",
+        update: `REMOVE ${STANDBY_ATTRIBUTES}, ${QUEUE_ATTRIBUTES}`,
         condition: "#standbyId = :id AND #issued <= #limit",
       },
-      { update: "SET #issued = #standbyEnd", condition: "#standbyId = :id AND #issued > #limit" },
+      {
+        update: "SET #issued = #standbyEnd",
+        condition: "#standbyId = :id AND #issued > #limit AND #issued <= #standbyEnd",
+      },
+      { update: "SET #issued = #issued", condition: "#standbyId = :id AND #issued > #standbyEnd" },
+      { update: `REMOVE ${QUEUE_ATTRIBUTES}`, condition: `${queued} AND #issued <= #standbyEnd` },
+      { update: "SET #issued = #queueEnd", condition: `${queued} AND #issued > #standbyEnd` },
     ];
     for (const { update, condition } of cases) {
       const marked = options.revoked

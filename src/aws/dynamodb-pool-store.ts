@@ -6,7 +6,16 @@ import {
   type UpdateItemCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import type { LeaseRequest, NewActivation, PoolState, PoolStateStore, Reservation } from "../core/ports";
+import type {
+  LeaseRequest,
+  NewActivation,
+  PoolState,
+  PoolStateStore,
+  QueuedActivation,
+  RefillCommit,
+  Reservation,
+  RotationCommit,
+} from "../core/ports";
 import { reservationFrom } from "../core/vend-policy";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
@@ -32,12 +41,40 @@ const NAMES = {
   "#standbyExpiresAt": "standbyExpiresAt",
   "#standbyLimit": "standbyLimit",
   "#standbyEnd": "standbyEnd",
+  "#queue": "queue",
+  "#queueIds": "queueIds",
+  "#queueEnd": "queueEnd",
+  "#queueExpiresAt": "queueExpiresAt",
+  "#queueGeneration": "queueGeneration",
+  "#standbyDepth": "standbyDepth",
+  "#refilledAt": "refilledAt",
 } as const;
 
+/**
+ * The queue (I9): the activations after the standby, as a list of {activationId, expiresAt,
+ * limit}, their ids apart (a condition can look for an id in a list of strings, not of maps),
+ * where their slots end, their earliest expiry (the reservation checks one number) and the
+ * generation they belong to. A row rewritten by a release that knows no queue (a rotation, a
+ * switch, a promotion) moves the generation on, which leaves the queue behind: no reservation
+ * takes it and readers ignore it, so its activations are orphans for the janitor.
+ */
+const QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
 /** Every standby attribute: dropped together when the standby becomes current or is spent. */
-const STANDBY_ATTRIBUTES = "#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd";
+const STANDBY_ATTRIBUTES = `#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd, ${QUEUE_ATTRIBUTES}`;
 
 type Name = keyof typeof NAMES;
+
+/**
+ * AND binds tighter than OR: three alternatives, the current activation's, the standby's and the
+ * queue's. No parentheses: dynalite's parser (the emulated DynamoDB) backtracks on nested ones,
+ * which halved the emulated store's throughput for this write (measured); the meaning is the same.
+ */
+const RESERVE_CONDITION =
+  "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil OR " +
+  "attribute_exists(#activationId) AND #issued >= #limit AND #issued < #standbyEnd AND " +
+  "#standbyExpiresAt > :validUntil OR " +
+  "attribute_exists(#activationId) AND #issued >= #standbyEnd AND #issued < #queueEnd AND " +
+  "#queueGeneration = #generation AND #queueExpiresAt > :validUntil";
 
 /**
  * Pool state in DynamoDB, one item per pool, on the raw client: every state change is ONE
@@ -80,21 +117,8 @@ export class DynamoDbPoolStore implements PoolStateStore {
     const item = await this.conditionalUpdate({
       ...this.keyOf(pool),
       UpdateExpression: "SET #issued = #issued + :one",
-      // AND binds tighter than OR: two alternatives, the current activation's and the standby's.
-      // No parentheses: dynalite's parser (the emulated DynamoDB) backtracks on nested ones, which
-      // halved the emulated store's throughput for this write (measured); the meaning is the same.
-      ConditionExpression:
-        "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil OR " +
-        "attribute_exists(#activationId) AND #issued >= #limit AND #issued < #standbyEnd AND " +
-        "#standbyExpiresAt > :validUntil",
-      ExpressionAttributeNames: names(
-        "#issued",
-        "#activationId",
-        "#limit",
-        "#expiresAt",
-        "#standbyEnd",
-        "#standbyExpiresAt",
-      ),
+      ConditionExpression: RESERVE_CONDITION,
+      ExpressionAttributeNames: names(...namesIn(RESERVE_CONDITION)),
       ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
       ReturnValues: "ALL_NEW",
     });
@@ -127,6 +151,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
       limit: before.standbyLimit,
       slot: 1,
       needsStandby: true,
+      next: [],
     };
   }
 
@@ -162,6 +187,8 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ),
       ReturnValues: "NONE" as const,
     };
+    const count = lease.budget.count ?? 1;
+    if (count > lease.budget.max) return false;
     const values = {
       ":owner": lease.owner,
       ":deadline": lease.deadline,
@@ -169,20 +196,20 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ":zero": 0,
       ":gen": lease.generation,
       ":now": lease.now,
-      ":one": 1,
+      ":count": count,
       ":windowOpenAfter": lease.now - lease.budget.windowMs,
     };
     const inOpenWindow = await this.conditionalUpdate({
       ...base,
-      UpdateExpression: `${takeLease}, #rotations = #rotations + :one`,
+      UpdateExpression: `${takeLease}, #rotations = #rotations + :count`,
       ConditionExpression:
-        `${atGeneration} AND ${leaseFree} AND #windowStart > :windowOpenAfter ` + "AND #rotations < :max",
-      ExpressionAttributeValues: marshall({ ...values, ":max": lease.budget.max }),
+        `${atGeneration} AND ${leaseFree} AND #windowStart > :windowOpenAfter ` + "AND #rotations <= :room",
+      ExpressionAttributeValues: marshall({ ...values, ":room": lease.budget.max - count }),
     });
     if (inOpenWindow) return true;
     const inNewWindow = await this.conditionalUpdate({
       ...base,
-      UpdateExpression: `${takeLease}, #windowStart = :now, #rotations = :one`,
+      UpdateExpression: `${takeLease}, #windowStart = :now, #rotations = :count`,
       ConditionExpression:
         `${atGeneration} AND ${leaseFree} ` +
         "AND (attribute_not_exists(#windowStart) OR #windowStart <= :windowOpenAfter)",
@@ -191,14 +218,17 @@ export class DynamoDbPoolStore implements PoolStateStore {
     return inNewWindow !== undefined;
   }
 
-  async commitRotation(
-    pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
-  ): Promise<Reservation | undefined> {
+  async commitRotation(pool: string, rotation: RotationCommit): Promise<Reservation | undefined> {
     const { activation } = rotation;
+    const behind = this.behind(
+      activation,
+      rotation.standbys ?? [],
+      rotation.nextGeneration ?? rotation.generation + 1,
+    );
     const update =
       "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
-      `#generation = :next REMOVE #leaseOwner, #leaseDeadline, ${STANDBY_ATTRIBUTES}`;
+      `#generation = :next${behind.set}${rotation.depth === undefined ? "" : ", #standbyDepth = :depth"} ` +
+      `REMOVE #leaseOwner, #leaseDeadline${behind.remove}`;
     const condition = "#leaseOwner = :owner AND #generation = :gen";
     const item = await this.conditionalUpdate({
       ...this.keyOf(pool),
@@ -213,48 +243,94 @@ export class DynamoDbPoolStore implements PoolStateStore {
         ":next": rotation.nextGeneration ?? rotation.generation + 1,
         ":owner": rotation.owner,
         ":gen": rotation.generation,
+        ...behind.values,
+        ...(rotation.depth !== undefined && { ":depth": rotation.depth }),
       }),
       ReturnValues: "ALL_NEW",
     });
     return item && toReservation(item);
   }
 
-  async commitStandby(
-    pool: string,
-    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
-  ): Promise<boolean> {
-    const { activation, replacing } = standby;
-    // Every operand reads the item as it was before the write, so in the promoting form the
-    // standby's attributes move to the current ones while the new activation takes their place,
-    // and `issued` keeps counting: the slots already taken from the standby stay taken.
-    const promote =
-      "#activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
-      "#issued = #issued - #limit, #generation = #generation + :one, " +
-      "#standbyEnd = #standbyLimit + :newLimit, ";
-    const install = "#standbyEnd = #limit + :newLimit, ";
-    const update =
-      `SET ${replacing === undefined ? install : promote}` +
-      "#standbyId = :newId, #standbyExpiresAt = :newExpiresAt, #standbyLimit = :newLimit " +
-      "REMOVE #leaseOwner, #leaseDeadline";
-    const condition =
-      "#leaseOwner = :owner AND #generation = :gen AND attribute_exists(#activationId) AND " +
-      (replacing === undefined
-        ? "attribute_not_exists(#standbyId)"
-        : "#standbyId = :replacing AND #issued > #limit");
+  /**
+   * The standby and queue attributes for the activations behind `current`: SET clauses (each
+   * starting with ", "), the attributes to REMOVE (likewise), and their values. The queue
+   * belongs to `generation`, the one the same write gives the row.
+   */
+  private behind(
+    current: NewActivation,
+    activations: readonly NewActivation[],
+    generation: number,
+  ): { set: string; remove: string; values: Record<string, unknown> } {
+    const [standby, ...queue] = activations;
+    if (!standby) return { set: "", remove: `, ${STANDBY_ATTRIBUTES}`, values: {} };
+    let set =
+      ", #standbyId = :id1, #standbyExpiresAt = :expiresAt1, #standbyLimit = :limit1, #standbyEnd = :end1";
+    const values: Record<string, unknown> = {
+      ":id1": standby.activationId,
+      ":expiresAt1": standby.expiresAt,
+      ":limit1": standby.limit,
+      ":end1": current.limit + standby.limit,
+    };
+    if (queue.length === 0) return { set, remove: `, ${QUEUE_ATTRIBUTES}`, values };
+    set +=
+      ", #queue = :queue, #queueIds = :queueIds, #queueEnd = :queueEnd, " +
+      "#queueExpiresAt = :queueExpiresAt, #queueGeneration = :queueGeneration";
+    Object.assign(values, {
+      ":queue": queue.map(({ activationId, expiresAt, limit }) => ({ activationId, expiresAt, limit })),
+      ":queueIds": queue.map((a) => a.activationId),
+      ":queueEnd": [current, ...activations].reduce((end, a) => end + a.limit, 0),
+      ":queueExpiresAt": Math.min(...queue.map((a) => a.expiresAt)),
+      ":queueGeneration": generation,
+    });
+    return { set, remove: "", values };
+  }
+
+  async commitRefill(pool: string, refill: RefillCommit): Promise<boolean> {
+    const [current, ...rest] = refill.chain;
+    if (!current) throw new Error("A refill commits at least the pool's current activation.");
+    const nextGeneration = refill.generation + refill.dropped;
+    const behind = this.behind(current, rest, nextGeneration);
+    const set =
+      "#activationId = :id0, #expiresAt = :expiresAt0, #limit = :limit0, #issued = #issued - :shift, " +
+      `#generation = :next, #standbyDepth = :depth, #refilledAt = :now${behind.set}`;
+    const values: Record<string, unknown> = {
+      ":id0": current.activationId,
+      ":expiresAt0": current.expiresAt,
+      ":limit0": current.limit,
+      ":shift": refill.shift,
+      ":next": nextGeneration,
+      ":depth": refill.depth,
+      ":now": refill.now,
+      ":owner": refill.owner,
+      ":gen": refill.generation,
+      ...behind.values,
+    };
+    // The lease and the generation keep every other refill, rotation and switch out; only a revoke
+    // writes without them, and it drops activations (or exhausts them, which the counter keeps).
+    // Pinning what was seen refuses a commit that would bring a dropped one back.
+    const [seenCurrent, seenStandby, ...seenQueue] = refill.seen;
+    const pins = ["#leaseOwner = :owner AND #generation = :gen AND #issued >= :shift"];
+    if (seenCurrent !== undefined) {
+      pins.push("#activationId = :seen0");
+      values[":seen0"] = seenCurrent;
+    }
+    if (seenStandby !== undefined) {
+      pins.push("#standbyId = :seen1");
+      values[":seen1"] = seenStandby;
+    }
+    if (seenQueue.length > 0) {
+      pins.push("contains(#queueIds, :seenLast) AND #queueGeneration = :gen");
+      values[":seenLast"] = seenQueue.at(-1);
+    }
+    const update = `SET ${set} REMOVE #leaseOwner, #leaseDeadline${behind.remove}`;
+    const condition = pins.join(" AND ");
     const item = await this.conditionalUpdate({
       ...this.keyOf(pool),
       UpdateExpression: update,
       ConditionExpression: condition,
-      // DynamoDB rejects a name the expressions do not use, and the two forms use different ones.
+      // DynamoDB rejects a name the expressions do not use, and the forms use different ones.
       ExpressionAttributeNames: names(...namesIn(update, condition)),
-      ExpressionAttributeValues: marshall({
-        ":newId": activation.activationId,
-        ":newExpiresAt": activation.expiresAt,
-        ":newLimit": activation.limit,
-        ":owner": standby.owner,
-        ":gen": standby.generation,
-        ...(replacing === undefined ? {} : { ":replacing": replacing, ":one": 1 }),
-      }),
+      ExpressionAttributeValues: marshall(values),
       ReturnValues: "NONE",
     });
     return item !== undefined;
@@ -325,32 +401,64 @@ export function toPoolState(item: Item): PoolState | undefined {
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
+  const generation = numberIn(row, "generation") ?? 0;
   const limit = numberIn(row, "limit");
   const rawIssued = numberIn(row, "issued");
   const standbyId = stringIn(row, "standbyId");
-  const overflow =
-    standbyId !== undefined && limit !== undefined && rawIssued !== undefined
-      ? Math.max(0, rawIssued - limit)
+  const standbyLimit = numberIn(row, "standbyLimit");
+  // The counter runs through the activations in order; each one's share is clamped to its limit.
+  const share = (start: number, size: number | undefined) =>
+    rawIssued === undefined || size === undefined
+      ? undefined
+      : Math.min(size, Math.max(0, rawIssued - start));
+  const withStandby = standbyId !== undefined && limit !== undefined;
+  const queued =
+    withStandby && numberIn(row, "queueGeneration") === generation
+      ? queueIn(row.queue, limit + (standbyLimit ?? 0), share)
       : undefined;
   const optional = {
     activationId: stringIn(row, "activationId"),
     expiresAt: numberIn(row, "expiresAt"),
     limit,
-    issued: overflow !== undefined && rawIssued !== undefined ? rawIssued - overflow : rawIssued,
+    issued: withStandby ? share(0, limit) : rawIssued,
     leaseOwner: stringIn(row, "leaseOwner"),
     leaseDeadline: numberIn(row, "leaseDeadline"),
     rotationWindowStart: numberIn(row, "rotationWindowStart"),
     rotationsInWindow: numberIn(row, "rotationsInWindow"),
     standbyId,
     standbyExpiresAt: numberIn(row, "standbyExpiresAt"),
-    standbyLimit: numberIn(row, "standbyLimit"),
-    standbyIssued: overflow,
+    standbyLimit,
+    standbyIssued: withStandby ? share(limit, standbyLimit) : undefined,
+    queued: queued?.length ? queued : undefined,
+    standbyDepth: numberIn(row, "standbyDepth"),
+    refilledAt: numberIn(row, "refilledAt"),
   };
   return {
     pool,
-    generation: numberIn(row, "generation") ?? 0,
+    generation,
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   };
+}
+
+/** The queue's activations with their shares of the counter; a malformed queue reads as none. */
+function queueIn(
+  value: unknown,
+  start: number,
+  share: (start: number, size: number) => number | undefined,
+): QueuedActivation[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const queued: QueuedActivation[] = [];
+  for (const entry of value as unknown[]) {
+    if (typeof entry !== "object" || entry === null) return undefined;
+    const fields = entry as Row;
+    const activationId = stringIn(fields, "activationId");
+    const expiresAt = numberIn(fields, "expiresAt");
+    const limit = numberIn(fields, "limit");
+    if (activationId === undefined || expiresAt === undefined || limit === undefined) return undefined;
+    queued.push({ activationId, expiresAt, limit, issued: share(start, limit) ?? 0 });
+    start += limit;
+  }
+  return queued;
 }
 
 function toReservation(item: Item): Reservation {

@@ -15,7 +15,7 @@ import { STANDARD_TIER_NODE_LIMIT } from "./janitor";
 import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
 import type { Clock, Logger } from "./ports";
 import type { Vendor, VendedPair } from "./vend";
-import { TAG_DEPLOYMENT, TAG_POOL } from "./vend-policy";
+import { linksOf, TAG_DEPLOYMENT, TAG_POOL } from "./vend-policy";
 
 /** SSM activation ids are lower-case UUIDs; pool names can never look like one (no dashes at 8/13/…). */
 const ACTIVATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -122,7 +122,7 @@ export class Admin {
     let activationId: string;
     if (ACTIVATION_ID.test(target)) {
       activationId = target;
-      row = rows.find((r) => r.activationId === target || r.standbyId === target);
+      row = rows.find((r) => linksOf(r).some((l) => l.activationId === target));
     } else {
       this.checkPool(target, rows);
       row = rows.find((r) => r.pool === target);

@@ -12,7 +12,7 @@ import { noMetrics, type Metrics } from "./metrics";
 import type { PoolConfig } from "./pool-config";
 import type { Clock, Logger } from "./ports";
 import { isSlotTheft, reportSlotTheft } from "./slot-theft";
-import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "./vend-policy";
+import { linksOf, TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "./vend-policy";
 
 /**
  * What an activation is to this deployment. Adding a state (the standby activation, say) is one
@@ -306,8 +306,11 @@ function liveStates(
 ): Map<string, { state: ActivationState; issued: number | undefined }> {
   const live = new Map<string, { state: ActivationState; issued: number | undefined }>();
   if (row?.activationId) live.set(row.activationId, { state: "current", issued: row.issued });
-  // The next activation (I9): unused until the current one is exhausted, then handing out.
-  if (row?.standbyId) live.set(row.standbyId, { state: "standby", issued: row.standbyIssued ?? 0 });
+  // The next activations (I9): the standby and the queue behind it, each unused until the ones
+  // before it are exhausted, then handing out.
+  for (const link of linksOf(row).slice(1)) {
+    live.set(link.activationId, { state: "standby", issued: link.issued });
+  }
   return live;
 }
 

@@ -28,6 +28,23 @@ export interface PoolState {
   readonly standbyLimit?: number;
   /** Slots handed out from the standby: above 0 once the current one is exhausted. */
   readonly standbyIssued?: number;
+  /**
+   * Activations ready after the standby, in the order they go into use (I9): a pool whose
+   * consumption outruns one creation keeps several. Absent (or empty) when there are none.
+   */
+  readonly queued?: readonly QueuedActivation[];
+  /** Unused activations the pool keeps ready, as the last refill chose it (I9); 1 when absent. */
+  readonly standbyDepth?: number;
+  /** When the last refill committed. */
+  readonly refilledAt?: number;
+}
+
+export interface QueuedActivation {
+  readonly activationId: string;
+  readonly expiresAt: number;
+  readonly limit: number;
+  /** Slots handed out from it: above 0 once everything before it is exhausted. */
+  readonly issued: number;
 }
 
 export interface Reservation {
@@ -44,8 +61,8 @@ export interface Reservation {
    * request path.
    */
   readonly needsStandby: boolean;
-  /** The standby as seen by this write, if any: its code is read along with the reserved one's. */
-  readonly standbyId?: string;
+  /** The activations after this one, as seen by this write: their codes are read along with it. */
+  readonly next: readonly string[];
 }
 
 export interface LeaseRequest {
@@ -53,7 +70,8 @@ export interface LeaseRequest {
   readonly generation: number;
   readonly now: number;
   readonly deadline: number;
-  readonly budget: { readonly max: number; readonly windowMs: number };
+  /** `count`: activations this lease will create (a refill may create several; default 1). */
+  readonly budget: { readonly max: number; readonly windowMs: number; readonly count?: number };
 }
 
 export interface NewActivation {
@@ -62,33 +80,65 @@ export interface NewActivation {
   readonly limit: number;
 }
 
+/**
+ * A rotation's one write: the new current activation, and when the pool ran dry (a burst
+ * outran its stock) the activations that go behind it (`standbys`, standby first, at most
+ * MAX_STANDBY_DEPTH) with the depth it now keeps (I9).
+ */
+export interface RotationCommit {
+  readonly owner: string;
+  readonly generation: number;
+  readonly activation: NewActivation;
+  readonly nextGeneration?: number;
+  readonly standbys?: readonly NewActivation[];
+  readonly depth?: number;
+}
+
+/**
+ * A refill's one write (I9): the pool's activations from `chain[0]` (current) on, under the lease
+ * the refill took at `generation`. The activations it read before the write (`seen`, current
+ * first) are pinned: a revoke that dropped one of them meanwhile refuses the commit, so a revoked
+ * activation never comes back. The first `dropped` of them were exhausted and go; their slots
+ * (`shift`) leave the counter, so the slots already taken from the rest stay taken.
+ */
+export interface RefillCommit {
+  readonly owner: string;
+  readonly generation: number;
+  readonly seen: readonly string[];
+  readonly dropped: number;
+  readonly shift: number;
+  readonly chain: readonly NewActivation[];
+  readonly depth: number;
+  readonly now: number;
+}
+
 export interface PoolStateStore {
   /**
    * Reserves one registration slot with ONE conditional write (I1, I2): on the current
    * activation while issued < limit AND expiresAt > validUntil; once the current one is
-   * exhausted, on the standby while it has slots left AND standbyExpiresAt > validUntil (I9).
-   * Returns undefined when neither can take it. Never read-then-write.
+   * exhausted, on the standby while it has slots left AND standbyExpiresAt > validUntil (I9);
+   * once the standby is exhausted too, on the queued activations while they have slots left AND
+   * none expires before validUntil. Returns undefined when none can take it. Never
+   * read-then-write.
    */
   reserve(pool: string, validUntil: number): Promise<Reservation | undefined>;
 
   /**
    * The current activation is about to expire with slots left, the standby is valid: make the
    * standby current and take its slot 1, in ONE conditional write (no lease needed: it creates
-   * nothing). Returns undefined when the condition fails.
+   * nothing). The queue, if any, is dropped with it (a pool whose current activation expires
+   * with slots left is not busy). Returns undefined when the condition fails.
    */
   switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined>;
 
   /**
-   * Installs a new standby under the lease and clears the lease, in ONE conditional write
-   * guarded by leaseOwner = owner AND generation. `replacing` names the standby in use that the
-   * same write promotes to current (its slots continue; generation + 1); without it the pool
-   * must have no standby. Returns false if the lease was lost or the pool moved on (the new
-   * activation is then an orphan the caller should delete).
+   * Writes the pool's activations after a refill and clears the lease, in ONE conditional write
+   * guarded by leaseOwner = owner AND generation AND the activations `seen` still on the row: the
+   * dropped ones leave (generation + dropped), the new ones follow the kept ones, `issued` keeps
+   * counting the kept ones' slots. Returns false if the lease was lost or the pool moved on (the
+   * new activations are then orphans the caller should delete).
    */
-  commitStandby(
-    pool: string,
-    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
-  ): Promise<boolean>;
+  commitRefill(pool: string, refill: RefillCommit): Promise<boolean>;
 
   /** Strongly consistent read of the pool's state; undefined if the pool has no row yet. */
   read(pool: string): Promise<PoolState | undefined>;
@@ -96,7 +146,8 @@ export interface PoolStateStore {
   /**
    * Takes the rotation lease with ONE conditional write: succeeds only if the pool is still at
    * `generation`, no unexpired lease is held (leaseDeadline <= now), and the rotation budget has
-   * room: fewer than `budget.max` leases in the window opened within the last `budget.windowMs`,
+   * room: at most `budget.max - budget.count` activations counted in the window opened within the
+   * last `budget.windowMs`,
    * or no such window (the write then opens one at `now`). The same write counts the lease, so
    * every process sharing the row shares the budget. Creates the row when generation is 0 and
    * none exists. Returns false when the condition fails.
@@ -108,14 +159,12 @@ export interface PoolStateStore {
    * clears the lease — one conditional write guarded by leaseOwner = owner AND generation; the
    * new generation is `nextGeneration` (default generation + 1, the number the activation is
    * tagged with). A
-   * standby still on the row is spent or expiring (else no rotation was needed) and is dropped.
+   * standby or queue still on the row is spent or expiring (else no rotation was needed) and is
+   * dropped.
    * Returns the caller's reservation, or undefined if the lease was lost (the activation is then an
    * orphan the caller should delete).
    */
-  commitRotation(
-    pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
-  ): Promise<Reservation | undefined>;
+  commitRotation(pool: string, rotation: RotationCommit): Promise<Reservation | undefined>;
 
   /** Drops the lease if `owner` still holds it (after a failed rotation), so others need not wait. */
   releaseLease(pool: string, owner: string): Promise<void>;

@@ -3,6 +3,7 @@ import type { PoolInventory } from "./inventory";
 import type { Metrics } from "./metrics";
 import type { ActivationCount, Clock, Logger, PoolStateStore } from "./ports";
 import { isSlotTheft, reportSlotTheft } from "./slot-theft";
+import { linksOf } from "./vend-policy";
 
 /**
  * Refused pairs heal. A server whose pair SSM refused (RegistrationLimitExceeded after slot theft,
@@ -17,7 +18,7 @@ import { isSlotTheft, reportSlotTheft } from "./slot-theft";
  * The request then goes on like any other: the vend moves past the retired activation (to the
  * standby, or a rotation within the pool's rotation budget), behind the same per-source limits.
  *
- * What a claim can cost: only a claim naming the pool's current or standby activation reaches SSM
+ * What a claim can cost: only a claim naming one of the pool's live activations reaches SSM
  * (anything else has nothing to retire: the vend hands out the current activation anyway), and
  * each such activation is checked at most once per CHECK_TTL_MS per process, however many claims
  * arrive; concurrent claims share the one check.
@@ -95,12 +96,7 @@ export class RefusedPairs {
     // Only the pool row can say whether the claim names a live activation; a claim that does not
     // is never remembered, so made-up ids cannot push real checks out.
     const row = await this.deps.store.read(pool);
-    const issued =
-      row?.activationId === activationId
-        ? (row.issued ?? 0)
-        : row?.standbyId === activationId
-          ? (row.standbyIssued ?? 0)
-          : undefined;
+    const issued = linksOf(row).find((l) => l.activationId === activationId)?.issued;
     if (issued === undefined) return "not-live";
     // Claims that arrived together all read the row; the first to get here checks for them all.
     const started = this.remembered(key);

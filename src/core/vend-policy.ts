@@ -21,27 +21,66 @@ export function newActivationExpiry(pool: PoolConfig, now: number): number {
   return Math.floor((now + pool.expirationHours * HOUR_MS) / 1000) * 1000;
 }
 
-function currentUsable(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
-  if (!state?.activationId || state.expiresAt === undefined || state.limit === undefined) return false;
-  return (state.issued ?? 0) < state.limit && state.expiresAt > now + safetyMarginMs(pool);
+/** One of the pool's live activations, in the order they go into use: current, standby, queued. */
+export interface Link {
+  readonly activationId: string;
+  readonly expiresAt: number;
+  readonly limit: number;
+  readonly issued: number;
+}
+
+/**
+ * The most activations a pool row names at once (about 2 KB of the item). A Lambda refill runs
+ * only once the invocations queued before it have, so the stock must outlast that queue at the
+ * burst's pace: at registrationLimit 10 and 200 servers in flight, about 20 activations (measured
+ * in the benchmark's Lambda shape).
+ */
+export const MAX_LINKS = 25;
+/** The deepest standby a refill builds: all of the row's activations but the current one. */
+export const MAX_STANDBY_DEPTH = MAX_LINKS - 1;
+/** A refill this long after the previous one halves the depth: the burst is over. */
+export const STANDBY_DEPTH_DECAY_MS = 60_000;
+
+/**
+ * The row's live activations; the queue only behind a standby (a row without one has none). A
+ * field missing from a hand-edited row reads as 0: that activation is exhausted and expired.
+ */
+export function linksOf(state: PoolState | undefined): Link[] {
+  if (!state?.activationId) return [];
+  const current = {
+    activationId: state.activationId,
+    expiresAt: state.expiresAt ?? 0,
+    limit: state.limit ?? 0,
+    issued: state.issued ?? 0,
+  };
+  if (state.standbyId === undefined) return [current];
+  const standby = {
+    activationId: state.standbyId,
+    expiresAt: state.standbyExpiresAt ?? 0,
+    limit: state.standbyLimit ?? 0,
+    issued: state.standbyIssued ?? 0,
+  };
+  return [current, standby, ...(state.queued ?? [])];
 }
 
 function standbyUsable(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
-  if (!state?.standbyId || state.standbyExpiresAt === undefined || state.standbyLimit === undefined)
-    return false;
+  const standby = linksOf(state)[1];
   return (
-    (state.standbyIssued ?? 0) < state.standbyLimit && state.standbyExpiresAt > now + safetyMarginMs(pool)
+    standby !== undefined && standby.issued < standby.limit && standby.expiresAt > now + safetyMarginMs(pool)
   );
 }
 
 /**
  * True when store.reserve can hand out a pair that stays valid for the margin (I1, I2): from the
- * current activation, or from the standby once the current one is exhausted (I9).
+ * first activation with slots left, the current one, the standby or the queue (I9). The queue is
+ * one alternative of the reservation's condition, so its earliest expiry guards all of it.
  */
 export function canReserve(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
-  if (currentUsable(state, pool, now)) return true;
-  const exhausted = state?.limit !== undefined && (state.issued ?? 0) >= state.limit;
-  return exhausted && standbyUsable(state, pool, now);
+  const links = linksOf(state);
+  const open = links.findIndex((l) => l.issued < l.limit);
+  if (open < 0) return false;
+  const guarding = open < 2 ? [links[open] as Link] : links.slice(2);
+  return guarding.every((l) => l.expiresAt > now + safetyMarginMs(pool));
 }
 
 /** The current activation expires with slots left while a valid standby waits: switch to it. */
@@ -49,62 +88,113 @@ export function canSwitchToStandby(state: PoolState | undefined, pool: PoolConfi
   return !canReserve(state, pool, now) && standbyUsable(state, pool, now);
 }
 
-/** The pool has an activation but no unused standby: time to create one (I9). */
+/** Activations nobody has used yet: the pool's ready stock (I9). */
+export function unusedCount(links: readonly Link[]): number {
+  return links.filter((l) => l.issued === 0).length;
+}
+
+/** The depth the row asks for: 1 unless a refill measured more (I9). */
+export function standbyDepth(state: PoolState | undefined): number {
+  return Math.min(MAX_STANDBY_DEPTH, Math.max(1, state?.standbyDepth ?? 1));
+}
+
+/** The pool has an activation but fewer unused ones behind it than its depth: refill (I9). */
 export function needsStandby(state: PoolState | undefined): boolean {
-  if (!state?.activationId) return false;
-  return state.standbyId === undefined || (state.standbyIssued ?? 0) > 0;
+  const links = linksOf(state);
+  return links.length > 0 && unusedCount(links) < standbyDepth(state);
 }
 
-/** Slots left on the current activation and the standby, as last seen. */
+/**
+ * The depth the pool keeps from now on (I9): doubled when a request found the pool dry (it had to
+ * wait for an activation: the stock was too small for the pace), halved when the last refill is
+ * long past (the burst is over), else as it was; within 1 and MAX_STANDBY_DEPTH.
+ */
+export function nextStandbyDepth(state: PoolState, now: number, ranDry: boolean): number {
+  const depth = standbyDepth(state);
+  if (ranDry) return Math.min(MAX_STANDBY_DEPTH, depth * 2);
+  const idle = state.refilledAt !== undefined && now - state.refilledAt > STANDBY_DEPTH_DECAY_MS;
+  return idle ? Math.max(1, Math.floor(depth / 2)) : depth;
+}
+
+/** What a refill starting now does (I9), from the row it read before taking the lease. */
+export interface RefillPlan {
+  /** The row's activations as read, current first: the commit pins them. */
+  readonly seen: string[];
+  /** The exhausted activations at the front: the commit drops them, and their slots (`shift`). */
+  readonly dropped: Link[];
+  readonly shift: number;
+  readonly kept: Link[];
+  /** The generation after the commit: one more per dropped activation. */
+  readonly generation: number;
+  readonly depth: number;
+  /** Activations to create: up to the depth, within MAX_LINKS and the rotation budget (I7). */
+  readonly create: number;
+}
+
+export function planRefill(state: PoolState, pool: PoolConfig, now: number): RefillPlan {
+  const links = linksOf(state);
+  const open = links.findIndex((l) => l.issued < l.limit);
+  const dropped = links.slice(0, open < 0 ? links.length : open);
+  const kept = links.slice(dropped.length);
+  const depth = nextStandbyDepth(state, now, false);
+  // With nothing kept, the first new activation becomes current, unused: it counts in the stock.
+  const wanted = depth - unusedCount(kept);
+  return {
+    seen: links.map((l) => l.activationId),
+    dropped,
+    shift: dropped.reduce((sum, l) => sum + l.limit, 0),
+    kept,
+    generation: state.generation + dropped.length,
+    depth,
+    create: Math.max(0, Math.min(wanted, MAX_LINKS - kept.length, rotationBudgetRoom(state, pool, now))),
+  };
+}
+
+/** Slots left on the pool's activations, as last seen. */
 export function freeSlots(state: PoolState | undefined): number {
-  const current = Math.max(0, (state?.limit ?? 0) - (state?.issued ?? 0));
-  const standby = Math.max(0, (state?.standbyLimit ?? 0) - (state?.standbyIssued ?? 0));
-  return current + standby;
+  return linksOf(state).reduce((sum, l) => sum + Math.max(0, l.limit - l.issued), 0);
 }
 
-/** The reservation a write just took: the last slot counted, on the standby once it is in use. */
+/**
+ * The reservation a write just took: the last slot counted, on the last activation in use (the
+ * counter runs through the activations in order).
+ */
 export function reservationFrom(state: PoolState): Reservation {
-  const standbyInUse = (state.standbyIssued ?? 0) > 0;
-  const common = {
+  const links = linksOf(state);
+  const inUse = Math.max(
+    0,
+    links.findLastIndex((l) => l.issued > 0),
+  );
+  const link = links[inUse] as Link;
+  return {
     pool: state.pool,
     generation: state.generation,
-    // Nothing unused is left once the standby is in use, or when there is none at all.
-    needsStandby: state.standbyId === undefined || standbyInUse,
-    // Stryker disable next-line ConditionalExpression: a key holding undefined reads as absent
-    ...(state.standbyId !== undefined && { standbyId: state.standbyId }),
-  };
-  if (standbyInUse) {
-    return {
-      ...common,
-      activationId: state.standbyId as string,
-      expiresAt: state.standbyExpiresAt as number,
-      limit: state.standbyLimit as number,
-      slot: state.standbyIssued as number,
-    };
-  }
-  return {
-    ...common,
-    activationId: state.activationId as string,
-    expiresAt: state.expiresAt as number,
-    limit: state.limit as number,
-    slot: state.issued as number,
+    activationId: link.activationId,
+    expiresAt: link.expiresAt,
+    limit: link.limit,
+    slot: link.issued,
+    needsStandby: unusedCount(links) < standbyDepth(state),
+    next: links.slice(inUse + 1).map((l) => l.activationId),
   };
 }
 
 /** The rotation budget's window: maxActivationsPerHour counts leases per hour (I7). */
 export const ROTATION_WINDOW_MS = HOUR_MS;
 
-/** True when the pool has taken its maximum of rotation leases in the open window. */
+/** Activations the pool may still create in the open window (I7): its budget when none is open. */
+export function rotationBudgetRoom(state: PoolState | undefined, pool: PoolConfig, now: number): number {
+  const open =
+    state?.rotationWindowStart !== undefined && state.rotationWindowStart > now - ROTATION_WINDOW_MS;
+  return pool.maxActivationsPerHour - (open ? (state.rotationsInWindow ?? 0) : 0);
+}
+
+/** True when the pool has created its maximum of activations in the open window. */
 export function rotationBudgetExhausted(
   state: PoolState | undefined,
   pool: PoolConfig,
   now: number,
 ): boolean {
-  return (
-    state?.rotationWindowStart !== undefined &&
-    state.rotationWindowStart > now - ROTATION_WINDOW_MS &&
-    (state.rotationsInWindow ?? 0) >= pool.maxActivationsPerHour
-  );
+  return rotationBudgetRoom(state, pool, now) <= 0;
 }
 
 /** Seconds until the budget's window closes (at least 1). */

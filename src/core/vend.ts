@@ -23,9 +23,13 @@ import {
   canReserve,
   canSwitchToStandby,
   freeSlots,
+  linksOf,
   needsStandby,
   leaseHeldByOther,
   newActivationExpiry,
+  nextStandbyDepth,
+  planRefill,
+  rotationBudgetRoom,
   ROTATION_WINDOW_MS,
   rotationBudgetExhausted,
   rotationBudgetRetryAfterSeconds,
@@ -220,9 +224,13 @@ export class Vendor {
       // `state` names the activation the switch left behind, or one a rival's switch retired
       // already (retiring twice is harmless). Its `issued` is final: nothing reserves inside the
       // margin, so the slot-theft check compares the right count.
+      // The switch dropped the queue too: nobody used it while the current one had slots left.
       await Promise.all([
         this.askForStandby(pool, switched),
         state?.activationId !== undefined && this.retireOutgoing(pool, state.activationId, state.issued ?? 0),
+        ...linksOf(state)
+          .slice(2)
+          .map((l) => this.discard(pool.name, l.activationId)),
       ]);
       const pair = await this.pairFor(switched);
       return { pair, state, freeSlots: switched.limit - 1 };
@@ -285,9 +293,24 @@ export class Vendor {
   ): Promise<VendedPair | undefined> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
+    // A pool that ran dry (every slot of its activations used, none expiring) had too small a
+    // stock for its pace: this rotation makes the standbys too, at once and on the one lease,
+    // rather than leave them to a refill that a Lambda runs only after the invocations queued
+    // before it (I9).
+    const standbys =
+      pool.standby &&
+      !force &&
+      outgoing !== undefined &&
+      linksOf(outgoing).length > 0 &&
+      freeSlots(outgoing) === 0
+        ? Math.max(
+            0,
+            Math.min(nextStandbyDepth(outgoing, now, true), rotationBudgetRoom(outgoing, pool, now) - 1),
+          )
+        : 0;
     // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
     // not a rival, stopped it.
-    const owner = await this.takeLease(pool, generation, now);
+    const owner = await this.takeLease(pool, generation, now, 1 + standbys);
     if (owner === undefined) return undefined;
 
     // Under the lease nobody else installs or promotes a standby, so this read is the truth about
@@ -299,24 +322,31 @@ export class Vendor {
       await this.releaseLease(pool.name, owner);
       return undefined;
     }
-    // The commit drops the standby. Unused, it is deleted with the commit, keeping at most one
-    // unused activation per pool; used, it is retired like the current one. It was tagged
-    // generation + 1, so the new activation skips that number: the dropped one stays below the
-    // pool's generation, where the janitor sees a superseded activation, not an orphan.
-    const standby = fresh?.standbyId;
-    const standbyUsed = (fresh?.standbyIssued ?? 0) > 0;
-    const nextGeneration = generation + (standby === undefined ? 1 : 2);
+    // The commit drops the standby and the queue. Unused ones are deleted with the commit, keeping
+    // the pool's unused activations within its depth; used ones are retired like the current one.
+    // They were tagged generation + 1 onwards, so the new activation skips past them: the dropped
+    // ones stay below the pool's generation, where the janitor sees superseded activations, not
+    // orphans.
+    const behind = linksOf(fresh).slice(1);
+    const nextGeneration = generation + 1 + behind.length;
     const done = await this.createAndCommit(
       pool,
-      { owner, generation: nextGeneration, now },
-      (activation) => store.commitRotation(pool.name, { owner, generation, nextGeneration, activation }),
+      { owner, generation: nextGeneration, now, count: 1 + standbys },
+      ([activation, ...behindIt]) =>
+        store.commitRotation(pool.name, {
+          owner,
+          generation,
+          nextGeneration,
+          activation: activation as NewActivation,
+          ...(standbys > 0 && { standbys: behindIt, depth: standbys }),
+        }),
       // Our lease lapsed and another request took over: what we created is an orphan.
       "rotation lease lost before commit; discarding the new activation",
     );
     if (!done) return undefined;
     const reservation = done.committed;
-    const { activationId, activationCode, expiresAt } = done.created;
-    this.codes.remember(activationId, activationCode);
+    for (const c of done.created) this.codes.remember(c.activationId, c.activationCode);
+    const { activationId, activationCode, expiresAt } = done.created[0] as NewPair;
     this.deps.metrics?.count("Rotations", 1, { Pool: pool.name });
     logger.info("rotated to a new activation", {
       pool: pool.name,
@@ -329,10 +359,11 @@ export class Vendor {
     await Promise.all([
       this.askForStandby(pool, reservation),
       fresh?.activationId && this.retireOutgoing(pool, fresh.activationId, fresh.issued ?? 0),
-      standby !== undefined &&
-        (standbyUsed
-          ? this.retireOutgoing(pool, standby, fresh?.standbyIssued ?? 0)
-          : this.discard(pool.name, standby)),
+      ...behind.map((l) =>
+        l.issued > 0
+          ? this.retireOutgoing(pool, l.activationId, l.issued)
+          : this.discard(pool.name, l.activationId),
+      ),
     ]);
     return { ...this.toPair(reservation, activationCode), rotated: true };
   }
@@ -365,38 +396,47 @@ export class Vendor {
   }
 
   /**
-   * For a holder of the lease: CreateActivation + PutParameter, then `commit`. Any failure
-   * releases the lease and deletes what was created; so does a refused commit (undefined), which
-   * is logged as `refused` and answered with undefined.
+   * For a holder of the lease: `count` CreateActivation + PutParameter at once (tagged with
+   * consecutive generations from `generation`), then `commit`. Any failure releases the lease and
+   * deletes what was created; so does a refused commit (undefined), which is logged as `refused`
+   * and answered with undefined.
    */
   private async createAndCommit<T>(
     pool: PoolConfig,
-    lease: { owner: string; generation: number; now: number },
-    commit: (activation: NewActivation) => Promise<T | undefined>,
+    lease: { owner: string; generation: number; now: number; count: number },
+    commit: (activations: NewActivation[]) => Promise<T | undefined>,
     refused: string,
-  ): Promise<{ created: NewPair; committed: T } | undefined> {
-    let created: NewPair | undefined;
+  ): Promise<{ created: NewPair[]; committed: T } | undefined> {
+    const settled = await Promise.allSettled(
+      Array.from({ length: lease.count }, (_, i) =>
+        this.createActivation(pool, lease.generation + i, lease.now),
+      ),
+    );
+    const created = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     let committed: T | undefined;
     try {
-      created = await this.createActivation(pool, lease.generation, lease.now);
-      committed = await commit({
-        activationId: created.activationId,
-        expiresAt: created.expiresAt,
-        limit: pool.registrationLimit,
-      });
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      committed = await commit(
+        created.map((c) => ({
+          activationId: c.activationId,
+          expiresAt: c.expiresAt,
+          limit: pool.registrationLimit,
+        })),
+      );
     } catch (error) {
       this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
       await this.releaseLease(pool.name, lease.owner);
-      if (created) await this.discard(pool.name, created.activationId);
+      await Promise.all(created.map((c) => this.discard(pool.name, c.activationId)));
       throw error;
     }
     if (committed === undefined) {
       this.deps.logger.warn(refused, {
         pool: pool.name,
-        activationId: created.activationId,
+        activationIds: created.map((c) => c.activationId),
         generation: lease.generation,
       });
-      await this.discard(pool.name, created.activationId);
+      await Promise.all(created.map((c) => this.discard(pool.name, c.activationId)));
       return undefined;
     }
     return { created, committed };
@@ -404,17 +444,22 @@ export class Vendor {
 
   /**
    * The rotation lease, for a rotation or a standby refill alike: the owner id it was taken
-   * under, or undefined. The same write counts an activation against the pool's rotation budget
-   * (I7), so standbys and rotations share one budget.
+   * under, or undefined. The same write counts the `count` activations it is taken for against
+   * the pool's rotation budget (I7), so standbys and rotations share one budget.
    */
-  private async takeLease(pool: PoolConfig, generation: number, now: number): Promise<string | undefined> {
+  private async takeLease(
+    pool: PoolConfig,
+    generation: number,
+    now: number,
+    count = 1,
+  ): Promise<string | undefined> {
     const owner = this.newOwnerId();
     const acquired = await this.deps.store.acquireLease(pool.name, {
       owner,
       generation,
       now,
       deadline: now + this.deps.options.leaseMs,
-      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS },
+      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS, count },
     });
     return acquired ? owner : undefined;
   }
@@ -470,13 +515,13 @@ export class Vendor {
   }
 
   /**
-   * Creates the pool's next standby if it needs one (I9), under the rotation lease, exactly like
-   * a rotation but committed beside the current activation instead of over it:
-   *   acquireLease(gen) → CreateActivation → PutParameter → commitStandby(gen)
-   * The commit either fills an empty standby place or, when the standby is already in use,
-   * promotes it to current (its slots keep counting) and puts the new one in its place. A holder
-   * that dies before the commit leaves a tagged orphan and a lease that lapses (I3, I5).
-   * Returns whether it installed a standby. Never throws for a refill someone else is doing.
+   * Brings the pool's unused activations up to its depth if it needs it (I9), under the rotation
+   * lease, exactly like a rotation but committed behind the current activation instead of over it:
+   *   acquireLease(gen) → CreateActivation + PutParameter (as many as missing, at once) → commitRefill(gen)
+   * The same commit drops the exhausted activations at the front, so the first one with slots
+   * left becomes current (its slots keep counting). A holder that dies before the commit leaves
+   * tagged orphans and a lease that lapses (I3, I5). Returns whether it added activations. Never
+   * throws for a refill someone else is doing.
    */
   async refillStandby(poolName: string): Promise<boolean> {
     const pool = this.deps.pools.get(poolName);
@@ -485,45 +530,43 @@ export class Vendor {
     const now = clock.now();
     const state = await store.read(pool.name);
     if (!state || !needsStandby(state) || leaseHeldByOther(state, now)) return false;
-    const owner = await this.takeLease(pool, state.generation, now);
+    const plan = planRefill(state, pool, now);
+    if (plan.create === 0) return false;
+    const owner = await this.takeLease(pool, state.generation, now, plan.create);
     if (owner === undefined) return false;
 
-    // The standby in use (if any) becomes current at generation + 1; the new one follows it.
-    // needsStandby(state) held: either there is no standby (standbyId undefined either way) or it
-    // is in use, so the condition below only documents the intent; Stryker cannot tell it apart.
-    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent (see above)
-    const replacing = (state.standbyIssued ?? 0) > 0 ? state.standbyId : undefined;
-    const tagGeneration = state.generation + (replacing === undefined ? 1 : 2);
     const done = await this.createAndCommit(
       pool,
-      { owner, generation: tagGeneration, now },
-      async (activation) =>
-        (await store.commitStandby(pool.name, {
+      { owner, generation: plan.generation + plan.kept.length, now, count: plan.create },
+      async (activations) =>
+        (await store.commitRefill(pool.name, {
           owner,
           generation: state.generation,
-          activation,
-          // Stryker disable next-line ConditionalExpression: a key holding undefined reads as absent
-          ...(replacing !== undefined && { replacing }),
+          seen: plan.seen,
+          dropped: plan.dropped.length,
+          shift: plan.shift,
+          chain: [...plan.kept, ...activations],
+          depth: plan.depth,
+          now,
         })) || undefined,
       "standby lost its lease or its place before commit; discarding it",
     );
     if (!done) return false;
-    const { activationId, activationCode, expiresAt } = done.created;
-    this.codes.remember(activationId, activationCode);
-    this.wakeStandbyWaiters(pool.name);
-    this.deps.metrics?.count("StandbyRefills", 1, { Pool: pool.name });
-    logger.info("created a standby activation", {
-      pool: pool.name,
-      activationId,
-      generation: tagGeneration,
-      expiresAt: new Date(expiresAt).toISOString(),
-      registrationLimit: pool.registrationLimit,
-    });
-    // Promoting the used standby made the exhausted current activation an outgoing one. The
-    // promotion's condition (issued > limit) held, so the row still had the current we read.
-    if (replacing !== undefined && state.activationId) {
-      await this.retireOutgoing(pool, state.activationId, state.issued ?? 0);
+    for (const { activationId, activationCode, expiresAt } of done.created) {
+      this.codes.remember(activationId, activationCode);
+      logger.info("created a standby activation", {
+        pool: pool.name,
+        activationId,
+        depth: plan.depth,
+        expiresAt: new Date(expiresAt).toISOString(),
+        registrationLimit: pool.registrationLimit,
+      });
     }
+    this.wakeStandbyWaiters(pool.name);
+    this.deps.metrics?.count("StandbyRefills", done.created.length, { Pool: pool.name });
+    // The commit's condition (issued >= shift) held, so the dropped ones were exhausted on the row
+    // as we read it: they are outgoing activations now.
+    await Promise.all(plan.dropped.map((l) => this.retireOutgoing(pool, l.activationId, l.issued)));
     return true;
   }
 
@@ -539,7 +582,7 @@ export class Vendor {
    * notice it missing.
    */
   private async askForStandby(pool: PoolConfig, reservation: Reservation): Promise<void> {
-    if (!pool.standby) return;
+    if (!pool.standby || !reservation.needsStandby) return;
     const { logger, requestStandbyRefill } = this.deps;
     if (requestStandbyRefill) {
       // Slot 1 goes to one reservation only (one conditional write), and whenever a reservation
@@ -609,8 +652,7 @@ export class Vendor {
     const pair = await this.pairFor(reservation);
     if (pair) return pair;
     const state = await this.deps.store.read(pool.name);
-    const named =
-      state?.activationId === reservation.activationId || state?.standbyId === reservation.activationId;
+    const named = linksOf(state).some((l) => l.activationId === reservation.activationId);
     if (state && !named) return undefined;
     this.deps.logger.error("no stored code for the current activation; rotating past it", {
       pool: pool.name,
@@ -629,10 +671,9 @@ export class Vendor {
     throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
   }
 
-  /** The pair for a reservation; undefined when its code is gone. The standby's code comes along. */
+  /** The pair for a reservation; undefined when its code is gone. The next ones' codes come along. */
   private async pairFor(reservation: Reservation): Promise<VendedPair | undefined> {
-    const next = reservation.standbyId === undefined ? [] : [reservation.standbyId];
-    const code = await this.codes.get(reservation.pool, reservation.activationId, next);
+    const code = await this.codes.get(reservation.pool, reservation.activationId, reservation.next);
     return code === undefined ? undefined : this.toPair(reservation, code);
   }
 

@@ -9,6 +9,7 @@ import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { poolKey } from "../../src/aws/naming";
 import type { PoolInventory } from "../../src/core/inventory";
 import type { PoolStateStore } from "../../src/core/ports";
+import { type Link, linksOf } from "../../src/core/vend-policy";
 import { recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { InMemoryPoolStore } from "../support/fakes";
 
@@ -58,12 +59,37 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
   }
 
   /** A rotated pool with an unused standby `act-<pool>-standby` beside its current activation. */
-  async function withStandby(): Promise<string> {
+  async function withStandby(queued: string[] = []): Promise<string> {
     const pool = await rotated();
     await lease(pool, "f", 1);
     const standby = { activationId: `act-${pool}-standby`, expiresAt: NOW + 2 * DAY, limit: 3 };
-    expect(await f.store.commitStandby(pool, { owner: "f", generation: 1, activation: standby })).toBe(true);
+    const queue = queued.map((id) => ({
+      activationId: `act-${pool}-${id}`,
+      expiresAt: NOW + 3 * DAY,
+      limit: 2,
+    }));
+    const [current] = linksOf(await f.store.read(pool));
+    const committed = await f.store.commitRefill(pool, {
+      owner: "f",
+      generation: 1,
+      seen: [`act-${pool}`],
+      dropped: 0,
+      shift: 0,
+      chain: [current as Link, standby, ...queue],
+      depth: 1 + queue.length,
+      now: NOW,
+    });
+    expect(committed).toBe(true);
     return pool;
+  }
+
+  /** Every slot the pool still hands out, as `activation#slot`. */
+  async function drain(pool: string): Promise<string[]> {
+    const taken: string[] = [];
+    for (let r = await f.store.reserve(pool, NOW); r; r = await f.store.reserve(pool, NOW)) {
+      taken.push(`${r.activationId.replace(`act-${pool}`, "")}#${r.slot}`);
+    }
+    return taken;
   }
 
   it("lists every pool row as read() sees it", async () => {
@@ -102,6 +128,39 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     expect(row?.standbyId).toBeUndefined();
     expect(row?.revokedActivationId).toBe(`act-${pool}-standby`);
     expect(await f.store.reserve(pool, NOW)).toMatchObject({ activationId: `act-${pool}`, slot: 2 });
+  });
+
+  it("retires a standby in use: its slots are taken, the queue's are not", async () => {
+    const pool = await withStandby(["q1"]);
+    await f.inventory.retire(pool, `act-${pool}`); // the current one exhausted
+    expect(await f.store.reserve(pool, NOW)).toMatchObject({ activationId: `act-${pool}-standby`, slot: 1 });
+    expect(await f.inventory.retire(pool, `act-${pool}-standby`)).toBe(true);
+    expect(await drain(pool)).toEqual(["-q1#1", "-q1#2"]);
+    // Retiring it again once it is exhausted changes nothing and still answers true.
+    expect(await f.inventory.retire(pool, `act-${pool}-standby`)).toBe(true);
+  });
+
+  it("revokes a queued activation nobody used by dropping the queue, and marks it revoked (I8)", async () => {
+    const pool = await withStandby(["q1", "q2"]);
+    expect(await f.inventory.retire(pool, `act-${pool}-q2`, { revoked: true })).toBe(true);
+    const row = (await f.inventory.list()).find((r) => r.pool === pool);
+    expect(row?.queued).toBeUndefined();
+    expect(row?.revokedActivationId).toBe(`act-${pool}-q2`);
+    await f.inventory.retire(pool, `act-${pool}`);
+    expect(await drain(pool)).toEqual(["-standby#1", "-standby#2", "-standby#3"]);
+  });
+
+  it("revokes a queued activation once the queue is in use by taking all the queue's slots (I8)", async () => {
+    const pool = await withStandby(["q1", "q2"]);
+    await f.inventory.retire(pool, `act-${pool}`);
+    for (let i = 0; i < 4; i++) await f.store.reserve(pool, NOW); // standby 1-3, q1 slot 1
+    expect(await f.inventory.retire(pool, `act-${pool}-q2`, { revoked: true })).toBe(true);
+    expect(await drain(pool)).toEqual([]);
+    const row = (await f.inventory.list()).find((r) => r.pool === pool);
+    expect(row?.queued).toEqual([
+      { activationId: `act-${pool}-q1`, expiresAt: NOW + 3 * DAY, limit: 2, issued: 2 },
+      { activationId: `act-${pool}-q2`, expiresAt: NOW + 3 * DAY, limit: 2, issued: 2 },
+    ]);
   });
 
   it("refuses to retire anything but the current activation (a late retire never hits the successor)", async () => {

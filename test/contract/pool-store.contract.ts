@@ -4,7 +4,8 @@
  * that fails, so a store that drops one clause of a condition cannot pass.
  */
 import { beforeAll, afterAll, describe, expect, it } from "vitest";
-import type { PoolStateStore, Reservation } from "../../src/core/ports";
+import type { NewActivation, PoolStateStore, Reservation } from "../../src/core/ports";
+import { linksOf } from "../../src/core/vend-policy";
 
 /** A rotation budget no test here reaches (the budget has its own cases). */
 const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
@@ -102,6 +103,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 3,
           slot: 2,
           needsStandby: true,
+          next: [],
         });
         expect((await store.reserve(pool, NOW + HOUR))?.slot).toBe(3);
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
@@ -263,6 +265,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           generation: 1,
           slot: 1,
           needsStandby: true,
+          next: [],
           ...activation,
         });
         expect(await store.read(pool)).toEqual({
@@ -294,6 +297,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           generation: 2,
           slot: 1,
           needsStandby: true,
+          next: [],
           ...activation,
         });
         expect((await store.reserve(pool, NOW))?.slot).toBe(2);
@@ -386,13 +390,19 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
     describe("rotation budget (acquireLease)", () => {
       /** Takes and releases a lease at `now`: one rotation attempt against the budget. */
-      async function attempt(pool: string, now: number, max: number, generation = 0): Promise<boolean> {
+      async function attempt(
+        pool: string,
+        now: number,
+        max: number,
+        generation = 0,
+        count?: number,
+      ): Promise<boolean> {
         const taken = await store.acquireLease(pool, {
           owner: `o-${now}`,
           generation,
           now,
           deadline: now + LEASE_MS,
-          budget: { max, windowMs: HOUR },
+          budget: { max, windowMs: HOUR, ...(count !== undefined && { count }) },
         });
         if (taken) await store.releaseLease(pool, `o-${now}`);
         return taken;
@@ -405,6 +415,19 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(await attempt(pool, NOW + 2_000, 3)).toBe(true);
         expect(await attempt(pool, NOW + 3_000, 3)).toBe(false);
         expect(await store.read(pool)).toMatchObject(budgetWindow(NOW, 3));
+      });
+
+      it("counts every activation a lease is taken for: a refill of several spends as many", async () => {
+        const pool = newPool();
+        expect(await attempt(pool, NOW, 5, 0, 6)).toBe(false);
+        expect(await store.read(pool)).toBeUndefined();
+        expect(await attempt(pool, NOW, 5, 0, 3)).toBe(true);
+        expect(await store.read(pool)).toMatchObject(budgetWindow(NOW, 3));
+        expect(await attempt(pool, NOW + 1_000, 5, 0, 3)).toBe(false);
+        expect(await attempt(pool, NOW + 2_000, 5, 0, 2)).toBe(true);
+        expect(await store.read(pool)).toMatchObject(budgetWindow(NOW, 5));
+        expect(await attempt(pool, NOW + HOUR, 5, 0, 5)).toBe(true);
+        expect(await store.read(pool)).toMatchObject(budgetWindow(NOW + HOUR, 5));
       });
 
       it("opens a new window once the old one is an hour old, counting from 1 again", async () => {
@@ -477,14 +500,37 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expiresAt: options.standbyExpiresAt ?? NOW + 48 * HOUR,
         limit: options.standbyLimit ?? 3,
       };
-      expect(await store.commitStandby(pool, { owner: "filler", generation: 1, activation: standby })).toBe(
-        true,
-      );
+      expect(await refill(pool, "filler", 1, [standby])).toBe(true);
       return { pool, standby };
     }
 
+    /**
+     * A refill's commit as the vendor makes it: the row's activations as read, the first `drop`
+     * of them dropped, `add` appended.
+     */
+    async function refill(
+      pool: string,
+      owner: string,
+      generation: number,
+      add: NewActivation[],
+      options: { drop?: number; depth?: number; seen?: string[] } = {},
+    ): Promise<boolean> {
+      const links = linksOf(await store.read(pool));
+      const dropped = links.slice(0, options.drop ?? 0);
+      return store.commitRefill(pool, {
+        owner,
+        generation,
+        seen: options.seen ?? links.map((l) => l.activationId),
+        dropped: dropped.length,
+        shift: dropped.reduce((sum, l) => sum + l.limit, 0),
+        chain: [...links.slice(dropped.length), ...add],
+        depth: options.depth ?? 1,
+        now: NOW,
+      });
+    }
+
     describe("standby (I9)", () => {
-      it("commitStandby installs the standby beside the current activation and clears the lease", async () => {
+      it("commitRefill installs the standby beside the current activation and clears the lease", async () => {
         const { pool, standby } = await withStandby();
         expect(await store.read(pool)).toEqual({
           pool,
@@ -498,13 +544,15 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           standbyExpiresAt: standby.expiresAt,
           standbyLimit: 3,
           standbyIssued: 0,
+          standbyDepth: 1,
+          refilledAt: NOW,
         });
       });
 
-      it("commitStandby fails without the lease, at another generation, or when a standby exists", async () => {
+      it("commitRefill fails without the lease, at another generation, or past what it saw", async () => {
         const pool = await seeded();
         const activation = { activationId: "act-s", expiresAt: NOW + 48 * HOUR, limit: 3 };
-        expect(await store.commitStandby(pool, { owner: "nobody", generation: 1, activation })).toBe(false);
+        expect(await refill(pool, "nobody", 1, [activation])).toBe(false);
         await store.acquireLease(pool, {
           budget: ANY_BUDGET,
           owner: "f",
@@ -512,20 +560,34 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           now: NOW,
           deadline: NOW + LEASE_MS,
         });
-        expect(await store.commitStandby(pool, { owner: "f", generation: 0, activation })).toBe(false);
-        expect(await store.commitStandby(pool, { owner: "f", generation: 1, activation })).toBe(true);
+        expect(await refill(pool, "f", 0, [activation])).toBe(false);
+        // A current activation other than the one it saw (a revoke or a rotation got there first).
+        expect(await refill(pool, "f", 1, [activation], { seen: ["act-elsewhere"] })).toBe(false);
+        expect(await refill(pool, "f", 1, [activation])).toBe(true);
+        expect(await store.read(pool)).not.toHaveProperty("leaseOwner");
+        // The lease went with the commit.
+        expect(await refill(pool, "f", 1, [{ ...activation, activationId: "act-s2" }])).toBe(false);
+        expect((await store.read(pool))?.standbyId).toBe("act-s");
+      });
+
+      it("commitRefill refuses a standby it saw that a revoke has since dropped (I8)", async () => {
+        const { pool } = await withStandby();
         await store.acquireLease(pool, {
           budget: ANY_BUDGET,
-          owner: "g",
+          owner: "f",
           generation: 1,
           now: NOW,
           deadline: NOW + LEASE_MS,
         });
-        const second = { ...activation, activationId: "act-s2" };
-        expect(await store.commitStandby(pool, { owner: "g", generation: 1, activation: second })).toBe(
-          false,
-        );
-        expect((await store.read(pool))?.standbyId).toBe("act-s");
+        const seen = ["act-current", "act-standby"];
+        expect(await refill(pool, "f", 1, [], { seen: ["act-current", "act-other"] })).toBe(false);
+        const next = { activationId: "act-next", expiresAt: NOW + 48 * HOUR, limit: 3 };
+        expect(await refill(pool, "f", 1, [next], { seen })).toBe(true);
+        expect(linksOf(await store.read(pool)).map((l) => l.activationId)).toEqual([
+          "act-current",
+          "act-standby",
+          "act-next",
+        ]);
       });
 
       it("reserve keeps to the current activation, then takes the standby's slots, then fails", async () => {
@@ -535,6 +597,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           activationId: "act-current",
           slot: 2,
           needsStandby: false,
+          next: ["act-standby"],
         });
         const first = await store.reserve(pool, NOW + HOUR);
         expect(first).toEqual<Reservation>({
@@ -545,7 +608,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 2,
           slot: 1,
           needsStandby: true,
-          standbyId: standby.activationId,
+          next: [],
         });
         expect(await store.reserve(pool, NOW + HOUR)).toMatchObject({
           activationId: "act-standby",
@@ -562,7 +625,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(await store.reserve(pool, NOW + 2 * HOUR - 1)).toMatchObject({ activationId: "act-standby" });
       });
 
-      it("commitStandby promotes a standby in use, keeps its slots counting, and installs the next", async () => {
+      it("commitRefill drops the exhausted current one, keeps the standby's slots counting, and appends", async () => {
         const { pool, standby } = await withStandby({ limit: 1, standbyLimit: 3 });
         await store.reserve(pool, NOW); // standby slot 1
         await store.acquireLease(pool, {
@@ -573,23 +636,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           deadline: NOW + LEASE_MS,
         });
         const next = { activationId: "act-next", expiresAt: NOW + 72 * HOUR, limit: 4 };
-        // Only the standby actually in use can be promoted.
-        expect(
-          await store.commitStandby(pool, {
-            owner: "f2",
-            generation: 1,
-            activation: next,
-            replacing: "act-other",
-          }),
-        ).toBe(false);
-        expect(
-          await store.commitStandby(pool, {
-            owner: "f2",
-            generation: 1,
-            activation: next,
-            replacing: standby.activationId,
-          }),
-        ).toBe(true);
+        expect(await refill(pool, "f2", 1, [next], { drop: 1, depth: 2 })).toBe(true);
         expect(await store.read(pool)).toEqual({
           pool,
           ...budgetWindow(NOW, 3),
@@ -602,6 +649,8 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           standbyExpiresAt: next.expiresAt,
           standbyLimit: 4,
           standbyIssued: 0,
+          standbyDepth: 2,
+          refilledAt: NOW,
         });
         expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-standby", slot: 2 });
         expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-standby", slot: 3 });
@@ -612,8 +661,8 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(await store.reserve(pool, NOW)).toBeUndefined();
       });
 
-      it("commitStandby does not promote an unused standby", async () => {
-        const { pool, standby } = await withStandby();
+      it("commitRefill does not drop an activation with slots left", async () => {
+        const { pool } = await withStandby({ limit: 3 });
         await store.acquireLease(pool, {
           budget: ANY_BUDGET,
           owner: "f2",
@@ -622,14 +671,194 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           deadline: NOW + LEASE_MS,
         });
         const next = { activationId: "act-next", expiresAt: NOW + 72 * HOUR, limit: 4 };
-        expect(
-          await store.commitStandby(pool, {
-            owner: "f2",
+        expect(await refill(pool, "f2", 1, [next], { drop: 1 })).toBe(false);
+        expect((await store.read(pool))?.activationId).toBe("act-current");
+      });
+
+      it("commitRefill drops every exhausted activation: the first new one becomes current", async () => {
+        const { pool } = await withStandby({ limit: 1, standbyLimit: 1 });
+        await store.reserve(pool, NOW);
+        expect(await store.reserve(pool, NOW)).toBeUndefined();
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "f",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        const fresh = { activationId: "act-fresh", expiresAt: NOW + 72 * HOUR, limit: 2 };
+        expect(await refill(pool, "f", 1, [fresh], { drop: 2 })).toBe(true);
+        expect(await store.read(pool)).toEqual({
+          pool,
+          ...budgetWindow(NOW, 3),
+          generation: 3,
+          activationId: "act-fresh",
+          expiresAt: fresh.expiresAt,
+          limit: 2,
+          issued: 0,
+          standbyDepth: 1,
+          refilledAt: NOW,
+        });
+        expect(await store.reserve(pool, NOW)).toMatchObject({ activationId: "act-fresh", slot: 1 });
+      });
+
+      describe("queue", () => {
+        /** Current (limit 1, slot 1 taken), standby (limit 2) and two queued (limits 3 and 1). */
+        async function withQueue(queueExpiresAt = [NOW + 72 * HOUR, NOW + 96 * HOUR]) {
+          const { pool } = await withStandby({ limit: 1, standbyLimit: 2 });
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "q",
             generation: 1,
-            activation: next,
-            replacing: standby.activationId,
-          }),
-        ).toBe(false);
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          });
+          const queued = [
+            { activationId: "act-q1", expiresAt: queueExpiresAt[0] as number, limit: 3 },
+            { activationId: "act-q2", expiresAt: queueExpiresAt[1] as number, limit: 1 },
+          ];
+          expect(await refill(pool, "q", 1, queued, { depth: 3 })).toBe(true);
+          return { pool, queued };
+        }
+
+        it("reserve runs through the standby, then each queued activation in order, then fails", async () => {
+          const { pool, queued } = await withQueue();
+          const taken: [string, number][] = [];
+          for (let reservation = await store.reserve(pool, NOW); reservation;) {
+            taken.push([reservation.activationId, reservation.slot]);
+            reservation = await store.reserve(pool, NOW);
+          }
+          expect(taken).toEqual([
+            ["act-standby", 1],
+            ["act-standby", 2],
+            ["act-q1", 1],
+            ["act-q1", 2],
+            ["act-q1", 3],
+            ["act-q2", 1],
+          ]);
+          expect(await store.read(pool)).toMatchObject({
+            issued: 1,
+            standbyIssued: 2,
+            queued: queued.map((q) => ({ ...q, issued: q.limit })),
+            standbyDepth: 3,
+          });
+        });
+
+        it("a reservation names the activations after its own: their codes come along", async () => {
+          const { pool } = await withQueue();
+          expect(await store.reserve(pool, NOW)).toMatchObject({
+            activationId: "act-standby",
+            slot: 1,
+            needsStandby: true,
+            next: ["act-q1", "act-q2"],
+          });
+          await store.reserve(pool, NOW);
+          expect(await store.reserve(pool, NOW)).toMatchObject({
+            activationId: "act-q1",
+            next: ["act-q2"],
+            needsStandby: true,
+          });
+        });
+
+        it("reserve never takes a queued slot when a queued activation expires inside the margin (I2)", async () => {
+          const { pool } = await withQueue([NOW + 72 * HOUR, NOW + 3 * HOUR]);
+          await store.reserve(pool, NOW + 3 * HOUR);
+          await store.reserve(pool, NOW + 3 * HOUR);
+          expect(await store.reserve(pool, NOW + 3 * HOUR)).toBeUndefined();
+          expect(await store.reserve(pool, NOW + 3 * HOUR - 1)).toMatchObject({ activationId: "act-q1" });
+        });
+
+        it("commitRefill drops the exhausted front and shifts the queue up", async () => {
+          const { pool } = await withQueue();
+          for (let i = 0; i < 3; i++) await store.reserve(pool, NOW); // standby 1-2, q1 slot 1
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "q2",
+            generation: 1,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          });
+          const q3 = { activationId: "act-q3", expiresAt: NOW + 99 * HOUR, limit: 5 };
+          expect(await refill(pool, "q2", 1, [q3], { drop: 2, depth: 2 })).toBe(true);
+          expect(await store.read(pool)).toMatchObject({
+            generation: 3,
+            activationId: "act-q1",
+            limit: 3,
+            issued: 1,
+            standbyId: "act-q2",
+            standbyLimit: 1,
+            standbyIssued: 0,
+            queued: [{ ...q3, issued: 0 }],
+          });
+          const taken: string[] = [];
+          for (let r = await store.reserve(pool, NOW); r; r = await store.reserve(pool, NOW)) {
+            taken.push(`${r.activationId}#${r.slot}`);
+          }
+          expect(taken).toEqual([
+            "act-q1#2",
+            "act-q1#3",
+            "act-q2#1",
+            ...[1, 2, 3, 4, 5].map((n) => `act-q3#${n}`),
+          ]);
+        });
+
+        it("commitRefill refuses a queue it saw that a revoke has since dropped (I8)", async () => {
+          const { pool } = await withQueue();
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "q2",
+            generation: 1,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          });
+          const seen = ["act-current", "act-standby", "act-q1", "act-gone"];
+          expect(await refill(pool, "q2", 1, [], { seen })).toBe(false);
+          expect(await refill(pool, "q2", 1, [])).toBe(true);
+        });
+
+        it("commitRotation drops the queue", async () => {
+          const { pool } = await withQueue();
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "r",
+            generation: 1,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          });
+          const activation = { activationId: "act-rotated", expiresAt: NOW + 24 * HOUR, limit: 2 };
+          await store.commitRotation(pool, { owner: "r", generation: 1, nextGeneration: 5, activation });
+          const after = await store.read(pool);
+          expect(after).not.toHaveProperty("queued");
+          expect(linksOf(after).map((l) => l.activationId)).toEqual(["act-rotated"]);
+        });
+
+        it("switchToStandby drops the queue: its slots are not reserved on top of the new current one", async () => {
+          const { pool } = await withStandby({ limit: 5, expiresAt: NOW + 2 * HOUR, standbyLimit: 1 });
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "q",
+            generation: 1,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          });
+          const queued = { activationId: "act-q1", expiresAt: NOW + 72 * HOUR, limit: 2 };
+          expect(await refill(pool, "q", 1, [queued])).toBe(true);
+          expect(await store.switchToStandby(pool, NOW + 2 * HOUR)).toMatchObject({
+            activationId: "act-standby",
+            slot: 1,
+          });
+          expect(await store.read(pool)).not.toHaveProperty("queued");
+          expect(await store.reserve(pool, NOW + 2 * HOUR)).toBeUndefined();
+        });
+
+        it("hands out every queued slot exactly once to 40 racing reserves (I1)", async () => {
+          const { pool } = await withQueue();
+          const results = await Promise.all(Array.from({ length: 40 }, () => store.reserve(pool, NOW)));
+          const won = results.filter((r): r is Reservation => r !== undefined);
+          expect(won.map((r) => `${r.activationId}#${r.slot}`).sort()).toEqual(
+            ["act-q1#1", "act-q1#2", "act-q1#3", "act-q2#1", "act-standby#1", "act-standby#2"].sort(),
+          );
+        });
       });
 
       it("switchToStandby moves to the standby when the current one expires with slots left", async () => {
@@ -644,6 +873,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           limit: 3,
           slot: 1,
           needsStandby: true,
+          next: [],
         });
         expect(await store.read(pool)).toEqual({
           pool,
@@ -653,6 +883,8 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           expiresAt: standby.expiresAt,
           limit: 3,
           issued: 1,
+          standbyDepth: 1,
+          refilledAt: NOW,
         });
         expect(await store.switchToStandby(pool, NOW + 2 * HOUR)).toBeUndefined();
       });
@@ -686,6 +918,8 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           issued: 1,
           ...activation,
           ...budgetWindow(NOW, 3),
+          standbyDepth: 1,
+          refilledAt: NOW,
         });
       });
 

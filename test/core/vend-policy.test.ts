@@ -7,9 +7,16 @@ import {
   freeSlots,
   needsStandby,
   leaseHeldByOther,
+  MAX_STANDBY_DEPTH,
   newActivationExpiry,
+  nextStandbyDepth,
+  planRefill,
+  reservationFrom,
   rotationRetryAfterSeconds,
+  STANDBY_DEPTH_DECAY_MS,
+  standbyDepth,
 } from "../../src/core/vend-policy";
+import type { PoolState } from "../../src/core/ports";
 
 const pool = parsePools(
   { pools: { web: { expirationHours: 2, safetyMarginMinutes: 30, tags: { team: "web" } } } },
@@ -93,5 +100,91 @@ describe("vend policy", () => {
     expect(needsStandby(live)).toBe(true);
     expect(needsStandby({ ...live, standbyId: "s", standbyIssued: 0 })).toBe(false);
     expect(needsStandby({ ...live, standbyId: "s", standbyIssued: 1 })).toBe(true);
+  });
+});
+
+describe("standby depth (I9)", () => {
+  const row = (extra: Partial<PoolState> = {}): PoolState => ({
+    pool: "web",
+    generation: 3,
+    activationId: "a",
+    expiresAt: 10_000_000,
+    limit: 10,
+    issued: 10,
+    ...extra,
+  });
+
+  it("doubles when a request found the pool dry, up to the most a row holds", () => {
+    expect(nextStandbyDepth(row(), 0, true)).toBe(2);
+    expect(nextStandbyDepth(row({ standbyDepth: 5 }), 0, true)).toBe(10);
+    expect(nextStandbyDepth(row({ standbyDepth: MAX_STANDBY_DEPTH }), 0, true)).toBe(MAX_STANDBY_DEPTH);
+  });
+
+  it("halves when the last refill is more than a minute past, never below one; else stays", () => {
+    const refilledAt = 1_000_000;
+    expect(
+      nextStandbyDepth(row({ standbyDepth: 6, refilledAt }), refilledAt + STANDBY_DEPTH_DECAY_MS, false),
+    ).toBe(6);
+    expect(
+      nextStandbyDepth(row({ standbyDepth: 6, refilledAt }), refilledAt + STANDBY_DEPTH_DECAY_MS + 1, false),
+    ).toBe(3);
+    expect(
+      nextStandbyDepth(row({ standbyDepth: 1, refilledAt }), refilledAt + 10 * STANDBY_DEPTH_DECAY_MS, false),
+    ).toBe(1);
+    expect(nextStandbyDepth(row({ standbyDepth: 6 }), 0, false)).toBe(6);
+  });
+
+  it("reads a missing or out-of-range depth as within 1 and the maximum", () => {
+    expect(standbyDepth(undefined)).toBe(1);
+    expect(standbyDepth(row({ standbyDepth: 0 }))).toBe(1);
+    expect(standbyDepth(row({ standbyDepth: 999 }))).toBe(MAX_STANDBY_DEPTH);
+  });
+
+  it("plans a refill: drops the exhausted front, keeps the rest, creates up to the depth within the budget", () => {
+    const wide = { ...pool, maxActivationsPerHour: 100 };
+    const state = row({
+      standbyId: "s",
+      standbyExpiresAt: 10_000_000,
+      standbyLimit: 10,
+      standbyIssued: 4,
+      queued: [{ activationId: "q", expiresAt: 10_000_000, limit: 10, issued: 0 }],
+      standbyDepth: 3,
+    });
+    const plan = planRefill(state, wide, 0);
+    expect(plan).toMatchObject({ seen: ["a", "s", "q"], shift: 10, generation: 4, depth: 3, create: 2 });
+    expect(plan.dropped.map((l) => l.activationId)).toEqual(["a"]);
+    expect(plan.kept.map((l) => l.activationId)).toEqual(["s", "q"]);
+    // The budget's room bounds it: one activation left in the open window.
+    const tight = { ...wide, maxActivationsPerHour: 5 };
+    expect(planRefill({ ...state, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1).create).toBe(1);
+    // Nothing kept: the first new one is current and, unused, counts in the depth.
+    const dry = row({ standbyDepth: 2 });
+    expect(planRefill(dry, wide, 0)).toMatchObject({ create: 2, shift: 10, kept: [] });
+  });
+
+  it("a reservation on the queue names the activations after it, and asks for a refill below the depth", () => {
+    const state = row({
+      issued: 10,
+      standbyId: "s",
+      standbyExpiresAt: 10_000_000,
+      standbyLimit: 2,
+      standbyIssued: 2,
+      queued: [
+        { activationId: "q1", expiresAt: 9_000_000, limit: 3, issued: 1 },
+        { activationId: "q2", expiresAt: 9_500_000, limit: 3, issued: 0 },
+      ],
+      standbyDepth: 2,
+    });
+    expect(reservationFrom(state)).toEqual({
+      pool: "web",
+      generation: 3,
+      activationId: "q1",
+      expiresAt: 9_000_000,
+      limit: 3,
+      slot: 1,
+      needsStandby: true,
+      next: ["q2"],
+    });
+    expect(reservationFrom({ ...state, standbyDepth: 1 }).needsStandby).toBe(false);
   });
 });

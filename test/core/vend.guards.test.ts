@@ -216,7 +216,7 @@ describe("the standby's guards", () => {
     await vendor.idle();
     await vendor.vend("default");
     store.rows.get("default")!.standbyIssued = 1;
-    store.commitStandby = async () => false;
+    store.commitRefill = async () => false;
     const before = activations.created.length;
     expect(await vendor.refillStandby("default")).toBe(false);
     expect(activations.created).toHaveLength(before + 1);
@@ -224,7 +224,7 @@ describe("the standby's guards", () => {
     const line = logger.lines.find((l) => l.message.startsWith("standby lost its lease"));
     expect(line?.extra).toMatchObject({
       pool: "default",
-      activationId: activations.created.at(-1)!.activationId,
+      activationIds: [activations.created.at(-1)!.activationId],
     });
   });
 
@@ -301,7 +301,7 @@ describe("asking another process for the standby (Lambda)", () => {
     expect(fx.activations.created).toHaveLength(5);
   });
 
-  it("a failed ask is logged and not repeated: the pool rotates on request when dry, which asks again", async () => {
+  it("a failed ask is logged and not repeated: a pool found dry rotates on request, standbys and all", async () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 2, standby: true } } });
     let calls = 0;
     const lambda = lambdaVendor(fx, async () => {
@@ -311,9 +311,11 @@ describe("asking another process for the standby (Lambda)", () => {
     await lambda.vend("default"); // rotation: asks, and the ask fails
     await lambda.vend("default"); // slot 2: no ask
     expect(calls).toBe(1);
-    const rotated = await lambda.vend("default"); // dry: rotates on request and asks again
+    const rotated = await lambda.vend("default"); // dry: rotates on request, with the standbys
     expect(rotated.rotated).toBe(true);
-    expect(calls).toBe(2);
+    expect(calls).toBe(1);
+    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 2, standbyIssued: 0 });
+    expect((await fx.store.read("default"))?.queued).toHaveLength(1);
     const line = fx.logger.lines.find((l) => l.message === "could not request a standby refill");
     expect(line?.extra).toEqual({ pool: "default", error: "Error" });
   });

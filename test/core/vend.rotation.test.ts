@@ -223,7 +223,7 @@ describe("Vendor logs (what an operator reads; never a code)", () => {
     expect(line?.message).toMatch(/lease lost/);
     expect(line?.extra).toEqual({
       pool: "default",
-      activationId: activations.created[0]!.activationId,
+      activationIds: [activations.created[0]!.activationId],
       generation: 1,
     });
   });

@@ -5,7 +5,14 @@ import {
   RotationInProgressError,
   ThrottledError,
 } from "../../src/core/errors";
-import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
+import {
+  linksOf,
+  STANDBY_DEPTH_DECAY_MS,
+  standbyDepth,
+  TAG_DEPLOYMENT,
+  TAG_GENERATION,
+  TAG_POOL,
+} from "../../src/core/vend-policy";
 import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/vendor-mother";
 
 const HOUR = 3_600_000;
@@ -219,17 +226,45 @@ describe("Vendor with a standby activation (I9)", () => {
     expect(activations.created[2]!.request.tags[TAG_GENERATION]).toBe("3");
   });
 
-  it("keeps at most one unused activation live, whatever the pace of vends", async () => {
-    const { vendor, activations } = aVendor(standbyPool({ registrationLimit: 2 }));
+  it("keeps one unused activation live at a steady pace (I9)", async () => {
+    const { vendor, activations, clock } = aVendor(standbyPool({ registrationLimit: 2 }));
     const used = new Set<string>();
     for (let i = 0; i < 25; i++) {
       used.add((await vendor.vend("default")).activationId);
+      await vendor.idle();
       const unused = activations.live().filter((a) => !used.has(a.activationId));
       expect(unused.length).toBeLessThanOrEqual(1);
+      clock.advance(STANDBY_DEPTH_DECAY_MS + 1);
     }
-    await vendor.idle();
     expect(used.size).toBe(13);
     expect(activations.live().length).toBe(14);
+  });
+
+  it("keeps more unused activations only while vends outrun the refills, within the depth (I9)", async () => {
+    const { vendor, activations, store, clock } = aVendor(standbyPool({ registrationLimit: 2 }));
+    const used = new Set<string>();
+    const unusedOnRow = async () => {
+      const named = linksOf(await store.read("default")).map((l) => l.activationId);
+      return activations.live().filter((a) => named.includes(a.activationId) && !used.has(a.activationId));
+    };
+    // Bursts of 12 at once drain a stock of one: each time a request finds the pool dry, the
+    // rotation it makes doubles the depth and brings the standbys along.
+    for (let burst = 0; burst < 4; burst++) {
+      const settled = await Promise.allSettled(Array.from({ length: 12 }, () => vendor.vend("default")));
+      for (const r of settled) if (r.status === "fulfilled") used.add(r.value.activationId);
+      await vendor.idle();
+      const depth = standbyDepth(await store.read("default"));
+      expect((await unusedOnRow()).length).toBeLessThanOrEqual(depth);
+      expect(activations.live().length - used.size).toBeLessThanOrEqual(depth);
+    }
+    // Once the burst is over, each refill halves the depth, down to one.
+    store.rows.get("default")!.standbyDepth = 8;
+    for (let i = 0; i < 40; i++) {
+      clock.advance(STANDBY_DEPTH_DECAY_MS + 1);
+      used.add((await vendor.vend("default")).activationId);
+      await vendor.idle();
+    }
+    expect(standbyDepth(await store.read("default"))).toBe(1);
   });
 
   it("falls back to rotation on the request path when no standby could be made", async () => {
@@ -243,7 +278,9 @@ describe("Vendor with a standby activation (I9)", () => {
     expect(logger.text()).toContain("standby refill failed");
     activations.beforeCreate = () => {};
     const second = await vendor.vend("default");
-    expect(second.activationId).toBe(activations.created[1]!.activationId);
+    // Rotated on the request, past the spent first activation: a dry pool also brings standbys.
+    expect(second.activationId).not.toBe(activations.created[0]!.activationId);
+    expect(second.rotated).toBe(true);
   });
 
   it("a failed refill releases the lease and deletes what it created", async () => {

@@ -81,8 +81,8 @@ if (process.env.FAULT_MODE === "serve") {
       const commit = realStore.commitRotation(...args);
       return armed && crashAt === "during-commit" ? dyingCommit(commit) : commit;
     },
-    commitStandby: (...args: Parameters<PoolStateStore["commitStandby"]>) => {
-      const commit = realStore.commitStandby(...args);
+    commitRefill: (...args: Parameters<PoolStateStore["commitRefill"]>) => {
+      const commit = realStore.commitRefill(...args);
       return armed && crashAt === "during-commit" ? dyingCommit(commit) : commit;
     },
   });

@@ -13,7 +13,7 @@ import type {
   SecretInventory,
   StoredParameter,
 } from "../../src/core/inventory";
-import { reservationFrom } from "../../src/core/vend-policy";
+import { type Link, linksOf, reservationFrom } from "../../src/core/vend-policy";
 import type {
   ActivationCount,
   ActivationProvider,
@@ -22,10 +22,11 @@ import type {
   CreatedActivation,
   Logger,
   LeaseRequest,
-  NewActivation,
   PoolState,
   PoolStateStore,
+  RefillCommit,
   Reservation,
+  RotationCommit,
   SecretStore,
   Sleeper,
   StoredSecret,
@@ -40,20 +41,13 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
   async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
     this.writes++;
     const row = this.rows.get(pool);
-    if (!row?.activationId || row.limit === undefined || row.expiresAt === undefined) return undefined;
-    const issued = row.issued ?? 0;
-    if (issued < row.limit && row.expiresAt > validUntil) {
-      row.issued = issued + 1;
-    } else if (
-      issued >= row.limit &&
-      row.standbyId !== undefined &&
-      (row.standbyIssued ?? 0) < (row.standbyLimit ?? 0) &&
-      (row.standbyExpiresAt ?? 0) > validUntil
-    ) {
-      row.standbyIssued = (row.standbyIssued ?? 0) + 1;
-    } else {
-      return undefined;
-    }
+    const links = linksOf(row);
+    const open = links.findIndex((l) => l.issued < l.limit);
+    if (!row || open < 0) return undefined;
+    // The queue is one alternative of the condition: its earliest expiry guards all of it.
+    const guarding = open < 2 ? links.slice(open, open + 1) : links.slice(2);
+    if (!guarding.every((l) => l.expiresAt > validUntil)) return undefined;
+    setLinks(row, links, issuedOf(links) + 1);
     return reservationFrom(row);
   }
 
@@ -79,29 +73,23 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
     return reservationFrom(row);
   }
 
-  async commitStandby(
-    pool: string,
-    standby: { owner: string; generation: number; activation: NewActivation; replacing?: string },
-  ): Promise<boolean> {
+  async commitRefill(pool: string, refill: RefillCommit): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
-    if (!row?.activationId || row.leaseOwner !== standby.owner || row.generation !== standby.generation) {
+    if (!row?.activationId || row.leaseOwner !== refill.owner || row.generation !== refill.generation) {
       return false;
     }
-    if (standby.replacing === undefined) {
-      if (row.standbyId !== undefined) return false;
-    } else {
-      if (row.standbyId !== standby.replacing || (row.standbyIssued ?? 0) === 0) return false;
-      row.activationId = row.standbyId;
-      row.expiresAt = row.standbyExpiresAt;
-      row.limit = row.standbyLimit;
-      row.issued = row.standbyIssued;
-      row.generation += 1;
-    }
-    row.standbyId = standby.activation.activationId;
-    row.standbyExpiresAt = standby.activation.expiresAt;
-    row.standbyLimit = standby.activation.limit;
-    row.standbyIssued = 0;
+    const links = linksOf(row);
+    const issued = issuedOf(links);
+    if (issued < refill.shift || refill.seen.some((id, i) => links[i]?.activationId !== id)) return false;
+    setLinks(
+      row,
+      refill.chain.map((a) => ({ ...a, issued: 0 })),
+      issued - refill.shift,
+    );
+    row.generation += refill.dropped;
+    row.standbyDepth = refill.depth;
+    row.refilledAt = refill.now;
     delete row.leaseOwner;
     delete row.leaseDeadline;
     return true;
@@ -115,39 +103,39 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
   async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
-    if ((row?.generation ?? 0) !== lease.generation) return false;
+    const count = lease.budget.count ?? 1;
+    if ((row?.generation ?? 0) !== lease.generation || count > lease.budget.max) return false;
     if (row?.leaseDeadline !== undefined && row.leaseDeadline > lease.now) return false;
     const windowOpen =
       row?.rotationWindowStart !== undefined && row.rotationWindowStart > lease.now - lease.budget.windowMs;
-    if (windowOpen && (row?.rotationsInWindow ?? 0) >= lease.budget.max) return false;
+    if (windowOpen && (row?.rotationsInWindow ?? 0) + count > lease.budget.max) return false;
     const next = row ?? { pool, generation: 0 };
     next.leaseOwner = lease.owner;
     next.leaseDeadline = lease.deadline;
     if (windowOpen) {
-      next.rotationsInWindow = (next.rotationsInWindow ?? 0) + 1;
+      next.rotationsInWindow = (next.rotationsInWindow ?? 0) + count;
     } else {
       next.rotationWindowStart = lease.now;
-      next.rotationsInWindow = 1;
+      next.rotationsInWindow = count;
     }
     this.rows.set(pool, next);
     return true;
   }
 
-  async commitRotation(
-    pool: string,
-    rotation: { owner: string; generation: number; activation: NewActivation; nextGeneration?: number },
-  ): Promise<Reservation | undefined> {
+  async commitRotation(pool: string, rotation: RotationCommit): Promise<Reservation | undefined> {
     this.writes++;
     const row = this.rows.get(pool);
     if (!row || row.leaseOwner !== rotation.owner || row.generation !== rotation.generation) return undefined;
     row.generation = rotation.nextGeneration ?? rotation.generation + 1;
-    row.activationId = rotation.activation.activationId;
-    row.expiresAt = rotation.activation.expiresAt;
-    row.limit = rotation.activation.limit;
-    row.issued = 1;
+    const activations = [rotation.activation, ...(rotation.standbys ?? [])];
+    setLinks(
+      row,
+      activations.map((a) => ({ ...a, issued: 0 })),
+      1,
+    );
+    if (rotation.depth !== undefined) row.standbyDepth = rotation.depth;
     delete row.leaseOwner;
     delete row.leaseDeadline;
-    dropStandby(row);
     return reservationFrom(row);
   }
 
@@ -164,22 +152,58 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
     return [...this.rows.values()].map((r) => ({ ...r }));
   }
 
+  /** As the DynamoDB adapter: the retired activation's slots are all taken, or it leaves the row. */
   async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
-    if (!row) return false;
-    if (row.activationId === activationId) {
+    const links = linksOf(row);
+    const at = links.findIndex((l) => l.activationId === activationId);
+    if (!row || at < 0) return false;
+    const issued = issuedOf(links);
+    const end = (n: number) => links.slice(0, n).reduce((sum, l) => sum + l.limit, 0);
+    if (at === 0) {
       // Exhausted; if the standby is already in use, the current one was exhausted anyway.
-      if ((row.standbyIssued ?? 0) === 0) row.issued = row.limit;
-    } else if (row.standbyId !== undefined && row.standbyId === activationId) {
-      if ((row.standbyIssued ?? 0) === 0) dropStandby(row);
-      else row.standbyIssued = row.standbyLimit;
+      setLinks(row, links, Math.max(issued, end(1)));
+    } else if (at === 1 && issued <= end(1)) {
+      dropStandby(row);
+    } else if (at === 1) {
+      setLinks(row, links, Math.max(issued, end(2)));
+    } else if (issued <= end(2)) {
+      setLinks(row, links.slice(0, 2), issued);
     } else {
-      return false;
+      setLinks(row, links, end(links.length));
     }
     if (options.revoked) row.revokedActivationId = activationId;
     return true;
   }
+}
+
+/** The counter as the DynamoDB row keeps it: one number running through the activations. */
+function issuedOf(links: readonly Link[]): number {
+  return links.reduce((sum, l) => sum + l.issued, 0);
+}
+
+/** Writes `links` back to the row (current, standby, queued) with `issued` shared out in order. */
+function setLinks(row: Mutable<PoolState>, links: readonly Link[], issued: number): void {
+  let start = 0;
+  const shared = links.map((l) => {
+    const share = { ...l, issued: Math.min(l.limit, Math.max(0, issued - start)) };
+    start += l.limit;
+    return share;
+  });
+  const [current, standby, ...queued] = shared;
+  if (!current) return;
+  row.activationId = current.activationId;
+  row.expiresAt = current.expiresAt;
+  row.limit = current.limit;
+  row.issued = current.issued;
+  dropStandby(row);
+  if (!standby) return;
+  row.standbyId = standby.activationId;
+  row.standbyExpiresAt = standby.expiresAt;
+  row.standbyLimit = standby.limit;
+  row.standbyIssued = standby.issued;
+  if (queued.length > 0) row.queued = queued;
 }
 
 function dropStandby(row: Mutable<PoolState>): void {
@@ -187,6 +211,7 @@ function dropStandby(row: Mutable<PoolState>): void {
   delete row.standbyExpiresAt;
   delete row.standbyLimit;
   delete row.standbyIssued;
+  delete row.queued;
 }
 
 export interface FakeActivation extends ActivationRecord {
