@@ -308,18 +308,27 @@ export class DynamoDbPoolStore implements PoolStateStore {
     // The lease and the generation keep every other refill, rotation and switch out; only a revoke
     // writes without them, and it drops activations (or exhausts them, which the counter keeps).
     // Pinning what was seen refuses a commit that would bring a dropped one back.
+    // Another refill that committed after our read without a drop left the generation as it was,
+    // so what was seen is pinned exactly: the same activations, no more, no fewer.
     const [seenCurrent, seenStandby, ...seenQueue] = refill.seen;
-    const pins = ["#leaseOwner = :owner AND #generation = :gen AND #issued >= :shift"];
-    if (seenCurrent !== undefined) {
-      pins.push("#activationId = :seen0");
-      values[":seen0"] = seenCurrent;
-    }
-    if (seenStandby !== undefined) {
+    const pins = [
+      "#leaseOwner = :owner AND #generation = :gen AND #issued >= :shift AND #activationId = :seen0",
+    ];
+    values[":seen0"] = seenCurrent;
+    if (seenStandby === undefined) {
+      pins.push("attribute_not_exists(#standbyId)");
+    } else {
       pins.push("#standbyId = :seen1");
       values[":seen1"] = seenStandby;
     }
-    if (seenQueue.length > 0) {
-      pins.push("contains(#queueIds, :seenLast) AND #queueGeneration = :gen");
+    if (seenQueue.length === 0) {
+      // A queue left behind by a release that knows none belongs to another generation.
+      pins.push("NOT #queueGeneration = :gen");
+    } else {
+      pins.push(
+        "#queueGeneration = :gen AND size(#queueIds) = :seenQueued AND contains(#queueIds, :seenLast)",
+      );
+      values[":seenQueued"] = seenQueue.length;
       values[":seenLast"] = seenQueue.at(-1);
     }
     const update = `SET ${set} REMOVE #leaseOwner, #leaseDeadline${behind.remove}`;

@@ -570,6 +570,37 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect((await store.read(pool))?.standbyId).toBe("act-s");
       });
 
+      it("commitRefill refuses a row that gained an activation since its read (another refill, same generation)", async () => {
+        const { pool } = await withStandby();
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "late",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        const next = { activationId: "act-late", expiresAt: NOW + 48 * HOUR, limit: 3 };
+        // It read the row before the standby's commit: writing its view would drop the standby.
+        expect(await refill(pool, "late", 1, [next], { seen: ["act-current"] })).toBe(false);
+        expect((await store.read(pool))?.standbyId).toBe("act-standby");
+        expect(await refill(pool, "late", 1, [next])).toBe(true);
+        // Likewise for a queue that grew since the read.
+        await store.acquireLease(pool, {
+          budget: ANY_BUDGET,
+          owner: "later",
+          generation: 1,
+          now: NOW,
+          deadline: NOW + LEASE_MS,
+        });
+        const last = { activationId: "act-last", expiresAt: NOW + 48 * HOUR, limit: 3 };
+        expect(await refill(pool, "later", 1, [last], { seen: ["act-current", "act-standby"] })).toBe(false);
+        expect(await refill(pool, "later", 1, [last])).toBe(true);
+        expect((await store.read(pool))?.queued?.map((q) => q.activationId)).toEqual([
+          "act-late",
+          "act-last",
+        ]);
+      });
+
       it("commitRefill refuses a standby it saw that a revoke has since dropped (I8)", async () => {
         const { pool } = await withStandby();
         await store.acquireLease(pool, {

@@ -81,7 +81,8 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
     }
     const links = linksOf(row);
     const issued = issuedOf(links);
-    if (issued < refill.shift || refill.seen.some((id, i) => links[i]?.activationId !== id)) return false;
+    const seen = links.map((l) => l.activationId).join();
+    if (issued < refill.shift || seen !== refill.seen.join()) return false;
     setLinks(
       row,
       refill.chain.map((a) => ({ ...a, issued: 0 })),
