@@ -131,12 +131,17 @@ export interface RefillPlan {
   readonly create: number;
 }
 
-export function planRefill(state: PoolState, pool: PoolConfig, now: number): RefillPlan {
+/**
+ * `afterRefill`: the same task committed a refill just before this read. Finding less than one
+ * activation's slots left already means the pool used up that refill while it ran: it ran dry.
+ */
+export function planRefill(state: PoolState, pool: PoolConfig, now: number, afterRefill = false): RefillPlan {
   const links = linksOf(state);
   const open = links.findIndex((l) => l.issued < l.limit);
   const dropped = links.slice(0, open < 0 ? links.length : open);
   const kept = links.slice(dropped.length);
-  const depth = nextStandbyDepth(state, now, false);
+  const outran = afterRefill && freeSlots(state) < (links[0]?.limit ?? 0);
+  const depth = nextStandbyDepth(state, now, outran);
   // With nothing kept, the first new activation becomes current, unused: it counts in the stock.
   const wanted = depth - unusedCount(kept);
   return {

@@ -293,21 +293,15 @@ export class Vendor {
   ): Promise<VendedPair | undefined> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
-    // A pool that ran dry (every slot of its activations used, none expiring) had too small a
-    // stock for its pace: this rotation makes the standbys too, at once and on the one lease,
-    // rather than leave them to a refill that a Lambda runs only after the invocations queued
-    // before it (I9).
-    const standbys =
-      pool.standby &&
-      !force &&
-      outgoing !== undefined &&
-      linksOf(outgoing).length > 0 &&
-      freeSlots(outgoing) === 0
-        ? Math.max(
-            0,
-            Math.min(nextStandbyDepth(outgoing, now, true), rotationBudgetRoom(outgoing, pool, now) - 1),
-          )
-        : 0;
+    // The rotation makes the pool's standbys too, at once and on the one lease, rather than leave
+    // them to a refill that a Lambda runs only after the invocations queued before it (I9). A pool
+    // that ran dry (every slot of its activations used, none expiring) had too small a stock for
+    // its pace: its depth doubles.
+    const ranDry = !force && linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
+    const depth = outgoing === undefined ? 1 : nextStandbyDepth(outgoing, now, ranDry);
+    const standbys = pool.standby
+      ? Math.max(0, Math.min(depth, rotationBudgetRoom(outgoing, pool, now) - 1))
+      : 0;
     // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
     // not a rival, stopped it.
     const owner = await this.takeLease(pool, generation, now, 1 + standbys);
@@ -338,15 +332,17 @@ export class Vendor {
           generation,
           nextGeneration,
           activation: activation as NewActivation,
-          ...(standbys > 0 && { standbys: behindIt, depth: standbys }),
+          ...(pool.standby && { standbys: behindIt, depth }),
         }),
       // Our lease lapsed and another request took over: what we created is an orphan.
       "rotation lease lost before commit; discarding the new activation",
     );
     if (!done) return undefined;
     const reservation = done.committed;
-    for (const c of done.created) this.codes.remember(c.activationId, c.activationCode);
-    const { activationId, activationCode, expiresAt } = done.created[0] as NewPair;
+    const [current, ...standbysMade] = done.created as [NewPair, ...NewPair[]];
+    const { activationId, activationCode, expiresAt } = current;
+    this.codes.remember(activationId, activationCode);
+    this.standbysMade(pool, standbysMade, depth);
     this.deps.metrics?.count("Rotations", 1, { Pool: pool.name });
     logger.info("rotated to a new activation", {
       pool: pool.name,
@@ -397,9 +393,9 @@ export class Vendor {
 
   /**
    * For a holder of the lease: `count` CreateActivation + PutParameter at once (tagged with
-   * consecutive generations from `generation`), then `commit`. Any failure releases the lease and
-   * deletes what was created; so does a refused commit (undefined), which is logged as `refused`
-   * and answered with undefined.
+   * consecutive generations from `generation`), then `commit` with those that were made. A failed
+   * first one or a failed commit releases the lease and deletes what was created; so does a
+   * refused commit (undefined), which is logged as `refused` and answered with undefined.
    */
   private async createAndCommit<T>(
     pool: PoolConfig,
@@ -413,10 +409,20 @@ export class Vendor {
       ),
     );
     const created = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const [first, ...more] = settled;
+    // The first one is what the caller came for (a rotation's current activation); the others
+    // are standbys, each worth having on its own: the commit takes the ones that were made.
+    const failedMore = more.flatMap((r) => (r.status === "rejected" ? [errorName(r.reason)] : []));
+    if (failedMore.length > 0 && first?.status === "fulfilled") {
+      this.deps.logger.warn("could not create every standby activation; the pool keeps fewer", {
+        pool: pool.name,
+        failed: failedMore.length,
+        error: failedMore[0],
+      });
+    }
     let committed: T | undefined;
     try {
-      const failed = settled.find((r) => r.status === "rejected");
-      if (failed) throw failed.reason;
+      if (first?.status === "rejected") throw first.reason;
       committed = await commit(
         created.map((c) => ({
           activationId: c.activationId,
@@ -523,14 +529,14 @@ export class Vendor {
    * tagged orphans and a lease that lapses (I3, I5). Returns whether it added activations. Never
    * throws for a refill someone else is doing.
    */
-  async refillStandby(poolName: string): Promise<boolean> {
+  async refillStandby(poolName: string, afterRefill = false): Promise<boolean> {
     const pool = this.deps.pools.get(poolName);
     if (!pool?.standby) return false;
-    const { store, clock, logger } = this.deps;
+    const { store, clock } = this.deps;
     const now = clock.now();
     const state = await store.read(pool.name);
     if (!state || !needsStandby(state) || leaseHeldByOther(state, now)) return false;
-    const plan = planRefill(state, pool, now);
+    const plan = planRefill(state, pool, now, afterRefill);
     if (plan.create === 0) return false;
     const owner = await this.takeLease(pool, state.generation, now, plan.create);
     if (owner === undefined) return false;
@@ -552,22 +558,27 @@ export class Vendor {
       "standby lost its lease or its place before commit; discarding it",
     );
     if (!done) return false;
-    for (const { activationId, activationCode, expiresAt } of done.created) {
-      this.codes.remember(activationId, activationCode);
-      logger.info("created a standby activation", {
-        pool: pool.name,
-        activationId,
-        depth: plan.depth,
-        expiresAt: new Date(expiresAt).toISOString(),
-        registrationLimit: pool.registrationLimit,
-      });
-    }
+    this.standbysMade(pool, done.created, plan.depth);
     this.wakeStandbyWaiters(pool.name);
-    this.deps.metrics?.count("StandbyRefills", done.created.length, { Pool: pool.name });
     // The commit's condition (issued >= shift) held, so the dropped ones were exhausted on the row
     // as we read it: they are outgoing activations now.
     await Promise.all(plan.dropped.map((l) => this.retireOutgoing(pool, l.activationId, l.issued)));
     return true;
+  }
+
+  /** Standbys just committed: their codes need no read, and each is logged and counted. */
+  private standbysMade(pool: PoolConfig, made: readonly NewPair[], depth: number): void {
+    for (const { activationId, activationCode, expiresAt } of made) {
+      this.codes.remember(activationId, activationCode);
+      this.deps.logger.info("created a standby activation", {
+        pool: pool.name,
+        activationId,
+        depth,
+        expiresAt: new Date(expiresAt).toISOString(),
+        registrationLimit: pool.registrationLimit,
+      });
+    }
+    if (made.length > 0) this.deps.metrics?.count("StandbyRefills", made.length, { Pool: pool.name });
   }
 
   /** Resolves when the refills this process started in the background have finished. */
@@ -620,7 +631,7 @@ export class Vendor {
     let installed = false;
     for (let round = 0; round < REFILL_ROUNDS; round++) {
       // Each refill reads the pool first and stops when it already has an unused standby.
-      if (!(await this.refillStandby(poolName))) return installed;
+      if (!(await this.refillStandby(poolName, installed))) return installed;
       installed = true;
     }
     return installed;

@@ -7,7 +7,7 @@ import { SsmActivations } from "../../src/aws/ssm-activations";
 import { ThrottledError } from "../../src/core/errors";
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
 import { Vendor } from "../../src/core/vend";
-import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
+import { linksOf, standbyDepth, TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 import { CapturingLogger } from "../support/fakes";
 import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
@@ -46,7 +46,8 @@ describe("Vendor over the emulator", () => {
         logger: new CapturingLogger(),
         options: { leaseMs: 30_000, rotationWaitMs: 10_000, deployment },
       });
-    return { deployment, vendors: Array.from({ length: count }, make) };
+    const store = new DynamoDbPoolStore(clients.dynamodb, tableName);
+    return { deployment, vendors: Array.from({ length: count }, make), store };
   }
 
   const creations = () => aws.emulator.controls.counters()["ssm:CreateActivation"] ?? 0;
@@ -107,11 +108,18 @@ describe("Vendor over the emulator", () => {
   });
 
   it("calls CreateActivation once per exhaustion while three processes race (I5)", async () => {
-    const { vendors } = await brokerProcesses({ race: { registrationLimit: 5 } }, 3);
+    const { vendors, store } = await brokerProcesses({ race: { registrationLimit: 5 } }, 3);
     const before = creations();
     const pairs = await Promise.all(Array.from({ length: 15 }, (_, i) => vendors[i % 3]!.vend("race")));
-    expect(creations() - before).toBe(3);
-    expect(new Set(pairs.map((p) => p.activationId)).size).toBe(3);
+    await Promise.all(vendors.map((v) => v.idle()));
+    const used = new Set(pairs.map((p) => p.activationId));
+    expect(used.size).toBe(3);
+    // Beside the three used, only the pool's unused stock: each on the row, within its depth (I9).
+    const row = await store.read("race");
+    const unused = linksOf(row).filter((l) => !used.has(l.activationId));
+    expect(unused.every((l) => l.issued === 0)).toBe(true);
+    expect(unused.length).toBeLessThanOrEqual(standbyDepth(row));
+    expect(creations() - before).toBe(used.size + unused.length);
   });
 
   it("answers Throttled, and creates nothing, when Parameter Store throttles the code's read", async () => {
