@@ -26,6 +26,7 @@ import {
   linksOf,
   needsStandby,
   leaseHeldByOther,
+  unusedCount,
   newActivationExpiry,
   nextStandbyDepth,
   planRefill,
@@ -293,15 +294,13 @@ export class Vendor {
   ): Promise<VendedPair | undefined> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
-    // The rotation makes the pool's standbys too, at once and on the one lease, rather than leave
-    // them to a refill that a Lambda runs only after the invocations queued before it (I9). A pool
-    // that ran dry (every slot of its activations used, none expiring) had too small a stock for
-    // its pace: its depth doubles.
-    const ranDry = !force && linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
-    const depth = outgoing === undefined ? 1 : nextStandbyDepth(outgoing, now, ranDry);
-    const standbys = pool.standby
-      ? Math.max(0, Math.min(depth, rotationBudgetRoom(outgoing, pool, now) - 1))
-      : 0;
+    // A pool that ran dry (every slot of its activations used, none expiring) had too small a
+    // stock for its pace: its depth doubles, and this rotation makes the standbys too, at once and
+    // on the one lease, rather than leave them to a refill that a Lambda runs only after the
+    // invocations queued before it (I9).
+    const ranDry = pool.standby && !force && linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
+    const depth = ranDry && outgoing ? nextStandbyDepth(outgoing, now, true) : 0;
+    const standbys = Math.max(0, Math.min(depth, rotationBudgetRoom(outgoing, pool, now) - 1));
     // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
     // not a rival, stopped it.
     const owner = await this.takeLease(pool, generation, now, 1 + standbys);
@@ -332,7 +331,9 @@ export class Vendor {
           generation,
           nextGeneration,
           activation: activation as NewActivation,
-          ...(pool.standby && { standbys: behindIt, depth }),
+          // Fewer made than asked for (throttling, a full Parameter Store): the depth follows
+          // what SSM lets us make, so a lasting failure does not double it on every rotation.
+          ...(standbys > 0 && { standbys: behindIt, depth: Math.max(1, Math.min(depth, behindIt.length)) }),
         }),
       // Our lease lapsed and another request took over: what we created is an orphan.
       "rotation lease lost before commit; discarding the new activation",
@@ -552,7 +553,10 @@ export class Vendor {
           dropped: plan.dropped.length,
           shift: plan.shift,
           chain: [...plan.kept, ...activations],
-          depth: plan.depth,
+          depth:
+            activations.length < plan.create
+              ? Math.max(1, unusedCount(plan.kept) + activations.length)
+              : plan.depth,
           now,
         })) || undefined,
       "standby lost its lease or its place before commit; discarding it",

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createAwsClients } from "../../src/aws/clients";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { SsmActivationInventory } from "../../src/aws/ssm-inventory";
-import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
+import { linksOf, MAX_LINKS, standbyDepth, TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { aLocalStack, registerNode } from "../support/local";
 import type { CrashPoint } from "./crashing-broker";
 
@@ -159,8 +159,9 @@ async function expectInvariants(s: Stack, pairs: Pair[], answers: Answer[]): Pro
     );
     const handedOut = new Set(pairs.map((p) => p.ActivationId));
     const orphans = [];
+    const named = new Set(linksOf(row).map((l) => l.activationId));
     for (const a of s.emulator.controls.activations()) {
-      if (a.activationId === row?.activationId || a.activationId === row?.standbyId) continue;
+      if (named.has(a.activationId)) continue;
       if (handedOut.has(a.activationId) || a.registrationsCount > 0) continue; // spent
       // An orphan: never handed out, and the janitor finds it by the broker's tags.
       expect(owned.has(a.activationId)).toBe(true);
@@ -172,10 +173,13 @@ async function expectInvariants(s: Stack, pairs: Pair[], answers: Answer[]): Pro
       );
       orphans.push(a.activationId);
     }
-    // A crash leaves at most the one activation it was making.
-    expect(orphans.length).toBeLessThanOrEqual(1);
-    // I9: apart from orphans, the standby is the only unused activation.
-    if (row?.standbyId && row.standbyIssued === 0) expect(handedOut.has(row.standbyId)).toBe(false);
+    // A crash leaves at most what its lease holder was making: one rotation's or one refill's
+    // activations, no more than a row holds.
+    expect(orphans.length).toBeLessThanOrEqual(MAX_LINKS);
+    // I9: apart from orphans, the unused activations are the row's stock, within its depth.
+    const unused = linksOf(row).filter((l) => l.issued === 0);
+    expect(unused.length).toBeLessThanOrEqual(standbyDepth(row));
+    for (const l of unused) expect(handedOut.has(l.activationId)).toBe(false);
   } finally {
     clients.dynamodb.destroy();
     clients.ssm.destroy();

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { MAX_STANDBY_DEPTH } from "../../src/core/vend-policy";
 import { aLocalStack, pools, registerNode } from "../support/local";
 
 /**
@@ -92,17 +93,17 @@ describe("burst of 2,000 concurrent requests, registration limit 10", () => {
     expect(Math.max(...counts.values())).toBeLessThanOrEqual(LIMIT);
   });
 
-  it("uses exactly ceil(handed-out / limit) activations, plus one unused standby at most (I5, I9)", () => {
+  it("uses exactly ceil(handed-out / limit) activations, plus the pool's unused stock (I5, I9)", () => {
     const expected = Math.ceil(pairs.length / LIMIT);
     expect(new Set(pairs.map((p) => p.ActivationId)).size).toBe(expected);
     const created = stack.emulator.controls.counters()["ssm:CreateActivation"] ?? 0;
     expect(created).toBeGreaterThanOrEqual(expected);
-    expect(created).toBeLessThanOrEqual(expected + 1);
-    // Every live activation was handed out, but for one unused standby at most (a refill that
-    // failed under load deletes what it created).
+    // The burst outruns a stock of one, so the pool keeps more while it lasts, never more than
+    // the deepest stock a row holds (a refill that failed under load deletes what it created).
+    expect(created).toBeLessThanOrEqual(expected + MAX_STANDBY_DEPTH);
     const used = new Set(pairs.map((p) => p.ActivationId));
     const unused = stack.emulator.controls.activations().filter((a) => !used.has(a.activationId));
-    expect(unused.length).toBeLessThanOrEqual(1);
+    expect(unused.length).toBeLessThanOrEqual(MAX_STANDBY_DEPTH);
   });
 
   it("hands out pairs that every one register through the agent's RegisterManagedInstance", async () => {

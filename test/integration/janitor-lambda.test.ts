@@ -51,16 +51,18 @@ it("cleans up, publishes slots and tier headroom as EMF, and never prints a code
     spy.mockRestore();
     logSpy.mockRestore();
   }
-  // Two superseded activations with every slot registered: deleted (their codes went with the
-  // rotations that replaced them).
-  expect(summary).toMatchObject({ deletedActivations: 2, deletedParameters: 0, hybridNodes: 3 });
+  // Three superseded activations with every slot registered: deleted (their codes went with the
+  // refills that dropped them; at limit 1 the third vend's refill drops the activation it used
+  // and makes the next one current).
+  expect(summary).toMatchObject({ deletedActivations: 3, deletedParameters: 0, hybridNodes: 3 });
   const output = lines.join("\n");
   const emf = lines
     .flatMap((l) => l.split("\n"))
     .filter((l) => l.includes('"_aws"'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
   const slots = emf.find((m) => m.SlotsLeft !== undefined);
-  expect(slots).toMatchObject({ Pool: "web", SlotsLeft: 0, service: "activation-broker" });
+  // The current activation is the one the last refill made: its one slot is left.
+  expect(slots).toMatchObject({ Pool: "web", SlotsLeft: 1, service: "activation-broker" });
   expect(emf.find((m) => m.TierHeadroomPercent !== undefined)).toMatchObject({
     TierHeadroomPercent: 99.7,
     ManagedNodes: 3,
