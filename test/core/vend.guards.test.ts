@@ -417,3 +417,79 @@ describe("what the vendor counts", () => {
     expect(line?.extra).toMatchObject({ pool: "default", maxActivationsPerHour: 1, rotationsInWindow: 1 });
   });
 });
+
+describe("a deeper stock (I9)", () => {
+  const pool = { pools: { default: { registrationLimit: 1, standby: true, maxActivationsPerHour: 50 } } };
+
+  /** A Lambda-like process (no background refill) and the pool run dry under it. */
+  async function dryPool() {
+    const fx = aVendor(pool);
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default"); // rotation: slot 1 of the only activation
+    return { fx, lambda };
+  }
+
+  it("a rotation on a dry pool brings the standbys, doubling the depth, tagged after the current one", async () => {
+    const { fx, lambda } = await dryPool();
+    const pair = await lambda.vend("default"); // dry: rotates with the standbys
+    expect(pair.rotated).toBe(true);
+    const row = await fx.store.read("default");
+    expect(row).toMatchObject({ activationId: pair.activationId, standbyDepth: 2, standbyIssued: 0 });
+    expect(row?.queued).toEqual([expect.objectContaining({ issued: 0 })]);
+    const tags = fx.activations.created.slice(1).map((a) => Number(a.request.tags[TAG_GENERATION]));
+    expect(tags).toEqual([row!.generation, row!.generation + 1, row!.generation + 2]);
+    expect(fx.logger.lines.filter((l) => l.message === "created a standby activation")).toHaveLength(2);
+  });
+
+  it("a standby that cannot be made is skipped: the rotation serves, the depth follows what was made", async () => {
+    const { fx, lambda } = await dryPool();
+    let creates = 0;
+    fx.activations.beforeCreate = () =>
+      ++creates === 3 ? Promise.reject(new TypeError("throttled")) : undefined;
+    const pair = await lambda.vend("default");
+    expect(pair.rotated).toBe(true);
+    const row = await fx.store.read("default");
+    expect(row).toMatchObject({ standbyDepth: 1, standbyIssued: 0 });
+    expect(row?.queued).toBeUndefined();
+    const line = fx.logger.lines.find((l) => l.message.startsWith("could not create every standby"));
+    expect(line?.extra).toEqual({ pool: "default", failed: 1, error: "TypeError" });
+  });
+
+  it("a rotation whose current activation cannot be made fails, deleting the standbys it made", async () => {
+    const { fx, lambda } = await dryPool();
+    let creates = 0;
+    fx.activations.beforeCreate = () =>
+      ++creates === 1 ? Promise.reject(new TypeError("throttled")) : undefined;
+    await expect(lambda.vend("default")).rejects.toBeInstanceOf(TypeError);
+    expect(fx.activations.live()).toHaveLength(1); // the spent first one only
+    expect((await fx.store.read("default"))?.leaseOwner).toBeUndefined();
+  });
+
+  it("the budget bounds a dry rotation's standbys, and counts them all", async () => {
+    const fx = aVendor({
+      pools: { default: { registrationLimit: 1, standby: true, maxActivationsPerHour: 2 } },
+    });
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default");
+    await lambda.vend("default"); // dry: room for one more activation only, so no standby
+    const row = await fx.store.read("default");
+    expect(row).toMatchObject({ rotationsInWindow: 2 });
+    expect(row?.standbyId).toBeUndefined();
+    expect(fx.activations.created).toHaveLength(2);
+  });
+
+  it("a refill that finds its own commit used up doubles the depth for its next round", async () => {
+    const fx = aVendor(pool);
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default");
+    // Each refill round's commit is used up at once by a vend, as a fast burst does.
+    const commitRefill = fx.store.commitRefill.bind(fx.store);
+    fx.store.commitRefill = async (name, refill) => {
+      const done = await commitRefill(name, refill);
+      if (done) for (let i = 0; i < refill.chain.length; i++) await fx.store.reserve(name, 0);
+      return done;
+    };
+    await fx.vendor.refillUntilReady("default");
+    expect((await fx.store.read("default"))?.standbyDepth).toBeGreaterThanOrEqual(4);
+  });
+});

@@ -114,6 +114,34 @@ describe("upgrading a live deployment (old and new code on one table)", () => {
     await expectNeverOverSubscribed([first, ...next], 4);
   });
 
+  it("old code meeting a queue the new code built hands out nothing twice, and the queue goes unreachable", async () => {
+    const limit = 2;
+    const { oldProcess, newProcess, store } = await deployment(limit);
+    const upgraded = newProcess();
+    const pairs: Handed[] = [await upgraded.vend("default")];
+    // Bursts the new code cannot keep a stock of one ahead of: it builds a queue.
+    while ((await store.read("default"))?.queued === undefined) {
+      pairs.push(...(await Promise.all(Array.from({ length: 12 }, () => upgraded.vend("default")))));
+      await upgraded.idle();
+      expect(pairs.length).toBeLessThan(400);
+    }
+    const withQueue = await store.read("default");
+    // The old release now serves the rest of the standby, finds the pool drained past it, and
+    // rotates over the queue; the new code carries on after it.
+    const old = oldProcess();
+    for (let i = 0; i < 2 * limit + 1; i++) pairs.push(await old.vend("default"));
+    await old.idle();
+    const afterOld = await store.read("default");
+    expect(afterOld?.generation).toBeGreaterThan(withQueue?.generation ?? 0);
+    expect(afterOld?.queued).toBeUndefined(); // another generation's queue: unreachable
+    for (let i = 0; i < 2 * limit; i++) pairs.push(await upgraded.vend("default"));
+    await upgraded.idle();
+    const queuedIds = new Set((withQueue?.queued ?? []).map((q) => q.activationId));
+    const fromQueueAfterOld = pairs.slice(-2 * limit).filter((p) => queuedIds.has(p.activationId));
+    expect(fromQueueAfterOld).toEqual([]);
+    await expectNeverOverSubscribed(pairs, limit);
+  });
+
   it("never over-subscribes an activation while old and new processes serve one burst", async () => {
     const limit = 3;
     const { oldProcess, newProcess } = await deployment(limit);
