@@ -234,6 +234,63 @@ describe("DynamoDbPoolStore", () => {
       return pool;
     }
 
+    const withQueue = (queue: AttributeValue, queueGeneration = "1") => ({
+      limit: { N: "1" },
+      standbyId: { S: "act-standby" },
+      standbyExpiresAt: { N: String(NOW + DAY) },
+      standbyLimit: { N: "1" },
+      standbyEnd: { N: "2" },
+      queue,
+      queueIds: { L: [{ S: "act-q" }] },
+      queueEnd: { N: "4" },
+      queueExpiresAt: { N: String(NOW + DAY) },
+      queueGeneration: { N: queueGeneration },
+    });
+    const entry = {
+      M: { activationId: { S: "act-q" }, expiresAt: { N: String(NOW + DAY) }, limit: { N: "2" } },
+    };
+
+    it("reads a queue of this generation, with each activation's share of the counter", async () => {
+      const pool = await handEditedRow({ ...withQueue({ L: [entry] }), issued: { N: "3" } });
+      expect((await store.read(pool))?.queued).toEqual([
+        { activationId: "act-q", expiresAt: NOW + DAY, limit: 2, issued: 1 },
+      ]);
+    });
+
+    it.each([
+      [
+        "another generation's queue (a release without queues rotated over it)",
+        withQueue({ L: [entry] }, "0"),
+      ],
+      ["a queue that is not a list", withQueue({ S: "act-q" })],
+      ["a queue entry that is not a map", withQueue({ L: [{ NULL: true }] })],
+      ["a queue entry that is a string", withQueue({ L: [{ S: "act-q" }] })],
+      [
+        "a queue entry without a limit",
+        withQueue({ L: [{ M: { activationId: { S: "act-q" }, expiresAt: { N: "1" } } }] }),
+      ],
+      ["a queue without a standby", { ...withQueue({ L: [entry] }), standbyId: undefined }],
+    ])("reads %s as no queue", async (_name, changes) => {
+      const pool = await handEditedRow(changes);
+      expect(await store.read(pool)).not.toHaveProperty("queued");
+    });
+
+    it("refuses a commit with no activation at all", async () => {
+      const pool = await handEditedRow({});
+      await expect(
+        store.commitRefill(pool, {
+          owner: "o",
+          generation: 1,
+          seen: ["act-current"],
+          dropped: 0,
+          shift: 0,
+          chain: [],
+          depth: 1,
+          now: NOW,
+        }),
+      ).rejects.toThrow("A refill commits at least the pool's current activation.");
+    });
+
     const standbyInUse = {
       limit: { N: "1" },
       standbyId: { S: "act-standby" },

@@ -847,6 +847,47 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           expect(await refill(pool, "q2", 1, [])).toBe(true);
         });
 
+        it("commitRotation can bring standbys: the standby, the queue and the depth, in one write", async () => {
+          const pool = newPool();
+          await store.acquireLease(pool, {
+            budget: ANY_BUDGET,
+            owner: "r",
+            generation: 0,
+            now: NOW,
+            deadline: NOW + LEASE_MS,
+          });
+          const [current, standby, queued] = ["act-c", "act-s", "act-q"].map((activationId, i) => ({
+            activationId,
+            expiresAt: NOW + (24 + i) * HOUR,
+            limit: 2,
+          }));
+          expect(
+            await store.commitRotation(pool, {
+              owner: "r",
+              generation: 0,
+              activation: current!,
+              standbys: [standby!, queued!],
+              depth: 2,
+            }),
+          ).toMatchObject({
+            activationId: "act-c",
+            slot: 1,
+            generation: 1,
+            needsStandby: false,
+            next: ["act-s", "act-q"],
+          });
+          expect(await store.read(pool)).toMatchObject({
+            generation: 1,
+            standbyId: "act-s",
+            standbyDepth: 2,
+          });
+          const taken: string[] = [];
+          for (let r = await store.reserve(pool, NOW); r; r = await store.reserve(pool, NOW)) {
+            taken.push(`${r.activationId}#${r.slot}`);
+          }
+          expect(taken).toEqual(["act-c#2", "act-s#1", "act-s#2", "act-q#1", "act-q#2"]);
+        });
+
         it("commitRotation drops the queue", async () => {
           const { pool } = await withQueue();
           await store.acquireLease(pool, {

@@ -4,6 +4,7 @@ import {
   activationTags,
   backoffMs,
   canReserve,
+  canSwitchToStandby,
   freeSlots,
   needsStandby,
   leaseHeldByOther,
@@ -186,5 +187,75 @@ describe("standby depth (I9)", () => {
       next: ["q2"],
     });
     expect(reservationFrom({ ...state, standbyDepth: 1 }).needsStandby).toBe(false);
+  });
+});
+
+describe("the queue in the policy (I2, I9)", () => {
+  const queued = (expiresAt: number[], issued = 0) =>
+    expiresAt.map((e, i) => ({
+      activationId: `q${i}`,
+      expiresAt: e,
+      limit: 2,
+      issued: i === 0 ? issued : 0,
+    }));
+  const spent = {
+    pool: "web",
+    generation: 1,
+    activationId: "a",
+    limit: 3,
+    issued: 3,
+    expiresAt: NOW + MARGIN + 1,
+    standbyId: "s",
+    standbyLimit: 2,
+    standbyIssued: 2,
+    standbyExpiresAt: NOW + MARGIN + 1,
+  };
+  const later = NOW + 10 * MARGIN;
+
+  it("reserves on the queue only while every queued activation outlives the margin", () => {
+    expect(canReserve({ ...spent, queued: queued([later, later]) }, pool, NOW)).toBe(true);
+    expect(canReserve({ ...spent, queued: queued([later, NOW + MARGIN]) }, pool, NOW)).toBe(false);
+    expect(canReserve({ ...spent, queued: queued([NOW + MARGIN, later]) }, pool, NOW)).toBe(false);
+    // The exhausted current and standby expiring do not matter once the queue is in use.
+    expect(
+      canReserve({ ...spent, expiresAt: NOW, standbyExpiresAt: NOW, queued: queued([later]) }, pool, NOW),
+    ).toBe(true);
+    expect(canReserve({ ...spent, queued: queued([later], 2) }, pool, NOW)).toBe(false);
+  });
+
+  it("switches to a standby only strictly beyond the margin", () => {
+    const expiring = { ...spent, issued: 1, expiresAt: NOW + MARGIN };
+    expect(
+      canSwitchToStandby({ ...expiring, standbyIssued: 0, standbyExpiresAt: NOW + MARGIN + 1 }, pool, NOW),
+    ).toBe(true);
+    expect(
+      canSwitchToStandby({ ...expiring, standbyIssued: 0, standbyExpiresAt: NOW + MARGIN }, pool, NOW),
+    ).toBe(false);
+  });
+
+  it("the deepest stock is 24 activations behind the current one", () => {
+    expect(MAX_STANDBY_DEPTH).toBe(24);
+    const full = { ...spent, issued: 0, standbyDepth: 24, queued: queued(Array(23).fill(later)) };
+    // 25 activations on the row: a refill makes none, whatever the depth asks.
+    expect(
+      planRefill({ ...full, standbyIssued: 1 }, { ...pool, maxActivationsPerHour: 100 }, NOW).create,
+    ).toBe(0);
+    // 24 on the row, two of them in use: the depth asks for two more, the row has room for one.
+    const nearlyFull = {
+      ...spent,
+      issued: 1,
+      standbyIssued: 1,
+      standbyDepth: 24,
+      queued: queued(Array(22).fill(later)),
+    };
+    expect(planRefill(nearlyFull, { ...pool, maxActivationsPerHour: 100 }, NOW).create).toBe(1);
+  });
+
+  it("a refill right after its own commit doubles the depth only when less than one activation's slots are left", () => {
+    const wide = { ...pool, maxActivationsPerHour: 100 };
+    const row = { ...spent, issued: 3, standbyIssued: 0, standbyLimit: 3, standbyDepth: 2 };
+    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, true).depth).toBe(4); // 2 left < 3
+    expect(planRefill(row, wide, NOW, true).depth).toBe(2); // 3 left: one activation's worth
+    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, false).depth).toBe(2); // not after a commit
   });
 });

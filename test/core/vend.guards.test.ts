@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { RotationBudgetExhaustedError, RotationInProgressError } from "../../src/core/errors";
 import type { Sleeper } from "../../src/core/ports";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
-import { TAG_GENERATION } from "../../src/core/vend-policy";
+import { linksOf, TAG_GENERATION } from "../../src/core/vend-policy";
 import { RecordingMetrics } from "../support/fakes";
 import { aVendor, holdLease, standbyMadeLater } from "../support/vendor-mother";
 
@@ -491,5 +491,89 @@ describe("a deeper stock (I9)", () => {
     };
     await fx.vendor.refillUntilReady("default");
     expect((await fx.store.read("default"))?.standbyDepth).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe("a deeper stock, what it leaves behind (I9)", () => {
+  const HOUR = 3_600_000;
+  const pool = (extra: Record<string, unknown> = {}) => ({
+    pools: { default: { registrationLimit: 1, standby: true, maxActivationsPerHour: 50, ...extra } },
+  });
+
+  it("a dry rotation counts every activation it makes against the budget, and retires the used ones it drops", async () => {
+    const fx = aVendor(pool());
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default"); // 1 activation
+    const spentId = (await fx.store.read("default"))!.activationId!;
+    await lambda.vend("default"); // dry: 1 + 2
+    expect((await fx.store.read("default"))?.rotationsInWindow).toBe(4);
+    // The used one is retired, not deleted: servers with its pairs may not have registered yet.
+    expect(fx.activations.live().map((a) => a.activationId)).toContain(spentId);
+    expect([...fx.secrets.items.values()].map((s) => s.activationId)).not.toContain(spentId);
+  });
+
+  it("a rotation over an expiring activation with slots left brings no standby and keeps the depth", async () => {
+    const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const first = await lambda.vend("default");
+    fx.store.rows.get("default")!.standbyDepth = 4;
+    fx.clock.current = first.expiresAt - 30 * 60_000;
+    const before = fx.activations.created.length;
+    const rotated = await lambda.vend("default");
+    expect(rotated.rotated).toBe(true);
+    expect(fx.activations.created).toHaveLength(before + 1);
+    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 4, rotationsInWindow: 1 });
+    expect((await fx.store.read("default"))?.standbyId).toBeUndefined();
+  });
+
+  it("a switch to the standby deletes the queue behind it, which nobody used", async () => {
+    const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const first = await lambda.vend("default");
+    // Standbys made an hour later outlive the current activation's margin.
+    fx.clock.advance(HOUR);
+    fx.store.rows.get("default")!.standbyDepth = 2;
+    expect(await fx.vendor.refillUntilReady("default")).toBe(true);
+    const row = await fx.store.read("default");
+    const queuedId = row!.queued![0]!.activationId;
+    fx.clock.current = first.expiresAt - 30 * 60_000;
+    const switched = await lambda.vend("default");
+    expect(switched.activationId).toBe(row!.standbyId);
+    expect(fx.activations.live().map((a) => a.activationId)).not.toContain(queuedId);
+  });
+
+  it("a rotation whose current activation and a standby both fail warns of no missing standby", async () => {
+    const fx = aVendor(pool());
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default");
+    let creates = 0;
+    fx.activations.beforeCreate = () =>
+      ++creates <= 2 ? Promise.reject(new TypeError("throttled")) : undefined;
+    await expect(lambda.vend("default")).rejects.toBeInstanceOf(TypeError);
+    expect(fx.logger.lines.some((l) => l.message.startsWith("could not create every standby"))).toBe(false);
+  });
+
+  it("a refill with no room in the budget takes no lease and says it made nothing", async () => {
+    const fx = aVendor(pool({ maxActivationsPerHour: 2 }));
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default");
+    await lambda.vend("default"); // dry: the budget's last activation, no standby
+    const writes = fx.store.writes;
+    expect(await fx.vendor.refillStandby("default")).toBe(false);
+    expect(fx.store.writes).toBe(writes);
+  });
+
+  it("a refill that makes fewer than it asked keeps the depth to what it has", async () => {
+    const fx = aVendor(pool());
+    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default");
+    fx.store.rows.get("default")!.standbyDepth = 3;
+    let creates = 0;
+    fx.activations.beforeCreate = () =>
+      ++creates === 2 ? Promise.reject(new TypeError("throttled")) : undefined;
+    expect(await fx.vendor.refillStandby("default")).toBe(true);
+    // Three asked (the spent current one is dropped), two made: both unused, so the depth is two.
+    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 2 });
+    expect(linksOf(await fx.store.read("default"))).toHaveLength(2);
   });
 });
