@@ -1,6 +1,6 @@
 import { type DynamoDBClient, paginateScan, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type { PoolInventory, PoolRow } from "../core/inventory";
-import { readString, toPoolState } from "./dynamodb-pool-store";
+import { QUEUE_ATTRIBUTES, readString, STANDBY_ATTRIBUTES, toPoolState } from "./dynamodb-pool-store";
 import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
@@ -20,9 +20,6 @@ const NAMES = {
   "#queueGeneration": "queueGeneration",
   "#generation": "generation",
 } as const;
-
-const STANDBY_ATTRIBUTES = "#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd";
-const QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
 
 /** Called once per page read, so a long listing can show progress. */
 export type PageProgress = (operation: string, page: number, itemsSoFar: number) => void;
@@ -76,7 +73,7 @@ export class DynamoDbPoolInventory implements PoolInventory {
       { update: "SET #issued = #limit", condition: "#activationId = :id AND #issued <= #limit" },
       { update: "SET #issued = #issued", condition: "#activationId = :id AND #issued > #limit" },
       {
-        update: `REMOVE ${STANDBY_ATTRIBUTES}, ${QUEUE_ATTRIBUTES}`,
+        update: `REMOVE ${STANDBY_ATTRIBUTES}`,
         condition: "#standbyId = :id AND #issued <= #limit",
       },
       {

@@ -58,9 +58,9 @@ const NAMES = {
  * switch, a promotion) moves the generation on, which leaves the queue behind: no reservation
  * takes it and readers ignore it, so its activations are orphans for the janitor.
  */
-const QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
-/** Every standby attribute: dropped together when the standby becomes current or is spent. */
-const STANDBY_ATTRIBUTES = `#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd, ${QUEUE_ATTRIBUTES}`;
+export const QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
+/** Every standby attribute, the queue's with them: dropped together when the standby goes. */
+export const STANDBY_ATTRIBUTES = `#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd, ${QUEUE_ATTRIBUTES}`;
 
 type Name = keyof typeof NAMES;
 
@@ -220,11 +220,8 @@ export class DynamoDbPoolStore implements PoolStateStore {
 
   async commitRotation(pool: string, rotation: RotationCommit): Promise<Reservation | undefined> {
     const { activation } = rotation;
-    const behind = this.behind(
-      activation,
-      rotation.standbys ?? [],
-      rotation.nextGeneration ?? rotation.generation + 1,
-    );
+    const nextGeneration = rotation.nextGeneration ?? rotation.generation + 1;
+    const behind = this.behind(activation, rotation.standbys ?? [], nextGeneration);
     const update =
       "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
       `#generation = :next${behind.set}${rotation.depth === undefined ? "" : ", #standbyDepth = :depth"} ` +
@@ -240,7 +237,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         ":expiresAt": activation.expiresAt,
         ":limit": activation.limit,
         ":one": 1,
-        ":next": rotation.nextGeneration ?? rotation.generation + 1,
+        ":next": nextGeneration,
         ":owner": rotation.owner,
         ":gen": rotation.generation,
         ...behind.values,

@@ -93,12 +93,12 @@ export function unusedCount(links: readonly Link[]): number {
   return links.filter((l) => l.issued === 0).length;
 }
 
-/** The depth the row asks for: 1 unless a refill measured more (I9). */
+/** The depth the row asks for: 1 unless a dry rotation or a refill set more (I9). */
 export function standbyDepth(state: PoolState | undefined): number {
   return Math.min(MAX_STANDBY_DEPTH, Math.max(1, state?.standbyDepth ?? 1));
 }
 
-/** The pool has an activation but fewer unused ones behind it than its depth: refill (I9). */
+/** The pool has an activation but fewer unused ones than its depth: refill (I9). */
 export function needsStandby(state: PoolState | undefined): boolean {
   const links = linksOf(state);
   return links.length > 0 && unusedCount(links) < standbyDepth(state);

@@ -421,6 +421,7 @@ export class Vendor {
         error: failedMore[0],
       });
     }
+    const discardAll = () => Promise.all(created.map((c) => this.discard(pool.name, c.activationId)));
     let committed: T | undefined;
     try {
       if (first?.status === "rejected") throw first.reason;
@@ -434,7 +435,7 @@ export class Vendor {
     } catch (error) {
       this.deps.metrics?.count("RotationFailures", 1, { Pool: pool.name });
       await this.releaseLease(pool.name, lease.owner);
-      await Promise.all(created.map((c) => this.discard(pool.name, c.activationId)));
+      await discardAll();
       throw error;
     }
     if (committed === undefined) {
@@ -443,7 +444,7 @@ export class Vendor {
         activationIds: created.map((c) => c.activationId),
         generation: lease.generation,
       });
-      await Promise.all(created.map((c) => this.discard(pool.name, c.activationId)));
+      await discardAll();
       return undefined;
     }
     return { created, committed };

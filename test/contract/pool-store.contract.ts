@@ -32,6 +32,9 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
     const run = Math.random().toString(36).slice(2, 8);
     let counter = 0;
     const newPool = () => `c${run}-${++counter}`;
+    /** The lease at NOW, with a budget no case reaches: what every case but the budget's own takes. */
+    const lease = (pool: string, owner: string, generation: number) =>
+      store.acquireLease(pool, { budget: ANY_BUDGET, owner, generation, now: NOW, deadline: NOW + LEASE_MS });
 
     beforeAll(async () => {
       fixture = await makeStore();
@@ -44,15 +47,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
     /** A pool at generation 1 with a fresh activation and slot 1 already taken by the rotator. */
     async function seeded(options: { limit?: number; expiresAt?: number; activationId?: string } = {}) {
       const pool = newPool();
-      expect(
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "seeder",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        }),
-      ).toBe(true);
+      expect(await lease(pool, "seeder", 0)).toBe(true);
       const first = await store.commitRotation(pool, {
         owner: "seeder",
         generation: 0,
@@ -81,13 +76,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("fails on a row that has a lease but no activation yet", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 0);
         expect(await store.reserve(pool, NOW)).toBeUndefined();
       });
 
@@ -124,15 +113,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
     describe("acquireLease", () => {
       it("creates the row at generation 0 when none exists", async () => {
         const pool = newPool();
-        expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "a",
-            generation: 0,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          }),
-        ).toBe(true);
+        expect(await lease(pool, "a", 0)).toBe(true);
         const state = await store.read(pool);
         expect(state).toEqual({
           pool,
@@ -145,15 +126,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("fails on a missing row when the caller expects a later generation, without creating it", async () => {
         const pool = newPool();
-        expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "a",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          }),
-        ).toBe(false);
+        expect(await lease(pool, "a", 1)).toBe(false);
         expect(await store.read(pool)).toBeUndefined();
       });
 
@@ -202,23 +175,9 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("can be taken again at generation 0 after a first rotation was abandoned", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 0);
         await store.releaseLease(pool, "a");
-        expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "b",
-            generation: 0,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          }),
-        ).toBe(true);
+        expect(await lease(pool, "b", 0)).toBe(true);
         expect(await store.read(pool)).toEqual({
           pool,
           generation: 0,
@@ -230,15 +189,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("keeps the current activation and slots while a rotation is under way", async () => {
         const pool = await seeded({ limit: 1, activationId: "act-kept" });
-        expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "r",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          }),
-        ).toBe(true);
+        expect(await lease(pool, "r", 1)).toBe(true);
         expect(await store.read(pool)).toMatchObject({
           generation: 1,
           activationId: "act-kept",
@@ -251,13 +202,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
     describe("commitRotation", () => {
       it("installs the activation, bumps the generation, takes slot 1 and clears the lease", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 0);
         const activation = { activationId: "act-new", expiresAt: NOW + 24 * HOUR, limit: 5 };
         const reservation = await store.commitRotation(pool, { owner: "a", generation: 0, activation });
         expect(reservation).toEqual<Reservation>({
@@ -282,13 +227,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("replaces an exhausted activation and restarts the slots", async () => {
         const pool = await seeded({ limit: 1, activationId: "act-old" });
         expect(await store.reserve(pool, NOW)).toBeUndefined();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "r",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "r", 1);
         const activation = { activationId: "act-next", expiresAt: NOW + 48 * HOUR, limit: 2 };
         expect(
           await store.commitRotation(pool, { owner: "r", generation: 1, activation }),
@@ -305,13 +244,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a caller that does not hold the lease, leaving the row untouched", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 0);
         const before = await store.read(pool);
         const activation = { activationId: "act-intruder", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "b", generation: 0, activation })).toBeUndefined();
@@ -320,13 +253,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a holder whose lease lapsed and was taken over", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 0);
         const later = NOW + LEASE_MS;
         await store.acquireLease(pool, {
           budget: ANY_BUDGET,
@@ -342,13 +269,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a commit for a stale generation, even by the lease owner", async () => {
         const pool = await seeded({ activationId: "act-current" });
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 1);
         const activation = { activationId: "act-stale", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeUndefined();
         expect(await store.commitRotation(pool, { owner: "a", generation: 2, activation })).toBeUndefined();
@@ -361,13 +282,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("refuses a second commit with the same lease (one activation per generation)", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 0);
         const activation = { activationId: "act-once", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeDefined();
         expect(
@@ -486,15 +401,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         ...(options.expiresAt !== undefined && { expiresAt: options.expiresAt }),
         activationId: "act-current",
       });
-      expect(
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "filler",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        }),
-      ).toBe(true);
+      expect(await lease(pool, "filler", 1)).toBe(true);
       const standby = {
         activationId: "act-standby",
         expiresAt: options.standbyExpiresAt ?? NOW + 48 * HOUR,
@@ -553,13 +460,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const pool = await seeded();
         const activation = { activationId: "act-s", expiresAt: NOW + 48 * HOUR, limit: 3 };
         expect(await refill(pool, "nobody", 1, [activation])).toBe(false);
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "f",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "f", 1);
         expect(await refill(pool, "f", 0, [activation])).toBe(false);
         // A current activation other than the one it saw (a revoke or a rotation got there first).
         expect(await refill(pool, "f", 1, [activation], { seen: ["act-elsewhere"] })).toBe(false);
@@ -572,26 +473,14 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("commitRefill refuses a row that gained an activation since its read (another refill, same generation)", async () => {
         const { pool } = await withStandby();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "late",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "late", 1);
         const next = { activationId: "act-late", expiresAt: NOW + 48 * HOUR, limit: 3 };
         // It read the row before the standby's commit: writing its view would drop the standby.
         expect(await refill(pool, "late", 1, [next], { seen: ["act-current"] })).toBe(false);
         expect((await store.read(pool))?.standbyId).toBe("act-standby");
         expect(await refill(pool, "late", 1, [next])).toBe(true);
         // Likewise for a queue that grew since the read.
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "later",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "later", 1);
         const last = { activationId: "act-last", expiresAt: NOW + 48 * HOUR, limit: 3 };
         expect(await refill(pool, "later", 1, [last], { seen: ["act-current", "act-standby"] })).toBe(false);
         expect(await refill(pool, "later", 1, [last])).toBe(true);
@@ -603,13 +492,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("commitRefill refuses a standby it saw that a revoke has since dropped (I8)", async () => {
         const { pool } = await withStandby();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "f",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "f", 1);
         const seen = ["act-current", "act-standby"];
         expect(await refill(pool, "f", 1, [], { seen: ["act-current", "act-other"] })).toBe(false);
         const next = { activationId: "act-next", expiresAt: NOW + 48 * HOUR, limit: 3 };
@@ -659,13 +542,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("commitRefill drops the exhausted current one, keeps the standby's slots counting, and appends", async () => {
         const { pool, standby } = await withStandby({ limit: 1, standbyLimit: 3 });
         await store.reserve(pool, NOW); // standby slot 1
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "f2",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "f2", 1);
         const next = { activationId: "act-next", expiresAt: NOW + 72 * HOUR, limit: 4 };
         expect(await refill(pool, "f2", 1, [next], { drop: 1, depth: 2 })).toBe(true);
         expect(await store.read(pool)).toEqual({
@@ -694,13 +571,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
       it("commitRefill does not drop an activation with slots left", async () => {
         const { pool } = await withStandby({ limit: 3 });
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "f2",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "f2", 1);
         const next = { activationId: "act-next", expiresAt: NOW + 72 * HOUR, limit: 4 };
         expect(await refill(pool, "f2", 1, [next], { drop: 1 })).toBe(false);
         expect((await store.read(pool))?.activationId).toBe("act-current");
@@ -710,13 +581,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const { pool } = await withStandby({ limit: 1, standbyLimit: 1 });
         await store.reserve(pool, NOW);
         expect(await store.reserve(pool, NOW)).toBeUndefined();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "f",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "f", 1);
         const fresh = { activationId: "act-fresh", expiresAt: NOW + 72 * HOUR, limit: 2 };
         expect(await refill(pool, "f", 1, [fresh], { drop: 2 })).toBe(true);
         expect(await store.read(pool)).toEqual({
@@ -737,13 +602,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         /** Current (limit 1, slot 1 taken), standby (limit 2) and two queued (limits 3 and 1). */
         async function withQueue(queueExpiresAt = [NOW + 72 * HOUR, NOW + 96 * HOUR]) {
           const { pool } = await withStandby({ limit: 1, standbyLimit: 2 });
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "q",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          });
+          await lease(pool, "q", 1);
           const queued = [
             { activationId: "act-q1", expiresAt: queueExpiresAt[0] as number, limit: 3 },
             { activationId: "act-q2", expiresAt: queueExpiresAt[1] as number, limit: 1 },
@@ -802,13 +661,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         it("commitRefill drops the exhausted front and shifts the queue up", async () => {
           const { pool } = await withQueue();
           for (let i = 0; i < 3; i++) await store.reserve(pool, NOW); // standby 1-2, q1 slot 1
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "q2",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          });
+          await lease(pool, "q2", 1);
           const q3 = { activationId: "act-q3", expiresAt: NOW + 99 * HOUR, limit: 5 };
           expect(await refill(pool, "q2", 1, [q3], { drop: 2, depth: 2 })).toBe(true);
           expect(await store.read(pool)).toMatchObject({
@@ -835,13 +688,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
         it("commitRefill refuses a queue it saw that a revoke has since dropped (I8)", async () => {
           const { pool } = await withQueue();
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "q2",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          });
+          await lease(pool, "q2", 1);
           const seen = ["act-current", "act-standby", "act-q1", "act-gone"];
           expect(await refill(pool, "q2", 1, [], { seen })).toBe(false);
           expect(await refill(pool, "q2", 1, [])).toBe(true);
@@ -849,13 +696,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
         it("commitRotation can bring standbys: the standby, the queue and the depth, in one write", async () => {
           const pool = newPool();
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "r",
-            generation: 0,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          });
+          await lease(pool, "r", 0);
           const [current, standby, queued] = ["act-c", "act-s", "act-q"].map((activationId, i) => ({
             activationId,
             expiresAt: NOW + (24 + i) * HOUR,
@@ -890,13 +731,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
         it("commitRotation drops the queue", async () => {
           const { pool } = await withQueue();
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "r",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          });
+          await lease(pool, "r", 1);
           const activation = { activationId: "act-rotated", expiresAt: NOW + 24 * HOUR, limit: 2 };
           await store.commitRotation(pool, { owner: "r", generation: 1, nextGeneration: 5, activation });
           const after = await store.read(pool);
@@ -906,13 +741,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
 
         it("switchToStandby drops the queue: its slots are not reserved on top of the new current one", async () => {
           const { pool } = await withStandby({ limit: 5, expiresAt: NOW + 2 * HOUR, standbyLimit: 1 });
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "q",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          });
+          await lease(pool, "q", 1);
           const queued = { activationId: "act-q1", expiresAt: NOW + 72 * HOUR, limit: 2 };
           expect(await refill(pool, "q", 1, [queued])).toBe(true);
           expect(await store.switchToStandby(pool, NOW + 2 * HOUR)).toMatchObject({
@@ -971,13 +800,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const { pool } = await withStandby({ limit: 1, standbyLimit: 1 });
         await store.reserve(pool, NOW);
         expect(await store.reserve(pool, NOW)).toBeUndefined();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "r",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "r", 1);
         const activation = { activationId: "act-rotated", expiresAt: NOW + 24 * HOUR, limit: 2 };
         expect(await store.commitRotation(pool, { owner: "r", generation: 1, activation })).toMatchObject({
           activationId: "act-rotated",
@@ -1010,49 +833,21 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
     describe("releaseLease", () => {
       it("clears the owner's lease so another request can rotate at once", async () => {
         const pool = await seeded({ activationId: "act-r" });
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 1,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 1);
         await store.releaseLease(pool, "a");
         const state = await store.read(pool);
         expect(state?.leaseOwner).toBeUndefined();
         expect(state?.leaseDeadline).toBeUndefined();
         expect(state).toMatchObject({ generation: 1, activationId: "act-r" });
-        expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "b",
-            generation: 1,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          }),
-        ).toBe(true);
+        expect(await lease(pool, "b", 1)).toBe(true);
       });
 
       it("is a no-op for a caller that does not hold the lease", async () => {
         const pool = newPool();
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
-          owner: "a",
-          generation: 0,
-          now: NOW,
-          deadline: NOW + LEASE_MS,
-        });
+        await lease(pool, "a", 0);
         await store.releaseLease(pool, "b");
         expect(await store.read(pool)).toMatchObject({ leaseOwner: "a", leaseDeadline: NOW + LEASE_MS });
-        expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
-            owner: "b",
-            generation: 0,
-            now: NOW,
-            deadline: NOW + LEASE_MS,
-          }),
-        ).toBe(false);
+        expect(await lease(pool, "b", 0)).toBe(false);
       });
 
       it("is a no-op on a pool without a row", async () => {
