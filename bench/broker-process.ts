@@ -36,7 +36,7 @@ const clients = createAwsClients({
 await ensurePoolTable(clients.dynamodb, settings.tableName);
 const { logger } = createLogger();
 const broker = createBroker({ settings, clients, logger, clock });
-const server = createNodeServer(broker.handler, { logger });
+const server = createNodeServer(broker.handler, { logger, limits: settings.server });
 server.keepAliveTimeout = 60_000;
 const { port } = await listen(server, 0, "127.0.0.1");
 

@@ -260,7 +260,15 @@ const SETTLE_TIMEOUT_MS = 60_000;
 
 async function startTarget(emulatorUrl: string): Promise<Target> {
   if (containers === undefined) {
-    const broker = await startBrokerProcess({ ...brokerEnv, BENCH_EMULATOR_URL: emulatorUrl });
+    const broker = await startBrokerProcess({
+      ...brokerEnv,
+      // As in local mode (npm start): the load generator's thousands of servers all connect from
+      // 127.0.0.1, so the per-source caps would measure themselves, not the broker.
+      BROKER_RATE_LIMIT_PER_SECOND: "0",
+      BROKER_MAX_CONNECTIONS: "20000",
+      BROKER_MAX_CONNECTIONS_PER_SOURCE: "20000",
+      BENCH_EMULATOR_URL: emulatorUrl,
+    });
     return {
       url: broker.url,
       setClockOffset: (ms) => broker.setClockOffset(ms),
@@ -667,6 +675,8 @@ function summarise(
     activations: {
       created: counters["ssm:CreateActivation"] ?? 0,
       live: own.length,
+      // The stock the burst left: live, no server registered with it (I9 bounds it by the depth).
+      unused: own.filter((a) => a.registrationsCount === 0).length,
       // A warm-up vend took slot 1 of the pool's first activation before counting began.
       optimum: args["cold-pool"]
         ? Math.ceil(plan.servers / plan.limit)
@@ -700,6 +710,7 @@ function renderTable(results: readonly RunResult[]): string {
       "registered",
       "failed",
       "activations/opt",
+      "unused",
       "AWS calls/vend",
       "200/429/503/other",
       "retries",
@@ -720,6 +731,7 @@ function renderTable(results: readonly RunResult[]): string {
         `${r.registered}/${r.servers}`,
         String(failed),
         `${r.activations.created}/${r.activations.optimum}`,
+        String(r.activations.unused),
         String(r.awsCallsPerVend.total ?? "-"),
         `${r.answers["200"] ?? 0}/${r.answers["429"] ?? 0}/${r.answers["503"] ?? 0}/${other}`,
         String(r.clientRetries),

@@ -224,7 +224,8 @@ export class DynamoDbPoolStore implements PoolStateStore {
     const behind = this.behind(activation, rotation.standbys ?? [], nextGeneration);
     const update =
       "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
-      `#generation = :next${behind.set}${rotation.depth === undefined ? "" : ", #standbyDepth = :depth"} ` +
+      `#generation = :next${behind.set}${rotation.depth === undefined ? "" : ", #standbyDepth = :depth"}` +
+      `${rotation.refilledAt === undefined ? "" : ", #refilledAt = :now"} ` +
       `REMOVE #leaseOwner, #leaseDeadline${behind.remove}`;
     const condition = "#leaseOwner = :owner AND #generation = :gen";
     const item = await this.conditionalUpdate({
@@ -242,6 +243,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         ":gen": rotation.generation,
         ...behind.values,
         ...(rotation.depth !== undefined && { ":depth": rotation.depth }),
+        ...(rotation.refilledAt !== undefined && { ":now": rotation.refilledAt }),
       }),
       ReturnValues: "ALL_NEW",
     });

@@ -81,9 +81,9 @@ export interface NewActivation {
 }
 
 /**
- * A rotation's one write: the new current activation, and when the pool ran dry (a burst
- * outran its stock) the activations that go behind it (`standbys`, standby first, at most
- * MAX_STANDBY_DEPTH) with the depth it now keeps (I9).
+ * A rotation's one write: the new current activation and, for a pool that keeps a standby, the
+ * activations that go behind it (`standbys`, standby first, at most MAX_STANDBY_DEPTH) with the
+ * depth it now keeps and when they were made, from which the depth's decay counts (I9).
  */
 export interface RotationCommit {
   readonly owner: string;
@@ -92,6 +92,7 @@ export interface RotationCommit {
   readonly nextGeneration?: number;
   readonly standbys?: readonly NewActivation[];
   readonly depth?: number;
+  readonly refilledAt?: number;
 }
 
 /**

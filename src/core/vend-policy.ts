@@ -116,6 +116,15 @@ export function nextStandbyDepth(state: PoolState, now: number, ranDry: boolean)
   return idle ? Math.max(1, Math.floor(depth / 2)) : depth;
 }
 
+/**
+ * The depth a commit records (I9): `depth` as planned when every activation asked for was made;
+ * when fewer were (throttling, a full Parameter Store), the unused activations the pool is left
+ * with (at least 1), so a lasting failure does not double the depth on every round.
+ */
+export function depthAfterCreation(depth: number, unusedAfter: number, short: boolean): number {
+  return short ? Math.max(1, unusedAfter) : depth;
+}
+
 /** What a refill starting now does (I9), from the row it read before taking the lease. */
 export interface RefillPlan {
   /** The row's activations as read, current first: the commit pins them. */

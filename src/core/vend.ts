@@ -22,6 +22,7 @@ import {
   backoffMs,
   canReserve,
   canSwitchToStandby,
+  depthAfterCreation,
   freeSlots,
   linksOf,
   needsStandby,
@@ -294,13 +295,15 @@ export class Vendor {
   ): Promise<VendedPair | undefined> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
-    // A pool that ran dry (every slot of its activations used, none expiring) had too small a
-    // stock for its pace: its depth doubles, and this rotation makes the standbys too, at once and
-    // on the one lease, rather than leave them to a refill that a Lambda runs only after the
-    // invocations queued before it (I9).
-    const ranDry = pool.standby && !force && linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
-    const depth = ranDry && outgoing ? nextStandbyDepth(outgoing, now, true) : 0;
-    const standbys = Math.max(0, Math.min(depth, rotationBudgetRoom(outgoing, pool, now) - 1));
+    // The rotation makes the pool's standbys too, at once and on the one lease, so a cold or
+    // drained pool has its stock at once rather than after a refill that a Lambda runs only after
+    // the invocations queued before it (I9). A pool that ran dry (every slot of its activations
+    // used, none expiring) had too small a stock for its pace: its depth doubles.
+    const ranDry = !force && linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
+    const depth = outgoing === undefined ? 1 : nextStandbyDepth(outgoing, now, ranDry);
+    const standbys = pool.standby
+      ? Math.max(0, Math.min(depth, rotationBudgetRoom(outgoing, pool, now) - 1))
+      : 0;
     // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
     // not a rival, stopped it.
     const owner = await this.takeLease(pool, generation, now, 1 + standbys);
@@ -331,9 +334,11 @@ export class Vendor {
           generation,
           nextGeneration,
           activation: activation as NewActivation,
-          // Fewer made than asked for (throttling, a full Parameter Store): the depth follows
-          // what SSM lets us make, so a lasting failure does not double it on every rotation.
-          ...(standbys > 0 && { standbys: behindIt, depth: Math.max(1, Math.min(depth, behindIt.length)) }),
+          ...(pool.standby && {
+            standbys: behindIt,
+            depth: depthAfterCreation(depth, behindIt.length, behindIt.length < standbys),
+            refilledAt: now,
+          }),
         }),
       // Our lease lapsed and another request took over: what we created is an orphan.
       "rotation lease lost before commit; discarding the new activation",
@@ -554,10 +559,11 @@ export class Vendor {
           dropped: plan.dropped.length,
           shift: plan.shift,
           chain: [...plan.kept, ...activations],
-          depth:
-            activations.length < plan.create
-              ? Math.max(1, unusedCount(plan.kept) + activations.length)
-              : plan.depth,
+          depth: depthAfterCreation(
+            plan.depth,
+            unusedCount(plan.kept) + activations.length,
+            activations.length < plan.create,
+          ),
           now,
         })) || undefined,
       "standby lost its lease or its place before commit; discarding it",

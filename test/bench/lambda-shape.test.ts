@@ -92,14 +92,15 @@ describe("the benchmark's Lambda shape", () => {
       operation: "CreateActivation",
       kind: "latency",
       latencyMs: 1500,
-      count: 1,
+      count: 2,
     });
     const before = shape.containers()[0]!.pid;
     const answer = vend(shape);
-    // A cold pool: the first request rotates; kill its container while CreateActivation is out.
+    // A cold pool: the first request rotates, creating the current activation and its standby at
+    // once; kill its container while both CreateActivation calls are out.
     await expect
       .poll(() => aws.emulator.controls.counters()["ssm:CreateActivation"] ?? 0, { timeout: 15_000 })
-      .toBe(1);
+      .toBe(2);
     await shape.kill(0);
 
     expect((await answer).status).toBe(502);

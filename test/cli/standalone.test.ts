@@ -78,7 +78,9 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
     const res = await fetch(`http://127.0.0.1:${port}/`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { Region: string }).Region).toBe("us-east-1");
-    expect(emulator.controls.counters()["ssm:CreateActivation"]).toBe(1);
+    // The first vend's rotation made the current activation and one standby behind it (a cold
+    // standby pool's depth is 1), both committed before the answer.
+    expect(emulator.controls.counters()["ssm:CreateActivation"]).toBe(2);
 
     // `curl http://host//` used to end the process (an uncaught TypeError from new URL()).
     for (const target of ["//", "/\\", "//:", "//%zz", "//a%20b", "//%0a"]) {
@@ -90,6 +92,8 @@ describe("activation-broker serve (standalone mode, bundled CLI)", () => {
     expect(await script.text()).toContain("BROKER_PUBLIC_URL");
     expect(proc.exitCode).toBeNull();
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    // The stock was at its depth after that rotation: no background refill followed it.
+    expect(emulator.controls.counters()["ssm:CreateActivation"]).toBe(2);
   });
 
   it("exits 2 with the offending field on a configuration error", async () => {

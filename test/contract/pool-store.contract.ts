@@ -709,6 +709,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
               activation: current!,
               standbys: [standby!, queued!],
               depth: 2,
+              refilledAt: NOW,
             }),
           ).toMatchObject({
             activationId: "act-c",
@@ -721,6 +722,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
             generation: 1,
             standbyId: "act-s",
             standbyDepth: 2,
+            refilledAt: NOW,
           });
           const taken: string[] = [];
           for (let r = await store.reserve(pool, NOW); r; r = await store.reserve(pool, NOW)) {

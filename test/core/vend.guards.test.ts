@@ -232,7 +232,8 @@ describe("the standby's guards", () => {
     const { vendor } = aVendor(standbyPool({ registrationLimit: 1 }));
     let refills = 0;
     vendor.refillStandby = async () => (refills++, true);
-    await vendor.vend("default");
+    await vendor.vend("default"); // the rotation brings its standby: nothing to refill
+    await vendor.vend("default"); // the standby goes into use: the refills start
     await vendor.idle();
     expect(refills).toBe(8);
   });
@@ -241,23 +242,29 @@ describe("the standby's guards", () => {
     const { vendor, activations } = aVendor(standbyPool({ registrationLimit: 1 }));
     expect(await vendor.refillUntilReady("default")).toBe(false); // no activation yet
     const lambda = aVendor(standbyPool({ registrationLimit: 1 }));
-    await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
-    expect(await lambda.vendor.refillUntilReady("default")).toBe(true);
-    expect(lambda.activations.created).toHaveLength(2);
+    const container = lambda.newProcess({ requestStandbyRefill: async () => {} });
+    await container.vend("default"); // the current activation and its standby
     expect(await lambda.vendor.refillUntilReady("default")).toBe(false);
-    expect(lambda.activations.created).toHaveLength(2);
+    await container.vend("default"); // the standby goes into use
+    expect(await lambda.vendor.refillUntilReady("default")).toBe(true);
+    expect(lambda.activations.created).toHaveLength(3);
+    expect(await lambda.vendor.refillUntilReady("default")).toBe(false);
+    expect(lambda.activations.created).toHaveLength(3);
     expect(activations.created).toHaveLength(0);
   });
 
   it("logs a failed refill by pool and error name", async () => {
     const { vendor, activations, logger } = aVendor(standbyPool());
     let creates = 0;
-    activations.beforeCreate = () => (++creates === 2 ? Promise.reject(new TypeError("boom")) : undefined);
+    activations.beforeCreate = () => (++creates === 3 ? Promise.reject(new TypeError("boom")) : undefined);
+    await vendor.vend("default"); // the current activation and its standby
     await vendor.vend("default");
+    await vendor.vend("default"); // the standby goes into use: the refill's create fails
     await vendor.idle();
     const line = logger.lines.find((l) => l.message.startsWith("standby refill failed"));
     expect(line?.extra).toEqual({ pool: "default", error: "TypeError" });
-    expect(logger.lines.some((l) => l.message === "created a standby activation")).toBe(false);
+    // Only the rotation's standby was made.
+    expect(logger.lines.filter((l) => l.message === "created a standby activation")).toHaveLength(1);
   });
 
   it("logs each standby it creates", async () => {
@@ -296,8 +303,9 @@ describe("asking another process for the standby (Lambda)", () => {
     };
     const processes = [lambdaVendor(fx, ask), lambdaVendor(fx, ask), lambdaVendor(fx, ask)];
     for (let i = 0; i < 8; i++) await processes[i % 3]!.vend("default");
-    // The rotation's slot 1 asks (1 activation so far); then each standby's first slot asks once.
-    expect(asked).toEqual([1, 2, 3, 4]);
+    // The rotation makes its standby with it (2 activations so far); then each standby's first
+    // slot asks once.
+    expect(asked).toEqual([2, 3, 4]);
     expect(fx.activations.created).toHaveLength(5);
   });
 
@@ -308,7 +316,10 @@ describe("asking another process for the standby (Lambda)", () => {
       calls++;
       throw new Error("Lambda throttled");
     });
-    await lambda.vend("default"); // rotation: asks, and the ask fails
+    await lambda.vend("default"); // rotation, with its standby: no ask
+    await lambda.vend("default"); // slot 2: no ask
+    expect(calls).toBe(0);
+    await lambda.vend("default"); // the standby goes into use: asks, and the ask fails
     await lambda.vend("default"); // slot 2: no ask
     expect(calls).toBe(1);
     const rotated = await lambda.vend("default"); // dry: rotates on request, with the standbys
@@ -322,7 +333,7 @@ describe("asking another process for the standby (Lambda)", () => {
 
   it("reads the standby's code along with the reserved one's, and only those", async () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
-    const first = await fx.vendor.vend("default"); // rotation: no standby yet
+    const first = await fx.vendor.vend("default"); // rotation, with its standby
     await fx.vendor.idle();
     const standbyId = (await fx.store.read("default"))?.standbyId;
     const asked: string[][] = [];
@@ -330,7 +341,10 @@ describe("asking another process for the standby (Lambda)", () => {
     fx.secrets.getMany = (pool, ids) => (asked.push([...ids]), getMany(pool, ids));
     await fx.newProcess().vend("default");
     const lambda = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
-    await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    const container = lambda.newProcess({ requestStandbyRefill: async () => {} });
+    // The current activation's 3 slots, then the standby's first; no refill follows: the pool's
+    // stock is used up, and the next vend has only the reserved code to read.
+    for (let i = 0; i < 4; i++) await container.vend("default");
     const lonely: string[][] = [];
     const lonelyGet = lambda.secrets.getMany.bind(lambda.secrets);
     lambda.secrets.getMany = (pool, ids) => (lonely.push([...ids]), lonelyGet(pool, ids));
@@ -425,20 +439,23 @@ describe("a deeper stock (I9)", () => {
   async function dryPool() {
     const fx = aVendor(pool);
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
-    await lambda.vend("default"); // rotation: slot 1 of the only activation
+    await lambda.vend("default"); // rotation: the current activation's one slot, and a standby
+    await lambda.vend("default"); // the standby's one slot: nothing unused is left
     return { fx, lambda };
   }
 
   it("a rotation on a dry pool brings the standbys, doubling the depth, tagged after the current one", async () => {
     const { fx, lambda } = await dryPool();
+    const standbysLogged = () => fx.logger.lines.filter((l) => l.message === "created a standby activation");
+    const before = standbysLogged().length;
     const pair = await lambda.vend("default"); // dry: rotates with the standbys
     expect(pair.rotated).toBe(true);
     const row = await fx.store.read("default");
     expect(row).toMatchObject({ activationId: pair.activationId, standbyDepth: 2, standbyIssued: 0 });
     expect(row?.queued).toEqual([expect.objectContaining({ issued: 0 })]);
-    const tags = fx.activations.created.slice(1).map((a) => Number(a.request.tags[TAG_GENERATION]));
+    const tags = fx.activations.created.slice(2).map((a) => Number(a.request.tags[TAG_GENERATION]));
     expect(tags).toEqual([row!.generation, row!.generation + 1, row!.generation + 2]);
-    expect(fx.logger.lines.filter((l) => l.message === "created a standby activation")).toHaveLength(2);
+    expect(standbysLogged().length - before).toBe(2);
   });
 
   it("a standby that cannot be made is skipped: the rotation serves, the depth follows what was made", async () => {
@@ -461,27 +478,29 @@ describe("a deeper stock (I9)", () => {
     fx.activations.beforeCreate = () =>
       ++creates === 1 ? Promise.reject(new TypeError("throttled")) : undefined;
     await expect(lambda.vend("default")).rejects.toBeInstanceOf(TypeError);
-    expect(fx.activations.live()).toHaveLength(1); // the spent first one only
+    expect(fx.activations.live()).toHaveLength(2); // the spent first two only
     expect((await fx.store.read("default"))?.leaseOwner).toBeUndefined();
   });
 
   it("the budget bounds a dry rotation's standbys, and counts them all", async () => {
     const fx = aVendor({
-      pools: { default: { registrationLimit: 1, standby: true, maxActivationsPerHour: 2 } },
+      pools: { default: { registrationLimit: 1, standby: true, maxActivationsPerHour: 3 } },
     });
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    await lambda.vend("default"); // the current activation and its standby: 2 of the budget's 3
     await lambda.vend("default");
     await lambda.vend("default"); // dry: room for one more activation only, so no standby
     const row = await fx.store.read("default");
-    expect(row).toMatchObject({ rotationsInWindow: 2 });
+    expect(row).toMatchObject({ rotationsInWindow: 3 });
     expect(row?.standbyId).toBeUndefined();
-    expect(fx.activations.created).toHaveLength(2);
+    expect(fx.activations.created).toHaveLength(3);
   });
 
   it("a refill that finds its own commit used up doubles the depth for its next round", async () => {
     const fx = aVendor(pool);
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
     await lambda.vend("default");
+    await lambda.vend("default"); // the standby goes into use
     // Each refill round's commit is used up at once by a vend, as a fast burst does.
     const commitRefill = fx.store.commitRefill.bind(fx.store);
     fx.store.commitRefill = async (name, refill) => {
@@ -503,27 +522,35 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
   it("a dry rotation counts every activation it makes against the budget, and retires the used ones it drops", async () => {
     const fx = aVendor(pool());
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
-    await lambda.vend("default"); // 1 activation
-    const spentId = (await fx.store.read("default"))!.activationId!;
+    await lambda.vend("default"); // the current activation and its standby
+    const spent = linksOf(await fx.store.read("default")).map((l) => l.activationId);
+    await lambda.vend("default"); // the standby's slot
     await lambda.vend("default"); // dry: 1 + 2
-    expect((await fx.store.read("default"))?.rotationsInWindow).toBe(4);
-    // The used one is retired, not deleted: servers with its pairs may not have registered yet.
-    expect(fx.activations.live().map((a) => a.activationId)).toContain(spentId);
-    expect([...fx.secrets.items.values()].map((s) => s.activationId)).not.toContain(spentId);
+    expect((await fx.store.read("default"))?.rotationsInWindow).toBe(2 + 3);
+    // The used ones are retired, not deleted: servers with their pairs may not have registered yet.
+    expect(spent).toHaveLength(2);
+    const live = fx.activations.live().map((a) => a.activationId);
+    const coded = [...fx.secrets.items.values()].map((s) => s.activationId);
+    for (const id of spent) {
+      expect(live).toContain(id);
+      expect(coded).not.toContain(id);
+    }
   });
 
-  it("a rotation over an expiring activation with slots left brings no standby and keeps the depth", async () => {
+  it("a rotation over an expiring activation with slots left brings the standbys, the depth halved after a quiet spell", async () => {
     const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
     const first = await lambda.vend("default");
     fx.store.rows.get("default")!.standbyDepth = 4;
-    fx.clock.current = first.expiresAt - 30 * 60_000;
+    fx.clock.current = first.expiresAt - 30 * 60_000; // 90 minutes after the stock was made
     const before = fx.activations.created.length;
     const rotated = await lambda.vend("default");
     expect(rotated.rotated).toBe(true);
-    expect(fx.activations.created).toHaveLength(before + 1);
-    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 4, rotationsInWindow: 1 });
-    expect((await fx.store.read("default"))?.standbyId).toBeUndefined();
+    // Not dry (slots were left): no doubling; long after the last stock was made: halved.
+    expect(fx.activations.created).toHaveLength(before + 1 + 2);
+    const row = await fx.store.read("default");
+    expect(row).toMatchObject({ standbyDepth: 2, rotationsInWindow: 3, refilledAt: fx.clock.now() });
+    expect(linksOf(row).map((l) => l.issued)).toEqual([1, 0, 0]);
   });
 
   it("a switch to the standby deletes the queue behind it, which nobody used", async () => {
@@ -531,9 +558,8 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
     const first = await lambda.vend("default");
     // Standbys made an hour later outlive the current activation's margin.
-    fx.clock.advance(HOUR);
-    fx.store.rows.get("default")!.standbyDepth = 2;
-    expect(await fx.vendor.refillUntilReady("default")).toBe(true);
+    fx.store.rows.get("default")!.standbyDepth = 4; // the refill an hour later halves it: two
+    expect(await standbyMadeLater(fx, HOUR)).toBe(true);
     const row = await fx.store.read("default");
     const queuedId = row!.queued![0]!.activationId;
     fx.clock.current = first.expiresAt - 30 * 60_000;
@@ -546,6 +572,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     const fx = aVendor(pool());
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
     await lambda.vend("default");
+    await lambda.vend("default"); // dry: the next rotation makes the current one and two standbys
     let creates = 0;
     fx.activations.beforeCreate = () =>
       ++creates <= 2 ? Promise.reject(new TypeError("throttled")) : undefined;
@@ -556,8 +583,8 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
   it("a refill with no room in the budget takes no lease and says it made nothing", async () => {
     const fx = aVendor(pool({ maxActivationsPerHour: 2 }));
     const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
-    await lambda.vend("default");
-    await lambda.vend("default"); // dry: the budget's last activation, no standby
+    await lambda.vend("default"); // the current activation and its standby: the whole budget
+    await lambda.vend("default"); // the standby goes into use: the pool needs a refill
     const writes = fx.store.writes;
     expect(await fx.vendor.refillStandby("default")).toBe(false);
     expect(fx.store.writes).toBe(writes);
@@ -572,7 +599,8 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     fx.activations.beforeCreate = () =>
       ++creates === 2 ? Promise.reject(new TypeError("throttled")) : undefined;
     expect(await fx.vendor.refillStandby("default")).toBe(true);
-    // Three asked (the spent current one is dropped), two made: both unused, so the depth is two.
+    // Two asked (the spent current one is dropped, its unused standby kept), one made: two unused,
+    // so the depth is two.
     expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 2 });
     expect(linksOf(await fx.store.read("default"))).toHaveLength(2);
   });

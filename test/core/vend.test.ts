@@ -270,12 +270,14 @@ describe("Vendor with a standby activation (I9)", () => {
   it("falls back to rotation on the request path when no standby could be made", async () => {
     const { vendor, activations, logger } = aVendor(standbyPool({ registrationLimit: 1 }));
     let creates = 0;
-    // The rotation's create succeeds, the standby's is throttled.
+    // The rotation's create succeeds; its standby's and the refill's after it are throttled.
     activations.beforeCreate = () =>
-      ++creates === 2 ? Promise.reject(new ThrottledError("SSM", 1)) : undefined;
+      ++creates >= 2 ? Promise.reject(new ThrottledError("SSM", 1)) : undefined;
     await vendor.vend("default");
     await vendor.idle();
+    expect(logger.text()).toContain("could not create every standby activation");
     expect(logger.text()).toContain("standby refill failed");
+    expect(activations.live()).toHaveLength(1);
     activations.beforeCreate = () => {};
     const second = await vendor.vend("default");
     // Rotated on the request, past the spent first activation: a dry pool also brings standbys.
@@ -349,13 +351,18 @@ describe("Vendor with a standby activation (I9)", () => {
       options: { leaseMs: 30_000, rotationWaitMs: 5_000, deployment: "test" },
       requestStandbyRefill: async (pool) => void asked.push(pool),
     });
-    for (let i = 0; i < 4; i++) await lambda.vend("default");
-    expect(asked).toEqual(["default"]); // no standby yet: asked once for it
-    expect(fx.activations.created).toHaveLength(1); // nothing created in this "container"
+    for (let i = 0; i < 5; i++) await lambda.vend("default");
+    // The rotation made the standby along with the current one: nothing to ask for yet.
+    expect(asked).toEqual([]);
+    expect(fx.activations.created).toHaveLength(2);
+    await lambda.vend("default"); // the standby goes into use: asked once for the next one
+    for (let i = 0; i < 3; i++) await lambda.vend("default");
+    expect(asked).toEqual(["default"]);
+    expect(fx.activations.created).toHaveLength(2); // nothing created in this "container"
     expect(await lambda.refillStandby("default")).toBe(true); // the asynchronous invocation
-    await lambda.vend("default"); // slot 5 of the current one: the standby stays unused
+    await lambda.vend("default"); // slot 5 of the one in use: the new standby stays unused
     expect(asked).toHaveLength(1);
-    await lambda.vend("default"); // the standby goes into use: ask again
+    await lambda.vend("default"); // the new standby goes into use: ask again
     expect(asked).toEqual(["default", "default"]);
   });
 });

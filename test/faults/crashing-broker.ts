@@ -5,10 +5,17 @@
  * held, and whatever AWS already did stays done, exactly as when a host dies.
  *
  * Env: FAULT_EMULATOR_URL, FAULT_POOL, FAULT_CRASH_AT (a CrashPoint), FAULT_CRASH_ON_CREATE
- * (which CreateActivation of this process is the fatal one: 1 = the rotation, 2 = the first
- * standby refill), FAULT_MODE ("crash" | "serve": serve answers vends on a port instead), plus
- * the broker's own BROKER_* settings.
+ * (which CreateActivation of this process is the fatal one, counted in the order they start: a
+ * cold standby pool's rotation starts 1 = its current activation and 2 = its standby at once; the
+ * first standby refill, which only a reservation taking slot 1 of that standby asks for, starts
+ * 3), FAULT_VENDS (vends made one after the other before waiting for the refills: 1 = the
+ * rotation only; registrationLimit + 1 = up to slot 1 of the standby), FAULT_MODE ("crash" |
+ * "serve": serve answers vends on a port instead), plus the broker's own BROKER_* settings.
+ *
+ * Every pair this process hands out is written to stdout as one JSON line before the next step,
+ * synchronously, so the parent knows what a dead process handed out (I1 counts those too).
  */
+import { writeSync } from "node:fs";
 import { createAwsClients } from "../../src/aws/clients";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
@@ -44,15 +51,22 @@ if (process.env.FAULT_MODE === "serve") {
   const crashAt = process.env.FAULT_CRASH_AT as CrashPoint;
   const fatalCreate = Number(process.env.FAULT_CRASH_ON_CREATE ?? "1");
   let creates = 0;
+  // Set once the fatal CreateActivation has answered, and never reset: the creations of one
+  // rotation or refill run in parallel, so a later one must not disarm it.
   let armed = false;
+  let fatalActivationId: string | undefined;
 
   const realActivations = new SsmActivations(clients.ssm);
   const activations: ActivationProvider = {
     create: async (request) => {
-      armed = ++creates === fatalCreate;
-      if (armed && crashAt === "before-create") die();
+      const fatal = ++creates === fatalCreate;
+      if (fatal && crashAt === "before-create") die();
       const created = await realActivations.create(request);
-      if (armed && crashAt === "after-create") die();
+      if (fatal) {
+        if (crashAt === "after-create") die();
+        armed = true;
+        fatalActivationId = created.activationId;
+      }
       return created;
     },
     delete: (id) => realActivations.delete(id),
@@ -65,16 +79,18 @@ if (process.env.FAULT_MODE === "serve") {
   const secrets: SecretStore = {
     put: async (secret) => {
       await realSecrets.put(secret);
-      if (armed && crashAt === "after-put") die();
+      if (crashAt === "after-put" && secret.activationId === fatalActivationId) die();
     },
     getMany: (pool, ids) => realSecrets.getMany(pool, ids),
     delete: (pool, id) => realSecrets.delete(pool, id),
   };
   const realStore = new DynamoDbPoolStore(clients.dynamodb, settings.tableName);
-  // The commit is sent, and the process dies before it can know whether it landed.
+  // The commit is sent, and the process dies before it can know whether it landed: 2 ms later,
+  // or as soon as it answers if that is sooner (the process never acts on the answer, else a
+  // commit that lands quickly would let it finish and survive).
   const dyingCommit = <T>(commit: Promise<T>): Promise<T> => {
     setTimeout(die, 2);
-    return commit;
+    return commit.then(die, die);
   };
   const store: PoolStateStore = Object.assign(Object.create(realStore) as PoolStateStore, {
     commitRotation: (...args: Parameters<PoolStateStore["commitRotation"]>) => {
@@ -101,7 +117,19 @@ if (process.env.FAULT_MODE === "serve") {
     },
   });
   const pool = process.env.FAULT_POOL ?? "default";
-  await vendor.vend(pool).catch(() => undefined);
+  const vends = Number(process.env.FAULT_VENDS ?? "1");
+  for (let i = 0; i < vends; i++) {
+    const pair = await vendor.vend(pool).catch(() => undefined);
+    if (pair) {
+      const { activationId, activationCode, expiresAt } = pair;
+      const line = {
+        ActivationId: activationId,
+        ActivationCode: activationCode,
+        ExpirationDate: new Date(expiresAt).toISOString(),
+      };
+      writeSync(1, `${JSON.stringify({ pair: line })}\n`);
+    }
+  }
   await vendor.idle();
   // Still alive: the crash point was never reached (the parent treats that as a failure).
   console.log("survived");

@@ -1,8 +1,9 @@
 /**
  * The fault suite in the shape the broker is deployed: Lambda containers that serve one request
  * at a time, frozen in between, sharing only the emulated AWS (bench/lambda-shape.ts runs the
- * real handler). A container is SIGKILLed while it rotates (a request's CreateActivation is out)
- * and while it refills the standby (the self-invocation's CreateActivation is out). Afterwards
+ * real handler). A container is SIGKILLed while it rotates (a request's CreateActivation calls,
+ * for the current activation and its standby, are out) and while it refills the standby (the
+ * self-invocation's CreateActivation is out). Afterwards
  * the pool keeps serving: every pair handed out registers a node with SSM, no activation is
  * handed out more than its limit (I1), and the dead holder's lease lapses by itself (I3).
  */
@@ -85,15 +86,16 @@ describe("faults in the Lambda shape", () => {
       operation: "CreateActivation",
       kind: "latency",
       latencyMs: 2000,
-      count: 1,
+      count: 2,
     });
     const busy = new Set<number>();
     fx.shape.onInvocationStart((s) => s.kind === "http" && busy.add(s.container));
     const first = httpCall(agent, `${fx.shape.url}/activations/default`);
-    // A cold pool: the first request rotates. Kill it while its CreateActivation is out.
+    // A cold pool: the first request rotates, creating the current activation and its standby at
+    // once. Kill it while both CreateActivation calls are out.
     await expect
       .poll(() => fx.aws.emulator.controls.counters()["ssm:CreateActivation"] ?? 0, { timeout: 15_000 })
-      .toBe(1);
+      .toBe(2);
     await fx.shape.kill([...busy][0]!);
     expect((await first).status).toBe(502);
 
@@ -107,18 +109,25 @@ describe("faults in the Lambda shape", () => {
     const fx = await start(3);
     const refilling: number[] = [];
     fx.shape.onInvocationStart((s) => s.kind === "event" && refilling.push(s.container));
-    // Both the first rotation's CreateActivation and the refill's that follows it take 2 s.
+    // The first request's rotation makes the current activation and its standby together: the
+    // current one's LIMIT slots leave the stock at its depth, so no refill is asked for yet.
+    const warm = await vendPairs(fx.shape, LIMIT, 1);
+    expect(warm).toHaveLength(LIMIT);
+    expect(fx.aws.emulator.controls.counters()["ssm:CreateActivation"]).toBe(2);
+    expect(refilling).toEqual([]);
+    // The refill's CreateActivation, the next one, takes 2 s.
     fx.aws.emulator.controls.injectFault({
       service: "ssm",
       operation: "CreateActivation",
       kind: "latency",
       latencyMs: 2000,
-      count: 2,
+      count: 1,
     });
-    const warm = await vendPairs(fx.shape, 1, 1); // rotation; its slot 1 asks for the standby
+    // Slot 1 of the standby: the pool has no unused standby left, and this request asks for one.
+    warm.push(...(await vendPairs(fx.shape, 1, 1)));
     await expect
       .poll(() => fx.aws.emulator.controls.counters()["ssm:CreateActivation"] ?? 0, { timeout: 15_000 })
-      .toBe(2);
+      .toBe(3);
     expect(refilling).toHaveLength(1);
     await fx.shape.kill(refilling[0]!);
 

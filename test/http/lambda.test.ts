@@ -149,19 +149,23 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
   });
 
   describe("standby refills (I9)", () => {
-    const pools = JSON.stringify({ pools: { refill: { registrationLimit: 5 } } });
-
-    it("an asynchronous refill event makes the pool's standby, once", async () => {
-      const handler = await loadHandler({ ...awsEnv(), BROKER_POOLS: pools });
-      expect((await handler(event({ path: "/activations/refill" }), context)).statusCode).toBe(200);
+    it("an asynchronous refill event makes the pool's next standby, once", async () => {
+      const handler = await loadHandler({
+        ...awsEnv(),
+        BROKER_POOLS: JSON.stringify({ pools: { refill: { registrationLimit: 1 } } }),
+      });
+      const ours = () =>
+        aws.emulator.controls.activations().filter((a) => a.tags.some((t) => t.Value === "refill"));
+      const vend = async () => (await handler(event({ path: "/activations/refill" }), context)).statusCode;
+      expect(await vend()).toBe(200); // the rotation: the current activation and its standby
+      expect(ours()).toHaveLength(2);
+      expect(await vend()).toBe(200); // the standby's one slot: the pool needs the next one
       const refill = { kind: "activation-broker.refill-standby", pool: "refill" } as const;
       // The in-process refill may already have run (no AWS_LAMBDA_FUNCTION_NAME here); either
-      // way the pool ends with exactly one standby, and a second event changes nothing.
+      // way the pool ends with exactly one new standby, and a second event changes nothing.
       await handler(refill, context);
       expect(await handler(refill, context)).toEqual({ refilled: false });
-      const activations = aws.emulator.controls.activations();
-      const ours = activations.filter((a) => a.tags.some((t) => t.Value === "refill"));
-      expect(ours).toHaveLength(2);
+      expect(ours()).toHaveLength(3);
     });
 
     it("on Lambda, a vend that finds no standby invokes the function asynchronously", async () => {
@@ -184,9 +188,16 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
           AWS_LAMBDA_FUNCTION_NAME: "broker-fn",
           AWS_ENDPOINT_URL_LAMBDA: `http://127.0.0.1:${port}`,
         });
-        for (let i = 0; i < 3; i++) {
+        const vend = async () =>
           expect((await handler(event({ path: "/activations/invoked" }), context)).statusCode).toBe(200);
-        }
+        // The first vend's rotation makes the current activation and its standby together: the
+        // five slots of the current one leave the stock at its depth, so nothing is asked yet.
+        for (let i = 0; i < 5; i++) await vend();
+        expect(invocations).toEqual([]);
+        // The sixth takes slot 1 of the standby: the pool has no unused standby left; the seventh
+        // finds it missing too.
+        await vend();
+        await vend();
         // Asked once for the missing standby, not once per vend; nothing created in this container.
         expect(invocations).toEqual([
           {
@@ -198,7 +209,8 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
         const ours = aws.emulator.controls
           .activations()
           .filter((a) => a.tags.some((t) => t.Value === "invoked"));
-        expect(ours).toHaveLength(1);
+        // The rotation's two (current and standby); the refill is the invoked function's to make.
+        expect(ours).toHaveLength(2);
       } finally {
         capture.close();
       }

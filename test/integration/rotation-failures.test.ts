@@ -20,8 +20,16 @@ afterEach(async () => {
 const never = () => new Promise<never>(() => {});
 
 /**
+ * A rotation of a cold standby pool: the current activation and one standby (depth 1), created at
+ * once on the one lease and committed together.
+ */
+const ROTATION_SIZE = 2;
+
+/**
  * A second broker process on the same table whose rotation "dies" at a chosen step: the promise
  * never settles, exactly as if the process had been killed there (no cleanup, lease left held).
+ * The rotation makes its activations in parallel, so it is dead once every one of them has
+ * reached the step (`dead` resolves then), not at the first.
  */
 function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
   const clients = createAwsClients({
@@ -34,8 +42,12 @@ function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
     prefix: s.settings.parameterPrefix,
     kmsKeyId: s.settings.kmsKeyId,
   });
-  let died!: () => void;
-  const dead = new Promise<void>((resolve) => (died = resolve));
+  let reached = 0;
+  let resolveDead!: () => void;
+  const dead = new Promise<void>((resolve) => (resolveDead = resolve));
+  const died = () => {
+    if (++reached === ROTATION_SIZE) resolveDead();
+  };
   const activations: ActivationProvider = {
     create: async (request) => {
       const created = await realActivations.create(request);
@@ -89,7 +101,8 @@ describe.each(["CreateActivation", "PutParameter"] as const)(
       const blocked = await stack.get("/");
       expect(blocked.status).toBe(503);
       expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-      expect(stack.emulator.controls.counters()["ssm:CreateActivation"]).toBe(1);
+      // The dead holder's current activation and its standby; the blocked request created none.
+      expect(stack.emulator.controls.counters()["ssm:CreateActivation"]).toBe(ROTATION_SIZE);
 
       stack.moveClocks(31); // past the dead holder's lease deadline
       const res = await stack.get("/");
@@ -97,25 +110,35 @@ describe.each(["CreateActivation", "PutParameter"] as const)(
       const pair = (await res.json()) as { ActivationId: string; ActivationCode: string };
       expect((await registerNode(stack.emulatorUrl, pair)).status).toBe(200);
 
+      // Two rotations' worth: the survivor's current and standby, and the dead holder's two orphans.
       const all = await describeActivations(dying.ssm);
-      expect(all).toHaveLength(2);
-      const orphan = all.find((a) => a.ActivationId !== pair.ActivationId)!;
-      expect(tag(orphan.Tags, TAG_DEPLOYMENT)).toBe("local");
-      expect(tag(orphan.Tags, TAG_POOL)).toBe("default");
-      expect(tag(orphan.Tags, TAG_GENERATION)).toBe("1");
+      expect(all).toHaveLength(2 * ROTATION_SIZE);
       const state = await new DynamoDbPoolStore(dying.dynamodb, stack.settings.tableName).read("default");
-      // The janitor's rule: tagged for this pool, yet not the activation the pool row points at.
       expect(state?.activationId).toBe(pair.ActivationId);
-      expect(orphan.ActivationId).not.toBe(state?.activationId);
+      expect(state?.standbyId).toBeDefined();
+      const live = [state?.activationId, state?.standbyId];
+      const orphans = all.filter((a) => !live.includes(a.ActivationId));
+      expect(orphans).toHaveLength(ROTATION_SIZE);
+      // The janitor's rule: tagged for this pool with a generation the row has not passed (the
+      // dead rotation's were 1 and 2, the row is at 1), yet not an activation the row names.
+      for (const orphan of orphans) {
+        expect(tag(orphan.Tags, TAG_DEPLOYMENT)).toBe("local");
+        expect(tag(orphan.Tags, TAG_POOL)).toBe("default");
+        expect(Number(tag(orphan.Tags, TAG_GENERATION))).toBeGreaterThanOrEqual(state!.generation);
+      }
+      expect(orphans.map((o) => tag(o.Tags, TAG_GENERATION)).sort()).toEqual(["1", "2"]);
 
       const params = await dying.ssm.send(
         new GetParametersByPathCommand({ Path: stack.settings.parameterPrefix, Recursive: true }),
       );
       const names = (params.Parameters ?? []).map((p) => p.Name);
       expect(names).toContain(`${stack.settings.parameterPrefix}/default/${pair.ActivationId}`);
-      expect(names.includes(`${stack.settings.parameterPrefix}/default/${orphan.ActivationId}`)).toBe(
-        step === "PutParameter",
-      );
+      expect(names).toContain(`${stack.settings.parameterPrefix}/default/${state?.standbyId}`);
+      for (const orphan of orphans) {
+        expect(names.includes(`${stack.settings.parameterPrefix}/default/${orphan.ActivationId}`)).toBe(
+          step === "PutParameter",
+        );
+      }
     });
   },
 );
@@ -133,7 +156,8 @@ describe("SSM throttling", () => {
     stack.emulator.controls.clearFaults();
     const next = await stack.get("/");
     expect(next.status).toBe(200);
-    expect(stack.emulator.controls.activations()).toHaveLength(1);
+    // The rotation the throttling refused, in full: the current activation and its standby.
+    expect(stack.emulator.controls.activations()).toHaveLength(2);
   });
 });
 

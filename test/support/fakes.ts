@@ -135,6 +135,7 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
       1,
     );
     if (rotation.depth !== undefined) row.standbyDepth = rotation.depth;
+    if (rotation.refilledAt !== undefined) row.refilledAt = rotation.refilledAt;
     delete row.leaseOwner;
     delete row.leaseDeadline;
     return reservationFrom(row);
