@@ -112,8 +112,12 @@ export function needsStandby(state: PoolState | undefined): boolean {
 export function nextStandbyDepth(state: PoolState, now: number, ranDry: boolean): number {
   const depth = standbyDepth(state);
   if (ranDry) return Math.min(MAX_STANDBY_DEPTH, depth * 2);
-  const idle = state.refilledAt !== undefined && now - state.refilledAt > STANDBY_DEPTH_DECAY_MS;
-  return idle ? Math.max(1, Math.floor(depth / 2)) : depth;
+  return quiet(state, now) ? Math.max(1, Math.floor(depth / 2)) : depth;
+}
+
+/** The pool's stock was last made long ago: whatever burst needed it is over (I9). */
+function quiet(state: PoolState, now: number): boolean {
+  return state.refilledAt !== undefined && now - state.refilledAt > STANDBY_DEPTH_DECAY_MS;
 }
 
 /**
@@ -141,15 +145,21 @@ export interface RefillPlan {
 }
 
 /**
- * `afterRefill`: the same task committed a refill just before this read. Finding less than one
- * activation's slots left already means the pool used up that refill while it ran: it ran dry.
+ * The refill comes too late for the pace, and the depth doubles, when it finds that the burst
+ * outran it:
+ * - a refill is asked for when the stock falls to depth - 1 unused activations; finding less than
+ *   half of those left, while the burst goes on, means that its lead time (on Lambda, the
+ *   self-invocation's wait behind the queued requests) eats more than half the stock;
+ * - `afterRefill`: the same task committed a refill just before this read; finding less than one
+ *   activation's slots left means the pool used up that refill while it ran.
  */
 export function planRefill(state: PoolState, pool: PoolConfig, now: number, afterRefill = false): RefillPlan {
   const links = linksOf(state);
   const open = links.findIndex((l) => l.issued < l.limit);
   const dropped = links.slice(0, open < 0 ? links.length : open);
   const kept = links.slice(dropped.length);
-  const outran = afterRefill && freeSlots(state) < (links[0]?.limit ?? 0);
+  const late = !quiet(state, now) && unusedCount(links) < (standbyDepth(state) - 1) / 2;
+  const outran = late || (afterRefill && freeSlots(state) < (links[0]?.limit ?? 0));
   const depth = nextStandbyDepth(state, now, outran);
   // With nothing kept, the first new activation becomes current, unused: it counts in the stock.
   const wanted = depth - unusedCount(kept);

@@ -108,6 +108,9 @@ interface Round {
   readonly waiting: number[];
 }
 
+/** What a rotation answers when it could not take the lease. */
+const LEASE_REFUSED = "lease-refused";
+
 /** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
 const MAX_ATTEMPTS = 100;
 /** A drained pool logs its refusals once a minute per process, not once per request. */
@@ -240,9 +243,22 @@ export class Vendor {
     if (!leaseHeldByOther(state, now)) {
       if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
       const pair = await this.rotate(pool, state, now);
-      // The commit took slot 1 for the rotator. A lost race leaves no estimate: let one retry.
+      // Another request took the lease first: wait for its commit like any other waiter, rather
+      // than write again at once (on Lambda, every container that found the pool spent races).
+      // The next round reads the row, and answers 429 if the budget, not a rival, refused it.
+      if (pair === LEASE_REFUSED) return this.waitForHolder(pool, state, attempt);
+      // The commit took slot 1 for the rotator. A needless rotation leaves no estimate: one retry.
       return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
     }
+    return this.waitForHolder(pool, state, attempt);
+  }
+
+  /** Another request holds the rotation lease: wait until the pool may have changed. */
+  private async waitForHolder(
+    pool: PoolConfig,
+    state: PoolState | undefined,
+    attempt: number,
+  ): Promise<RoundOutcome> {
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
     const woken = await this.untilPoolChanges(pool.name, attempt);
     // Woken by our own refill's commit: a standby's worth of slots has just appeared.
@@ -282,7 +298,9 @@ export class Vendor {
   }
 
   /**
-   * Creates the next activation under the lease. Timeline of a crash-safe rotation:
+   * Creates the next activation under the lease; LEASE_REFUSED when a rival holds it (or the
+   * budget refused it), undefined when the pool turned out not to need it or the commit was
+   * refused. Timeline of a crash-safe rotation:
    *   acquireLease(gen)  → CreateActivation (tagged gen+1) → PutParameter → commitRotation(gen)
    * A holder that dies anywhere before the commit leaves an activation tagged with a generation
    * the pool row never reached: the janitor deletes it; the lease lapses by itself (I3).
@@ -292,7 +310,7 @@ export class Vendor {
     outgoing: PoolState | undefined,
     now: number,
     { force = false }: { force?: boolean } = {},
-  ): Promise<VendedPair | undefined> {
+  ): Promise<VendedPair | typeof LEASE_REFUSED | undefined> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
     // The rotation makes the pool's standbys too, at once and on the one lease, so a cold or
@@ -307,7 +325,7 @@ export class Vendor {
     // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
     // not a rival, stopped it.
     const owner = await this.takeLease(pool, generation, now, 1 + standbys);
-    if (owner === undefined) return undefined;
+    if (owner === undefined) return LEASE_REFUSED;
 
     // Under the lease nobody else installs or promotes a standby, so this read is the truth about
     // it. A standby installed between the caller's read and the lease (its commit keeps the
@@ -689,7 +707,7 @@ export class Vendor {
       now,
       { force: true },
     );
-    if (rotated) return rotated;
+    if (rotated && rotated !== LEASE_REFUSED) return rotated;
     throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
   }
 

@@ -158,9 +158,10 @@ describe("standby depth (I9)", () => {
     // The budget's room bounds it: one activation left in the open window.
     const tight = { ...wide, maxActivationsPerHour: 5 };
     expect(planRefill({ ...state, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1).create).toBe(1);
-    // Nothing kept: the first new one is current and, unused, counts in the depth.
+    // Nothing kept: the refill came after the stock was gone, so the depth doubles; the first new
+    // one is current and, unused, counts in the depth.
     const dry = row({ standbyDepth: 2 });
-    expect(planRefill(dry, wide, 0)).toMatchObject({ create: 2, shift: 10, kept: [] });
+    expect(planRefill(dry, wide, 0)).toMatchObject({ depth: 4, create: 4, shift: 10, kept: [] });
   });
 
   it("a reservation on the queue names the activations after it, and asks for a refill below the depth", () => {
@@ -253,9 +254,20 @@ describe("the queue in the policy (I2, I9)", () => {
 
   it("a refill right after its own commit doubles the depth only when less than one activation's slots are left", () => {
     const wide = { ...pool, maxActivationsPerHour: 100 };
-    const row = { ...spent, issued: 3, standbyIssued: 0, standbyLimit: 3, standbyDepth: 2 };
-    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, true).depth).toBe(4); // 2 left < 3
-    expect(planRefill(row, wide, NOW, true).depth).toBe(2); // 3 left: one activation's worth
-    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, false).depth).toBe(2); // not after a commit
+    const row = { ...spent, issued: 3, standbyIssued: 0, standbyLimit: 3, standbyDepth: 1 };
+    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, true).depth).toBe(2); // 2 left < 3
+    expect(planRefill(row, wide, NOW, true).depth).toBe(1); // 3 left: one activation's worth
+    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, false).depth).toBe(1); // not after a commit
+  });
+
+  it("a refill that finds less than half the stock it was asked for doubles the depth, unless the pool was quiet", () => {
+    const wide = { ...pool, maxActivationsPerHour: 100 };
+    // Depth 3: the refill was asked for when 2 unused activations were left.
+    const row = { ...spent, issued: 3, standbyLimit: 3, standbyDepth: 3, refilledAt: NOW - 1_000 };
+    expect(planRefill({ ...row, standbyIssued: 0 }, wide, NOW).depth).toBe(3); // 1 left: half
+    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW).depth).toBe(6); // none left
+    // The last stock was made long ago: the pace is slow, whatever is left.
+    const quiet = { ...row, standbyIssued: 1, refilledAt: NOW - STANDBY_DEPTH_DECAY_MS - 1 };
+    expect(planRefill(quiet, wide, NOW).depth).toBe(1);
   });
 });

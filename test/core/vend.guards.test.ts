@@ -36,6 +36,23 @@ describe("the reservation loop", () => {
     expect(store.writes - writes).toBe(5);
   });
 
+  it("a request that loses the race for the lease waits for the winner's commit, writing nothing more", async () => {
+    const { store, clock, newProcess } = aVendor({ options: { rotationWaitMs: 2_000 } });
+    const vendor = newProcess();
+    // Another process takes the lease between this request's read of the cold pool and its own
+    // lease write (on Lambda, every container that found the pool spent races for it).
+    const acquire = store.acquireLease.bind(store);
+    store.acquireLease = async (pool, lease) => {
+      store.acquireLease = acquire;
+      await holdLease({ store, clock });
+      return acquire(pool, lease);
+    };
+    const writes = store.writes;
+    await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
+    // Its reservation, the winner's lease, its refused lease write; then it only reads.
+    expect(store.writes - writes).toBe(3);
+  });
+
   it("logs which activation a reserved slot outlived", async () => {
     const { vendor, newProcess, store, secrets, logger } = aVendor({
       pools: { default: { registrationLimit: 3 } },
