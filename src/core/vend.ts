@@ -316,8 +316,9 @@ export class Vendor {
     // The rotation makes the pool's standbys too, at once and on the one lease, so a cold or
     // drained pool has its stock at once rather than after a refill that a Lambda runs only after
     // the invocations queued before it (I9). A pool that ran dry (every slot of its activations
-    // used, none expiring) had too small a stock for its pace: its depth doubles.
-    const ranDry = !force && linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
+    // used, none expiring) had too small a stock for its pace: its depth doubles. A row with no
+    // activation (a first rotation whose holder died) did not run dry.
+    const ranDry = linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
     const depth = outgoing === undefined ? 1 : nextStandbyDepth(outgoing, now, ranDry);
     const standbys = pool.standby
       ? Math.max(0, Math.min(depth, rotationBudgetRoom(outgoing, pool, now) - 1))

@@ -428,6 +428,14 @@ describe("what the vendor counts", () => {
     });
   });
 
+  it("counts no refill for a rotation that makes no standby", async () => {
+    const metrics = new RecordingMetrics();
+    const fx = aVendor({ pools: { default: { registrationLimit: 1, standby: false } } });
+    await fx.newProcess({ metrics }).vend("default");
+    expect(metrics.named("Rotations")).toHaveLength(1);
+    expect(metrics.named("StandbyRefills")).toEqual([]);
+  });
+
   it("keeps serving when the outgoing code cannot be deleted, and says the janitor will", async () => {
     const { vendor, secrets, logger } = aVendor({ pools: { default: { registrationLimit: 1 } } });
     const first = await vendor.vend("default");
@@ -460,6 +468,15 @@ describe("a deeper stock (I9)", () => {
     await lambda.vend("default"); // the standby's one slot: nothing unused is left
     return { fx, lambda };
   }
+
+  it("a first rotation whose holder died leaves a row with no activation: the next one does not double the depth", async () => {
+    const fx = aVendor(pool);
+    await holdLease(fx, { forMs: 1_000 }); // took the lease on the cold pool, then died
+    fx.clock.advance(1_001);
+    await fx.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 1 });
+    expect(fx.activations.created).toHaveLength(2);
+  });
 
   it("a rotation on a dry pool brings the standbys, doubling the depth, tagged after the current one", async () => {
     const { fx, lambda } = await dryPool();
@@ -508,7 +525,8 @@ describe("a deeper stock (I9)", () => {
     await lambda.vend("default");
     await lambda.vend("default"); // dry: room for one more activation only, so no standby
     const row = await fx.store.read("default");
-    expect(row).toMatchObject({ rotationsInWindow: 3 });
+    // The depth the pace asks for is kept: the refills make it up once the window reopens.
+    expect(row).toMatchObject({ rotationsInWindow: 3, standbyDepth: 2 });
     expect(row?.standbyId).toBeUndefined();
     expect(fx.activations.created).toHaveLength(3);
   });
