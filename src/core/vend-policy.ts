@@ -202,7 +202,7 @@ export function reservationFrom(state: PoolState): Reservation {
   };
 }
 
-/** The rotation budget's window: maxActivationsPerHour counts leases per hour (I7). */
+/** The rotation budget's window: maxActivationsPerHour counts the activations created per hour (I7). */
 export const ROTATION_WINDOW_MS = HOUR_MS;
 
 /** Activations the pool may still create in the open window (I7): its budget when none is open. */

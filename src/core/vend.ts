@@ -169,7 +169,7 @@ export class Vendor {
           // The ask (a Lambda Invoke, on Lambda) runs alongside the code read, not before it.
           const [pair] = await Promise.all([
             this.pairOrReplacement(pool, reservation),
-            reservation.needsStandby && this.askForStandby(pool, reservation),
+            this.askForStandby(pool, reservation),
           ]);
           if (pair) return pair;
           // That reservation's activation was retired and its code deleted: reserve anew.
