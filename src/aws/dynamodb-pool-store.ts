@@ -105,7 +105,9 @@ const RESERVE_CONDITION =
  *   (rotationWindowStart, rotationsInWindow) and fails once the window holds `max` leases, so
  *   replicas and Lambda containers share one budget with no read-then-write. An open window is
  *   counted up (`rotationsInWindow < max`); a closed or missing one is restarted at now with a
- *   count of 1. The two cases are two writes with disjoint conditions: at most one can succeed.
+ *   count of 1. The two cases are two writes with disjoint conditions, and the caller says which
+ *   one it saw on the row: one write takes the lease, and one write refuses a caller that lost
+ *   the race (a window that changed since its read was opened by whoever holds the lease now).
  */
 export class DynamoDbPoolStore implements PoolStateStore {
   constructor(
@@ -165,6 +167,8 @@ export class DynamoDbPoolStore implements PoolStateStore {
   }
 
   async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
+    const { max, windowMs, windowStart, count = 1 } = lease.budget;
+    if (count > max) return false;
     // Generation 0 covers both "no row yet" and "a row whose first rotation never committed"
     // (a lease that was released or lapsed leaves generation = 0 behind).
     const atGeneration =
@@ -175,8 +179,19 @@ export class DynamoDbPoolStore implements PoolStateStore {
     const takeLease =
       "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
       "#generation = if_not_exists(#generation, :zero)";
-    const base = {
+    // One write: the one for the window the caller read. If the window changed since, so did the
+    // lease (whoever opened the new window took it), and the refusal is the right answer.
+    const open = windowStart !== undefined && windowStart > lease.now - windowMs;
+    const taken = await this.conditionalUpdate({
       ...this.keyOf(pool),
+      UpdateExpression: open
+        ? `${takeLease}, #rotations = #rotations + :count`
+        : `${takeLease}, #windowStart = :now, #rotations = :count`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} AND ` +
+        (open
+          ? "#windowStart > :windowOpenAfter AND #rotations <= :room"
+          : "(attribute_not_exists(#windowStart) OR #windowStart <= :windowOpenAfter)"),
       ExpressionAttributeNames: names(
         "#leaseOwner",
         "#leaseDeadline",
@@ -185,37 +200,20 @@ export class DynamoDbPoolStore implements PoolStateStore {
         "#windowStart",
         "#rotations",
       ),
-      ReturnValues: "NONE" as const,
-    };
-    const count = lease.budget.count ?? 1;
-    if (count > lease.budget.max) return false;
-    const values = {
-      ":owner": lease.owner,
-      ":deadline": lease.deadline,
-      ":pool": pool,
-      ":zero": 0,
-      ":gen": lease.generation,
-      ":now": lease.now,
-      ":count": count,
-      ":windowOpenAfter": lease.now - lease.budget.windowMs,
-    };
-    const inOpenWindow = await this.conditionalUpdate({
-      ...base,
-      UpdateExpression: `${takeLease}, #rotations = #rotations + :count`,
-      ConditionExpression:
-        `${atGeneration} AND ${leaseFree} AND #windowStart > :windowOpenAfter ` + "AND #rotations <= :room",
-      ExpressionAttributeValues: marshall({ ...values, ":room": lease.budget.max - count }),
+      ExpressionAttributeValues: marshall({
+        ":owner": lease.owner,
+        ":deadline": lease.deadline,
+        ":pool": pool,
+        ":zero": 0,
+        ":gen": lease.generation,
+        ":now": lease.now,
+        ":count": count,
+        ":windowOpenAfter": lease.now - windowMs,
+        ...(open && { ":room": max - count }),
+      }),
+      ReturnValues: "NONE",
     });
-    if (inOpenWindow) return true;
-    const inNewWindow = await this.conditionalUpdate({
-      ...base,
-      UpdateExpression: `${takeLease}, #windowStart = :now, #rotations = :count`,
-      ConditionExpression:
-        `${atGeneration} AND ${leaseFree} ` +
-        "AND (attribute_not_exists(#windowStart) OR #windowStart <= :windowOpenAfter)",
-      ExpressionAttributeValues: marshall(values),
-    });
-    return inNewWindow !== undefined;
+    return taken !== undefined;
   }
 
   async commitRotation(pool: string, rotation: RotationCommit): Promise<Reservation | undefined> {

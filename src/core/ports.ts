@@ -70,8 +70,18 @@ export interface LeaseRequest {
   readonly generation: number;
   readonly now: number;
   readonly deadline: number;
-  /** `count`: activations this lease will create (a refill may create several; default 1). */
-  readonly budget: { readonly max: number; readonly windowMs: number; readonly count?: number };
+  /**
+   * `count`: activations this lease will create (a refill may create several; default 1).
+   * `windowStart`: the rotation window the caller read on the row (undefined: none). The lease is
+   * taken only while the row's window is still open, or still closed, as the caller saw it: one
+   * conditional write either way, so a caller that loses the race spends one write, not two.
+   */
+  readonly budget: {
+    readonly max: number;
+    readonly windowMs: number;
+    readonly count?: number;
+    readonly windowStart: number | undefined;
+  };
 }
 
 export interface NewActivation {

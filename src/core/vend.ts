@@ -325,7 +325,7 @@ export class Vendor {
       : 0;
     // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
     // not a rival, stopped it.
-    const owner = await this.takeLease(pool, generation, now, 1 + standbys);
+    const owner = await this.takeLease(pool, outgoing, now, 1 + standbys);
     if (owner === undefined) return LEASE_REFUSED;
 
     // Under the lease nobody else installs or promotes a standby, so this read is the truth about
@@ -481,17 +481,22 @@ export class Vendor {
    */
   private async takeLease(
     pool: PoolConfig,
-    generation: number,
+    seen: PoolState | undefined,
     now: number,
-    count = 1,
+    count: number,
   ): Promise<string | undefined> {
     const owner = this.newOwnerId();
     const acquired = await this.deps.store.acquireLease(pool.name, {
       owner,
-      generation,
+      generation: seen?.generation ?? 0,
       now,
       deadline: now + this.deps.options.leaseMs,
-      budget: { max: pool.maxActivationsPerHour, windowMs: ROTATION_WINDOW_MS, count },
+      budget: {
+        max: pool.maxActivationsPerHour,
+        windowMs: ROTATION_WINDOW_MS,
+        count,
+        windowStart: seen?.rotationWindowStart,
+      },
     });
     return acquired ? owner : undefined;
   }
@@ -564,7 +569,7 @@ export class Vendor {
     if (!state || !needsStandby(state) || leaseHeldByOther(state, now)) return false;
     const plan = planRefill(state, pool, now, afterRefill);
     if (plan.create === 0) return false;
-    const owner = await this.takeLease(pool, state.generation, now, plan.create);
+    const owner = await this.takeLease(pool, state, now, plan.create);
     if (owner === undefined) return false;
 
     const done = await this.createAndCommit(

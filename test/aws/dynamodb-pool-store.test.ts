@@ -6,8 +6,8 @@ import { ensurePoolTable } from "../../src/aws/dynamodb-table";
 import { poolKey } from "../../src/aws/naming";
 import { recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
-/** A rotation budget no test here reaches (the budget has its own cases). */
-const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
+/** A rotation budget no test here reaches (the budget has its own cases), on a row with no window yet. */
+const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000, windowStart: undefined };
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const DAY = 86_400_000;
@@ -78,7 +78,7 @@ describe("DynamoDbPoolStore", () => {
       expect(calls).toEqual({ "dynamodb:UpdateItem": 1 });
     });
 
-    it("takes the lease with one UpdateItem in an open budget window (two to open one); commits with one", async () => {
+    it("takes the lease with one UpdateItem, opening a window or counting in one; commits with one", async () => {
       const pool = newPool();
       const lease = await callsDuring(() =>
         store.acquireLease(pool, {
@@ -89,7 +89,7 @@ describe("DynamoDbPoolStore", () => {
           deadline: NOW + 1,
         }),
       );
-      expect(lease.calls).toEqual({ "dynamodb:UpdateItem": 2 });
+      expect(lease).toEqual({ result: true, calls: { "dynamodb:UpdateItem": 1 } });
       const commit = await callsDuring(() =>
         store.commitRotation(pool, {
           owner: "o",
@@ -100,7 +100,7 @@ describe("DynamoDbPoolStore", () => {
       expect(commit.calls).toEqual({ "dynamodb:UpdateItem": 1 });
       const next = await callsDuring(() =>
         store.acquireLease(pool, {
-          budget: ANY_BUDGET,
+          budget: { ...ANY_BUDGET, windowStart: NOW },
           owner: "p",
           generation: 1,
           now: NOW + 2,
@@ -108,6 +108,20 @@ describe("DynamoDbPoolStore", () => {
         }),
       );
       expect(next).toEqual({ result: true, calls: { "dynamodb:UpdateItem": 1 } });
+    });
+
+    it("refuses a caller who lost the race for the lease with one UpdateItem", async () => {
+      const pool = newPool();
+      const lease = (owner: string) => ({
+        budget: ANY_BUDGET,
+        owner,
+        generation: 0,
+        now: NOW,
+        deadline: NOW + 1,
+      });
+      expect(await store.acquireLease(pool, lease("winner"))).toBe(true);
+      const loser = await callsDuring(() => store.acquireLease(pool, lease("loser")));
+      expect(loser).toEqual({ result: false, calls: { "dynamodb:UpdateItem": 1 } });
     });
   });
 
@@ -134,8 +148,8 @@ describe("DynamoDbPoolStore", () => {
         ).toBeUndefined();
         await store.releaseLease(pool, "x");
       });
-      // Five refused writes (the lease tries the open window, then a new one): nothing read.
-      expect(calls).toEqual({ "dynamodb:UpdateItem": 5 });
+      // Four refused writes, one each: nothing read.
+      expect(calls).toEqual({ "dynamodb:UpdateItem": 4 });
     });
 
     it("is the only error turned into 'no': a missing table is rethrown, not read as 'exhausted'", async () => {

@@ -38,9 +38,13 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
   });
 
   /** The rotation lease on `pool` at `generation`, as a rotation takes it. */
-  const lease = (pool: string, owner: string, generation: number) =>
+  const lease = async (pool: string, owner: string, generation: number) =>
     f.store.acquireLease(pool, {
-      budget: { max: 1_000_000, windowMs: 3_600_000 },
+      budget: {
+        max: 1_000_000,
+        windowMs: 3_600_000,
+        windowStart: (await f.store.read(pool))?.rotationWindowStart,
+      },
       owner,
       generation,
       now: NOW,

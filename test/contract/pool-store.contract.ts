@@ -4,7 +4,7 @@
  * that fails, so a store that drops one clause of a condition cannot pass.
  */
 import { beforeAll, afterAll, describe, expect, it } from "vitest";
-import type { NewActivation, PoolStateStore, Reservation } from "../../src/core/ports";
+import type { LeaseRequest, NewActivation, PoolStateStore, Reservation } from "../../src/core/ports";
 import { linksOf } from "../../src/core/vend-policy";
 
 /** A rotation budget no test here reaches (the budget has its own cases). */
@@ -32,9 +32,23 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
     const run = Math.random().toString(36).slice(2, 8);
     let counter = 0;
     const newPool = () => `c${run}-${++counter}`;
-    /** The lease at NOW, with a budget no case reaches: what every case but the budget's own takes. */
+    /**
+     * acquireLease as the vendor asks for it: with the budget window it read on the row. The
+     * budget defaults to one no case reaches, which every case but the budget's own takes.
+     */
+    const acquire = async (
+      pool: string,
+      request: Omit<LeaseRequest, "budget"> & { budget?: Omit<LeaseRequest["budget"], "windowStart"> },
+    ) => {
+      const windowStart = (await store.read(pool))?.rotationWindowStart;
+      return store.acquireLease(pool, {
+        ...request,
+        budget: { ...(request.budget ?? ANY_BUDGET), windowStart },
+      });
+    };
+    /** The lease at NOW. */
     const lease = (pool: string, owner: string, generation: number) =>
-      store.acquireLease(pool, { budget: ANY_BUDGET, owner, generation, now: NOW, deadline: NOW + LEASE_MS });
+      acquire(pool, { owner, generation, now: NOW, deadline: NOW + LEASE_MS });
 
     beforeAll(async () => {
       fixture = await makeStore();
@@ -133,17 +147,16 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("fails when the pool has moved to another generation", async () => {
         const pool = await seeded();
         const lease = { owner: "b", now: NOW, deadline: NOW + LEASE_MS };
-        expect(await store.acquireLease(pool, { budget: ANY_BUDGET, ...lease, generation: 0 })).toBe(false);
-        expect(await store.acquireLease(pool, { budget: ANY_BUDGET, ...lease, generation: 2 })).toBe(false);
-        expect(await store.acquireLease(pool, { budget: ANY_BUDGET, ...lease, generation: 1 })).toBe(true);
+        expect(await acquire(pool, { ...lease, generation: 0 })).toBe(false);
+        expect(await acquire(pool, { ...lease, generation: 2 })).toBe(false);
+        expect(await acquire(pool, { ...lease, generation: 1 })).toBe(true);
       });
 
       it("fails while another lease is held, and succeeds once its deadline is reached", async () => {
         const pool = newPool();
         const deadline = NOW + LEASE_MS;
         expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
+          await acquire(pool, {
             owner: "a",
             generation: 0,
             now: NOW,
@@ -151,8 +164,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           }),
         ).toBe(true);
         expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
+          await acquire(pool, {
             owner: "b",
             generation: 0,
             now: deadline - 1,
@@ -162,8 +174,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect((await store.read(pool))?.leaseOwner).toBe("a");
         // deadline <= now: a lease lapses at its deadline, not one millisecond later.
         expect(
-          await store.acquireLease(pool, {
-            budget: ANY_BUDGET,
+          await acquire(pool, {
             owner: "b",
             generation: 0,
             now: deadline,
@@ -255,8 +266,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const pool = newPool();
         await lease(pool, "a", 0);
         const later = NOW + LEASE_MS;
-        await store.acquireLease(pool, {
-          budget: ANY_BUDGET,
+        await acquire(pool, {
           owner: "b",
           generation: 0,
           now: later,
@@ -312,7 +322,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         generation = 0,
         count?: number,
       ): Promise<boolean> {
-        const taken = await store.acquireLease(pool, {
+        const taken = await acquire(pool, {
           owner: `o-${now}`,
           generation,
           now,
@@ -357,12 +367,12 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("still checks the generation and the lease in both windows", async () => {
         const pool = await seeded();
         const lease = { owner: "b", now: NOW, deadline: NOW + LEASE_MS, budget: { max: 5, windowMs: HOUR } };
-        expect(await store.acquireLease(pool, { ...lease, generation: 0 })).toBe(false);
-        expect(await store.acquireLease(pool, { ...lease, generation: 1 })).toBe(true);
-        expect(await store.acquireLease(pool, { ...lease, owner: "c", generation: 1 })).toBe(false);
+        expect(await acquire(pool, { ...lease, generation: 0 })).toBe(false);
+        expect(await acquire(pool, { ...lease, generation: 1 })).toBe(true);
+        expect(await acquire(pool, { ...lease, owner: "c", generation: 1 })).toBe(false);
         const later = NOW + 2 * HOUR; // window closed, lease lapsed: the new-window write applies
         expect(
-          await store.acquireLease(pool, {
+          await acquire(pool, {
             ...lease,
             owner: "d",
             now: later,
@@ -371,7 +381,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           }),
         ).toBe(false);
         expect(
-          await store.acquireLease(pool, {
+          await acquire(pool, {
             ...lease,
             owner: "d",
             now: later,
@@ -379,6 +389,27 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
             generation: 1,
           }),
         ).toBe(true);
+      });
+
+      it("takes the lease only while the row's window is still the one the caller read", async () => {
+        const open = newPool();
+        expect(await attempt(open, NOW, 5)).toBe(true);
+        const lease = (now: number, windowStart: number | undefined) => ({
+          owner: "b",
+          generation: 0,
+          now,
+          deadline: now + LEASE_MS,
+          budget: { max: 5, windowMs: HOUR, windowStart },
+        });
+        // Read before the window opened: refused, rather than a second window over the first.
+        expect(await store.acquireLease(open, lease(NOW + 1, undefined))).toBe(false);
+        expect(await store.read(open)).toMatchObject(budgetWindow(NOW, 1));
+        expect(await store.acquireLease(open, lease(NOW + 1, NOW))).toBe(true);
+        expect(await store.read(open)).toMatchObject(budgetWindow(NOW, 2));
+        // A window the row does not have: refused, rather than counting in nothing.
+        const none = newPool();
+        expect(await store.acquireLease(none, lease(NOW + 1, NOW))).toBe(false);
+        expect(await store.read(none)).toBeUndefined();
       });
 
       it("lets exactly `max` of many racing lease-takers through one window", async () => {
@@ -877,8 +908,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const owners = Array.from({ length: 20 }, (_, i) => `owner-${i}`);
         const results = await Promise.all(
           owners.map((owner) =>
-            store.acquireLease(pool, {
-              budget: ANY_BUDGET,
+            acquire(pool, {
               owner,
               generation: 1,
               now: NOW,

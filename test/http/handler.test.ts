@@ -91,7 +91,7 @@ describe("HTTP handler", () => {
   it("answers 503 with Retry-After while another request holds the rotation lease", async () => {
     const { get, store, clock } = setup();
     await store.acquireLease("default", {
-      budget: ANY_BUDGET,
+      budget: { ...ANY_BUDGET, windowStart: undefined }, // a pool that never rotated
       owner: "x",
       generation: 0,
       now: clock.now(),

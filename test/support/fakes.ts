@@ -107,8 +107,11 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
     const count = lease.budget.count ?? 1;
     if ((row?.generation ?? 0) !== lease.generation || count > lease.budget.max) return false;
     if (row?.leaseDeadline !== undefined && row.leaseDeadline > lease.now) return false;
-    const windowOpen =
-      row?.rotationWindowStart !== undefined && row.rotationWindowStart > lease.now - lease.budget.windowMs;
+    const isOpen = (start: number | undefined) =>
+      start !== undefined && start > lease.now - lease.budget.windowMs;
+    const windowOpen = isOpen(row?.rotationWindowStart);
+    // The caller's view of the window must still hold: the DynamoDB store spends one write on it.
+    if (windowOpen !== isOpen(lease.budget.windowStart)) return false;
     if (windowOpen && (row?.rotationsInWindow ?? 0) + count > lease.budget.max) return false;
     const next = row ?? { pool, generation: 0 };
     next.leaseOwner = lease.owner;

@@ -62,7 +62,7 @@ export function holdCreates(activations: InMemoryActivations): () => void {
 }
 
 /** Another process's rotation lease on the pool: taken at `generation`, held for `forMs`. */
-export function holdLease(
+export async function holdLease(
   fx: { store: InMemoryPoolStore; clock: FakeClock },
   {
     owner = "someone",
@@ -71,8 +71,9 @@ export function holdLease(
   }: { owner?: string; generation?: number; forMs?: number } = {},
 ): Promise<boolean> {
   const now = fx.clock.now();
+  const windowStart = (await fx.store.read("default"))?.rotationWindowStart;
   return fx.store.acquireLease("default", {
-    budget: { max: 1_000_000, windowMs: 3_600_000 },
+    budget: { max: 1_000_000, windowMs: 3_600_000, windowStart },
     owner,
     generation,
     now,
