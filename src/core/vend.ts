@@ -202,7 +202,12 @@ export class Vendor {
       const turn = round.waiting.filter((t) => t < ticket).length;
       if (outcome.pair && turn === 0) return outcome.pair; // slot 1 of the new activation
       lastSeen = outcome.state;
-      skipReservation = (outcome.pair ? turn - 1 : turn) >= outcome.freeSlots;
+      // A request alone in its round (on Lambda, every one) that has waited out another's
+      // rotation once reserves at once: the rotation has most likely committed, and the
+      // reservation is the write it would spend after a read anyway. Later waits read first, so a
+      // holder that never commits costs this request reads, not writes.
+      const firstWaitAlone = outcome.waited === true && attempt === 0 && round.waiting.length === 1;
+      skipReservation = !firstWaitAlone && (outcome.pair ? turn - 1 : turn) >= outcome.freeSlots;
       // Not admitted: the slots the round saw are the earlier turns'. While this process's refill
       // is under way, reading the pool again at once would only find them being taken: wait for
       // the refill's commit instead, unless the round just did. Otherwise the next round starts

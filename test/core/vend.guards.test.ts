@@ -36,7 +36,7 @@ describe("the reservation loop", () => {
     expect(store.writes - writes).toBe(5);
   });
 
-  it("a request that loses the race for the lease waits for the winner's commit, writing nothing more", async () => {
+  it("a request that loses the race for the lease waits for the winner's commit, then reserves once and only reads", async () => {
     const { store, clock, newProcess } = aVendor({ options: { rotationWaitMs: 2_000 } });
     const vendor = newProcess();
     // Another process takes the lease between this request's read of the cold pool and its own
@@ -49,8 +49,31 @@ describe("the reservation loop", () => {
     };
     const writes = store.writes;
     await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
-    // Its reservation, the winner's lease, its refused lease write; then it only reads.
-    expect(store.writes - writes).toBe(3);
+    // Its reservation, the winner's lease, its refused lease write, one reservation after its
+    // first wait; then, the winner never committing, it only reads.
+    expect(store.writes - writes).toBe(4);
+  });
+
+  it("a request that lost the race for the lease reserves right after its first wait, without reading the pool again", async () => {
+    const { store, newProcess } = aVendor({ options: { rotationWaitMs: 2_000 } });
+    const [vendor, rival] = [newProcess(), newProcess()];
+    // The rival rotates the cold pool between this request's read and its lease write.
+    const acquire = store.acquireLease.bind(store);
+    store.acquireLease = async (pool, lease) => {
+      store.acquireLease = acquire;
+      await rival.vend("default");
+      return acquire(pool, lease);
+    };
+    const read = store.read.bind(store);
+    let reads = 0;
+    store.read = (pool) => {
+      reads++;
+      return read(pool);
+    };
+    const pair = await vendor.vend("default");
+    expect(pair.slot).toBe(2);
+    // The rival read the cold pool once, and so did this request; nothing after its wait.
+    expect(reads).toBe(2);
   });
 
   it("logs which activation a reserved slot outlived", async () => {
