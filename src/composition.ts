@@ -3,6 +3,7 @@ import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { Clock, Logger, Sleeper } from "./core/ports";
 import { reconcilePools, type ReconcileOutcome } from "./core/reconcile";
 import { RefusedPairs } from "./core/refused-pairs";
+import type { StandbyRefill } from "./core/standby-refill";
 import { Vendor } from "./core/vend";
 import { DynamoDbPoolStore } from "./aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
@@ -36,7 +37,7 @@ interface RequestPathDeps {
   readonly clock?: Clock;
   readonly sleeper?: Sleeper;
   /** Where standby refills run; omitted = in this process, in the background (see Vendor). */
-  readonly requestStandbyRefill?: (pool: string) => Promise<void>;
+  readonly standbyRefill?: StandbyRefill;
 }
 
 /**
@@ -63,7 +64,7 @@ function vendorOn(store: DynamoDbPoolStore, activations: SsmActivations, deps: R
     sleeper: deps.sleeper ?? realSleeper,
     logger,
     ...(deps.metrics && { metrics: deps.metrics }),
-    ...(deps.requestStandbyRefill && { requestStandbyRefill: deps.requestStandbyRefill }),
+    ...(deps.standbyRefill && { standbyRefill: deps.standbyRefill }),
     options: {
       leaseMs: settings.leaseMs,
       rotationWaitMs: settings.rotationWaitMs,

@@ -171,3 +171,8 @@ export class NothingToRevokeError extends BrokerError {
     super(`Pool '${pool}' has no activation to revoke.`);
   }
 }
+
+/** What a log line may say of an error: its name, never its message (which may quote a code). */
+export function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}

@@ -1,4 +1,5 @@
 import {
+  errorName,
   InvalidPoolNameError,
   PoolNotFoundError,
   RotationBudgetExhaustedError,
@@ -40,6 +41,7 @@ import {
 } from "./vend-policy";
 import type { Metrics } from "./metrics";
 import { reportOutgoingActivation } from "./reconcile";
+import { BackgroundRefill, type StandbyRefill } from "./standby-refill";
 
 export interface VendedPair {
   readonly pool: string;
@@ -75,11 +77,11 @@ export interface VendDependencies {
   readonly random?: () => number;
   readonly newOwnerId?: () => string;
   /**
-   * Where standby refills run (I9). Omitted: in this process, in the background (long-running
-   * servers). Lambda passes an asynchronous self-invocation instead, because a frozen container
+   * Where standby refills run (I9; src/core/standby-refill.ts). Omitted: in this process, in the
+   * background (long-running servers). Lambda passes `refillElsewhere`, because a frozen container
    * runs no background work; the refill then arrives as its own event (vendor.refillUntilReady).
    */
-  readonly requestStandbyRefill?: (pool: string) => Promise<void>;
+  readonly standbyRefill?: StandbyRefill;
 }
 
 interface RoundOutcome {
@@ -132,16 +134,14 @@ export class Vendor {
   private readonly codes: CodeCache;
   private readonly rounds = new Map<string, Round>();
   private readonly budgetWarnedAt = new Map<string, number>();
-  /** In-process refills under way, one per pool. */
-  private readonly refills = new Map<string, Promise<unknown>>();
-  /** Requests waiting for this process's next standby commit, per pool. */
-  private readonly standbyWaiters = new Map<string, (() => void)[]>();
+  private readonly standbyRefill: StandbyRefill;
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
   private nextTicket = 0;
 
   constructor(private readonly deps: VendDependencies) {
     this.codes = new CodeCache(deps.secrets);
+    this.standbyRefill = deps.standbyRefill ?? new BackgroundRefill(deps.logger);
     this.random = deps.random ?? Math.random;
     this.newOwnerId = deps.newOwnerId ?? (() => globalThis.crypto.randomUUID());
   }
@@ -212,9 +212,8 @@ export class Vendor {
       // is under way, reading the pool again at once would only find them being taken: wait for
       // the refill's commit instead, unless the round just did. Otherwise the next round starts
       // at once: it is what notices the pool spent and rotates.
-      if (skipReservation && !outcome.waited && this.refills.has(pool.name)) {
-        await this.untilPoolChanges(pool.name, attempt);
-      }
+      const refillCommit = skipReservation && !outcome.waited && this.standbyRefill.nextCommit(pool.name);
+      if (refillCommit) await this.commitOrCap(refillCommit);
     }
   }
 
@@ -276,30 +275,18 @@ export class Vendor {
    * blind timer. Otherwise a jittered backoff. True when woken by a commit or the refill's end.
    */
   private async untilPoolChanges(pool: string, attempt: number): Promise<boolean> {
-    const { sleeper } = this.deps;
-    if (!this.refills.has(pool)) {
-      await sleeper.sleep(backoffMs(attempt, this.random));
-      return false;
-    }
+    const refillCommit = this.standbyRefill.nextCommit(pool);
+    if (refillCommit) return this.commitOrCap(refillCommit);
+    await this.deps.sleeper.sleep(backoffMs(attempt, this.random));
+    return false;
+  }
+
+  /** True when this process's refill committed (or ended) within the cap. */
+  private commitOrCap(refillCommit: Promise<void>): Promise<boolean> {
     return Promise.race([
-      this.nextStandby(pool).then(() => true),
-      sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false),
+      refillCommit.then(() => true),
+      this.deps.sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false),
     ]);
-  }
-
-  /** Resolves when this process next commits a standby for the pool, or its refill ends. */
-  private nextStandby(pool: string): Promise<void> {
-    return new Promise((resolve) => {
-      const waiting = this.standbyWaiters.get(pool) ?? [];
-      waiting.push(resolve);
-      this.standbyWaiters.set(pool, waiting);
-    });
-  }
-
-  private wakeStandbyWaiters(pool: string): void {
-    const waiting = this.standbyWaiters.get(pool);
-    this.standbyWaiters.delete(pool);
-    for (const wake of waiting ?? []) wake();
   }
 
   /**
@@ -599,7 +586,7 @@ export class Vendor {
     );
     if (!done) return false;
     this.standbysMade(pool, done.created, plan.depth);
-    this.wakeStandbyWaiters(pool.name);
+    this.standbyRefill.committed(pool.name);
     // The commit's condition (issued >= shift) held, so the dropped ones were exhausted on the row
     // as we read it: they are outgoing activations now.
     await Promise.all(plan.dropped.map((l) => this.retireOutgoing(pool, l.activationId, l.issued)));
@@ -622,43 +609,14 @@ export class Vendor {
   }
 
   /** Resolves when the refills this process started in the background have finished. */
-  async idle(): Promise<void> {
-    while (this.refills.size > 0) await Promise.allSettled([...this.refills.values()]);
+  idle(): Promise<void> {
+    return this.standbyRefill.idle();
   }
 
-  /**
-   * A reservation saw no unused standby: get one made, off the response path. In this process
-   * that is a background task (one per pool at a time); elsewhere (Lambda) only the reservation
-   * that took slot 1 asks, so each standby costs one self-invocation however many containers
-   * notice it missing.
-   */
+  /** A reservation saw the stock short: get it refilled, off the response path (I9). */
   private async askForStandby(pool: PoolConfig, reservation: Reservation): Promise<void> {
     if (!pool.standby || !reservation.needsStandby) return;
-    const { logger, requestStandbyRefill } = this.deps;
-    if (requestStandbyRefill) {
-      // Slot 1 goes to one reservation only (one conditional write), and whenever a reservation
-      // takes an activation's slot 1 the pool has no unused standby left: the standby just went
-      // into use, or a rotation or switch left none behind. So exactly one container asks.
-      if (reservation.slot !== 1) return;
-      await requestStandbyRefill(pool.name).catch((error: unknown) =>
-        // The request path still works without a standby: it rotates on demand.
-        logger.warn("could not request a standby refill", { pool: pool.name, error: errorName(error) }),
-      );
-      return;
-    }
-    if (this.refills.has(pool.name)) return;
-    const refill = this.refillUntilReady(pool.name)
-      .catch((error: unknown) =>
-        logger.warn("standby refill failed; the next exhaustion rotates on request", {
-          pool: pool.name,
-          error: errorName(error),
-        }),
-      )
-      .finally(() => {
-        this.refills.delete(pool.name);
-        this.wakeStandbyWaiters(pool.name);
-      });
-    this.refills.set(pool.name, refill);
+    await this.standbyRefill.ask(pool.name, reservation, () => this.refillUntilReady(pool.name));
   }
 
   /**
@@ -738,8 +696,4 @@ export class Vendor {
       limit: reservation.limit,
     };
   }
-}
-
-function errorName(error: unknown): string {
-  return error instanceof Error ? error.name : typeof error;
 }

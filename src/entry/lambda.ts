@@ -6,6 +6,7 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { createAwsClients } from "../aws/clients";
 import { isRefillEvent, type RefillEvent, selfInvokingRefill } from "../aws/lambda-standby-refill";
+import { refillElsewhere } from "../core/standby-refill";
 import { createBroker, type Broker } from "../composition";
 import type { HttpHandler } from "../http/handler";
 import { requestIdOf, toHttpRequest, toProxyResult } from "../http/lambda";
@@ -40,7 +41,10 @@ function init(): Wiring {
       logger,
       metrics,
       ...(functionName && {
-        requestStandbyRefill: selfInvokingRefill(new LambdaClient({ region: settings.region }), functionName),
+        standbyRefill: refillElsewhere(
+          selfInvokingRefill(new LambdaClient({ region: settings.region }), functionName),
+          logger,
+        ),
       }),
     });
     wiring = {

@@ -128,7 +128,7 @@ describe("rotating past a missing code", () => {
   });
 
   it("rotates past a standby in use whose code is gone, at once", async () => {
-    const { vendor, newProcess, secrets, store } = aVendor({
+    const { vendor, newContainer, secrets, store } = aVendor({
       pools: { default: { registrationLimit: 3, standby: true } },
     });
     await vendor.vend("default");
@@ -136,7 +136,7 @@ describe("rotating past a missing code", () => {
     for (let i = 0; i < 2; i++) await vendor.vend("default"); // the current one is spent
     const standby = store.rows.get("default")!.standbyId!;
     await secrets.delete("default", standby); // deleted by hand
-    const cold = newProcess({ requestStandbyRefill: async () => undefined });
+    const cold = newContainer();
     let reserves = 0;
     const reserve = store.reserve.bind(store);
     store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
@@ -194,7 +194,7 @@ describe("the standby's guards", () => {
   });
 
   it("after a switch, admits only as many waiters as the standby has slots left", async () => {
-    const { vendor, newProcess, clock, store } = aVendor(
+    const { vendor, newContainer, clock, store } = aVendor(
       standbyPool({ registrationLimit: 4, expirationHours: 2, safetyMarginMinutes: 30 }),
     );
     const first = await vendor.vend("default");
@@ -203,7 +203,7 @@ describe("the standby's guards", () => {
     await standbyMadeLater({ vendor, store, clock }, HOUR);
     clock.current = first.expiresAt - 30 * 60_000;
     // Refills go elsewhere (as on Lambda), so only this burst writes.
-    const burst = newProcess({ requestStandbyRefill: async () => undefined });
+    const burst = newContainer();
     const writes = store.writes;
     await Promise.all(Array.from({ length: 6 }, () => burst.vend("default")));
     // 6 failed reservations; the switch (slot 1 for the round's first turn); 3 admitted
@@ -282,7 +282,7 @@ describe("the standby's guards", () => {
     const { vendor, activations } = aVendor(standbyPool({ registrationLimit: 1 }));
     expect(await vendor.refillUntilReady("default")).toBe(false); // no activation yet
     const lambda = aVendor(standbyPool({ registrationLimit: 1 }));
-    const container = lambda.newProcess({ requestStandbyRefill: async () => {} });
+    const container = lambda.newContainer();
     await container.vend("default"); // the current activation and its standby
     expect(await lambda.vendor.refillUntilReady("default")).toBe(false);
     await container.vend("default"); // the standby goes into use
@@ -321,7 +321,7 @@ describe("the standby's guards", () => {
 
 describe("asking another process for the standby (Lambda)", () => {
   function lambdaVendor(fx: ReturnType<typeof aVendor>, ask: (pool: string) => Promise<void>) {
-    return fx.newProcess({ requestStandbyRefill: ask });
+    return fx.newContainer(ask);
   }
 
   it("never asks for a pool that turns the standby off", async () => {
@@ -381,14 +381,14 @@ describe("asking another process for the standby (Lambda)", () => {
     fx.secrets.getMany = (pool, ids) => (asked.push([...ids]), getMany(pool, ids));
     await fx.newProcess().vend("default");
     const lambda = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
-    const container = lambda.newProcess({ requestStandbyRefill: async () => {} });
+    const container = lambda.newContainer();
     // The current activation's 3 slots, then the standby's first; no refill follows: the pool's
     // stock is used up, and the next vend has only the reserved code to read.
     for (let i = 0; i < 4; i++) await container.vend("default");
     const lonely: string[][] = [];
     const lonelyGet = lambda.secrets.getMany.bind(lambda.secrets);
     lambda.secrets.getMany = (pool, ids) => (lonely.push([...ids]), lonelyGet(pool, ids));
-    const noStandby = await lambda.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    const noStandby = await lambda.newContainer().vend("default");
     expect(asked).toEqual([[first.activationId, standbyId]]);
     expect(lonely).toEqual([[noStandby.activationId]]);
   });
@@ -486,7 +486,7 @@ describe("a deeper stock (I9)", () => {
   /** A Lambda-like process (no background refill) and the pool run dry under it. */
   async function dryPool() {
     const fx = aVendor(pool);
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     await lambda.vend("default"); // rotation: the current activation's one slot, and a standby
     await lambda.vend("default"); // the standby's one slot: nothing unused is left
     return { fx, lambda };
@@ -496,7 +496,7 @@ describe("a deeper stock (I9)", () => {
     const fx = aVendor(pool);
     await holdLease(fx, { forMs: 1_000 }); // took the lease on the cold pool, then died
     fx.clock.advance(1_001);
-    await fx.newProcess({ requestStandbyRefill: async () => {} }).vend("default");
+    await fx.newContainer().vend("default");
     expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 1 });
     expect(fx.activations.created).toHaveLength(2);
   });
@@ -543,7 +543,7 @@ describe("a deeper stock (I9)", () => {
     const fx = aVendor({
       pools: { default: { registrationLimit: 1, standby: true, maxActivationsPerHour: 3 } },
     });
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     await lambda.vend("default"); // the current activation and its standby: 2 of the budget's 3
     await lambda.vend("default");
     await lambda.vend("default"); // dry: room for one more activation only, so no standby
@@ -556,7 +556,7 @@ describe("a deeper stock (I9)", () => {
 
   it("a refill that finds its own commit used up doubles the depth for its next round", async () => {
     const fx = aVendor(pool);
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     await lambda.vend("default");
     await lambda.vend("default"); // the standby goes into use
     // Each refill round's commit is used up at once by a vend, as a fast burst does.
@@ -579,7 +579,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
 
   it("a dry rotation counts every activation it makes against the budget, and retires the used ones it drops", async () => {
     const fx = aVendor(pool());
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     await lambda.vend("default"); // the current activation and its standby
     const spent = linksOf(await fx.store.read("default")).map((l) => l.activationId);
     await lambda.vend("default"); // the standby's slot
@@ -597,7 +597,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
 
   it("a rotation over an expiring activation with slots left brings the standbys, the depth halved after a quiet spell", async () => {
     const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     const first = await lambda.vend("default");
     fx.store.rows.get("default")!.standbyDepth = 4;
     fx.clock.current = first.expiresAt - 30 * 60_000; // 90 minutes after the stock was made
@@ -613,7 +613,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
 
   it("a switch to the standby deletes the queue behind it, which nobody used", async () => {
     const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     const first = await lambda.vend("default");
     // Standbys made an hour later outlive the current activation's margin.
     fx.store.rows.get("default")!.standbyDepth = 4; // the refill an hour later halves it: two
@@ -628,7 +628,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
 
   it("a rotation whose current activation and a standby both fail warns of no missing standby", async () => {
     const fx = aVendor(pool());
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     await lambda.vend("default");
     await lambda.vend("default"); // dry: the next rotation makes the current one and two standbys
     let creates = 0;
@@ -640,7 +640,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
 
   it("a refill with no room in the budget takes no lease and says it made nothing", async () => {
     const fx = aVendor(pool({ maxActivationsPerHour: 2 }));
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     await lambda.vend("default"); // the current activation and its standby: the whole budget
     await lambda.vend("default"); // the standby goes into use: the pool needs a refill
     const writes = fx.store.writes;
@@ -650,7 +650,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
 
   it("a refill that makes fewer than it asked keeps the depth to what it has", async () => {
     const fx = aVendor(pool());
-    const lambda = fx.newProcess({ requestStandbyRefill: async () => {} });
+    const lambda = fx.newContainer();
     await lambda.vend("default");
     fx.store.rows.get("default")!.standbyDepth = 3;
     let creates = 0;

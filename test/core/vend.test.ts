@@ -14,6 +14,7 @@ import {
   TAG_POOL,
 } from "../../src/core/vend-policy";
 import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/vendor-mother";
+import { refillElsewhere } from "../../src/core/standby-refill";
 
 const HOUR = 3_600_000;
 
@@ -349,7 +350,7 @@ describe("Vendor with a standby activation (I9)", () => {
       sleeper: fx.clock,
       logger: fx.logger,
       options: { leaseMs: 30_000, rotationWaitMs: 5_000, deployment: "test" },
-      requestStandbyRefill: async (pool) => void asked.push(pool),
+      standbyRefill: refillElsewhere(async (pool) => void asked.push(pool), fx.logger),
     });
     for (let i = 0; i < 5; i++) await lambda.vend("default");
     // The rotation made the standby along with the current one: nothing to ask for yet.

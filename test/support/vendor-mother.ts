@@ -1,5 +1,6 @@
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
 import { Vendor, type VendDependencies, type VendOptions } from "../../src/core/vend";
+import { refillElsewhere } from "../../src/core/standby-refill";
 import { CapturingLogger, FakeClock, InMemoryActivations, InMemoryPoolStore, InMemorySecrets } from "./fakes";
 
 export const TEST_ROLE = "SSMServiceRole";
@@ -47,7 +48,20 @@ export function aVendor(
       newOwnerId: () => `owner-${++owners}`,
       ...overrides,
     });
-  return { vendor: make(), newProcess: make, clock, store, activations, secrets, logger, pools };
+  /** A Lambda container: its standby refills go to `ask` (the self-invocation), one per standby. */
+  const newContainer = (ask: (pool: string) => Promise<void> = async () => {}) =>
+    make({ standbyRefill: refillElsewhere(ask, logger) });
+  return {
+    vendor: make(),
+    newProcess: make,
+    newContainer,
+    clock,
+    store,
+    activations,
+    secrets,
+    logger,
+    pools,
+  };
 }
 
 /** Holds every CreateActivation until released: shows what a request does not wait for. */
