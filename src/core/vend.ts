@@ -43,16 +43,26 @@ import type { Metrics } from "./metrics";
 import { reportOutgoingActivation } from "./reconcile";
 import { BackgroundRefill, type StandbyRefill } from "./standby-refill";
 
+/** What a server is given: a pair that registers until `expiresAt`. */
 export interface VendedPair {
   readonly pool: string;
   readonly activationId: string;
   readonly activationCode: string;
   readonly expiresAt: number;
-  /** The reservation's slot of `limit`, for the request's log line and the SlotsLeft metric. */
-  readonly slot?: number;
-  readonly limit?: number;
-  /** True when this request created the activation it was given. */
-  readonly rotated?: boolean;
+}
+
+/** What the caller's log line and metrics learn of a vend besides the pair. */
+export interface VendReceipt {
+  /** The reservation's slot of `limit` (the SlotsLeft metric). */
+  readonly slot: number;
+  readonly limit: number;
+  /** This request created the activation it was given. */
+  readonly rotated: boolean;
+}
+
+export interface Vend {
+  readonly pair: VendedPair;
+  readonly receipt: VendReceipt;
 }
 
 export interface VendOptions {
@@ -86,7 +96,7 @@ export interface VendDependencies {
 
 interface RoundOutcome {
   /** The rotating request's own pair (slot 1 of the new activation); only the leader may use it. */
-  readonly pair?: VendedPair;
+  readonly pair?: Vend;
   readonly state: PoolState | undefined;
   /** How many waiting requests may usefully retry the reservation: an estimate, never a promise. */
   readonly freeSlots: number;
@@ -151,6 +161,11 @@ export class Vendor {
   }
 
   async vend(poolName: string): Promise<VendedPair> {
+    return (await this.vendWithReceipt(poolName)).pair;
+  }
+
+  /** The same vend, with what the request's log line and metrics report of it. */
+  async vendWithReceipt(poolName: string): Promise<Vend> {
     if (!POOL_NAME_PATTERN.test(poolName)) throw new InvalidPoolNameError(poolName);
     const pool = this.deps.pools.get(poolName);
     if (!pool) throw new PoolNotFoundError(poolName);
@@ -302,7 +317,7 @@ export class Vendor {
     outgoing: PoolState | undefined,
     now: number,
     { force = false }: { force?: boolean } = {},
-  ): Promise<VendedPair | typeof LEASE_REFUSED | undefined> {
+  ): Promise<Vend | typeof LEASE_REFUSED | undefined> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
     // The rotation makes the pool's standbys too, at once and on the one lease, so a cold or
@@ -378,7 +393,7 @@ export class Vendor {
           : this.discard(pool.name, l.activationId),
       ),
     ]);
-    return { ...this.toPair(reservation, activationCode), rotated: true };
+    return this.toVend(reservation, activationCode, true);
   }
 
   /**
@@ -654,10 +669,7 @@ export class Vendor {
    * it and the code was deleted by hand: every later reservation would fail the same way until
    * the limit ran out, so rotate past it, exactly as if it were spent.
    */
-  private async pairOrReplacement(
-    pool: PoolConfig,
-    reservation: Reservation,
-  ): Promise<VendedPair | undefined> {
+  private async pairOrReplacement(pool: PoolConfig, reservation: Reservation): Promise<Vend | undefined> {
     const pair = await this.pairFor(reservation);
     if (pair) return pair;
     const state = await this.deps.store.read(pool.name);
@@ -681,19 +693,13 @@ export class Vendor {
   }
 
   /** The pair for a reservation; undefined when its code is gone. The next ones' codes come along. */
-  private async pairFor(reservation: Reservation): Promise<VendedPair | undefined> {
+  private async pairFor(reservation: Reservation): Promise<Vend | undefined> {
     const code = await this.codes.get(reservation.pool, reservation.activationId, reservation.next);
-    return code === undefined ? undefined : this.toPair(reservation, code);
+    return code === undefined ? undefined : this.toVend(reservation, code, false);
   }
 
-  private toPair(reservation: Reservation, activationCode: string): VendedPair {
-    return {
-      pool: reservation.pool,
-      activationId: reservation.activationId,
-      activationCode,
-      expiresAt: reservation.expiresAt,
-      slot: reservation.slot,
-      limit: reservation.limit,
-    };
+  private toVend(reservation: Reservation, activationCode: string, rotated: boolean): Vend {
+    const { pool, activationId, expiresAt, slot, limit } = reservation;
+    return { pair: { pool, activationId, activationCode, expiresAt }, receipt: { slot, limit, rotated } };
   }
 }

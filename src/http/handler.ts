@@ -72,14 +72,14 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
       refused !== undefined && deps.refusedPairs && vendor.poolNames().includes(pool)
         ? await deps.refusedPairs.heal(pool, refused)
         : undefined;
-    const pair = await vendor.vend(pool);
+    const { pair, receipt } = await vendor.vendWithReceipt(pool);
     note.outcome = {
       ...(verdict !== undefined && { refused: verdict }),
-      outcome: pair.rotated ? "rotated" : "vended",
+      outcome: receipt.rotated ? "rotated" : "vended",
       pool: pair.pool,
       activationId: pair.activationId,
-      ...(pair.slot !== undefined && { slot: pair.slot }),
-      ...(pair.limit !== undefined && { limit: pair.limit }),
+      slot: receipt.slot,
+      limit: receipt.limit,
     };
     const answer = {
       ActivationId: pair.activationId,

@@ -70,8 +70,8 @@ describe("the reservation loop", () => {
       reads++;
       return read(pool);
     };
-    const pair = await vendor.vend("default");
-    expect(pair.slot).toBe(2);
+    const { receipt } = await vendor.vendWithReceipt("default");
+    expect(receipt.slot).toBe(2);
     // The rival read the cold pool once, and so did this request; nothing after its wait.
     expect(reads).toBe(2);
   });
@@ -140,8 +140,8 @@ describe("rotating past a missing code", () => {
     let reserves = 0;
     const reserve = store.reserve.bind(store);
     store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
-    const pair = await cold.vend("default");
-    expect(pair.rotated).toBe(true);
+    const { receipt } = await cold.vendWithReceipt("default");
+    expect(receipt.rotated).toBe(true);
     expect(reserves).toBe(1); // not once per slot the standby had left
   });
 
@@ -187,9 +187,9 @@ describe("the standby's guards", () => {
     };
     const rotations = () => logger.lines.filter((l) => l.message === "rotated to a new activation").length;
     const before = rotations();
-    const pair = await newProcess().vend("default");
+    const { pair, receipt } = await newProcess().vendWithReceipt("default");
     expect(pair.activationId).toBe(standby);
-    expect(pair.rotated).toBeUndefined();
+    expect(receipt.rotated).toBe(false);
     expect(rotations()).toBe(before);
   });
 
@@ -362,8 +362,8 @@ describe("asking another process for the standby (Lambda)", () => {
     await lambda.vend("default"); // the standby goes into use: asks, and the ask fails
     await lambda.vend("default"); // slot 2: no ask
     expect(calls).toBe(1);
-    const rotated = await lambda.vend("default"); // dry: rotates on request, with the standbys
-    expect(rotated.rotated).toBe(true);
+    const rotated = await lambda.vendWithReceipt("default"); // dry: rotates on request, with the standbys
+    expect(rotated.receipt.rotated).toBe(true);
     expect(calls).toBe(1);
     expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 2, standbyIssued: 0 });
     expect((await fx.store.read("default"))?.queued).toHaveLength(1);
@@ -406,11 +406,11 @@ describe("asking another process for the standby (Lambda)", () => {
     const getMany = fx.secrets.getMany.bind(fx.secrets);
     fx.secrets.getMany = (pool, ids) => (events.push("read"), getMany(pool, ids));
     await lambda.vend("default"); // slot 2 of the current: no ask, reads current + standby
-    const onStandby = lambda.vend("default"); // the standby's slot 1 asks; its code is cached
+    const onStandby = lambda.vendWithReceipt("default"); // the standby's slot 1 asks; its code is cached
     await new Promise((resolve) => setImmediate(resolve));
     expect(events).toEqual(["read", "ask"]);
     answerAsk();
-    expect((await onStandby).slot).toBe(1);
+    expect((await onStandby).receipt.slot).toBe(1);
   });
 });
 
@@ -505,8 +505,8 @@ describe("a deeper stock (I9)", () => {
     const { fx, lambda } = await dryPool();
     const standbysLogged = () => fx.logger.lines.filter((l) => l.message === "created a standby activation");
     const before = standbysLogged().length;
-    const pair = await lambda.vend("default"); // dry: rotates with the standbys
-    expect(pair.rotated).toBe(true);
+    const { pair, receipt } = await lambda.vendWithReceipt("default"); // dry: rotates with the standbys
+    expect(receipt.rotated).toBe(true);
     const row = await fx.store.read("default");
     expect(row).toMatchObject({ activationId: pair.activationId, standbyDepth: 2, standbyIssued: 0 });
     expect(row?.queued).toEqual([expect.objectContaining({ issued: 0 })]);
@@ -520,8 +520,8 @@ describe("a deeper stock (I9)", () => {
     let creates = 0;
     fx.activations.beforeCreate = () =>
       ++creates === 3 ? Promise.reject(new TypeError("throttled")) : undefined;
-    const pair = await lambda.vend("default");
-    expect(pair.rotated).toBe(true);
+    const { receipt } = await lambda.vendWithReceipt("default");
+    expect(receipt.rotated).toBe(true);
     const row = await fx.store.read("default");
     expect(row).toMatchObject({ standbyDepth: 1, standbyIssued: 0 });
     expect(row?.queued).toBeUndefined();
@@ -602,8 +602,8 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     fx.store.rows.get("default")!.standbyDepth = 4;
     fx.clock.current = first.expiresAt - 30 * 60_000; // 90 minutes after the stock was made
     const before = fx.activations.created.length;
-    const rotated = await lambda.vend("default");
-    expect(rotated.rotated).toBe(true);
+    const rotated = await lambda.vendWithReceipt("default");
+    expect(rotated.receipt.rotated).toBe(true);
     // Not dry (slots were left): no doubling; long after the last stock was made: halved.
     expect(fx.activations.created).toHaveLength(before + 1 + 2);
     const row = await fx.store.read("default");

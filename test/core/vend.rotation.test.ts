@@ -78,16 +78,16 @@ describe("Vendor when a code cannot be read", () => {
     });
     await vendor.vend("default");
     secrets.items.clear();
-    const pair = await newProcess().vend("default");
+    const vend = await newProcess().vendWithReceipt("default");
     const created = activations.created[1]!;
-    expect(pair).toEqual({
-      pool: "default",
-      activationId: created.activationId,
-      activationCode: created.code,
-      expiresAt: created.request.expiresAt,
-      slot: 1,
-      limit: 5,
-      rotated: true,
+    expect(vend).toEqual({
+      pair: {
+        pool: "default",
+        activationId: created.activationId,
+        activationCode: created.code,
+        expiresAt: created.request.expiresAt,
+      },
+      receipt: { slot: 1, limit: 5, rotated: true },
     });
     expect((await store.read("default"))?.issued).toBe(1);
   });

@@ -92,8 +92,8 @@ describe("what the standby leaves behind is retired", () => {
     activations.register(standbyPair.activationId);
     activations.register(standbyPair.activationId); // reused
     activations.beforeCreate = () => {};
-    const rotated = await vendor.vend("default");
-    expect(rotated.rotated).toBe(true);
+    const rotated = await vendor.vendWithReceipt("default");
+    expect(rotated.receipt.rotated).toBe(true);
     expect(secrets.items.has(`default/${first.activationId}`)).toBe(false);
     expect(secrets.items.has(`default/${standbyPair.activationId}`)).toBe(false);
     const theft = logger.lines.find((l) => l.message === SLOT_THEFT_MESSAGE);
@@ -139,9 +139,9 @@ describe("a burst waiting on this process's refill", () => {
       await new Promise((resolve) => setImmediate(resolve));
       return reserve(pool, validUntil);
     };
-    const first = vendor.vend("default"); // fails its reservation and starts a round
+    const first = vendor.vendWithReceipt("default"); // fails its reservation and starts a round
     await new Promise((resolve) => setImmediate(resolve));
-    const later = Array.from({ length: 20 }, () => vendor.vend("default"));
+    const later = Array.from({ length: 20 }, () => vendor.vendWithReceipt("default"));
     await new Promise((resolve) => setImmediate(resolve));
     // One failed reservation (the first request's); the 20 joined its round without a write.
     expect(store.writes - writes).toBe(1);
@@ -149,7 +149,7 @@ describe("a burst waiting on this process's refill", () => {
     const pairs = await Promise.all([first, ...later]);
     await vendor.idle();
     expect(pairs).toHaveLength(21);
-    expect(new Set(pairs.map((p) => `${p.activationId}/${p.slot}`)).size).toBe(21);
+    expect(new Set(pairs.map((v) => `${v.pair.activationId}/${v.receipt.slot}`)).size).toBe(21);
     // Woken at each standby commit, not by polling the row: a few reads per 5-slot standby.
     expect(reads).toBeLessThanOrEqual(4 * 3 + 4);
   });

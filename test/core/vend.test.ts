@@ -21,17 +21,17 @@ const HOUR = 3_600_000;
 describe("Vendor.vend", () => {
   it("creates the first activation on demand and hands out its pair", async () => {
     const { vendor, activations, clock } = aVendor({ pools: { default: { registrationLimit: 5 } } });
-    const pair = await vendor.vend("default");
+    const vend = await vendor.vendWithReceipt("default");
     expect(activations.created).toHaveLength(1);
     const created = activations.created[0]!;
-    expect(pair).toEqual({
-      pool: "default",
-      activationId: created.activationId,
-      activationCode: created.code,
-      expiresAt: Math.floor((clock.now() + 24 * HOUR) / 1000) * 1000,
-      slot: 1,
-      limit: 5,
-      rotated: true,
+    expect(vend).toEqual({
+      pair: {
+        pool: "default",
+        activationId: created.activationId,
+        activationCode: created.code,
+        expiresAt: Math.floor((clock.now() + 24 * HOUR) / 1000) * 1000,
+      },
+      receipt: { slot: 1, limit: 5, rotated: true },
     });
     expect(created.request).toMatchObject({ iamRole: "SSMServiceRole", registrationLimit: 5, generation: 1 });
     expect(created.request.tags).toEqual({
@@ -280,10 +280,10 @@ describe("Vendor with a standby activation (I9)", () => {
     expect(logger.text()).toContain("standby refill failed");
     expect(activations.live()).toHaveLength(1);
     activations.beforeCreate = () => {};
-    const second = await vendor.vend("default");
+    const { pair: second, receipt } = await vendor.vendWithReceipt("default");
     // Rotated on the request, past the spent first activation: a dry pool also brings standbys.
     expect(second.activationId).not.toBe(activations.created[0]!.activationId);
-    expect(second.rotated).toBe(true);
+    expect(receipt.rotated).toBe(true);
   });
 
   it("a failed refill releases the lease and deletes what it created", async () => {

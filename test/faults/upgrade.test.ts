@@ -60,12 +60,21 @@ describe("upgrading a live deployment (old and new code on one table)", () => {
         store: new OldPoolStore(aws.dynamodb, tableName),
         secrets: new OldSecrets(aws.ssm, { prefix, kmsKeyId: "alias/aws/ssm" }),
       });
-    const newProcess = () =>
-      new Vendor({
+    const newProcess = () => {
+      const vendor = new Vendor({
         ...common,
         store: new DynamoDbPoolStore(aws.dynamodb, tableName),
         secrets: new ParameterStoreSecrets(aws.ssm, { prefix, kmsKeyId: "alias/aws/ssm" }),
       });
+      // The old release put the slot in the pair; the new code reports it in the receipt.
+      return {
+        vend: async (pool: string): Promise<Handed> => {
+          const { pair, receipt } = await vendor.vendWithReceipt(pool);
+          return { ...pair, slot: receipt.slot };
+        },
+        idle: () => vendor.idle(),
+      };
+    };
     return { oldProcess, newProcess, store: new DynamoDbPoolStore(aws.dynamodb, tableName) };
   }
 
