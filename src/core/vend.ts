@@ -217,18 +217,14 @@ export class Vendor {
       const turn = round.waiting.filter((t) => t < ticket).length;
       if (outcome.pair && turn === 0) return outcome.pair; // slot 1 of the new activation
       lastSeen = outcome.state;
-      // A request alone in its round (on Lambda, every one) that has waited out another's
-      // rotation once reserves at once: the rotation has most likely committed, and the
-      // reservation is the write it would spend after a read anyway. Later waits read first, so a
-      // holder that never commits costs this request reads, not writes.
-      const firstWaitAlone = outcome.waited === true && attempt === 0 && round.waiting.length === 1;
-      skipReservation = !firstWaitAlone && (outcome.pair ? turn - 1 : turn) >= outcome.freeSlots;
-      // Not admitted: the slots the round saw are the earlier turns'. While this process's refill
-      // is under way, reading the pool again at once would only find them being taken: wait for
-      // the refill's commit instead, unless the round just did. Otherwise the next round starts
-      // at once: it is what notices the pool spent and rotates.
-      const refillCommit = skipReservation && !outcome.waited && this.standbyRefill.nextCommit(pool.name);
-      if (refillCommit) await this.commitOrCap(refillCommit);
+      // Not admitted: the slots the round saw are the earlier turns'; the next round starts at
+      // once (it waits for this process's refill, or notices the pool spent and rotates). A
+      // request alone in its round (on Lambda, every one) reserves again after its first round
+      // whatever it saw: if the round waited out another's rotation, that has most likely
+      // committed, and the reservation is the write it would spend after a read anyway. After
+      // later rounds it reads first, so a holder that never commits costs it reads, not writes.
+      const firstRoundAlone = attempt === 0 && round.waiting.length === 1;
+      skipReservation = !firstRoundAlone && (outcome.pair ? turn - 1 : turn) >= outcome.freeSlots;
     }
   }
 
@@ -290,18 +286,13 @@ export class Vendor {
    * blind timer. Otherwise a jittered backoff. True when woken by a commit or the refill's end.
    */
   private async untilPoolChanges(pool: string, attempt: number): Promise<boolean> {
+    const { sleeper } = this.deps;
     const refillCommit = this.standbyRefill.nextCommit(pool);
-    if (refillCommit) return this.commitOrCap(refillCommit);
-    await this.deps.sleeper.sleep(backoffMs(attempt, this.random));
-    return false;
-  }
-
-  /** True when this process's refill committed (or ended) within the cap. */
-  private commitOrCap(refillCommit: Promise<void>): Promise<boolean> {
-    return Promise.race([
-      refillCommit.then(() => true),
-      this.deps.sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false),
-    ]);
+    if (!refillCommit) {
+      await sleeper.sleep(backoffMs(attempt, this.random));
+      return false;
+    }
+    return Promise.race([refillCommit.then(() => true), sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false)]);
   }
 
   /**
