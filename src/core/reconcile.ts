@@ -1,3 +1,4 @@
+import { errorName } from "./errors";
 import type { PoolInventory } from "./inventory";
 import type { Metrics } from "./metrics";
 import type { ActivationProvider, Logger, PoolStateStore } from "./ports";
@@ -78,7 +79,7 @@ export async function reconcilePools(
     } catch (error) {
       deps.logger.warn("slot-theft check failed; the next run retries", {
         pool,
-        error: error instanceof Error ? error.name : typeof error,
+        error: errorName(error),
       });
     }
   }
@@ -105,7 +106,7 @@ export async function reportOutgoingActivation(
     deps.logger.warn("slot-theft check of the outgoing activation failed", {
       pool: outgoing.pool,
       activationId: outgoing.activationId,
-      error: error instanceof Error ? error.name : typeof error,
+      error: errorName(error),
     });
   }
 }
