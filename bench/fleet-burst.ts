@@ -12,6 +12,7 @@ import { availableParallelism, cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { createAwsClients } from "../src/aws/clients";
 import { ensurePoolTable } from "../src/aws/dynamodb-table";
+import { LOCAL_MODE_LIMITS } from "../src/entry/local-stack";
 import { AWS_LATENCY_PROFILES, emulatorLatencyFaults, type LatencyProfile } from "./aws-latency";
 import { measureColdStart, type ColdStartResult } from "./lambda-cold-start";
 import { type LambdaShape, type LambdaShapeCounters, startLambdaShape } from "./lambda-shape";
@@ -264,9 +265,7 @@ async function startTarget(emulatorUrl: string): Promise<Target> {
       ...brokerEnv,
       // As in local mode (npm start): the load generator's thousands of servers all connect from
       // 127.0.0.1, so the per-source caps would measure themselves, not the broker.
-      BROKER_RATE_LIMIT_PER_SECOND: "0",
-      BROKER_MAX_CONNECTIONS: "20000",
-      BROKER_MAX_CONNECTIONS_PER_SOURCE: "20000",
+      ...LOCAL_MODE_LIMITS,
       BENCH_EMULATOR_URL: emulatorUrl,
     });
     return {

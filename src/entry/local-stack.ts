@@ -51,6 +51,16 @@ export interface LocalStack {
 }
 
 /**
+ * Local mode is development equipment that tests and the benchmark burst from one address,
+ * thousands of connections at once: no per-source rate or connection caps.
+ */
+export const LOCAL_MODE_LIMITS = {
+  BROKER_RATE_LIMIT_PER_SECOND: "0",
+  BROKER_MAX_CONNECTIONS: "20000",
+  BROKER_MAX_CONNECTIONS_PER_SOURCE: "20000",
+} as const;
+
+/**
  * What the emulated AWS provides (its table, roles and Region), under the caller's settings.
  * Only BROKER_* and AWS_REGION are taken from `env`: the emulated AWS needs no credentials.
  */
@@ -61,11 +71,7 @@ function localEnv(options: LocalStackOptions): Record<string, string> {
   );
   return {
     ...LOCAL_ENV,
-    // Local mode is development equipment that tests and the benchmark burst from one address,
-    // thousands of connections at once.
-    BROKER_RATE_LIMIT_PER_SECOND: "0",
-    BROKER_MAX_CONNECTIONS: "20000",
-    BROKER_MAX_CONNECTIONS_PER_SOURCE: "20000",
+    ...LOCAL_MODE_LIMITS,
     ...Object.fromEntries(own),
     ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
   };
