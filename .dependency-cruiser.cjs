@@ -57,6 +57,22 @@ module.exports = {
       to: { path: "^src/entry/" },
     },
     {
+      name: "entry-points-wire",
+      comment:
+        "One composition root: only src/entry/ builds the app from src/composition.ts; every other process (the benchmark too) starts through an entry point's builder.",
+      severity: "error",
+      from: { path: "^(src|bench)/", pathNot: "^src/entry/" },
+      to: { path: "^src/composition\\.ts$", dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "bench-measures-what-ships",
+      comment:
+        "The benchmark runs the broker as an entry point wires it (src/entry/), never pieces of the core or the HTTP shell put together its own way.",
+      severity: "error",
+      from: { path: "^bench/" },
+      to: { path: "^src/(core|http|cli)/", dependencyTypesNot: ["type-only"] },
+    },
+    {
       name: "no-circular",
       severity: "error",
       from: {},

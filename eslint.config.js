@@ -28,6 +28,31 @@ export default tseslint.config(
     },
   },
   {
+    // One composition root (docs/architecture.md): settings.ts alone reads the environment, and
+    // every SDK client is built in src/aws/ with clients.ts's shared timeouts and retry strategy.
+    files: ["src/**/*.ts", "bench/**/*.ts"],
+    ignores: ["src/aws/**"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "NewExpression[callee.name=/^[A-Z][A-Za-z]*Client$/]",
+          message: "Build SDK clients in src/aws/ with clientConfig (shared timeouts and retry strategy).",
+        },
+      ],
+    },
+  },
+  {
+    files: ["src/**/*.ts"],
+    ignores: ["src/settings.ts"],
+    rules: {
+      "no-restricted-properties": [
+        "error",
+        { object: "process", property: "env", message: "Read the environment in src/settings.ts only." },
+      ],
+    },
+  },
+  {
     files: ["test/**/*.ts"],
     plugins: { vitest },
     rules: {

@@ -1,17 +1,17 @@
 /**
  * The broker under test, in its own process (forked by bench/fleet-burst.ts with an IPC channel):
- * the Node-server shell on the emulated AWS, exactly as `npm start` wires it, plus a clock the
- * benchmark can move to jump across an expiry mid-burst.
+ * wired by the builder of `serve` and `npm start` (src/entry/server.ts: the same broker, Node
+ * server and slot-theft timer) on the emulated AWS of another process, with a clock the benchmark
+ * can move to jump across an expiry mid-burst.
  *
  * IPC in:  {type: "clock", offsetMs}      IPC out: {type: "ready", url} | {type: "clock-set"}
  */
 import { createAwsClients } from "../src/aws/clients";
 import { ensurePoolTable } from "../src/aws/dynamodb-table";
-import { createBroker } from "../src/composition";
 import type { Clock } from "../src/core/ports";
-import { createNodeServer, listen } from "../src/http/node-server";
+import { startBrokerServer } from "../src/entry/server";
 import { createLogger } from "../src/logging";
-import { loadSettings } from "../src/settings";
+import { loadSettings, readRuntimeEnvironment } from "../src/settings";
 
 const emulatorUrl = process.env.BENCH_EMULATOR_URL;
 if (!emulatorUrl || !process.send) {
@@ -34,11 +34,14 @@ const clients = createAwsClients({
   timeouts: { connectionMs: 10_000, requestMs: 20_000 },
 });
 await ensurePoolTable(clients.dynamodb, settings.tableName);
-const { logger } = createLogger();
-const broker = createBroker({ settings, clients, logger, clock });
-const server = createNodeServer(broker.handler, { logger, limits: settings.server });
-server.keepAliveTimeout = 60_000;
-const { port } = await listen(server, 0, "127.0.0.1");
+const { logger } = createLogger(readRuntimeEnvironment());
+const { server } = await startBrokerServer({
+  settings,
+  clients,
+  logger,
+  clock,
+  listen: { port: 0, host: "127.0.0.1", portSetting: "port" },
+});
 
 process.on("message", (message: { type?: string; offsetMs?: number }) => {
   if (message.type === "clock" && typeof message.offsetMs === "number") {
@@ -47,4 +50,4 @@ process.on("message", (message: { type?: string; offsetMs?: number }) => {
   }
 });
 process.on("disconnect", () => process.exit(0));
-process.send({ type: "ready", url: `http://127.0.0.1:${port}` });
+process.send({ type: "ready", url: server.url });

@@ -3,7 +3,7 @@ import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { Clock, Logger, Sleeper } from "./core/ports";
 import { reconcilePools, type ReconcileOutcome } from "./core/reconcile";
 import { RefusedPairs } from "./core/refused-pairs";
-import type { StandbyRefill } from "./core/standby-refill";
+import { BackgroundRefill, type StandbyRefill } from "./core/standby-refill";
 import { Vendor } from "./core/vend";
 import { DynamoDbPoolStore } from "./aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "./aws/parameter-store-secrets";
@@ -29,14 +29,14 @@ export interface Broker {
   reconcile(): Promise<ReconcileOutcome[]>;
 }
 
-interface RequestPathDeps {
+export interface RequestPathDeps {
   readonly settings: Settings;
   readonly clients: { dynamodb: DynamoDBClient; ssm: SSMClient };
   readonly logger: Logger;
   readonly metrics?: Metrics;
   readonly clock?: Clock;
   readonly sleeper?: Sleeper;
-  /** Where standby refills run; omitted = in this process, in the background (see Vendor). */
+  /** Where standby refills run; omitted = in this process, in the background (BackgroundRefill). */
   readonly standbyRefill?: StandbyRefill;
 }
 
@@ -64,7 +64,7 @@ function vendorOn(store: DynamoDbPoolStore, activations: SsmActivations, deps: R
     sleeper: deps.sleeper ?? realSleeper,
     logger,
     ...(deps.metrics && { metrics: deps.metrics }),
-    ...(deps.standbyRefill && { standbyRefill: deps.standbyRefill }),
+    standbyRefill: deps.standbyRefill ?? new BackgroundRefill(logger),
     options: {
       leaseMs: settings.leaseMs,
       rotationWaitMs: settings.rotationWaitMs,

@@ -1,6 +1,7 @@
 import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import type { LogAttributes } from "@aws-lambda-powertools/logger/types";
 import type { Logger } from "./core/ports";
+import type { RuntimeEnvironment } from "./settings";
 
 const LEVELS = ["debug", "info", "warn", "error"] as const;
 type Level = (typeof LEVELS)[number];
@@ -10,14 +11,17 @@ type Level = (typeof LEVELS)[number];
  * Powertools' JSON lines (level from POWERTOOLS_LOG_LEVEL) in Lambda and whenever the output is
  * not a terminal, so log pipelines get JSON; one readable line per entry on a terminal.
  */
-export function createLogger(options: { pretty?: boolean } = {}): {
+export function createLogger(
+  runtime: RuntimeEnvironment,
+  options: { pretty?: boolean } = {},
+): {
   logger: Logger;
   powertools: PowertoolsLogger;
 } {
   const powertools = new PowertoolsLogger({ serviceName: "activation-broker" });
   const pretty =
-    options.pretty ?? (process.stdout.isTTY === true && process.env.AWS_LAMBDA_FUNCTION_NAME === undefined);
-  if (pretty) return { logger: readableLogger(process.env.POWERTOOLS_LOG_LEVEL), powertools };
+    options.pretty ?? (process.stdout.isTTY === true && runtime.lambdaFunctionName === undefined);
+  if (pretty) return { logger: readableLogger(runtime.logLevel), powertools };
   const logger: Logger = {
     debug: (message, extra) => powertools.debug(message, (extra ?? {}) as LogAttributes),
     info: (message, extra) => powertools.info(message, (extra ?? {}) as LogAttributes),

@@ -79,6 +79,37 @@ export interface Settings {
   readonly pools: ReadonlyMap<string, PoolConfig>;
 }
 
+/**
+ * What the runtime and the AWS tooling set, as opposed to the operator's BROKER_* settings: read
+ * here too, so that this file stays the one place that reads the environment.
+ */
+export interface RuntimeEnvironment {
+  /** Set by the Lambda runtime: in a function, standby refills go to a self-invocation. */
+  readonly lambdaFunctionName?: string;
+  /** Powertools' own variable, honoured by the readable terminal logger too. */
+  readonly logLevel?: string;
+  /** The AWS CLI's and SDK's endpoint override, named in the admin CLI's "cannot reach" lines. */
+  readonly awsEndpointUrl?: string;
+}
+
+export function readRuntimeEnvironment(env: NodeJS.ProcessEnv = process.env): RuntimeEnvironment {
+  const set = (name: string) => (env[name] === undefined || env[name] === "" ? undefined : env[name]);
+  const values = {
+    lambdaFunctionName: set("AWS_LAMBDA_FUNCTION_NAME"),
+    logLevel: set("POWERTOOLS_LOG_LEVEL"),
+    awsEndpointUrl: set("AWS_ENDPOINT_URL"),
+  };
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * The environment itself, for the modules that take it as a value and pick from it: the admin
+ * CLI's deployment lookup (BROKER_* overrides, AWS_REGION, EMULATOR_PORT) and local mode's overlay.
+ */
+export function processEnvironment(): Readonly<Record<string, string | undefined>> {
+  return process.env;
+}
+
 /** Region names as AWS spells them: us-east-1, eu-central-2, us-gov-west-1, cn-north-1. */
 const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 

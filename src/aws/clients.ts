@@ -13,6 +13,8 @@ export interface AwsClientsOptions {
    * AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so only pass it to override those.
    */
   readonly endpoint?: string;
+  /** A named profile of the shared AWS config (the admin CLI's --profile); default AWS_PROFILE. */
+  readonly profile?: string;
   /** Static credentials (tests, local mode); otherwise the SDK's default provider chain. */
   readonly credentials?: {
     readonly accessKeyId: string;
@@ -83,10 +85,18 @@ export class PromptRecoveryRetryStrategy implements Pick<
   }
 }
 
-export function createAwsClients(options: AwsClientsOptions = {}): AwsClients {
+/**
+ * The configuration of every SDK client this package builds — the request path's here, the Lambda
+ * self-invocation's (lambda-standby-refill.ts) and the admin CLI's lookup (lookup-clients.ts): the
+ * short timeouts and the retry strategy above, one quota per client as the SDK's own strategy
+ * keeps one. Each service's client is built in a module of its own, so that a bundle carries
+ * only the SDK clients its entry point uses.
+ */
+export function clientConfig(options: AwsClientsOptions = {}) {
   const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS;
-  const config = {
+  return {
     maxAttempts,
+    retryStrategy: new PromptRecoveryRetryStrategy(maxAttempts),
     requestHandler: {
       connectionTimeout: options.timeouts?.connectionMs ?? CONNECTION_TIMEOUT_MS,
       requestTimeout: options.timeouts?.requestMs ?? REQUEST_TIMEOUT_MS,
@@ -97,11 +107,11 @@ export function createAwsClients(options: AwsClientsOptions = {}): AwsClients {
     // Unset, the SDK takes them from AWS_REGION and AWS_ENDPOINT_URL (clients.test.ts).
     region: options.region,
     endpoint: options.endpoint,
+    ...(options.profile !== undefined && { profile: options.profile }),
     ...(options.credentials !== undefined && { credentials: { ...options.credentials } }),
   };
-  // One quota per client, as the SDK's own strategy keeps one.
-  return {
-    dynamodb: new DynamoDBClient({ ...config, retryStrategy: new PromptRecoveryRetryStrategy(maxAttempts) }),
-    ssm: new SSMClient({ ...config, retryStrategy: new PromptRecoveryRetryStrategy(maxAttempts) }),
-  };
+}
+
+export function createAwsClients(options: AwsClientsOptions = {}): AwsClients {
+  return { dynamodb: new DynamoDBClient(clientConfig(options)), ssm: new SSMClient(clientConfig(options)) };
 }

@@ -1,5 +1,6 @@
-import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { POOL_NAME_PATTERN } from "../core/pool-config";
+import { clientConfig, type AwsClientsOptions } from "./clients";
 
 /**
  * On Lambda the standby is made by an asynchronous invocation of the broker's own function
@@ -24,6 +25,11 @@ export function isRefillEvent(event: unknown): event is RefillEvent {
   if (typeof event !== "object" || event === null) return false;
   const { kind, pool } = event as Record<string, unknown>;
   return kind === REFILL_EVENT_KIND && typeof pool === "string" && POOL_NAME_PATTERN.test(pool);
+}
+
+/** The function's client for its own asynchronous self-invocation. */
+export function createLambdaClient(options: AwsClientsOptions = {}): LambdaClient {
+  return new LambdaClient(clientConfig(options));
 }
 
 export function selfInvokingRefill(

@@ -19,9 +19,10 @@ import {
   GLOBAL_HELP,
   GLOBAL_OPTIONS,
   UsageError,
-  type Connect,
+  type AdminWiring,
   type Context,
 } from "./context";
+import { readRuntimeEnvironment } from "../settings";
 
 export const ADMIN_COMMANDS: readonly Command[] = [status, list, rotate, revoke, cleanup, nodes, get];
 
@@ -29,7 +30,7 @@ export function commandHelp(command: Command): string {
   return `Usage: activation-broker ${command.synopsis} [global options]\n\n${command.summary[0]!.toUpperCase()}${command.summary.slice(1)}.\n${command.help}\n\n${GLOBAL_HELP}`;
 }
 
-export async function runAdmin(command: Command, argv: string[], connect: Connect): Promise<number> {
+export async function runAdmin(command: Command, argv: string[], wiring: AdminWiring): Promise<number> {
   let ctx: Context | undefined;
   let endpoint: string | undefined;
   try {
@@ -42,8 +43,8 @@ export async function runAdmin(command: Command, argv: string[], connect: Connec
     if (positionals.length < min || positionals.length > max) {
       throw new UsageError(`usage: activation-broker ${command.synopsis} (see --help)`);
     }
-    endpoint = (values["endpoint-url"] as string | undefined) ?? process.env.AWS_ENDPOINT_URL;
-    ctx = await createContext(values, connect);
+    endpoint = (values["endpoint-url"] as string | undefined) ?? readRuntimeEnvironment().awsEndpointUrl;
+    ctx = await createContext(values, wiring);
     return await command.run(ctx, positionals, values as Record<string, string | boolean | undefined>);
   } catch (error) {
     const { line, exit } = describeFailure(error, endpoint);

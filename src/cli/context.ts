@@ -3,14 +3,15 @@
  * (the same BROKER_* environment as `serve`), the clients, progress on stderr, and the mapping of
  * errors to one line and an exit code.
  */
-import { SSMClient } from "@aws-sdk/client-ssm";
+import type { AwsClientsOptions } from "../aws/clients";
+import type { LookupClients } from "../aws/lookup-clients";
 import type { PageProgress } from "../aws/dynamodb-pool-inventory";
 import type { Operations } from "../composition";
 import { BrokerError } from "../core/errors";
 import type { Logger } from "../core/ports";
 import type { Vendor } from "../core/vend";
-import { loadSettings, type Settings } from "../settings";
-import { DeploymentNotFoundError, findTarget, type Target } from "./deployment";
+import { loadSettings, processEnvironment, type Settings } from "../settings";
+import { DeploymentNotFoundError, findTarget, type LookupClientsFor, type Target } from "./deployment";
 import { createOut, type Out } from "./output";
 
 /** Documented in `activation-broker --help` and docs/operations.md. */
@@ -72,10 +73,17 @@ export type Connect = (
   aws: {
     readonly endpoint?: string;
     readonly credentials?: Target["credentials"];
+    readonly profile?: string;
     readonly logger: Logger;
     readonly onPage: PageProgress;
   },
 ) => Deployment;
+
+/** What src/entry/cli.ts builds for the admin commands: the deployment, and the lookup's clients. */
+export interface AdminWiring {
+  readonly connect: Connect;
+  readonly lookup: (options: Pick<AwsClientsOptions, "region" | "endpoint" | "profile">) => LookupClients;
+}
 
 export interface Context {
   readonly settings: Settings;
@@ -96,13 +104,17 @@ const cliLogger: Logger = {
     ),
 };
 
-export async function createContext(values: GlobalValues, connect: Connect): Promise<Context> {
-  if (values.profile !== undefined) process.env.AWS_PROFILE = values.profile;
-  const target = await findTarget(values, process.env, profileRegion);
+export async function createContext(values: GlobalValues, wiring: AdminWiring): Promise<Context> {
+  // --profile goes to every client as configuration (the SDK's `profile`), never into the
+  // environment: this process's other clients, and its children, keep their own.
+  const profile = values.profile !== undefined ? { profile: values.profile } : {};
+  const lookup: LookupClientsFor = (where) => wiring.lookup({ ...where, ...profile });
+  const target = await findTarget(values, processEnvironment(), lookup);
   const settings = loadSettings(target.env);
-  const deployment = connect(settings, {
+  const deployment = wiring.connect(settings, {
     ...(target.endpoint !== undefined && { endpoint: target.endpoint }),
     ...(target.credentials !== undefined && { credentials: target.credentials }),
+    ...profile,
     logger: cliLogger,
     onPage: progress(),
   });
@@ -113,18 +125,6 @@ export async function createContext(values: GlobalValues, connect: Connect): Pro
     vendor: () => deployment.vendor(),
     close: () => deployment.close(),
   };
-}
-
-/** The Region of the shared config profile, as the AWS CLI would find it. */
-async function profileRegion(): Promise<string | undefined> {
-  const probe = new SSMClient({});
-  try {
-    return await probe.config.region();
-  } catch {
-    return undefined;
-  } finally {
-    probe.destroy();
-  }
 }
 
 /** Progress on stderr while a listing takes more than one page (stdout stays the answer). */

@@ -9,8 +9,9 @@
  *
  * BROKER_* variables in the environment override what was found, one by one.
  */
-import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
-import { GetFunctionConfigurationCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { type CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
+import { GetFunctionConfigurationCommand } from "@aws-sdk/client-lambda";
+import type { LookupClients } from "../aws/lookup-clients";
 import { UsageError } from "./args";
 import { LOCAL_ENV, npmStartRecordPath, readNpmStartRecord } from "./local-deployment";
 
@@ -40,11 +41,16 @@ export class DeploymentNotFoundError extends Error {
 /** The emulated AWS accepts any credentials; these keep the caller's own profile out of it. */
 const LOCAL_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" };
 
+/**
+ * The SDK clients a lookup needs, for a Region and endpoint; built by the entry point with the
+ * configuration every client of this package shares (src/aws/clients.ts).
+ */
+export type LookupClientsFor = (where: { region?: string; endpoint?: string }) => LookupClients;
+
 export async function findTarget(
   options: TargetOptions,
   env: Readonly<Record<string, string | undefined>>,
-  /** The Region when neither --region nor the environment names one (the profile's). */
-  fallbackRegion: () => Promise<string | undefined>,
+  lookup: LookupClientsFor,
 ): Promise<Target> {
   if (options.stack !== undefined && options.local) {
     throw new UsageError("choose --stack or --local, not both");
@@ -63,8 +69,9 @@ export async function findTarget(
       credentials: LOCAL_CREDENTIALS,
     };
   }
-  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (await fallbackRegion());
-  const found = options.stack === undefined ? {} : await stackSettings(options.stack, region, endpoint);
+  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (await profileRegion(lookup));
+  const found =
+    options.stack === undefined ? {} : await stackSettings(options.stack, lookup({ region, endpoint }));
   return {
     env: { ...env, ...found, ...overrides, ...(region !== undefined && { AWS_REGION: region }) },
     ...(endpoint !== undefined && { endpoint }),
@@ -110,12 +117,9 @@ function localDeployment(env: Readonly<Record<string, string | undefined>>): {
  */
 export async function stackSettings(
   stackName: string,
-  region: string | undefined,
-  endpoint: string | undefined,
+  clients: LookupClients,
 ): Promise<Record<string, string>> {
-  const config = { region, endpoint };
-  const cloudformation = new CloudFormationClient(config);
-  const lambda = new LambdaClient(config);
+  const { cloudformation, lambda } = clients;
   try {
     const functionName = await stackOutput(cloudformation, stackName, FUNCTION_NAME_OUTPUT);
     const fn = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: functionName }));
@@ -127,8 +131,19 @@ export async function stackSettings(
     }
     return settings;
   } finally {
-    cloudformation.destroy();
-    lambda.destroy();
+    clients.destroy();
+  }
+}
+
+/** The Region of the shared config profile, as the AWS CLI would find it. */
+async function profileRegion(lookup: LookupClientsFor): Promise<string | undefined> {
+  const clients = lookup({});
+  try {
+    return await clients.ssm.config.region();
+  } catch {
+    return undefined;
+  } finally {
+    clients.destroy();
   }
 }
 

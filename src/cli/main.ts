@@ -9,12 +9,12 @@
  * the default credential chain); state stays in DynamoDB, so any number of replicas may run.
  * The command line is parsed here; what it runs is wired by its entry point (src/entry/cli.ts).
  */
-import { readPort } from "../settings";
+import { processEnvironment, readPort } from "../settings";
 import packageJson from "../../package.json";
 import { ADMIN_COMMANDS, runAdmin } from "./admin";
 import { parseCommandLine, UsageError } from "./args";
 import type { Command } from "./commands/command";
-import { GLOBAL_OPTIONS, type Connect } from "./context";
+import { GLOBAL_OPTIONS, type AdminWiring } from "./context";
 
 const VERSION = packageJson.version;
 
@@ -44,15 +44,13 @@ default chain. State stays in DynamoDB, so any number of replicas may run behind
 Stops on SIGINT or SIGTERM once the requests in flight have been answered.
 Exit codes: 0 stopped, 1 failed while running, 2 usage or configuration error.`;
 
-export interface CliWiring {
+export interface CliWiring extends AdminWiring {
   /** `serve`: runs the standalone server until SIGINT/SIGTERM; resolves with the exit code. */
   serve(listen: {
     readonly port: number;
     readonly host: string;
     readonly portSetting: string;
   }): Promise<number>;
-  /** The admin commands' deployment. */
-  readonly connect: Connect;
 }
 
 /**
@@ -75,7 +73,7 @@ function adminCommandAt(argv: readonly string[]): { command: Command; index: num
 export async function main(argv: string[], wiring: CliWiring): Promise<number> {
   const at = adminCommandAt(argv);
   if (at !== undefined) {
-    return runAdmin(at.command, [...argv.slice(0, at.index), ...argv.slice(at.index + 1)], wiring.connect);
+    return runAdmin(at.command, [...argv.slice(0, at.index), ...argv.slice(at.index + 1)], wiring);
   }
   const { values, positionals } = parseCommandLine(
     argv,
@@ -102,7 +100,7 @@ export async function main(argv: string[], wiring: CliWiring): Promise<number> {
   if (positionals.length === 0) throw new UsageError("no command given");
   if (positionals[0] !== "serve") throw new UsageError(`unknown command '${positionals[0]}'`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
-  const port = readPort("PORT", 8080, process.env, { name: "--port", value: values.port });
+  const port = readPort("PORT", 8080, processEnvironment(), { name: "--port", value: values.port });
   return wiring.serve({
     port,
     host: values.host ?? "127.0.0.1",

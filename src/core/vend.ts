@@ -41,7 +41,7 @@ import {
 } from "./vend-policy";
 import type { Metrics } from "./metrics";
 import { reportOutgoingActivation } from "./reconcile";
-import { BackgroundRefill, type StandbyRefill } from "./standby-refill";
+import type { StandbyRefill } from "./standby-refill";
 
 /** What a server is given: a pair that registers until `expiresAt`. */
 export interface VendedPair {
@@ -87,11 +87,12 @@ export interface VendDependencies {
   readonly random?: () => number;
   readonly newOwnerId?: () => string;
   /**
-   * Where standby refills run (I9; src/core/standby-refill.ts). Omitted: in this process, in the
-   * background (long-running servers). Lambda passes `refillElsewhere`, because a frozen container
-   * runs no background work; the refill then arrives as its own event (vendor.refillUntilReady).
+   * Where standby refills run (I9; src/core/standby-refill.ts), chosen where the process is wired:
+   * long-running servers pass `BackgroundRefill` (in this process, in the background); Lambda
+   * passes `refillElsewhere`, because a frozen container runs no background work, and the refill
+   * then arrives as its own event (vendor.refillUntilReady).
    */
-  readonly standbyRefill?: StandbyRefill;
+  readonly standbyRefill: StandbyRefill;
 }
 
 interface RoundOutcome {
@@ -151,7 +152,7 @@ export class Vendor {
 
   constructor(private readonly deps: VendDependencies) {
     this.codes = new CodeCache(deps.secrets);
-    this.standbyRefill = deps.standbyRefill ?? new BackgroundRefill(deps.logger);
+    this.standbyRefill = deps.standbyRefill;
     this.random = deps.random ?? Math.random;
     this.newOwnerId = deps.newOwnerId ?? (() => globalThis.crypto.randomUUID());
   }

@@ -5,27 +5,27 @@
  * outcome into an exit code (src/entry/run.ts).
  */
 import { createAwsClients } from "../aws/clients";
+import { createLookupClients } from "../aws/lookup-clients";
 import { checkPoolTable } from "../aws/dynamodb-table";
-import type { Connect } from "../cli/context";
+import type { AdminWiring } from "../cli/context";
 import { main, USAGE } from "../cli/main";
-import { createBroker, createOperations, createVendor } from "../composition";
+import { createOperations, createVendor } from "../composition";
 import type { Vendor } from "../core/vend";
 import { createLogger } from "../logging";
 import { createMetrics } from "../metrics";
-import { loadSettings } from "../settings";
+import { loadSettings, readRuntimeEnvironment } from "../settings";
 import { runMain } from "./run";
-import { serveUntilSignal, startServer } from "./server";
+import { serveUntilSignal, startBrokerServer, type Listen } from "./server";
 
 /** `activation-broker serve`: the broker on real AWS, configured by the BROKER_* environment. */
-async function serve(listen: { port: number; host: string; portSetting: string }): Promise<number> {
+async function serve(listen: Listen): Promise<number> {
   const settings = loadSettings();
-  const { logger } = createLogger();
+  const { logger } = createLogger(readRuntimeEnvironment());
   const clients = createAwsClients({ region: settings.region });
   await checkPoolTable(clients.dynamodb, settings.tableName, settings.region);
   // Embedded metric format on stdout (the CloudWatch agent publishes it): Vends, SlotTheftDetected…
   const { metrics } = createMetrics();
-  const broker = createBroker({ settings, clients, logger, metrics });
-  const server = await startServer({ broker, settings, logger, ...listen });
+  const { broker, server } = await startBrokerServer({ settings, clients, logger, metrics, listen });
   logger.info("broker listening", {
     address: server.address.address,
     port: server.address.port,
@@ -36,11 +36,12 @@ async function serve(listen: { port: number; host: string; portSetting: string }
 }
 
 /** The admin commands' deployment: the janitor's inventories and, on first use, the request path. */
-const connect: Connect = (settings, aws) => {
+const connect: AdminWiring["connect"] = (settings, aws) => {
   const clients = createAwsClients({
     region: settings.region,
     ...(aws.endpoint !== undefined && { endpoint: aws.endpoint }),
     ...(aws.credentials !== undefined && { credentials: aws.credentials }),
+    ...(aws.profile !== undefined && { profile: aws.profile }),
   });
   const operations = createOperations({ settings, clients, logger: aws.logger, onPage: aws.onPage });
   let vendor: Vendor | undefined;
@@ -54,4 +55,6 @@ const connect: Connect = (settings, aws) => {
   };
 };
 
-runMain("activation-broker", USAGE, () => main(process.argv.slice(2), { serve, connect }));
+runMain("activation-broker", USAGE, () =>
+  main(process.argv.slice(2), { serve, connect, lookup: createLookupClients }),
+);

@@ -9,9 +9,9 @@ import { createAwsClients } from "../aws/clients";
 import { createOperations } from "../composition";
 import { createLogger } from "../logging";
 import { createMetrics } from "../metrics";
-import { loadSettings } from "../settings";
+import { loadSettings, readRuntimeEnvironment } from "../settings";
 
-const { logger, powertools } = createLogger();
+const { logger, powertools } = createLogger(readRuntimeEnvironment());
 
 export interface JanitorSummary {
   readonly deletedActivations: number;

@@ -2,10 +2,14 @@
  * The Lambda function's entry point (the CDK app bundles this file): wires settings, AWS clients
  * and the logger to the broker, and hands API Gateway events to the pure adapter.
  */
-import { LambdaClient } from "@aws-sdk/client-lambda";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { createAwsClients } from "../aws/clients";
-import { isRefillEvent, type RefillEvent, selfInvokingRefill } from "../aws/lambda-standby-refill";
+import {
+  createLambdaClient,
+  isRefillEvent,
+  type RefillEvent,
+  selfInvokingRefill,
+} from "../aws/lambda-standby-refill";
 import { refillElsewhere } from "../core/standby-refill";
 import { createBroker, type Broker } from "../composition";
 import type { HttpHandler } from "../http/handler";
@@ -13,9 +17,10 @@ import { requestIdOf, toHttpRequest, toProxyResult } from "../http/lambda";
 import { errorResponse } from "../http/status";
 import { createLogger } from "../logging";
 import { createMetrics } from "../metrics";
-import { loadSettings } from "../settings";
+import { loadSettings, readRuntimeEnvironment } from "../settings";
 
-const { logger, powertools } = createLogger();
+const runtime = readRuntimeEnvironment();
+const { logger, powertools } = createLogger(runtime);
 const { metrics, flush } = createMetrics();
 
 interface Wiring {
@@ -34,7 +39,7 @@ function init(): Wiring {
     const clients = createAwsClients({ region: settings.region });
     // Set by the Lambda runtime: standby refills go to an asynchronous invocation of this very
     // function (src/aws/lambda-standby-refill.ts). Outside Lambda they run in the background.
-    const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME;
+    const functionName = runtime.lambdaFunctionName;
     const broker = createBroker({
       settings,
       clients,
@@ -42,7 +47,7 @@ function init(): Wiring {
       metrics,
       ...(functionName && {
         standbyRefill: refillElsewhere(
-          selfInvokingRefill(new LambdaClient({ region: settings.region }), functionName),
+          selfInvokingRefill(createLambdaClient({ region: settings.region }), functionName),
           logger,
         ),
       }),

@@ -1,12 +1,12 @@
 import { startEmulator, type Emulator } from "../../emulator/server";
 import { createAwsClients } from "../aws/clients";
 import { ensurePoolTable } from "../aws/dynamodb-table";
-import { createBroker, type Broker } from "../composition";
+import type { Broker } from "../composition";
 import type { Clock, Logger, Sleeper } from "../core/ports";
 import { explainListenError } from "../http/node-server";
 import { createLogger } from "../logging";
-import { loadSettings, type Settings } from "../settings";
-import { startServer } from "./server";
+import { loadSettings, readRuntimeEnvironment, type Settings } from "../settings";
+import { startBrokerServer } from "./server";
 import {
   LOCAL_EMULATOR_PORT,
   LOCAL_ENV,
@@ -102,8 +102,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       timeouts: LOCAL_TIMEOUTS,
     });
     await ensurePoolTable(clients.dynamodb, settings.tableName);
-    const logger = options.logger ?? createLogger().logger;
-    const broker = createBroker({
+    const logger = options.logger ?? createLogger(readRuntimeEnvironment()).logger;
+    const { broker, server } = await startBrokerServer({
       settings,
       clients,
       logger,
@@ -112,15 +112,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // pair expire and creates the next one from the same now the emulator checks it against.
       clock: options.clock ?? { now: () => emulator.controls.now().getTime() },
       ...(options.sleeper && { sleeper: options.sleeper }),
-    });
-    const server = await startServer({
-      broker,
-      settings,
-      logger,
-      port: options.brokerPort ?? 8080,
-      host,
-      portSetting: "PORT",
-      ownUrlIsPublic: true,
+      listen: { port: options.brokerPort ?? 8080, host, portSetting: "PORT", ownUrlIsPublic: true },
     });
     return {
       brokerUrl: server.url,

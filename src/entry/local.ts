@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import { parseCommandLine } from "../cli/args";
 import { LOCAL_EMULATOR_PORT, removeNpmStartRecord, writeNpmStartRecord } from "../cli/local-deployment";
-import { readPort } from "../settings";
+import { processEnvironment, readPort, readRuntimeEnvironment } from "../settings";
 import { startLocalStack } from "./local-stack";
 import { EXIT_OK, runMain } from "./run";
 import { createLogger } from "../logging";
@@ -30,12 +30,12 @@ async function main(): Promise<number | void> {
     process.stdout.write(`${USAGE}\n`);
     return EXIT_OK;
   }
-  const { logger } = createLogger();
+  const { logger } = createLogger(readRuntimeEnvironment());
   const stack = await startLocalStack({
     logger,
     brokerPort: readPort("PORT", 8080),
     emulatorPort: readPort("EMULATOR_PORT", LOCAL_EMULATOR_PORT),
-    env: process.env,
+    env: processEnvironment(),
     // Absolute: `activation-broker --local` reads the same file from wherever it runs.
     ...(values.config !== undefined && { configFile: resolve(values.config) }),
   });

@@ -3,7 +3,7 @@
  * `npm start`): listen, the periodic slot-theft check, and the stop on SIGINT/SIGTERM.
  */
 import type { AddressInfo } from "node:net";
-import { startReconcileTimer, type Broker } from "../composition";
+import { createBroker, startReconcileTimer, type Broker, type RequestPathDeps } from "../composition";
 import type { Logger } from "../core/ports";
 import { createNodeServer, exitOnUncaughtErrors, listen, type NodeServerOptions } from "../http/node-server";
 import type { Settings } from "../settings";
@@ -18,10 +18,8 @@ export interface RunningServer {
   close(mode: "drain" | "now"): Promise<void>;
 }
 
-export async function startServer(options: {
-  readonly broker: Broker;
-  readonly settings: Settings;
-  readonly logger: Logger;
+/** Where a long-running process listens (`serve`'s --port/--host, `npm start`'s PORT). */
+export interface Listen {
   readonly port: number;
   readonly host: string;
   /** What chose the port (PORT, --port), so a refusal says what to change. */
@@ -31,7 +29,27 @@ export async function startServer(options: {
    * only after listen (port 0). A caller's Host header still never chooses it.
    */
   readonly ownUrlIsPublic?: boolean;
-}): Promise<RunningServer> {
+}
+
+/**
+ * The broker of a long-running process — `serve`, `npm start` and the benchmark's one-process
+ * shape — on its Node server: one wiring for all three.
+ */
+export async function startBrokerServer(
+  deps: RequestPathDeps & { readonly listen: Listen },
+): Promise<{ broker: Broker; server: RunningServer }> {
+  const broker = createBroker(deps);
+  const server = await startServer({ broker, settings: deps.settings, logger: deps.logger, ...deps.listen });
+  return { broker, server };
+}
+
+async function startServer(
+  options: {
+    readonly broker: Broker;
+    readonly settings: Settings;
+    readonly logger: Logger;
+  } & Listen,
+): Promise<RunningServer> {
   const { broker, settings, logger } = options;
   const serverOptions: NodeServerOptions = {
     logger,

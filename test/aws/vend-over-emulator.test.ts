@@ -7,6 +7,7 @@ import { SsmActivations } from "../../src/aws/ssm-activations";
 import { ThrottledError } from "../../src/core/errors";
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
 import { Vendor } from "../../src/core/vend";
+import { BackgroundRefill } from "../../src/core/standby-refill";
 import { linksOf, standbyDepth, TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 import { CapturingLogger } from "../support/fakes";
 import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
@@ -44,6 +45,7 @@ describe("Vendor over the emulator", () => {
         clock: { now: () => Date.now() },
         sleeper: { sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
         logger: new CapturingLogger(),
+        standbyRefill: new BackgroundRefill(new CapturingLogger()),
         options: { leaseMs: 30_000, rotationWaitMs: 10_000, deployment },
       });
     const store = new DynamoDbPoolStore(clients.dynamodb, tableName);

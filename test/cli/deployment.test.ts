@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { UsageError } from "../../src/cli/args";
+import { createLookupClients } from "../../src/aws/lookup-clients";
 import { DeploymentNotFoundError, findTarget, stackSettings } from "../../src/cli/deployment";
 import { LOCAL_ENV, npmStartRecordPath, writeNpmStartRecord } from "../../src/cli/local-deployment";
 
@@ -133,12 +134,14 @@ beforeEach(() => {
 
 afterEach(() => vi.unstubAllEnvs());
 
-const noProfileRegion = () => Promise.resolve(undefined);
+/** The clients src/entry/cli.ts passes: the shared configuration, as the command line has them. */
+const lookup = createLookupClients;
+const at = (region: string) => createLookupClients({ region, endpoint });
 
 describe("--stack NAME", () => {
   it("reads the broker function named by the stack's FunctionName output, and keeps only BROKER_*", async () => {
     const { POWERTOOLS_SERVICE_NAME: _notOurs, ...broker } = FUNCTION_ENV;
-    expect(await stackSettings(STACK, "eu-west-1", endpoint)).toEqual(broker);
+    expect(await stackSettings(STACK, at("eu-west-1"))).toEqual(broker);
     expect(requests).toEqual([
       `cloudformation:DescribeStacks ${STACK}`,
       `lambda:GetFunctionConfiguration ${FUNCTION}`,
@@ -146,21 +149,21 @@ describe("--stack NAME", () => {
   });
 
   it("says when the stack does not exist", async () => {
-    const failure = stackSettings("Nope-Api", "eu-west-1", endpoint);
+    const failure = stackSettings("Nope-Api", at("eu-west-1"));
     await expect(failure).rejects.toBeInstanceOf(DeploymentNotFoundError);
     await expect(failure).rejects.toThrow("stack Nope-Api does not exist in this account and Region");
   });
 
   it("says which stack to name when the stack has no FunctionName output", async () => {
     stacks["ActivationBroker-Key"] = { outputs: { KmsKeyId: "1234abcd-12ab-34cd-56ef-1234567890ab" } };
-    await expect(stackSettings("ActivationBroker-Key", "eu-west-1", endpoint)).rejects.toThrow(
+    await expect(stackSettings("ActivationBroker-Key", at("eu-west-1"))).rejects.toThrow(
       "stack ActivationBroker-Key has no FunctionName output: name the broker's Api stack (e.g. ActivationBroker-Api)",
     );
   });
 
   it("refuses a function that is not a broker (no BROKER_TABLE_NAME)", async () => {
     functions[FUNCTION] = { POWERTOOLS_SERVICE_NAME: "something-else" };
-    await expect(stackSettings(STACK, "eu-west-1", endpoint)).rejects.toThrow(
+    await expect(stackSettings(STACK, at("eu-west-1"))).rejects.toThrow(
       `function ${FUNCTION} (output FunctionName of stack ${STACK}) has no BROKER_TABLE_NAME`,
     );
   });
@@ -169,7 +172,7 @@ describe("--stack NAME", () => {
     const target = await findTarget(
       { stack: STACK, region: "eu-west-1", "endpoint-url": endpoint },
       { AWS_REGION: "us-east-1", BROKER_LEASE_SECONDS: "60" },
-      noProfileRegion,
+      lookup,
     );
     expect(target.env).toMatchObject({
       AWS_REGION: "eu-west-1",
@@ -185,13 +188,31 @@ describe("--stack NAME", () => {
     const fromEnv = await findTarget(
       { stack: STACK, "endpoint-url": endpoint },
       { AWS_DEFAULT_REGION: "eu-central-1" },
-      noProfileRegion,
+      lookup,
     );
     expect(fromEnv.env.AWS_REGION).toBe("eu-central-1");
-    const fromProfile = await findTarget({ stack: STACK, "endpoint-url": endpoint }, {}, () =>
-      Promise.resolve("ap-southeast-2"),
+    // --profile reaches the clients as configuration (src/cli/context.ts), never the environment.
+    const home = mkdtempSync(join(tmpdir(), "deployment-profile-"));
+    writeFileSync(
+      join(home, "config"),
+      "[default]\nregion = us-west-2\n\n[profile far]\nregion = ap-southeast-2\n",
+    );
+    // A named profile brings its own keys: the SDK, like the AWS CLI, then skips the environment's.
+    writeFileSync(
+      join(home, "credentials"),
+      "[far]\naws_access_key_id = AKIDFAR\naws_secret_access_key = far\n",
+    );
+    vi.stubEnv("AWS_CONFIG_FILE", join(home, "config"));
+    vi.stubEnv("AWS_SHARED_CREDENTIALS_FILE", join(home, "credentials"));
+    vi.stubEnv("AWS_REGION", undefined);
+    vi.stubEnv("AWS_DEFAULT_REGION", undefined);
+    const fromProfile = await findTarget({ stack: STACK, "endpoint-url": endpoint }, {}, (where) =>
+      createLookupClients({ ...where, profile: "far" }),
     );
     expect(fromProfile.env.AWS_REGION).toBe("ap-southeast-2");
+    expect(process.env.AWS_PROFILE).toBeUndefined();
+    const fromDefault = await findTarget({ stack: STACK, "endpoint-url": endpoint }, {}, lookup);
+    expect(fromDefault.env.AWS_REGION).toBe("us-west-2");
   });
 });
 
@@ -204,7 +225,7 @@ describe("--local", () => {
   });
 
   it("without a running npm start says so, naming where it looked", async () => {
-    const failure = findTarget({ local: true }, {}, noProfileRegion);
+    const failure = findTarget({ local: true }, {}, lookup);
     await expect(failure).rejects.toBeInstanceOf(DeploymentNotFoundError);
     await expect(failure).rejects.toThrow(
       `no running \`npm start\` found (it records itself in ${npmStartRecordPath()})`,
@@ -216,7 +237,7 @@ describe("--local", () => {
     const target = await findTarget(
       { local: true },
       { AWS_REGION: "eu-west-1", BROKER_LEASE_SECONDS: "45" },
-      noProfileRegion,
+      lookup,
     );
     expect(target).toEqual({
       env: { ...record(process.pid).env, BROKER_LEASE_SECONDS: "45" },
@@ -227,23 +248,19 @@ describe("--local", () => {
 
   it("ignores the record of an npm start that is gone (killed without its cleanup)", async () => {
     writeFileSync(npmStartRecordPath(), JSON.stringify(record(2 ** 22 + 12345)));
-    await expect(findTarget({ local: true }, {}, noProfileRegion)).rejects.toBeInstanceOf(
-      DeploymentNotFoundError,
-    );
+    await expect(findTarget({ local: true }, {}, lookup)).rejects.toBeInstanceOf(DeploymentNotFoundError);
   });
 
   it("EMULATOR_PORT names the emulated AWS; without a record the settings are a plain npm start's", async () => {
-    const target = await findTarget({ local: true }, { EMULATOR_PORT: "4599" }, noProfileRegion);
+    const target = await findTarget({ local: true }, { EMULATOR_PORT: "4599" }, lookup);
     expect(target.endpoint).toBe("http://127.0.0.1:4599");
     expect(target.env).toEqual(LOCAL_ENV);
-    await expect(findTarget({ local: true }, { EMULATOR_PORT: "http://x" }, noProfileRegion)).rejects.toThrow(
+    await expect(findTarget({ local: true }, { EMULATOR_PORT: "http://x" }, lookup)).rejects.toThrow(
       "EMULATOR_PORT must be a port number (1-65535), got 'http://x'",
     );
   });
 
   it("refuses --stack with --local", async () => {
-    await expect(findTarget({ local: true, stack: STACK }, {}, noProfileRegion)).rejects.toBeInstanceOf(
-      UsageError,
-    );
+    await expect(findTarget({ local: true, stack: STACK }, {}, lookup)).rejects.toBeInstanceOf(UsageError);
   });
 });

@@ -23,6 +23,7 @@ import { SsmActivations } from "../../src/aws/ssm-activations";
 import { createBroker } from "../../src/composition";
 import type { ActivationProvider, PoolStateStore, SecretStore } from "../../src/core/ports";
 import { Vendor } from "../../src/core/vend";
+import { BackgroundRefill } from "../../src/core/standby-refill";
 import { createNodeServer, listen } from "../../src/http/node-server";
 import { loadSettings } from "../../src/settings";
 import { CapturingLogger } from "../support/fakes";
@@ -110,6 +111,7 @@ if (process.env.FAULT_MODE === "serve") {
     clock: { now: () => Date.now() },
     sleeper: { sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
     logger,
+    standbyRefill: new BackgroundRefill(logger),
     options: {
       leaseMs: settings.leaseMs,
       rotationWaitMs: settings.rotationWaitMs,

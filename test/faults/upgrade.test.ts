@@ -14,6 +14,7 @@ import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { parsePools } from "../../src/core/pool-config";
 import { Vendor } from "../../src/core/vend";
+import { BackgroundRefill } from "../../src/core/standby-refill";
 import { CapturingLogger } from "../support/fakes";
 import { registerNode } from "../support/local";
 import { TEST_ROLE, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
@@ -63,6 +64,7 @@ describe("upgrading a live deployment (old and new code on one table)", () => {
     const newProcess = () => {
       const vendor = new Vendor({
         ...common,
+        standbyRefill: new BackgroundRefill(common.logger),
         store: new DynamoDbPoolStore(aws.dynamodb, tableName),
         secrets: new ParameterStoreSecrets(aws.ssm, { prefix, kmsKeyId: "alias/aws/ssm" }),
       });

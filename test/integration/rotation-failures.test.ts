@@ -6,6 +6,7 @@ import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import type { ActivationProvider, SecretStore } from "../../src/core/ports";
 import { Vendor } from "../../src/core/vend";
+import { BackgroundRefill } from "../../src/core/standby-refill";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 import { CapturingLogger } from "../support/fakes";
 import { aLocalStack, registerNode } from "../support/local";
@@ -77,6 +78,7 @@ function aDyingBroker(s: Stack, dieAfter: "CreateActivation" | "PutParameter") {
     clock: s.clock,
     sleeper: s.clock,
     logger: new CapturingLogger(),
+    standbyRefill: new BackgroundRefill(new CapturingLogger()),
     options: { leaseMs: s.settings.leaseMs, rotationWaitMs: 0, deployment: s.settings.deployment },
   });
   void vendor.vend("default");

@@ -1,6 +1,6 @@
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
 import { Vendor, type VendDependencies, type VendOptions } from "../../src/core/vend";
-import { refillElsewhere } from "../../src/core/standby-refill";
+import { BackgroundRefill, refillElsewhere } from "../../src/core/standby-refill";
 import { CapturingLogger, FakeClock, InMemoryActivations, InMemoryPoolStore, InMemorySecrets } from "./fakes";
 
 export const TEST_ROLE = "SSMServiceRole";
@@ -43,6 +43,7 @@ export function aVendor(
       clock,
       sleeper: clock,
       logger,
+      standbyRefill: new BackgroundRefill(logger),
       options: { leaseMs: 30_000, rotationWaitMs: 5_000, deployment: "test", ...config.options },
       random: config.random ?? (() => 0.5),
       newOwnerId: () => `owner-${++owners}`,
