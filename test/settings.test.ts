@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/core/errors";
 import { poolConfigSchema } from "../src/core/pool-config";
-import { BROKER_VARIABLES, loadSettings, readPort } from "../src/settings";
+import { BROKER_VARIABLES, loadSettings, readPort, readRuntimeEnvironment } from "../src/settings";
 
 const base = { AWS_REGION: "eu-west-1", BROKER_TABLE_NAME: "pools", BROKER_DEFAULT_IAM_ROLE: "NodeRole" };
 
@@ -118,6 +118,24 @@ describe("loadSettings", () => {
     expect(() => readPort("PORT", 8080, {}, { name: "--port", value: "70000" })).toThrow(
       "--port must be a port number (0-65535), got '70000'",
     );
+  });
+});
+
+describe("readRuntimeEnvironment", () => {
+  it("reads what the runtime and the AWS tooling set, and treats an empty value as unset", () => {
+    expect(
+      readRuntimeEnvironment({
+        AWS_LAMBDA_FUNCTION_NAME: "broker-fn",
+        POWERTOOLS_LOG_LEVEL: "DEBUG",
+        AWS_ENDPOINT_URL: "http://127.0.0.1:4566",
+        BROKER_TABLE_NAME: "not-a-runtime-value",
+      }),
+    ).toEqual({
+      lambdaFunctionName: "broker-fn",
+      logLevel: "DEBUG",
+      awsEndpointUrl: "http://127.0.0.1:4566",
+    });
+    expect(readRuntimeEnvironment({ AWS_LAMBDA_FUNCTION_NAME: "", POWERTOOLS_LOG_LEVEL: "" })).toEqual({});
   });
 });
 
