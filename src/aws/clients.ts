@@ -107,7 +107,7 @@ export function clientConfig(options: AwsClientsOptions = {}) {
     // Unset, the SDK takes them from AWS_REGION and AWS_ENDPOINT_URL (clients.test.ts).
     region: options.region,
     endpoint: options.endpoint,
-    ...(options.profile !== undefined && { profile: options.profile }),
+    profile: options.profile,
     ...(options.credentials !== undefined && { credentials: { ...options.credentials } }),
   };
 }

@@ -1,6 +1,12 @@
+import { DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import { type DynamoDBClient, GetItemCommand, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createAwsClients } from "../../src/aws/clients";
+import { createAwsClients, PromptRecoveryRetryStrategy } from "../../src/aws/clients";
+import { createLambdaClient } from "../../src/aws/lambda-standby-refill";
+import { createLookupClients } from "../../src/aws/lookup-clients";
 import { TEST_CREDENTIALS, TEST_REGION, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 describe("createAwsClients", () => {
@@ -95,5 +101,71 @@ describe("createAwsClients", () => {
     const { ssm } = createAwsClients({ region: TEST_REGION, credentials: TEST_CREDENTIALS });
     expect(await ssm.config.credentials()).toMatchObject(TEST_CREDENTIALS);
     ssm.destroy();
+  });
+
+  it("gives every client a retry quota of its own, healing as soon as AWS answers", async () => {
+    const { dynamodb, ssm } = createAwsClients({ region: TEST_REGION });
+    const strategies = [await dynamodb.config.retryStrategy(), await ssm.config.retryStrategy()];
+    for (const strategy of strategies) expect(strategy).toBeInstanceOf(PromptRecoveryRetryStrategy);
+    expect(strategies[0]).not.toBe(strategies[1]);
+    dynamodb.destroy();
+    ssm.destroy();
+  });
+
+  it("takes a named profile of the shared config as configuration, leaving AWS_PROFILE alone", async () => {
+    const home = mkdtempSync(join(tmpdir(), "clients-profile-"));
+    writeFileSync(
+      join(home, "config"),
+      "[default]\nregion = us-west-2\n\n[profile far]\nregion = ap-south-1\n",
+    );
+    vi.stubEnv("AWS_CONFIG_FILE", join(home, "config"));
+    vi.stubEnv("AWS_REGION", undefined);
+    vi.stubEnv("AWS_DEFAULT_REGION", undefined);
+    try {
+      const named = createAwsClients({ profile: "far" });
+      const plain = createAwsClients();
+      expect(await named.ssm.config.region()).toBe("ap-south-1");
+      expect(await plain.ssm.config.region()).toBe("us-west-2");
+      expect(process.env.AWS_PROFILE).toBeUndefined();
+      for (const client of [named.dynamodb, named.ssm, plain.dynamodb, plain.ssm]) client.destroy();
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+});
+
+describe("the other clients: Lambda self-invocation and the admin CLI's lookup", () => {
+  it("are built with the same Region, endpoint, attempts, timeouts and retry strategy", async () => {
+    const options = {
+      region: TEST_REGION,
+      endpoint: "http://127.0.0.1:1",
+      maxAttempts: 2,
+      credentials: TEST_CREDENTIALS,
+    } as const;
+    const lookup = createLookupClients({ ...options, timeouts: { connectionMs: 700, requestMs: 1_700 } });
+    const lambda = createLambdaClient(options);
+    for (const client of [lookup.cloudformation, lookup.lambda, lookup.ssm, lambda]) {
+      expect(await client.config.region()).toBe(TEST_REGION);
+      expect(await client.config.endpoint?.()).toMatchObject({ hostname: "127.0.0.1", port: 1 });
+      expect(await client.config.maxAttempts()).toBe(2);
+      expect(await client.config.retryStrategy()).toBeInstanceOf(PromptRecoveryRetryStrategy);
+    }
+    const handler = lookup.cloudformation.config.requestHandler as {
+      httpHandlerConfigs(): Record<string, unknown>;
+    };
+    // The handler resolves its settings on first use; a call that cannot connect is enough.
+    await lookup.cloudformation.send(new DescribeStacksCommand({})).catch(() => {});
+    expect(handler.httpHandlerConfigs()).toMatchObject({ connectionTimeout: 700, requestTimeout: 1_700 });
+    lambda.destroy();
+    lookup.destroy();
+  });
+
+  it("are destroyed together", () => {
+    const lookup = createLookupClients({ region: TEST_REGION });
+    const destroyed = [lookup.cloudformation, lookup.lambda, lookup.ssm].map((client) =>
+      vi.spyOn(client, "destroy"),
+    );
+    lookup.destroy();
+    for (const spy of destroyed) expect(spy).toHaveBeenCalledOnce();
   });
 });

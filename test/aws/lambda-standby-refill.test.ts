@@ -1,8 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { LambdaClient } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isRefillEvent, selfInvokingRefill } from "../../src/aws/lambda-standby-refill";
+import { createLambdaClient, isRefillEvent, selfInvokingRefill } from "../../src/aws/lambda-standby-refill";
 import { TEST_CREDENTIALS, TEST_REGION } from "../support/emulated-aws";
 
 /**
@@ -53,7 +53,7 @@ describe("selfInvokingRefill", () => {
     });
     await new Promise<void>((resolve) => lambdaApi.listen(0, "127.0.0.1", resolve));
     const { port } = lambdaApi.address() as AddressInfo;
-    client = new LambdaClient({
+    client = createLambdaClient({
       endpoint: `http://127.0.0.1:${port}`,
       region: TEST_REGION,
       credentials: TEST_CREDENTIALS,
