@@ -10,7 +10,7 @@ import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import type { PoolConfig } from "../../src/core/pool-config";
-import { FUNCTION_BUNDLING, nagText } from "./activation-broker";
+import { FUNCTION_BUNDLING, nagText } from "./broker-function";
 import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 
 export const JANITOR_ENTRY = fileURLToPath(new URL("../../src/entry/janitor.ts", import.meta.url));
