@@ -60,6 +60,12 @@ interface ItemState {
   largest: number;
   key: Item;
   table: string;
+  /**
+   * The item as the last write through here left it (`{item: undefined}`: no item), or undefined
+   * when not known. Every write reaches dynalite through this front, queued per item, so what is
+   * known stays true until the next write; it saves a read of the item before each write.
+   */
+  known?: { item: Item | undefined };
 }
 
 /**
@@ -210,7 +216,7 @@ export class EmulatedDynamoDb {
     key: Item,
     state: ItemState,
   ): Promise<Answer> {
-    const before = await this.readItem(req, table, key);
+    const before = state.known ? state.known.item : await this.readItem(req, table, key);
     const limit = this.limits.itemWriteUnitsPerSecond;
     const second = Math.floor(Date.now() / 1000);
     if (state.window !== second) {
@@ -225,15 +231,27 @@ export class EmulatedDynamoDb {
       return this.hotItemThrottle(table);
     }
     const { ReturnConsumedCapacity: asked, ...rest } = body;
+    // An UpdateItem's result is the item after it: ask for it when the caller asked for nothing,
+    // and take it out of the answer again.
+    const wantsNew =
+      operation === "UpdateItem" && (rest.ReturnValues === undefined || rest.ReturnValues === "NONE");
+    if (wantsNew) rest.ReturnValues = "ALL_NEW";
+    state.known = undefined;
     const answer = await this.call(req.headers, operation, JSON.stringify(rest));
     let units: number;
+    let result: Record<string, unknown> | undefined;
     if (answer.status === 200) {
+      result = JSON.parse(answer.body) as Record<string, unknown>;
       const after =
         operation === "PutItem"
           ? (body.Item as Item)
           : operation === "DeleteItem"
             ? undefined
-            : await this.readItem(req, table, key);
+            : wantsNew || rest.ReturnValues === "ALL_NEW"
+              ? (result.Attributes as Item | undefined)
+              : await this.readItem(req, table, key);
+      if (wantsNew) delete result.Attributes;
+      state.known = { item: after };
       units = writeUnits(before, after);
       state.largest = Math.max(state.largest, itemSize(before), itemSize(after));
     } else if (answer.body.includes("ConditionalCheckFailedException")) {
@@ -242,13 +260,14 @@ export class EmulatedDynamoDb {
       // Source: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html#write-operation-consumption
       units = writeUnits(before, undefined);
       state.largest = Math.max(state.largest, itemSize(before));
+      state.known = { item: before };
     } else {
       return answer; // a validation error: nothing was written, nothing is charged
     }
     state.windowUnits += units;
     this.account(table, operation, { write: units });
-    if (answer.status !== 200) return answer;
-    return withConsumed(answer, JSON.parse(answer.body) as Record<string, unknown>, asked, table, units);
+    if (!result) return answer;
+    return withConsumed(answer, result, asked, table, units);
   }
 
   /**
@@ -288,6 +307,8 @@ export class EmulatedDynamoDb {
       operation,
       JSON.stringify({ ...body, ReturnConsumedCapacity: "TOTAL" }),
     );
+    // A batch writes items without their queue: what was known of them is no longer.
+    if (operation === "BatchWriteItem") for (const state of this.items.values()) state.known = undefined;
     if (answer.status !== 200) return answer;
     const result = JSON.parse(answer.body) as Record<string, unknown>;
     const consumed = result.ConsumedCapacity as
