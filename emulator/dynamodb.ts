@@ -3,7 +3,6 @@ import type { IncomingMessage, RequestListener, ServerResponse } from "node:http
 import { crc32 } from "node:zlib";
 import dynalite from "dynalite";
 import { type Item, itemSize, readUnits, writeUnits } from "./capacity";
-import type { InjectedFailure } from "./controls";
 
 /** Consumed capacity of one table and operation (DynamoDB bills these as request units on demand). */
 export interface OperationUsage {
@@ -457,7 +456,7 @@ const DATA_PLANE = new Set([
 ]);
 
 /** The body DynamoDB answers with for an injected throttle or server error. */
-export function dynamoDbFailureBody(operation: string, failure: InjectedFailure): Record<string, string> {
+export function dynamoDbFailureBody(operation: string, failure: { kind: string }): Record<string, string> {
   if (failure.kind === "throttle") {
     return DATA_PLANE.has(operation)
       ? {
