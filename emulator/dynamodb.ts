@@ -197,7 +197,11 @@ export class EmulatedDynamoDb {
     const answer = await this.call(req.headers, "GetItem", JSON.stringify(rest));
     if (answer.status !== 200) return answer;
     const result = JSON.parse(answer.body) as { Item?: Item };
-    const bytes = itemSize(result.Item);
+    // Units follow the item's size, "not … the amount of data that is returned": a projection
+    // saves nothing, so a projected read is sized on the whole item.
+    // Source: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html#read-operation-consumption
+    const projected = body.ProjectionExpression !== undefined || body.AttributesToGet !== undefined;
+    const bytes = itemSize(projected ? await this.readItem(req, table, state.key) : result.Item);
     state.largest = Math.max(state.largest, bytes);
     // GetItem: "use the item size and round it up to the next 4 KB boundary … for an eventually
     // consistent read (the default), divide this number by two"; an item that isn't there still

@@ -150,6 +150,21 @@ describe("read units (4 KB per unit, half for an eventually consistent read)", (
     expect((await get("s", false)).ConsumedCapacity?.CapacityUnits).toBe(1);
   });
 
+  it("a projection saves nothing: units follow the whole item's size", async () => {
+    await put("proj", 4097);
+    const answer = await dynamodb.send(
+      new GetItemCommand({
+        TableName: TABLE,
+        Key: { pk: { S: "proj" } },
+        ProjectionExpression: "pk",
+        ConsistentRead: true,
+        ReturnConsumedCapacity: "TOTAL",
+      }),
+    );
+    expect(answer.Item).toEqual({ pk: { S: "proj" } });
+    expect(answer.ConsumedCapacity?.CapacityUnits).toBe(2);
+  });
+
   it("reading an item that does not exist still costs the minimum", async () => {
     expect((await get("nothing-here", false)).ConsumedCapacity?.CapacityUnits).toBe(0.5);
     expect((await get("nothing-here", true)).ConsumedCapacity?.CapacityUnits).toBe(1);
