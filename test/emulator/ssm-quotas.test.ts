@@ -6,12 +6,14 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
+  CreateActivationCommand,
+  DescribeActivationsCommand,
   GetParameterCommand,
   GetParametersCommand,
   PutParameterCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { type Emulator, PARAMETER_STORE_QUOTAS } from "../../emulator/server";
+import { activationQuotas, type Emulator, PARAMETER_STORE_QUOTAS } from "../../emulator/server";
 import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 let aws: EmulatedAws;
@@ -75,6 +77,17 @@ describe("SSM request quotas", () => {
     expect(emulator.controls.counters()["ssm:GetParameters"]).toBeGreaterThan(8);
     expect(emulator.controls.usage().throttled["ssm:GetParameters"]).toBeGreaterThan(0);
   }, 30_000);
+
+  it("activation operations take the figure given for them, each its own quota (AWS publishes none)", async () => {
+    emulator.controls.setLimits({ ssmQuotas: activationQuotas(2) });
+    const create = () => ssm.send(new CreateActivationCommand({ IamRole: "SSMServiceRole" }));
+    await create();
+    await create();
+    await expect(create()).rejects.toMatchObject({ name: "ThrottlingException" });
+    // DescribeActivations has a quota of its own, untouched by the creates.
+    await expect(ssm.send(new DescribeActivationsCommand({}))).resolves.toBeDefined();
+    expect(emulator.controls.usage().throttled).toEqual({ "ssm:CreateActivation": 1 });
+  });
 
   it("the documented standard throughput: GetParameter and GetParameters share 40 per second", () => {
     expect(PARAMETER_STORE_QUOTAS.standard).toContainEqual({
