@@ -64,7 +64,7 @@ export const PRICES = {
 } as const satisfies Record<string, Price>;
 
 /**
- * The deployed function (infra/constructs/activation-broker.ts): `architecture: Architecture.ARM_64`,
+ * The deployed function (infra/constructs/broker-function.ts): `architecture: Architecture.ARM_64`,
  * `memorySize: props.memorySize ?? 256`. Lambda bills duration per 1 ms.
  */
 export const FUNCTION_MEMORY_GB = 256 / 1024;

@@ -1,6 +1,6 @@
 /**
  * Builds a Lambda bundle with the options the CDK app gives NodejsFunction
- * (infra/constructs/activation-broker.ts: minified CJS for node24, ESM builds of dependencies
+ * (infra/constructs/broker-function.ts: minified CJS for node24, ESM builds of dependencies
  * preferred, SDK bundled, the agent scripts embedded), so what the benchmark loads is what `npm run package` ships.
  */
 import { build } from "esbuild";

@@ -15,7 +15,7 @@
  *   Lambda Invoke API (POST /2015-03-31/functions/{name}/invocations with InvocationType Event →
  *   202, then the event waits in the queue). The containers' LambdaClient reaches it through
  *   AWS_ENDPOINT_URL_LAMBDA, which the SDK prefers to AWS_ENDPOINT_URL for the Lambda service.
- * - An invocation running past the function timeout (25 s, infra/constructs/activation-broker.ts)
+ * - An invocation running past the function timeout (25 s, infra/constructs/broker-function.ts)
  *   or a container that dies ends that invocation with an error, and a fresh container takes the
  *   dead one's place, as Lambda replaces an execution environment.
  *
@@ -31,7 +31,7 @@ import { join } from "node:path";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { buildLambdaBundle } from "./lambda-bundle";
 
-/** The deployed function's timeout (infra/constructs/activation-broker.ts). */
+/** The deployed function's timeout (infra/constructs/broker-function.ts). */
 export const FUNCTION_TIMEOUT_MS = 25_000;
 /** API Gateway's REST API integration timeout. */
 export const INTEGRATION_TIMEOUT_MS = 29_000;

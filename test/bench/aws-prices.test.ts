@@ -2,8 +2,10 @@
  * The price arithmetic of the benchmark's cost per 1,000 servers, checked by hand against the
  * price pages' figures (bench/aws-prices.ts lists them with their sources).
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { costPerThousand, fixedMonthly } from "../../bench/aws-prices";
+import { costPerThousand, fixedMonthly, FUNCTION_MEMORY_GB } from "../../bench/aws-prices";
 
 describe("cost per 1,000 servers onboarded", () => {
   it("multiplies each billed unit by its price and scales to 1,000 servers", () => {
@@ -46,4 +48,13 @@ describe("cost per 1,000 servers onboarded", () => {
   it("fixed monthly costs: two KMS keys at $1, an interface endpoint at $0.01 per AZ-hour", () => {
     expect(fixedMonthly(2)).toEqual({ kmsKeys: 2, interfaceEndpoint: 14.6, availabilityZones: 2 });
   });
+});
+
+it("prices the function the CDK app deploys: Arm, and its default memory", () => {
+  const construct = readFileSync(
+    join(import.meta.dirname, "..", "..", "infra", "constructs", "broker-function.ts"),
+    "utf8",
+  );
+  expect(construct).toContain("architecture: Architecture.ARM_64");
+  expect(construct).toContain(`memorySize: props.memorySize ?? ${FUNCTION_MEMORY_GB * 1024}`);
 });
