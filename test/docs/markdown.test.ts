@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { brokenLinks, headingSlugs, linksOf, overlongLines } from "./markdown";
 
 /**
- * The documentation a reader opens: README.md, every page under docs/ and emulator/README.md.
+ * The documentation a reader opens: README.md, every page under docs/, emulator/README.md and the
+ * benchmark's lab notes (bench/results/README.md).
  * Every relative link must open a file (and its #anchor a heading), no prose line is wider than
  * 100 characters, the README stays a front door, and nothing points outside the repository.
  */
@@ -23,6 +24,7 @@ function markdownUnder(dir: string): string[] {
 const PAGES = [
   join(ROOT, "README.md"),
   join(ROOT, "emulator", "README.md"),
+  join(ROOT, "bench", "results", "README.md"),
   ...markdownUnder(join(ROOT, "docs")),
 ];
 const read = (path: string) => readFileSync(path, "utf8");
@@ -57,6 +59,10 @@ describe("documentation", () => {
 
   it("README.md is at most 150 lines", () => {
     expect(read(join(ROOT, "README.md")).trimEnd().split("\n").length).toBeLessThanOrEqual(150);
+  });
+
+  it("docs/performance.md is a page read in minutes: at most 150 lines (the runs are in bench/results/)", () => {
+    expect(read(join(ROOT, "docs", "performance.md")).trimEnd().split("\n").length).toBeLessThanOrEqual(150);
   });
 });
 
