@@ -13,7 +13,7 @@
  *   and the test checks that the module's default is the CDK app's runtime.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -24,6 +24,7 @@ import { synthBrokerApp } from "./support";
 import {
   MODULE_DIR,
   missingTerraformTools,
+  motoProvider,
   prepareWorkspace,
   startMoto,
   startRestApiPolicyProxy,
@@ -113,6 +114,28 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
     await moto?.stop();
   });
 
+  /** `terraform plan`'s errors (whitespace folded) for a root calling the module once per entry. */
+  async function planErrors(zip: string, calls: Record<string, [string, string]>): Promise<string> {
+    const root = mkdtempSync(join(tmpdir(), "broker-tf-invalid-"));
+    const call = (id: string, inputs: string) =>
+      [
+        `module "${id}" {`,
+        `  source = ${JSON.stringify(MODULE_DIR)}`,
+        `  broker_zip = ${JSON.stringify(zip)}`,
+        ...(inputs.includes("janitor_zip") ? [] : [`  janitor_zip = ${JSON.stringify(zip)}`]),
+        inputs,
+        "}",
+      ].join("\n");
+    const main = Object.entries(calls).map(([id, [inputs]]) => call(id, inputs));
+    writeFileSync(join(root, "main.tf"), [...main, motoProvider(moto!.url, proxy!.url, REGION)].join("\n"));
+    const env = { ...ws.env, TF_DATA_DIR: join(root, ".terraform-data") };
+    await run("terraform", [`-chdir=${root}`, "init", "-no-color", "-input=false"], { env });
+    return run("terraform", [`-chdir=${root}`, "plan", "-no-color", "-input=false"], { env }).then(
+      () => "",
+      (e: { stderr: string }) => e.stderr.replace(/\s+/g, " "),
+    );
+  }
+
   it("is formatted as terraform fmt writes it", async () => {
     await expect(run("terraform", ["fmt", "-check", "-recursive", MODULE_DIR])).resolves.toBeDefined();
   });
@@ -120,6 +143,46 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
   it("validates", async () => {
     expect(await ws.terraform("validate")).toContain("Success!");
   });
+
+  it("refuses bad inputs when planning, each with a message naming the input", async () => {
+    const zip = join(mkdtempSync(join(tmpdir(), "broker-tf-zip-")), "empty.zip");
+    writeFileSync(zip, "");
+    const endpoint = `  vpc_endpoint_ids = ["vpce-0123456789abcdef0"]`;
+    // Checked when the configuration is validated: one root, one module call per mistake, and
+    // terraform reports every one of them.
+    const single: Record<string, [string, string]> = {
+      over_ssm_limit: [
+        `${endpoint}\n  pools = { linux = { registration_limit = 1001 } }`,
+        "registration_limit 1-1000",
+      ],
+      reserved_tag: [
+        `${endpoint}\n  pools = { linux = { tags = { "aws:x" = "y" } } }`,
+        "tag keys may not start",
+      ],
+      key_alias: [`${endpoint}\n  kms_key_id = "alias/broker"`, "kms_key_id: a KMS key id or key ARN"],
+      retention: [`${endpoint}\n  log_retention_days = 366`, "log_retention_days: one of"],
+      missing_zip: [
+        `${endpoint}\n  janitor_zip = "nowhere.zip"`,
+        "janitor_zip: the path of an existing .zip file",
+      ],
+    };
+    // Rules that refer to another input run only once those pass: a root of their own.
+    const crossInput: Record<string, [string, string]> = {
+      no_network: ["", "vpc_id: a VPC id (vpc-...), required unless vpc_endpoint_ids"],
+    };
+    for (const mistakes of [single, crossInput]) {
+      const failed = await planErrors(zip, mistakes);
+      for (const [id, [, message]] of Object.entries(mistakes)) {
+        // With one call in the root, the message alone says which input it was.
+        const named = Object.keys(mistakes).length === 1 || failed.includes(`module "${id}"`);
+        expect({ id, named, message: failed.includes(message) }).toEqual({
+          id,
+          named: true,
+          message: true,
+        });
+      }
+    }
+  }, 60_000);
 
   it("plans, and apply against moto creates every resource the plan and the module declare", async () => {
     await ws.terraform("plan", "-input=false", "-out=plan.bin");

@@ -158,6 +158,25 @@ function escapePolicies(payload: Buffer): Buffer {
 /** Services the module uses, all pointed at moto (API Gateway through the policy proxy). */
 const SERVICES = ["cloudwatch", "dynamodb", "ec2", "events", "iam", "kms", "lambda", "logs", "sns", "sts"];
 
+/** A provider block that sends every call of the module to moto, with fake credentials. */
+export function motoProvider(motoUrl: string, apiGatewayUrl: string, region?: string): string {
+  const endpoints = [
+    `    apigateway = "${apiGatewayUrl}"`,
+    ...SERVICES.map((s) => `    ${s} = "${motoUrl}"`),
+  ].join("\n");
+  return `provider "aws" {
+${region ? `  region                      = "${region}"\n` : ""}  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {
+${endpoints}
+  }
+}
+`;
+}
+
 export interface Workspace {
   readonly dir: string;
   readonly env: NodeJS.ProcessEnv;
@@ -190,23 +209,9 @@ export function prepareWorkspace(opts: {
   if (!main.includes('source = "../.."')) throw new Error("examples/complete/main.tf: module source moved");
   writeFileSync(join(dir, "main.tf"), main.replace('source = "../.."', 'source = "../module"'));
 
-  const endpoints = [
-    `    apigateway = "${opts.apiGatewayUrl}"`,
-    ...SERVICES.map((s) => `    ${s} = "${opts.motoUrl}"`),
-  ].join("\n");
   writeFileSync(
     join(dir, "moto_override.tf"),
-    `provider "aws" {
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  endpoints {
-${endpoints}
-  }
-}
-
+    `${motoProvider(opts.motoUrl, opts.apiGatewayUrl)}
 module "broker" {
   vpc_id     = aws_vpc.moto.id
   subnet_ids = [aws_subnet.moto["a"].id, aws_subnet.moto["b"].id]
