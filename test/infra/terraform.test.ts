@@ -13,7 +13,7 @@
  *   and the test checks that the module's default is the CDK app's runtime.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -23,6 +23,7 @@ import { packageForTerraform } from "../../deploy/terraform/package";
 import { synthBrokerApp } from "./support";
 import {
   MODULE_DIR,
+  REPO_ROOT,
   missingTerraformTools,
   motoProvider,
   prepareWorkspace,
@@ -276,4 +277,30 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
     await ws.terraform("destroy", "-input=false", "-auto-approve");
     expect((await ws.terraform("state", "list")).trim()).toBe("");
   }, 300_000);
+});
+
+describe("docs/deploy.md on the Terraform module", () => {
+  const docs = readFileSync(join(REPO_ROOT, "docs", "deploy.md"), "utf8");
+  /** Backticked names in the first column of the table under a heading. */
+  const firstColumn = (heading: string): string[] => {
+    const section = docs.slice(docs.indexOf(`${heading}\n`));
+    const table = section.slice(section.indexOf("\n|")).split("\n\n")[0]!;
+    const rows = table
+      .split("\n")
+      .filter((l) => l.startsWith("|"))
+      .slice(2);
+    return rows.flatMap((r) => [...r.split("|")[1]!.matchAll(/`([a-z0-9_]+)`/g)].map((m) => m[1]!)).sort();
+  };
+  const declared = (file: string, kind: string): string[] =>
+    [...readFileSync(join(MODULE_DIR, file), "utf8").matchAll(new RegExp(`^${kind} "([a-z0-9_]+)"`, "gm"))]
+      .map((m) => m[1]!)
+      .sort();
+
+  it("lists every input of variables.tf, no more, no less", () => {
+    expect(firstColumn("### Inputs (Terraform)")).toEqual(declared("variables.tf", "variable"));
+  });
+
+  it("lists every output of outputs.tf, no more, no less", () => {
+    expect(firstColumn("### Outputs (Terraform)")).toEqual(declared("outputs.tf", "output"));
+  });
 });
