@@ -13,7 +13,7 @@
  *   and the test checks that the module's default is the CDK app's runtime.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -76,11 +76,18 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
   let plan: Obj = {};
   let tf: DeploymentFacts | undefined;
   let cdk: DeploymentFacts;
+  /** Temporary folders of this file, removed after it. */
+  const temps: string[] = [];
+  const tempDir = (prefix: string) => {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    temps.push(dir);
+    return dir;
+  };
 
   beforeAll(async () => {
     moto = await startMoto();
     proxy = await startRestApiPolicyProxy(moto.url);
-    const zips = await packageForTerraform(mkdtempSync(join(tmpdir(), "broker-tf-zips-")));
+    const zips = await packageForTerraform(tempDir("broker-tf-zips-"));
     ws = prepareWorkspace({
       motoUrl: moto.url,
       apiGatewayUrl: proxy.url,
@@ -98,6 +105,7 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
         table_deletion_protection: false,
       },
     });
+    temps.push(ws.root);
     await ws.terraform("init", "-input=false");
 
     const { stacks } = synthBrokerApp(CDK_CONTEXT);
@@ -113,11 +121,12 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
   afterAll(async () => {
     await proxy?.close();
     await moto?.stop();
+    for (const dir of temps) rmSync(dir, { recursive: true, force: true });
   });
 
   /** `terraform plan`'s errors (whitespace folded) for a root calling the module once per entry. */
   async function planErrors(zip: string, calls: Record<string, [string, string]>): Promise<string> {
-    const root = mkdtempSync(join(tmpdir(), "broker-tf-invalid-"));
+    const root = tempDir("broker-tf-invalid-");
     const call = (id: string, inputs: string) =>
       [
         `module "${id}" {`,
@@ -146,7 +155,7 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
   });
 
   it("refuses bad inputs when planning, each with a message naming the input", async () => {
-    const zip = join(mkdtempSync(join(tmpdir(), "broker-tf-zip-")), "empty.zip");
+    const zip = join(tempDir("broker-tf-zip-"), "empty.zip");
     writeFileSync(zip, "");
     const endpoint = `  vpc_endpoint_ids = ["vpce-0123456789abcdef0"]`;
     // Checked when the configuration is validated: one root, one module call per mistake, and

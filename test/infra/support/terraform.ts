@@ -178,6 +178,8 @@ ${endpoints}
 }
 
 export interface Workspace {
+  /** The temporary folder holding everything below; the caller removes it. */
+  readonly root: string;
   readonly dir: string;
   readonly env: NodeJS.ProcessEnv;
   /** Runs terraform in the example's copy; rejects with terraform's output on a non-zero exit. */
@@ -250,6 +252,7 @@ resource "aws_subnet" "moto" {
     CHECKPOINT_DISABLE: "1",
   };
   return {
+    root,
     dir,
     env,
     terraform: async (...args: string[]) => {
