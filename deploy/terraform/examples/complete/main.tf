@@ -1,0 +1,28 @@
+# A complete root module: the broker in an existing VPC, with one pool besides `default`.
+# Build the function zips first (from the repository root): npx tsx deploy/terraform/package.ts
+
+provider "aws" {
+  region = var.region
+}
+
+module "broker" {
+  source = "../.."
+
+  name              = var.name
+  broker_zip        = var.broker_zip
+  janitor_zip       = var.janitor_zip
+  vpc_id            = var.vpc_id
+  subnet_ids        = var.subnet_ids
+  allowed_ip_ranges = var.allowed_ip_ranges
+
+  pools = {
+    linux = {
+      registration_limit = 500
+      tags               = { team = "platform" }
+      hygiene            = { name_tag = true }
+    }
+  }
+
+  lambda_runtime            = var.lambda_runtime
+  table_deletion_protection = var.table_deletion_protection
+}
