@@ -62,7 +62,11 @@ describe("documentation", () => {
   });
 
   it("docs/performance.md is a page read in minutes: at most 150 lines (the runs are in bench/results/)", () => {
-    expect(read(join(ROOT, "docs", "performance.md")).trimEnd().split("\n").length).toBeLessThanOrEqual(150);
+    expect(
+      read(join(ROOT, "docs", "performance.md"))
+        .trimEnd()
+        .split("\n").length,
+    ).toBeLessThanOrEqual(150);
   });
 });
 
