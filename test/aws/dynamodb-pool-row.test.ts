@@ -25,6 +25,7 @@ import {
   packQueue,
   unpackQueue,
 } from "../../src/aws/dynamodb-pool-store";
+import { DynamoDbPoolInventory } from "../../src/aws/dynamodb-pool-inventory";
 import { poolKey } from "../../src/aws/naming";
 import type { NewActivation } from "../../src/core/ports";
 import { linksOf, MAX_STANDBY_DEPTH } from "../../src/core/vend-policy";
@@ -265,6 +266,25 @@ describe("the pool row in DynamoDB", () => {
       const seen = [current, standby, ...queue].map((a) => a.activationId);
       const refill = { owner: "o", generation: 3, seen, dropped: 0, shift: 0, depth: 3, now: NOW };
       expect(await store.commitRefill(pool, { ...refill, chain: [current, standby, ...queue] })).toBe(false);
+    });
+
+    it("is revoked from by dropping the queue when nobody used it (I8)", async () => {
+      const { pool, queue } = await legacyPool(4); // current and standby exhausted, queue unused
+      const inventory = new DynamoDbPoolInventory(aws.dynamodb, tableName);
+      expect(await inventory.retire(pool, queue[1]?.activationId ?? "", { revoked: true })).toBe(true);
+      const store = new DynamoDbPoolStore(aws.dynamodb, tableName);
+      expect(await store.read(pool)).not.toHaveProperty("queued");
+      expect(await store.reserve(pool, NOW)).toBeUndefined();
+      expect((await rawRow(pool)).revokedActivationId).toEqual({ S: queue[1]?.activationId });
+    });
+
+    it("is revoked from by taking all the queue's slots once it is in use (I8)", async () => {
+      const { pool, queue } = await legacyPool(5); // slot 1 of the first queued one taken
+      const inventory = new DynamoDbPoolInventory(aws.dynamodb, tableName);
+      expect(await inventory.retire(pool, queue[1]?.activationId ?? "")).toBe(true);
+      const store = new DynamoDbPoolStore(aws.dynamodb, tableName);
+      expect((await store.read(pool))?.queued?.map((q) => q.issued)).toEqual([2, 2, 2]);
+      expect(await store.reserve(pool, NOW)).toBeUndefined();
     });
 
     it("never serves a previous-layout queue that shares its generation with a packed one", async () => {
