@@ -133,6 +133,20 @@ const REFILL_ROUNDS = 8;
 /** Longest a request waits on this process's refill before looking at the pool again. */
 const REFILL_WAIT_CAP_MS = 1_000;
 
+/** The longest a waiting request sleeps between looks at the pool, however slow the store. */
+const SLOW_STORE_WAIT_CAP_MS = 2_000;
+
+/**
+ * A waiting request's pause: the jittered backoff, but never shorter than the store's last answer
+ * took (within SLOW_STORE_WAIT_CAP_MS). A store that answers slowly is at its limit: polling it
+ * at the usual pace would add the waiters' calls to its queue, so they look less often instead
+ * (I9). The cap keeps a request within its wait (rotationWaitMs, at most 25 s) and API Gateway's
+ * 29 s.
+ */
+export function calmBackoffMs(backoff: number, storeAnswerMs: number): number {
+  return Math.max(backoff, Math.min(SLOW_STORE_WAIT_CAP_MS, storeAnswerMs));
+}
+
 /**
  * The vend use case: hand out a pair that stays valid for the safety margin, reserving one
  * registration slot per pair, and rotate to a new activation exactly once per exhaustion.
@@ -149,6 +163,8 @@ export class Vendor {
   private readonly random: () => number;
   private readonly newOwnerId: () => string;
   private nextTicket = 0;
+  /** How long the store took to answer this process's last read of a pool row. */
+  private storeAnswerMs = 0;
 
   constructor(private readonly deps: VendDependencies) {
     this.codes = new CodeCache(deps.secrets);
@@ -235,8 +251,10 @@ export class Vendor {
    */
   private async investigate(pool: PoolConfig, attempt: number): Promise<RoundOutcome> {
     const { store, clock } = this.deps;
-    const now = clock.now();
+    const asked = clock.now();
     const state = await store.read(pool.name);
+    const now = clock.now();
+    this.storeAnswerMs = now - asked;
     if (canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
     if (canSwitchToStandby(state, pool, now)) {
       // The current activation is expiring with slots left: one write moves to the standby.
@@ -290,7 +308,7 @@ export class Vendor {
     const { sleeper } = this.deps;
     const refillCommit = this.standbyRefill.nextCommit(pool);
     if (!refillCommit) {
-      await sleeper.sleep(backoffMs(attempt, this.random));
+      await sleeper.sleep(calmBackoffMs(backoffMs(attempt, this.random), this.storeAnswerMs));
       return false;
     }
     return Promise.race([refillCommit.then(() => true), sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false)]);
@@ -314,9 +332,11 @@ export class Vendor {
     const generation = outgoing?.generation ?? 0;
     // The rotation makes the pool's standbys too, at once and on the one lease, so a cold or
     // drained pool has its stock at once rather than after a refill that a Lambda runs only after
-    // the invocations queued before it (I9). A pool that ran dry (every slot of its activations
-    // used, none expiring) had too small a stock for its pace: its depth doubles. A row with no
-    // activation (a first rotation whose holder died) did not run dry.
+    // the invocations queued before it (I9). How many: what the pool's pace needs, measured from
+    // the row (nextStandbyDepth). A pool that ran dry (every slot of its activations used, none
+    // expiring) had too small a stock for its pace, if its pace was fast: a refill that was only
+    // slow does not deepen it. A row with no activation (a first rotation whose holder died) did
+    // not run dry.
     const ranDry = linksOf(outgoing).length > 0 && freeSlots(outgoing) === 0;
     const depth = outgoing === undefined ? 1 : nextStandbyDepth(outgoing, now, ranDry);
     const standbys = pool.standby
