@@ -13,6 +13,8 @@ import { parseArgs } from "node:util";
 import { createAwsClients } from "../src/aws/clients";
 import { ensurePoolTable } from "../src/aws/dynamodb-table";
 import { LOCAL_MODE_LIMITS } from "../src/entry/local-stack";
+import { activationQuotas, PARAMETER_STORE_QUOTAS, type SsmQuota } from "../emulator/ssm-quotas";
+import { costPerThousand, fixedMonthly, FREE_NOTE, PRICES_CHECKED } from "./aws-prices";
 import { AWS_LATENCY_PROFILES, emulatorLatencyFaults, type LatencyProfile } from "./aws-latency";
 import { measureColdStart, type ColdStartResult } from "./lambda-cold-start";
 import { type LambdaShape, type LambdaShapeCounters, startLambdaShape } from "./lambda-shape";
@@ -76,6 +78,15 @@ the steady-state runs, the store's ceiling and the Lambda handler's cold start.
   --cold-pool             start each run from a pool with no activation (default: one warm-up vend)
   --clock-jump            move the clocks across the activations' expiry mid-run (one process only)
   --no-standby            the pools turn the standby off: rotation on request
+  --dynamodb-item-wcu N   each DynamoDB item takes at most N write units per second, then writes
+                          to it are throttled (ProvisionedThroughputExceededException); AWS's
+                          per-partition figure is 1000, scaled to this machine: docs/performance.md
+  --dynamodb-serial-ms MS each request on a DynamoDB item holds it MS ms, one at a time (a store
+                          that serves one request at a time per item)
+  --ssm-quotas TIER       SSM request quotas: "standard" or "higher" Parameter Store throughput
+                          (emulator/ssm-quotas.ts has the documented figures)
+  --ssm-activation-rps N  a quota of N calls/s each for CreateActivation, DescribeActivations and
+                          DeleteActivation (AWS publishes none; default: none)
   --label NAME            names the results file bench/results/<date>-NAME.json (default "run")
   --cold-start-samples N  processes for the cold-start measurement (default 5)
   --help                  this text`;
@@ -96,6 +107,10 @@ function parseCommandLine() {
       "cold-pool": { type: "boolean", default: false },
       "clock-jump": { type: "boolean", default: false },
       "no-standby": { type: "boolean", default: false },
+      "dynamodb-item-wcu": { type: "string" },
+      "dynamodb-serial-ms": { type: "string" },
+      "ssm-quotas": { type: "string" },
+      "ssm-activation-rps": { type: "string" },
       label: { type: "string", default: "run" },
       "cold-start-samples": { type: "string", default: "5" },
       help: { type: "boolean", short: "h", default: false },
@@ -136,6 +151,12 @@ let containers: number | undefined;
 let latencyProfile: LatencyProfile | undefined;
 let throttleRate: number | undefined;
 let latencyMs: number | undefined;
+/** What the emulator is told before each run (POST /_emulator/limits); empty = AWS without limits. */
+const awsLimits: {
+  dynamodbItemWriteUnitsPerSecond?: number;
+  dynamodbItemServiceMs?: number;
+  ssmQuotas?: SsmQuota[];
+} = {};
 try {
   servers = whole("servers", args.servers);
   concurrency = whole("concurrency", args.concurrency);
@@ -157,6 +178,20 @@ try {
   if (throttleRate !== undefined && throttleRate > 1)
     throw new UsageError("--ssm-throttle-rate is a share, at most 1");
   latencyMs = args["latency-ms"] === undefined ? undefined : positive("latency-ms", args["latency-ms"]);
+  if (args["dynamodb-item-wcu"] !== undefined)
+    awsLimits.dynamodbItemWriteUnitsPerSecond = positive("dynamodb-item-wcu", args["dynamodb-item-wcu"]);
+  if (args["dynamodb-serial-ms"] !== undefined)
+    awsLimits.dynamodbItemServiceMs = positive("dynamodb-serial-ms", args["dynamodb-serial-ms"]);
+  const quotas: SsmQuota[] = [];
+  if (args["ssm-quotas"] !== undefined) {
+    const tier = args["ssm-quotas"];
+    if (tier !== "standard" && tier !== "higher")
+      throw new UsageError('--ssm-quotas: "standard" or "higher"');
+    quotas.push(...PARAMETER_STORE_QUOTAS[tier]);
+  }
+  if (args["ssm-activation-rps"] !== undefined)
+    quotas.push(...activationQuotas(positive("ssm-activation-rps", args["ssm-activation-rps"])));
+  if (quotas.length > 0) awsLimits.ssmQuotas = quotas;
   whole("cold-start-samples", args["cold-start-samples"]);
   if (!/^[A-Za-z0-9_-]{1,40}$/.test(args.label))
     throw new UsageError("--label: 1 to 40 letters, digits, _ and - only");
@@ -384,7 +419,9 @@ async function main(): Promise<void> {
         coldPool: args["cold-pool"],
         standby: !args["no-standby"],
         clockJump: args["clock-jump"],
+        awsLimits,
       },
+      prices: { checked: PRICES_CHECKED, fixedMonthlyUsd: fixedMonthly(), note: FREE_NOTE },
       runs: results,
       complete: results.length === plans.length && coldStart !== undefined,
       storeCeiling: ceiling,
@@ -419,6 +456,7 @@ async function main(): Promise<void> {
       if (latencyProfile) {
         for (const fault of emulatorLatencyFaults(latencyProfile)) await control("POST", "faults", fault);
       }
+      await control("POST", "limits", awsLimits);
       await control("DELETE", "counters");
       target.lambda?.resetCounters();
       const result = await runBurst(plan, {
@@ -435,6 +473,8 @@ async function main(): Promise<void> {
       const lambdaCounters = target.lambda?.counters();
       if (lambdaCounters) counters["lambda:Invoke"] = lambdaCounters.invokeApiCalls;
       await control("DELETE", "faults");
+      const usage = (await control("GET", "usage")) as Usage;
+      await control("POST", "limits", {});
       const activations = (await control("GET", "activations")) as {
         activationId: string;
         registrationLimit: number;
@@ -442,7 +482,7 @@ async function main(): Promise<void> {
         tags: { Key: string; Value: string }[];
       }[];
       results.push({
-        ...summarise(plan, result, counters, activations, lambdaCounters),
+        ...summarise(plan, result, counters, activations, lambdaCounters, usage),
         loadAverageAfter: round2(loadavg()[0] ?? 0),
       });
       writeReport();
@@ -480,6 +520,10 @@ async function main(): Promise<void> {
   console.log(renderTable(results));
   console.log("");
   console.log(renderCallsPerVend(results));
+  console.log("");
+  console.log(renderCapacityPerVend(results));
+  console.log("");
+  console.log(renderCost(results));
   if (containers !== undefined) {
     console.log("");
     console.log(renderInvocations(results));
@@ -655,8 +699,25 @@ function summarise(
     tags: { Key: string; Value: string }[];
   }[],
   lambda: LambdaShapeCounters | undefined,
+  usage: Usage,
 ) {
   const vends = r.answers["200"] ?? 0;
+  const perVend = (n: number) => (vends === 0 ? null : Math.round((n / vends) * 10_000) / 10_000);
+  const operations = usage.dynamodb.tables[TABLE] ?? {};
+  const sum = (key: "writeUnits" | "readUnits") =>
+    Object.values(operations).reduce((total, u) => total + u[key], 0);
+  const items = usage.dynamodb.items
+    .filter((i) => i.table === TABLE)
+    .sort((a, b) => b.peakWriteUnitsPerSecond - a.peakWriteUnitsPerSecond);
+  const throttledBy = (service: string) =>
+    Object.entries(usage.throttled)
+      .filter(([op]) => op.startsWith(`${service}:`))
+      .reduce((total, [, n]) => total + n, 0);
+  const answersTotal = Object.values(r.answers).reduce((a, b) => a + b, 0);
+  const parameterStoreCalls = ["PutParameter", "GetParameter", "GetParameters", "DeleteParameter"].reduce(
+    (total, op) => total + (counters[`ssm:${op}`] ?? 0),
+    0,
+  );
   const brokerCalls = Object.entries(counters).filter(([op]) => op !== "ssm:RegisterManagedInstance");
   const totalCalls = brokerCalls.reduce((sum, [, n]) => sum + n, 0);
   const own = activations.filter((a) =>
@@ -695,12 +756,58 @@ function summarise(
     latencyMs: latencySummary(r.latencies),
     timeToPairMs: latencySummary(r.timeToPair),
     vendsPerSecond: Math.round(vends / r.seconds),
+    // What DynamoDB bills (request units, by DynamoDB's rules: emulator/capacity.ts).
+    capacityPerVend: {
+      writeUnits: perVend(sum("writeUnits")),
+      readUnits: perVend(sum("readUnits")),
+      byOperation: Object.fromEntries(
+        Object.entries(operations).map(([op, u]) => [
+          op,
+          { writeUnits: perVend(u.writeUnits), readUnits: perVend(u.readUnits) },
+        ]),
+      ),
+      totals: { writeUnits: sum("writeUnits"), readUnits: sum("readUnits") },
+    },
+    // The hottest items of the table: peak write units in one second, largest size in bytes.
+    hotItems: items.slice(0, 5),
+    largestItemBytes: Math.max(0, ...items.map((i) => i.largestBytes)),
+    throttled: { dynamodb: throttledBy("dynamodb"), ssm: throttledBy("ssm"), byOperation: usage.throttled },
+    // Dollars per 1,000 servers onboarded (bench/aws-prices.ts). The one-process shape runs on a
+    // host of its own: no API Gateway or Lambda lines.
+    costPer1000Servers: costPerThousand({
+      servers: r.registered,
+      apiRequests: lambda ? answersTotal : 0,
+      lambdaInvocations: lambda ? Object.values(lambda.invocations).reduce((a, b) => a + b, 0) : 0,
+      lambdaBilledMs: lambda?.billedMs ?? 0,
+      writeUnits: sum("writeUnits"),
+      readUnits: sum("readUnits"),
+      // One KMS request per SecureString written (encrypt) or read with decryption (decrypt).
+      kmsRequests:
+        (counters["ssm:PutParameter"] ?? 0) +
+        (counters["ssm:GetParameters"] ?? 0) +
+        (counters["ssm:GetParameter"] ?? 0),
+      parameterStoreCalls,
+    }),
     // The Lambda shape only: invocations by kind ("http", "event:<kind>"), and what went wrong.
     lambda: lambda ?? null,
   };
 }
 
 type RunResult = ReturnType<typeof summarise>;
+
+/** GET /_emulator/usage (emulator/controls.ts, UsageReport). */
+interface Usage {
+  dynamodb: {
+    tables: Record<string, Record<string, { requests: number; readUnits: number; writeUnits: number }>>;
+    items: {
+      table: string;
+      key: Record<string, unknown>;
+      peakWriteUnitsPerSecond: number;
+      largestBytes: number;
+    }[];
+  };
+  throttled: Record<string, number>;
+}
 
 function renderTable(results: readonly RunResult[]): string {
   return table(
@@ -719,6 +826,12 @@ function renderTable(results: readonly RunResult[]): string {
       "max ms",
       "vends/s",
       "burst s",
+      "WCU/vend",
+      "RCU/vend",
+      "peak WCU/s",
+      "item B",
+      "throttled ddb/ssm",
+      "$/1000",
     ],
     results.map((r) => {
       const failed = Object.values(r.failed).reduce((a, b) => a + b, 0);
@@ -740,6 +853,12 @@ function renderTable(results: readonly RunResult[]): string {
         String(r.latencyMs.max),
         String(r.vendsPerSecond),
         String(r.seconds),
+        String(r.capacityPerVend.writeUnits ?? "-"),
+        String(r.capacityPerVend.readUnits ?? "-"),
+        String(r.hotItems[0]?.peakWriteUnitsPerSecond ?? 0),
+        String(r.largestItemBytes),
+        `${r.throttled.dynamodb}/${r.throttled.ssm}`,
+        r.costPer1000Servers.total.toFixed(4),
       ];
     }),
   );
@@ -751,6 +870,38 @@ function renderCallsPerVend(results: readonly RunResult[]): string {
     ["AWS calls per vend", ...results.map((r) => r.name)],
     operations.map((op) => [op, ...results.map((r) => String(r.awsCallsPerVend.byOperation[op] ?? 0))]),
   );
+}
+
+function renderCapacityPerVend(results: readonly RunResult[]): string {
+  const operations = [...new Set(results.flatMap((r) => Object.keys(r.capacityPerVend.byOperation)))].sort();
+  return table(
+    ["DynamoDB units per vend (WCU/RCU)", ...results.map((r) => r.name)],
+    operations.map((op) => [
+      op,
+      ...results.map((r) => {
+        const u = r.capacityPerVend.byOperation[op];
+        return u ? `${u.writeUnits ?? "-"}/${u.readUnits ?? "-"}` : "0/0";
+      }),
+    ]),
+  );
+}
+
+function renderCost(results: readonly RunResult[]): string {
+  const lines = [
+    ["API Gateway requests", "apiGateway"],
+    ["Lambda requests", "lambdaRequests"],
+    ["Lambda GB-seconds", "lambdaDuration"],
+    ["DynamoDB request units", "dynamodb"],
+    ["KMS requests", "kms"],
+    ["total (standard Parameter Store throughput)", "total"],
+    ["+ Parameter Store higher throughput", "parameterStoreHigherThroughput"],
+  ] as const;
+  const fixed = fixedMonthly();
+  return `${table(
+    [`USD per 1,000 servers (prices of ${PRICES_CHECKED})`, ...results.map((r) => r.name)],
+    lines.map(([label, key]) => [label, ...results.map((r) => r.costPer1000Servers[key].toFixed(6))]),
+  )}
+fixed monthly, apart: KMS keys $${fixed.kmsKeys}, interface endpoint $${fixed.interfaceEndpoint} (${fixed.availabilityZones} AZs); ${FREE_NOTE}`;
 }
 
 function renderInvocations(results: readonly RunResult[]): string {

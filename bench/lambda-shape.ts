@@ -78,6 +78,12 @@ export interface LambdaShapeCounters {
   readonly containerStarts: number;
   /** The longest the queue got. */
   readonly queuePeak: number;
+  /**
+   * Duration Lambda would bill, summed over invocations: each rounded up to 1 ms, from the thaw to
+   * the answer (on this shared machine an invocation takes longer than on Lambda: see
+   * docs/performance.md).
+   */
+  readonly billedMs: number;
 }
 
 export interface ContainerView {
@@ -122,7 +128,12 @@ interface Container {
   /** Killed by the harness (timeout, `kill`), not dead by itself. */
   killed: boolean;
   invocations: number;
-  running?: { readonly id: number; readonly job: Job; readonly timer: NodeJS.Timeout };
+  running?: {
+    readonly id: number;
+    readonly job: Job;
+    readonly timer: NodeJS.Timeout;
+    readonly startedAt: number;
+  };
 }
 
 /** Every harness alive in this process, so an exit never leaves frozen containers behind. */
@@ -210,7 +221,11 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
     child.once("exit", (code, signal) => {
       if (containers[index] !== container) return;
       if (container.running) {
-        counters = { ...counters, functionErrors: counters.functionErrors + 1 };
+        counters = {
+          ...counters,
+          functionErrors: counters.functionErrors + 1,
+          billedMs: counters.billedMs + billed(container.running.startedAt),
+        };
         const { job, timer } = container.running;
         clearTimeout(timer);
         container.running = undefined;
@@ -234,6 +249,7 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
     const running = container.running;
     if (!running) return;
     clearTimeout(running.timer);
+    counters = { ...counters, billedMs: counters.billedMs + billed(running.startedAt) };
     container.running = undefined;
     container.busy = false;
     if ("error" in outcome) counters = { ...counters, functionErrors: counters.functionErrors + 1 };
@@ -270,7 +286,7 @@ export async function startLambdaShape(options: LambdaShapeOptions): Promise<Lam
       container.killed = true;
       container.child.kill("SIGKILL");
     }, functionTimeoutMs);
-    container.running = { id, job, timer };
+    container.running = { id, job, timer, startedAt: performance.now() };
     const start: InvocationStart = {
       container: container.index,
       kind: job.kind,
@@ -443,8 +459,12 @@ function emptyCounters(): LambdaShapeCounters {
     integrationTimeouts: 0,
     containerStarts: 0,
     queuePeak: 0,
+    billedMs: 0,
   };
 }
+
+/** Lambda rounds each invocation's duration up to the next millisecond. */
+const billed = (startedAt: number) => Math.ceil(performance.now() - startedAt);
 
 /** API Gateway's REST proxy event for one request, as the deployed stage "prod" builds it. */
 function proxyEvent(req: IncomingMessage, body: string): APIGatewayProxyEvent {

@@ -3,7 +3,48 @@ import type { EmulatorClock } from "./clock";
 import { isExpired } from "./ssm/activations";
 import type { ManagedNodeRecord, SsmState } from "./ssm/ssm-state";
 
+import type { DynamoDbUsage, EmulatedDynamoDb } from "./dynamodb";
+import { parseSsmQuotas, SsmRateLimiter, type SsmQuota } from "./ssm-quotas";
+
 export type EmulatedService = "ssm" | "dynamodb";
+
+/** What AWS would bill and refuse: see emulator/README.md, "Capacity and limits". */
+export interface UsageReport {
+  dynamodb: DynamoDbUsage;
+  /** Requests answered with a throttling error, by `service:Operation` (injected throttles too). */
+  throttled: Record<string, number>;
+}
+
+/** The limits in force; an omitted member is off. See emulator/README.md, "Capacity and limits". */
+export interface LimitsSpec {
+  /** Write units one item (partition key value) may take per second before writes are throttled. */
+  dynamodbItemWriteUnitsPerSecond?: number;
+  /** Each request on an item holds it this long, one at a time (a store that serves one at a time). */
+  dynamodbItemServiceMs?: number;
+  /** SSM request quotas (emulator/ssm-quotas.ts has the documented ones). */
+  ssmQuotas?: SsmQuota[];
+}
+
+const LIMIT_KEYS = new Set(["dynamodbItemWriteUnitsPerSecond", "dynamodbItemServiceMs", "ssmQuotas"]);
+
+/** Validates limits from a test or `POST /_emulator/limits`; unknown keys are rejected. */
+export function parseLimits(input: unknown): LimitsSpec {
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    throw new TypeError("limits are a JSON object");
+  const raw = input as Record<string, unknown>;
+  const unknown = Object.keys(raw).filter((k) => !LIMIT_KEYS.has(k));
+  if (unknown.length > 0) throw new TypeError(`unknown limit(s): ${unknown.join(", ")}`);
+  const spec: LimitsSpec = {};
+  for (const key of ["dynamodbItemWriteUnitsPerSecond", "dynamodbItemServiceMs"] as const) {
+    const value = raw[key];
+    if (value === undefined || value === null) continue;
+    if (!(typeof value === "number" && Number.isFinite(value) && value > 0))
+      throw new TypeError(`${key} must be a number > 0`);
+    spec[key] = value;
+  }
+  if (raw.ssmQuotas !== undefined && raw.ssmQuotas !== null) spec.ssmQuotas = parseSsmQuotas(raw.ssmQuotas);
+  return spec;
+}
 export type FaultKind = "throttle" | "error" | "latency" | "tooManyUpdates";
 
 /** What a test asks for: see emulator/README.md, "Fault injection". */
@@ -59,6 +100,7 @@ export interface ManagedNodeView {
 export interface EmulatorControls {
   /** Calls per operation, e.g. `{"ssm:CreateActivation": 2, "dynamodb:UpdateItem": 7}`; faulted calls count too. */
   counters(): Record<string, number>;
+  /** Zeroes the call counters, the capacity accounting and the throttle counts. */
   resetCounters(): void;
   injectFault(spec: FaultSpec): void;
   faults(): ActiveFault[];
@@ -70,7 +112,12 @@ export interface EmulatorControls {
   /** Lowers (or restores) the standard-tier parameter quota, 10,000 as in real SSM. */
   setParameterQuota(standard: number): void;
   parameterQuota(): { standard: number; used: number };
-  /** Clears SSM state, counters, faults, the clock offset and the quota; DynamoDB tables stay. */
+  /** Capacity units consumed, the hottest items and the throttled requests since the counters were reset. */
+  usage(): UsageReport;
+  /** Replaces the limits in force (an empty object turns them all off). */
+  setLimits(spec: LimitsSpec): void;
+  limits(): LimitsSpec;
+  /** Clears SSM state, counters, faults, the clock offset, the quota and the limits; DynamoDB tables stay. */
   reset(): void;
   activations(): ActivationView[];
   managedNodes(): ManagedNodeView[];
@@ -171,13 +218,47 @@ export function parseFaultSpec(input: unknown): FaultSpec {
 
 export class EmulatorControlsImpl implements EmulatorControls {
   private readonly calls = new Map<string, number>();
+  private readonly throttles = new Map<string, number>();
   private active: ActiveFault[] = [];
+  private current: LimitsSpec = {};
+  readonly ssmLimiter = new SsmRateLimiter();
+  /** Set by the server once the emulated DynamoDB exists (it reports its throttles here). */
+  dynamodb?: EmulatedDynamoDb;
 
   constructor(
     private readonly clock: EmulatorClock,
     private readonly ssm: SsmState,
     private readonly random: () => number = Math.random,
   ) {}
+
+  countThrottle(service: EmulatedService, operation: string): void {
+    const key = `${service}:${operation}`;
+    this.throttles.set(key, (this.throttles.get(key) ?? 0) + 1);
+  }
+
+  usage(): UsageReport {
+    return {
+      dynamodb: this.dynamodb?.usageReport() ?? { tables: {}, items: [] },
+      throttled: Object.fromEntries([...this.throttles].sort(([a], [b]) => (a < b ? -1 : 1))),
+    };
+  }
+
+  setLimits(spec: LimitsSpec): void {
+    const parsed = parseLimits(spec);
+    this.current = parsed;
+    if (this.dynamodb)
+      this.dynamodb.limits = {
+        ...(parsed.dynamodbItemWriteUnitsPerSecond !== undefined && {
+          itemWriteUnitsPerSecond: parsed.dynamodbItemWriteUnitsPerSecond,
+        }),
+        ...(parsed.dynamodbItemServiceMs !== undefined && { itemServiceMs: parsed.dynamodbItemServiceMs }),
+      };
+    this.ssmLimiter.set(parsed.ssmQuotas ?? []);
+  }
+
+  limits(): LimitsSpec {
+    return structuredClone(this.current);
+  }
 
   count(service: EmulatedService, operation: string): void {
     const key = `${service}:${operation}`;
@@ -215,6 +296,8 @@ export class EmulatorControlsImpl implements EmulatorControls {
 
   resetCounters(): void {
     this.calls.clear();
+    this.throttles.clear();
+    this.dynamodb?.resetUsage();
   }
 
   injectFault(spec: FaultSpec): void {
@@ -256,6 +339,7 @@ export class EmulatorControlsImpl implements EmulatorControls {
     this.resetCounters();
     this.clearFaults();
     this.clock.setOffsetSeconds(0);
+    this.setLimits({});
   }
 
   activations(): ActivationView[] {

@@ -2,8 +2,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { EmulatorClock } from "./clock";
-import { type EmulatorControls, EmulatorControlsImpl, parseAgentReport, parseFaultSpec } from "./controls";
-import { createDynamoDbHandler, dynamoDbFailureBody } from "./dynamodb";
+import {
+  type EmulatorControls,
+  EmulatorControlsImpl,
+  parseAgentReport,
+  parseFaultSpec,
+  parseLimits,
+} from "./controls";
+import { dynamoDbFailureBody, EmulatedDynamoDb } from "./dynamodb";
 import { SsmError } from "./ssm/ssm-error";
 import { invokeSsm } from "./ssm/ssm-service";
 import { SsmState } from "./ssm/ssm-state";
@@ -15,8 +21,12 @@ export type {
   EmulatorControls,
   FaultKind,
   FaultSpec,
+  LimitsSpec,
   ManagedNodeView,
+  UsageReport,
 } from "./controls";
+export type { DynamoDbUsage, ItemUsage, OperationUsage } from "./dynamodb";
+export { activationQuotas, PARAMETER_STORE_QUOTAS, type SsmQuota } from "./ssm-quotas";
 
 export interface EmulatorOptions {
   /** Default 4566; 0 picks a free port (what tests use). */
@@ -45,12 +55,12 @@ const DYNAMODB_PREFIX = "DynamoDB_20120810.";
 const CONTROL_PREFIX = "/_emulator/";
 const MAX_BODY_BYTES = 1024 * 1024;
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
+async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new SsmError("SerializationException", "Request body too large.");
+    if (size > limit) throw new SsmError("SerializationException", "Request body too large.");
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
@@ -86,14 +96,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const clock = new EmulatorClock();
   const ssmState = new SsmState(clock, region, EMULATOR_ACCOUNT_ID);
   const controls = new EmulatorControlsImpl(clock, ssmState);
-  const dynamodb = createDynamoDbHandler();
+  const dynamodb = new EmulatedDynamoDb(region, EMULATOR_ACCOUNT_ID, (operation) =>
+    controls.countThrottle("dynamodb", operation),
+  );
+  controls.dynamodb = dynamodb;
 
   async function handleSsm(req: IncomingMessage, res: ServerResponse, operation: string): Promise<void> {
     controls.count("ssm", operation);
     const raw = await readBody(req);
     const failure = await controls.applyFaults("ssm", operation);
-    if (failure?.kind === "throttle")
-      return sendSsmError(res, new SsmError("ThrottlingException", "Rate exceeded", failure.status));
+    // SSM's answer to a call past its request quota (or an injected throttle); the SDKs retry it.
+    // Source: https://repost.aws/knowledge-center/ssm-parameter-store-rate-exceeded
+    if (failure?.kind === "throttle" || (!failure && !controls.ssmLimiter.admit(operation))) {
+      controls.countThrottle("ssm", operation);
+      return sendSsmError(res, new SsmError("ThrottlingException", "Rate exceeded", failure?.status ?? 400));
+    }
     // "There are concurrent updates for a resource that supports one update at a time." The SSM
     // Agent retries this one service error; the SDKs' standard retry does not know it.
     // Source: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html#API_PutParameter_Errors
@@ -136,6 +153,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const failure = await controls.applyFaults("dynamodb", operation);
     if (failure) {
       req.resume();
+      if (failure.kind === "throttle") controls.countThrottle("dynamodb", operation);
       return sendJson(
         res,
         failure.status,
@@ -143,7 +161,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         "application/x-amz-json-1.0",
       );
     }
-    dynamodb(req, res);
+    // DynamoDB takes up to 16 MB in one request (BatchWriteItem), as dynalite does.
+    await dynamodb.handle(req, res, operation, await readBody(req, 16 * 1024 * 1024));
   }
 
   async function handleControl(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -206,6 +225,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           controls.setParameterQuota(body.standard as number);
           return sendJson(res, 200, controls.parameterQuota());
         }
+        case "GET /_emulator/usage":
+          return sendJson(res, 200, controls.usage());
+        case "GET /_emulator/limits":
+          return sendJson(res, 200, controls.limits());
+        case "POST /_emulator/limits":
+          controls.setLimits(parseLimits(await jsonBody()));
+          return sendJson(res, 200, controls.limits());
         case "POST /_emulator/reset":
           controls.reset();
           return sendJson(res, 200, { status: "reset" });

@@ -54,7 +54,9 @@ const vend = (s: LambdaShape) => httpCall(agent, `${s.url}/activations/default`)
 describe("the benchmark's Lambda shape", () => {
   it("answers through the real handler, one invocation per container at a time, frozen in between", async () => {
     const { shape } = await start(2, 100);
+    const t0 = performance.now();
     const answers = await Promise.all(Array.from({ length: 6 }, () => vend(shape)));
+    const wallMs = performance.now() - t0;
 
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
     const pair = JSON.parse(answers[0]!.body) as { ActivationId: string };
@@ -62,6 +64,9 @@ describe("the benchmark's Lambda shape", () => {
     // Six requests at once on two containers: the others waited in the queue, none ran beside them.
     expect(shape.counters().queuePeak).toBeGreaterThanOrEqual(3);
     expect(shape.counters().invocations.http).toBe(6);
+    // Billed duration: each invocation's time in its container, two containers at most at once.
+    expect(shape.counters().billedMs).toBeGreaterThanOrEqual(6);
+    expect(shape.counters().billedMs).toBeLessThanOrEqual(2 * wallMs + 6);
     expect(shape.containers().map((c) => c.invocations > 0)).toEqual([true, true]);
     expect(await shape.settled(20_000)).toBe(true);
     // SIGSTOP takes effect when the kernel next schedules the process: promptly, not at once.
