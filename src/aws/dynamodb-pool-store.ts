@@ -11,7 +11,7 @@ import type {
   NewActivation,
   PoolState,
   PoolStateStore,
-  QueuedActivation,
+  Link,
   RefillCommit,
   Reservation,
   RotationCommit,
@@ -471,7 +471,7 @@ type Share = (start: number, size: number) => number | undefined;
  * layout, with each activation's share of the counter from `start`; none when neither belongs to
  * the generation. The packed one wins: the reservation's condition takes the other only without it.
  */
-function queueOf(row: Row, generation: number, start: number, share: Share): QueuedActivation[] | undefined {
+function queueOf(row: Row, generation: number, start: number, share: Share): Link[] | undefined {
   if (numberIn(row, "qGeneration") === generation) {
     const base = numberIn(row, "qExpiresAt");
     const unpacked = base === undefined ? undefined : unpackQueue(row.q, base);
@@ -482,7 +482,7 @@ function queueOf(row: Row, generation: number, start: number, share: Share): Que
   return legacy && withShares(legacy, start, share);
 }
 
-function withShares(queue: readonly NewActivation[], start: number, share: Share): QueuedActivation[] {
+function withShares(queue: readonly NewActivation[], start: number, share: Share): Link[] {
   return queue.map((a) => {
     const queued = { ...a, issued: share(start, a.limit) ?? 0 };
     start += a.limit;

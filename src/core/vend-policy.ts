@@ -1,5 +1,5 @@
 import { RESERVED_TAG_PREFIX, type PoolConfig } from "./pool-config";
-import type { PoolState, Reservation } from "./ports";
+import type { Link, PoolState, Reservation } from "./ports";
 
 /** Marker tags on every activation the broker creates; the janitor and the CLI find orphans by them. */
 export const TAG_DEPLOYMENT = `${RESERVED_TAG_PREFIX}deployment`;
@@ -21,13 +21,7 @@ export function newActivationExpiry(pool: PoolConfig, now: number): number {
   return Math.floor((now + pool.expirationHours * HOUR_MS) / 1000) * 1000;
 }
 
-/** One of the pool's live activations, in the order they go into use: current, standby, queued. */
-export interface Link {
-  readonly activationId: string;
-  readonly expiresAt: number;
-  readonly limit: number;
-  readonly issued: number;
-}
+export type { Link } from "./ports";
 
 /**
  * The most activations a pool row names at once: the row stays under 1 KB with all of them

@@ -17,6 +17,7 @@ import type {
   Reservation,
   SecretStore,
   Sleeper,
+  StoredSecret,
 } from "./ports";
 import {
   activationTags,
@@ -101,15 +102,14 @@ interface RoundOutcome {
   readonly state: PoolState | undefined;
   /** How many waiting requests may usefully retry the reservation: an estimate, never a promise. */
   readonly freeSlots: number;
-  /** The round itself waited for the pool to change (another holder had the lease). */
-  readonly waited?: boolean;
 }
 
-interface NewPair {
-  readonly activationId: string;
-  readonly activationCode: string;
-  readonly expiresAt: number;
-}
+/**
+ * What a rotation came to: the rotator's own pair (slot 1 of the new activation); `refused`, a
+ * rival holds the lease (or the budget refused it); `needless`, the pool turned out not to need
+ * one, or the commit was refused (what it made is discarded).
+ */
+type Rotation = { readonly kind: "rotated"; readonly vend: Vend } | { readonly kind: "refused" | "needless" };
 
 interface Round {
   readonly outcome: Promise<RoundOutcome>;
@@ -120,9 +120,6 @@ interface Round {
    */
   readonly waiting: number[];
 }
-
-/** What a rotation answers when it could not take the lease. */
-const LEASE_REFUSED = "lease-refused";
 
 /** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
 const MAX_ATTEMPTS = 100;
@@ -194,22 +191,20 @@ export class Vendor {
     // A round under way means this process found the pool drained a moment ago: join it rather
     // than spend a write that would most likely fail.
     let skipReservation = this.rounds.has(pool.name);
+    // An activation whose code this request found gone: its next round rotates past it if the
+    // pool row still names it (see investigate).
+    let codeGone: string | undefined;
     for (let attempt = 0; ; attempt++) {
-      if (!skipReservation && attempt < MAX_ATTEMPTS) {
+      if (!skipReservation && codeGone === undefined && attempt < MAX_ATTEMPTS) {
         const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
         if (reservation) {
           // The ask (a Lambda Invoke, on Lambda) runs alongside the code read, not before it.
           const [pair] = await Promise.all([
-            this.pairOrReplacement(pool, reservation),
+            this.pairFor(reservation),
             this.askForStandby(pool, reservation),
           ]);
           if (pair) return pair;
-          // That reservation's activation was retired and its code deleted: reserve anew.
-          this.deps.logger.debug("reserved slot outlived its activation's code; reserving again", {
-            pool: pool.name,
-            activationId: reservation.activationId,
-          });
-          continue;
+          codeGone = reservation.activationId;
         }
       }
       // The first failure always gets a round, so a request with no wait budget still rotates.
@@ -223,11 +218,12 @@ export class Vendor {
       let round = this.rounds.get(pool.name);
       if (!round) {
         const started: Round = {
-          outcome: this.investigate(pool, attempt).finally(() => this.rounds.delete(pool.name)),
+          outcome: this.investigate(pool, attempt, codeGone).finally(() => this.rounds.delete(pool.name)),
           waiting: [],
         };
         this.rounds.set(pool.name, started);
         round = started;
+        codeGone = undefined; // this round looks into it
       }
       round.waiting.push(ticket);
       const outcome = await round.outcome;
@@ -248,15 +244,31 @@ export class Vendor {
   /**
    * Why did the reservation fail? Someone rotated meanwhile (retry at once), the pool is spent
    * and the lease is free (rotate), or another request is rotating (wait a jittered moment).
+   *
+   * Or the reservation succeeded and its activation's code was gone (`codeGone`), for one of two
+   * reasons. (1) A rotation, a standby's promotion or a switch committed after the reservation and
+   * deleted the outgoing activation's code (retireOutgoing) before this process, with a cold
+   * cache, read it: the row no longer names that activation. The slot on it is spent (it stays
+   * counted, which only errs on the safe side), and the pool already has a fresh activation:
+   * reserve again. (2) The row still names it and the code was deleted by hand: every later
+   * reservation would fail the same way until the limit ran out, so rotate past it, exactly as
+   * if it were spent.
    */
-  private async investigate(pool: PoolConfig, attempt: number): Promise<RoundOutcome> {
-    const { store, clock } = this.deps;
+  private async investigate(pool: PoolConfig, attempt: number, codeGone?: string): Promise<RoundOutcome> {
+    const { store, clock, logger } = this.deps;
     const asked = clock.now();
     const state = await store.read(pool.name);
     const now = clock.now();
     this.storeAnswerMs = now - asked;
-    if (canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
-    if (canSwitchToStandby(state, pool, now)) {
+    const rotatePast = codeGone !== undefined && linksOf(state).some((l) => l.activationId === codeGone);
+    if (codeGone !== undefined && !rotatePast) {
+      logger.debug("reserved slot outlived its activation's code; reserving again", {
+        pool: pool.name,
+        activationId: codeGone,
+      });
+    }
+    if (!rotatePast && canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
+    if (!rotatePast && canSwitchToStandby(state, pool, now)) {
       // The current activation is expiring with slots left: one write moves to the standby.
       const switched = await store.switchToStandby(pool.name, now + safetyMarginMs(pool));
       if (!switched) return { state, freeSlots: 1 };
@@ -276,13 +288,22 @@ export class Vendor {
     }
     if (!leaseHeldByOther(state, now)) {
       if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
-      const pair = await this.rotate(pool, state, now);
+      if (rotatePast) {
+        logger.error("no stored code for the current activation; rotating past it", {
+          pool: pool.name,
+          activationId: codeGone,
+          generation: state?.generation,
+        });
+      }
+      const rotation = await this.rotate(pool, state, now, { force: rotatePast });
       // Another request took the lease first: wait for its commit like any other waiter, rather
       // than write again at once (on Lambda, every container that found the pool spent races).
       // The next round reads the row, and answers 429 if the budget, not a rival, refused it.
-      if (pair === LEASE_REFUSED) return this.waitForHolder(pool, state, attempt);
+      if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt);
       // The commit took slot 1 for the rotator. A needless rotation leaves no estimate: one retry.
-      return pair ? { pair, state, freeSlots: pool.registrationLimit - 1 } : { state, freeSlots: 1 };
+      return rotation.kind === "rotated"
+        ? { pair: rotation.vend, state, freeSlots: pool.registrationLimit - 1 }
+        : { state, freeSlots: 1 };
     }
     return this.waitForHolder(pool, state, attempt);
   }
@@ -296,7 +317,7 @@ export class Vendor {
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
     const woken = await this.untilPoolChanges(pool.name, attempt);
     // Woken by our own refill's commit: a standby's worth of slots has just appeared.
-    return { state, freeSlots: woken ? pool.registrationLimit : 0, waited: true };
+    return { state, freeSlots: woken ? pool.registrationLimit : 0 };
   }
 
   /**
@@ -315,9 +336,8 @@ export class Vendor {
   }
 
   /**
-   * Creates the next activation under the lease; LEASE_REFUSED when a rival holds it (or the
-   * budget refused it), undefined when the pool turned out not to need it or the commit was
-   * refused. Timeline of a crash-safe rotation:
+   * Creates the next activation under the lease (see Rotation for what it answers). Timeline of
+   * a crash-safe rotation:
    *   acquireLease(gen)  → CreateActivation (tagged gen+1) → PutParameter → commitRotation(gen)
    * A holder that dies anywhere before the commit leaves an activation tagged with a generation
    * the pool row never reached: the janitor deletes it; the lease lapses by itself (I3).
@@ -327,7 +347,7 @@ export class Vendor {
     outgoing: PoolState | undefined,
     now: number,
     { force = false }: { force?: boolean } = {},
-  ): Promise<Vend | typeof LEASE_REFUSED | undefined> {
+  ): Promise<Rotation> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
     // The rotation makes the pool's standbys too, at once and on the one lease, so a cold or
@@ -345,7 +365,7 @@ export class Vendor {
     // When the lease fails, the caller's next round reads the row and answers 429 if the budget,
     // not a rival, stopped it.
     const owner = await this.takeLease(pool, outgoing, now, 1 + standbys);
-    if (owner === undefined) return LEASE_REFUSED;
+    if (owner === undefined) return { kind: "refused" };
 
     // Under the lease nobody else installs or promotes a standby, so this read is the truth about
     // it. A standby installed between the caller's read and the lease (its commit keeps the
@@ -354,7 +374,7 @@ export class Vendor {
     const fresh = pool.standby ? await store.read(pool.name) : outgoing;
     if (!force && (canReserve(fresh, pool, now) || canSwitchToStandby(fresh, pool, now))) {
       await this.releaseLease(pool.name, owner);
-      return undefined;
+      return { kind: "needless" };
     }
     // The commit drops the standby and the queue. Unused ones are deleted with the commit, keeping
     // the pool's unused activations within its depth; used ones are retired like the current one.
@@ -381,9 +401,9 @@ export class Vendor {
       // Our lease lapsed and another request took over: what we created is an orphan.
       "rotation lease lost before commit; discarding the new activation",
     );
-    if (!done) return undefined;
+    if (!done) return { kind: "needless" };
     const reservation = done.committed;
-    const [current, ...standbysMade] = done.created as [NewPair, ...NewPair[]];
+    const [current, ...standbysMade] = done.created as [StoredSecret, ...StoredSecret[]];
     const { activationId, activationCode, expiresAt } = current;
     this.codes.remember(activationId, activationCode);
     this.standbysMade(pool, standbysMade, depth);
@@ -405,14 +425,14 @@ export class Vendor {
           : this.discard(pool.name, l.activationId),
       ),
     ]);
-    return this.toVend(reservation, activationCode, true);
+    return { kind: "rotated", vend: this.toVend(reservation, activationCode, true) };
   }
 
   /**
    * CreateActivation (tagged with the generation it is meant for) and PutParameter, for a holder
    * of the lease; the caller commits it. A code that cannot be stored takes its activation along.
    */
-  private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<NewPair> {
+  private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<StoredSecret> {
     const { activations, secrets, options } = this.deps;
     const expiresAt = newActivationExpiry(pool, now);
     const { activationId, activationCode } = await activations.create({
@@ -426,13 +446,14 @@ export class Vendor {
       defaultInstanceName: pool.defaultInstanceName,
       description: pool.description,
     });
+    const secret = { pool: pool.name, activationId, activationCode, expiresAt };
     try {
-      await secrets.put({ pool: pool.name, activationId, activationCode, expiresAt });
+      await secrets.put(secret);
     } catch (error) {
       await this.discard(pool.name, activationId);
       throw error;
     }
-    return { activationId, activationCode, expiresAt };
+    return secret;
   }
 
   /**
@@ -446,7 +467,7 @@ export class Vendor {
     lease: { owner: string; generation: number; now: number; count: number },
     commit: (activations: NewActivation[]) => Promise<T | undefined>,
     refused: string,
-  ): Promise<{ created: NewPair[]; committed: T } | undefined> {
+  ): Promise<{ created: StoredSecret[]; committed: T } | undefined> {
     const settled = await Promise.allSettled(
       Array.from({ length: lease.count }, (_, i) =>
         this.createActivation(pool, lease.generation + i, lease.now),
@@ -534,7 +555,7 @@ export class Vendor {
    * carry it, and registered nodes never need it again. Deleting it keeps Parameter Store at about
    * one parameter per pool (I7; the standard tier holds 10,000 per account and Region). A
    * request that reserved one of its last slots and has not read the code yet finds it gone and
-   * retries (pairOrReplacement). The slot-theft check of the outgoing activation runs here too.
+   * retries (investigate). The slot-theft check of the outgoing activation runs here too.
    * Best effort: the rotation has committed, so neither may fail the caller's vend.
    */
   private async retireOutgoing(pool: PoolConfig, activationId: string, issued: number): Promise<void> {
@@ -621,7 +642,7 @@ export class Vendor {
   }
 
   /** Standbys just committed: their codes need no read, and each is logged and counted. */
-  private standbysMade(pool: PoolConfig, made: readonly NewPair[], depth: number): void {
+  private standbysMade(pool: PoolConfig, made: readonly StoredSecret[], depth: number): void {
     for (const { activationId, activationCode, expiresAt } of made) {
       this.codes.remember(activationId, activationCode);
       this.deps.logger.info("created a standby activation", {
@@ -668,40 +689,6 @@ export class Vendor {
       this.deps.activations.delete(activationId),
       this.deps.secrets.delete(pool, activationId),
     ]);
-  }
-
-  /**
-   * The pair for a reservation, or undefined when the caller must reserve again.
-   *
-   * The code can be missing for two reasons. (1) A rotation, a standby's promotion or a switch
-   * committed after our reservation and deleted the outgoing activation's code (retireOutgoing)
-   * before we, with a cold cache, read it: the pool row no longer names that activation. Our slot
-   * on it is spent (it stays counted, which only errs on the safe side), and rotating would be
-   * wrong, since the pool already has a fresh activation: reserve again. (2) The row still names
-   * it and the code was deleted by hand: every later reservation would fail the same way until
-   * the limit ran out, so rotate past it, exactly as if it were spent.
-   */
-  private async pairOrReplacement(pool: PoolConfig, reservation: Reservation): Promise<Vend | undefined> {
-    const pair = await this.pairFor(reservation);
-    if (pair) return pair;
-    const state = await this.deps.store.read(pool.name);
-    const named = linksOf(state).some((l) => l.activationId === reservation.activationId);
-    if (state && !named) return undefined;
-    this.deps.logger.error("no stored code for the current activation; rotating past it", {
-      pool: pool.name,
-      activationId: reservation.activationId,
-      generation: reservation.generation,
-    });
-    const now = this.deps.clock.now();
-    if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
-    const rotated = await this.rotate(
-      pool,
-      state ?? { pool: pool.name, generation: reservation.generation },
-      now,
-      { force: true },
-    );
-    if (rotated && rotated !== LEASE_REFUSED) return rotated;
-    throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(undefined, now));
   }
 
   /** The pair for a reservation; undefined when its code is gone. The next ones' codes come along. */
