@@ -32,10 +32,12 @@ export const MAX_LINKS = 25;
 export const MAX_STANDBY_DEPTH = MAX_LINKS - 1;
 /**
  * How long the stock lasts at the pool's pace: about the time a refill takes to land once asked
- * for (on Lambda the self-invocation waits behind the invocations queued before it). The depth is
- * the activations the pool uses in that time, measured (nextStandbyDepth).
+ * for. On Lambda the self-invocation waits behind the invocations queued before it, about 170 in
+ * the benchmark's Lambda shape at C=200, some 2 s at its pace (docs/performance.md): with 1 s the
+ * L=10 burst ran dry and cost 3.34 calls and 1.63 WCU per vend, with 2 s 2.45 and 1.26. The
+ * depth is the activations the pool uses in that time, measured (nextStandbyDepth).
  */
-export const STOCK_COVER_MS = 1_000;
+export const STOCK_COVER_MS = 2_000;
 
 /**
  * The row's live activations; the queue only behind a standby (a row without one has none). A

@@ -116,6 +116,8 @@ describe("standby depth (I9)", () => {
   });
 
   const refilledAt = 1_000_000;
+  /** The interval the pace is counted over: the depth is the activations the pool uses in it. */
+  const C = STOCK_COVER_MS;
   /** The current activation in use (5 of 10), `unused` unused activations behind it. */
   const withUnused = (unused: number, extra: Partial<PoolState> = {}) =>
     row({
@@ -136,12 +138,11 @@ describe("standby depth (I9)", () => {
   // row(): the current activation exhausted, nothing behind it: every activation of the last
   // stock went into use; `true`: a request found the pool dry and rotates.
   it("grows a pool that ran dry up to its pace (STOCK_COVER_MS of it), at most doubling a step", () => {
-    expect(STOCK_COVER_MS).toBe(1_000);
-    // 4 used in 1 s: the pace is 4, the depth stays. In 999 ms: a little more, 5.
-    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + 1_000, true)).toBe(4);
-    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + 999, true)).toBe(5);
-    // 4 used in 200 ms: a pace of 20, but one step doubles at most.
-    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + 200, true)).toBe(8);
+    // 4 used in C: the pace is 4, the depth stays. In C less 1 ms: a little more, 5.
+    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + C, true)).toBe(4);
+    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + C - 1, true)).toBe(5);
+    // 4 used in a fifth of C: a pace of 20, but one step doubles at most.
+    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + C / 5, true)).toBe(8);
     // The interval is never taken as 0; the depth never passes what a row holds.
     expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt, true)).toBe(8);
     expect(nextStandbyDepth(row({ standbyDepth: 20, refilledAt }), refilledAt + 10, true)).toBe(
@@ -150,20 +151,20 @@ describe("standby depth (I9)", () => {
   });
 
   it("grows when more than half the stock went before the refill came, at a fast pace", () => {
-    // Depth 6, 2 unused left: 4 used (more than half) in 100 ms.
-    expect(nextStandbyDepth(withUnused(2, { standbyDepth: 6 }), refilledAt + 100)).toBe(12);
+    // Depth 6, 2 unused left: 4 used (more than half) in a tenth of C.
+    expect(nextStandbyDepth(withUnused(2, { standbyDepth: 6 }), refilledAt + C / 10)).toBe(12);
     // 3 unused left: 3 used, not more than half: not late, the depth stays.
-    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + 100)).toBe(6);
+    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + C / 10)).toBe(6);
   });
 
   it("a refill late because the store or SSM answered slowly does not deepen the stock: a slow pace is slow", () => {
-    // The whole stock of 2 used up and the pool found dry 5 s after the stock was made: a pace of
-    // 0.4 a second. The depth falls.
-    expect(nextStandbyDepth(row({ standbyDepth: 2, refilledAt }), refilledAt + 5_000, true)).toBe(1);
-    expect(nextStandbyDepth(row({ standbyDepth: 1, refilledAt }), refilledAt + 5_000, true)).toBe(1);
-    // However late, never deeper than before: the stock of 8 went in 1 s or slower.
+    // The whole stock of 2 used up and the pool found dry 5 C after the stock was made: a pace of
+    // 0.4 per C. The depth falls.
+    expect(nextStandbyDepth(row({ standbyDepth: 2, refilledAt }), refilledAt + 5 * C, true)).toBe(1);
+    expect(nextStandbyDepth(row({ standbyDepth: 1, refilledAt }), refilledAt + 5 * C, true)).toBe(1);
+    // However late, never deeper than before: the stock of 8 went in C or slower.
     expect(
-      [1_000, 2_000, 10_000, 60_000].map((late) =>
+      [C, 2 * C, 10 * C, 60 * C].map((late) =>
         nextStandbyDepth(row({ standbyDepth: 8, refilledAt }), refilledAt + late, true),
       ),
     ).toEqual([8, 4, 4, 4]);
@@ -173,10 +174,10 @@ describe("standby depth (I9)", () => {
     // Nothing used for an hour: halved, not dropped to one at once.
     expect(nextStandbyDepth(withUnused(7, { standbyDepth: 7 }), refilledAt + 3_600_000)).toBe(3);
     expect(nextStandbyDepth(withUnused(1, { standbyDepth: 1 }), refilledAt + 3_600_000)).toBe(1);
-    // 3 of 6 used in 1.5 s: a pace of 2, so 3 (half) this step.
-    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + 1_500)).toBe(3);
-    // 3 of 6 used in 600 ms: a pace of 5.
-    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + 600)).toBe(5);
+    // 3 of 6 used in 1.5 C: a pace of 2, so 3 (half) this step.
+    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + 1.5 * C)).toBe(3);
+    // 3 of 6 used in 0.6 C: a pace of 5.
+    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + 0.6 * C)).toBe(5);
   });
 
   it("with no refill recorded (no pace), doubles when the pool ran dry, else keeps the depth", () => {
@@ -210,8 +211,9 @@ describe("standby depth (I9)", () => {
     // The budget's room bounds it: one activation left in the open window.
     const tight = { ...wide, maxActivationsPerHour: 5 };
     expect(planRefill({ ...state, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1).create).toBe(1);
-    // Nothing kept: the stock of 2 went in 500 ms, so the depth is 4; the first new one is current
-    // and, unused, counts in the depth.
+    // Nothing kept: the stock of 2 went in 500 ms (at least twice the pace of 2 per
+    // STOCK_COVER_MS), so the depth doubles to 4; the first new one is current and, unused,
+    // counts in the depth.
     const dry = row({ standbyDepth: 2, refilledAt: 1_000 });
     expect(planRefill(dry, wide, 1_500)).toMatchObject({ depth: 4, create: 4, shift: 10, kept: [] });
   });
@@ -308,8 +310,9 @@ describe("the queue in the policy (I2, I9)", () => {
     const wide = { ...pool, maxActivationsPerHour: 100 };
     // Depth 3 recorded; the standby (limit 3) in use, nothing behind it: all 3 used, dry soon.
     const row = { ...spent, issued: 3, standbyLimit: 3, standbyIssued: 1, standbyDepth: 3 };
-    expect(planRefill({ ...row, refilledAt: NOW - 1_000 }, wide, NOW).depth).toBe(3);
-    expect(planRefill({ ...row, refilledAt: NOW - 250 }, wide, NOW).depth).toBe(6);
-    expect(planRefill({ ...row, refilledAt: NOW - 10_000 }, wide, NOW).depth).toBe(1);
+    const C = STOCK_COVER_MS;
+    expect(planRefill({ ...row, refilledAt: NOW - C }, wide, NOW).depth).toBe(3);
+    expect(planRefill({ ...row, refilledAt: NOW - C / 4 }, wide, NOW).depth).toBe(6);
+    expect(planRefill({ ...row, refilledAt: NOW - 10 * C }, wide, NOW).depth).toBe(1);
   });
 });

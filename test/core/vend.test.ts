@@ -5,7 +5,14 @@ import {
   RotationInProgressError,
   ThrottledError,
 } from "../../src/core/errors";
-import { linksOf, standbyDepth, TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
+import {
+  linksOf,
+  standbyDepth,
+  STOCK_COVER_MS,
+  TAG_DEPLOYMENT,
+  TAG_GENERATION,
+  TAG_POOL,
+} from "../../src/core/vend-policy";
 import { calmBackoffMs } from "../../src/core/vend";
 import { FakeClock } from "../support/fakes";
 import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/vendor-mother";
@@ -293,7 +300,10 @@ describe("Vendor with a standby activation (I9)", () => {
   describe("depth follows consumption, never the store's slowness (I9)", () => {
     /** 60 vends, `clients` at a time; the deepest depth the row recorded, and the activations made. */
     async function burst(storeMs: number, clients: number) {
-      const { vendor, activations, store, clock } = aVendor(standbyPool({ registrationLimit: 2 }));
+      const { vendor, activations, store, clock } = aVendor({
+        ...standbyPool({ registrationLimit: 2 }),
+        options: { rotationWaitMs: 25_000 },
+      });
       if (storeMs > 0) slowDown(store, clock, storeMs);
       let deepest = 1;
       let next = 0;
@@ -310,8 +320,9 @@ describe("Vendor with a standby activation (I9)", () => {
     }
 
     it("a slow store does not grow the depth: the stock stays one deep", async () => {
-      // 400 ms a call, one call at a time: at most 2.5 vends a second, whatever the clients do.
-      const slow = await burst(400, 4);
+      // STOCK_COVER_MS a call, one call at a time: at most one vend per STOCK_COVER_MS, half an
+      // activation's worth, whatever the clients do.
+      const slow = await burst(STOCK_COVER_MS, 4);
       expect(slow.deepest).toBe(1);
       expect(slow.made).toBeLessThanOrEqual(60 / 2 + 1);
     });
