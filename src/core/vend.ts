@@ -351,8 +351,8 @@ export class Vendor {
   }
 
   /** One refill of the pool's stock (Rotator.refillStandby). */
-  refillStandby(poolName: string, afterRefill = false): Promise<boolean> {
-    return this.rotator.refillStandby(poolName, afterRefill);
+  refillStandby(poolName: string): Promise<boolean> {
+    return this.rotator.refillStandby(poolName);
   }
 
   /** The pair for a reservation; undefined when its code is gone. The next ones' codes come along. */
