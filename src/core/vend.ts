@@ -109,15 +109,20 @@ const BUDGET_WARNING_INTERVAL_MS = 60_000;
 /** Longest a request waits on this process's refill before looking at the pool again. */
 const REFILL_WAIT_CAP_MS = 1_000;
 
-/** The longest a waiting request sleeps between looks at the pool, however slow the store. */
-const SLOW_STORE_WAIT_CAP_MS = 2_000;
+/**
+ * The longest a waiting request sleeps between looks at the pool, however slow the store: the
+ * jittered backoff's own cap. Measured on a store serving one request at a time (20 ms each,
+ * N=1,000, C=100, L=10, one process): pauses up to 2 s left 31 of 1,000 requests past their 5 s
+ * wait (503), the jittered backoff alone 10; a waiter that sleeps long misses the commit it waits for.
+ */
+const SLOW_STORE_WAIT_CAP_MS = 500;
 
 /**
  * A waiting request's pause: the jittered backoff, but never shorter than the store's last answer
  * took (within SLOW_STORE_WAIT_CAP_MS). A store that answers slowly is at its limit: polling it
- * at the usual pace would add the waiters' calls to its queue, so they look less often instead
- * (I9). The cap keeps a request within its wait (rotationWaitMs, at most 25 s) and API Gateway's
- * 29 s.
+ * faster than it answers would add the waiters' calls to its queue, so they look less often
+ * instead (I9). Every pause is within the backoff's cap, so a request ends within its wait
+ * (rotationWaitMs, at most 25 s) and half a second, inside API Gateway's 29 s.
  */
 export function calmBackoffMs(backoff: number, storeAnswerMs: number): number {
   return Math.max(backoff, Math.min(SLOW_STORE_WAIT_CAP_MS, storeAnswerMs));
