@@ -1,6 +1,14 @@
 import { type DynamoDBClient, paginateScan, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import type { PoolInventory, PoolRow } from "../core/inventory";
-import { QUEUE_ATTRIBUTES, readString, STANDBY_ATTRIBUTES, toPoolState } from "./dynamodb-pool-store";
+import {
+  type Item,
+  packedQueueSize,
+  QUEUE_ATTRIBUTES,
+  readString,
+  STANDBY_ATTRIBUTES,
+  toPoolState,
+} from "./dynamodb-pool-store";
 import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
@@ -18,8 +26,16 @@ const NAMES = {
   "#queueEnd": "queueEnd",
   "#queueExpiresAt": "queueExpiresAt",
   "#queueGeneration": "queueGeneration",
+  "#q": "q",
+  "#qEnd": "qEnd",
+  "#qExpiresAt": "qExpiresAt",
+  "#qGeneration": "qGeneration",
+  "#pool": "pool",
   "#generation": "generation",
 } as const;
+
+/** Tries at retiring from the packed queue before the row is taken to have moved on without it. */
+const PACKED_RETIRE_ATTEMPTS = 3;
 
 /** Called once per page read, so a long listing can show progress. */
 export type PageProgress = (operation: string, page: number, itemsSoFar: number) => void;
@@ -66,9 +82,14 @@ export class DynamoDbPoolInventory implements PoolInventory {
    *   standby, exhausted             nothing to do
    *   queued, queue not in use       REMOVE the queue (its other activations are orphans)
    *   queued, queue in use           SET issued = queueEnd (the queue's slots are all taken)
+   * A condition cannot look inside the packed queue (one Binary value), so for an activation
+   * queued there the row is first fetched by a write that changes nothing (the operations' role
+   * may write and scan, not get), and the last two cases are pinned to the queue it returned.
+   * The queue in the previous layout (a row the previous release wrote) is matched by its ids.
    */
   async retire(pool: string, activationId: string, options: { revoked?: boolean } = {}): Promise<boolean> {
-    const queued = "contains(#queueIds, :id) AND #queueGeneration = #generation";
+    const queued =
+      "contains(#queueIds, :id) AND #queueGeneration = #generation AND NOT #qGeneration = #generation";
     const cases: { update: string; condition: string }[] = [
       { update: "SET #issued = #limit", condition: "#activationId = :id AND #issued <= #limit" },
       { update: "SET #issued = #issued", condition: "#activationId = :id AND #issued > #limit" },
@@ -92,18 +113,59 @@ export class DynamoDbPoolInventory implements PoolInventory {
         : update;
       if (await this.conditionalUpdate(pool, activationId, marked, condition)) return true;
     }
+    return this.retirePacked(pool, activationId, options.revoked === true);
+  }
+
+  /** The last two cases for an activation in the packed queue (see retire). */
+  private async retirePacked(pool: string, activationId: string, revoked: boolean): Promise<boolean> {
+    // Bounded: each failed attempt means a refill or a reservation changed the row meanwhile.
+    for (let attempt = 0; attempt < PACKED_RETIRE_ATTEMPTS; attempt++) {
+      const item = await this.conditionalUpdate(
+        pool,
+        activationId,
+        // Changes nothing when the condition holds; if_not_exists keeps a row without a packed
+        // queue from failing validation rather than the condition.
+        "SET #qGeneration = if_not_exists(#qGeneration, :none)",
+        "#qGeneration = #generation",
+        { ":none": -1 },
+        "ALL_NEW",
+      );
+      const queued = item ? (toPoolState(item)?.queued ?? []) : [];
+      if (!queued.some((q) => q.activationId === activationId)) return false;
+      const pinned = "#qGeneration = #generation AND #generation = :gen AND size(#q) = :size";
+      const values = {
+        ":gen": toPoolState(item as Item)?.generation,
+        ":size": packedQueueSize(queued.map((q) => q.activationId)),
+      };
+      const mark = revoked ? "SET #revoked = :id " : "";
+      const cases = [
+        { update: `${mark}REMOVE ${QUEUE_ATTRIBUTES}`, condition: `${pinned} AND #issued <= #standbyEnd` },
+        {
+          update: `SET #issued = #qEnd${revoked ? ", #revoked = :id" : ""}`,
+          condition: `${pinned} AND #issued > #standbyEnd`,
+        },
+      ];
+      for (const { update, condition } of cases) {
+        if (await this.conditionalUpdate(pool, activationId, update, condition, values)) return true;
+      }
+    }
     return false;
   }
 
+  /** The item after the write ({} unless asked for), or undefined when the condition failed. */
   private async conditionalUpdate(
     pool: string,
     activationId: string,
     update: string,
     condition: string,
-  ): Promise<boolean> {
+    values: Record<string, unknown> = {},
+    returnValues: "NONE" | "ALL_NEW" = "NONE",
+  ): Promise<Item | undefined> {
     const used = new Set([...`${update} ${condition}`.matchAll(/#\w+/g)].map((m) => m[0]));
+    const usedValues = new Set([...`${update} ${condition}`.matchAll(/:\w+/g)].map((m) => m[0]));
+    const given = Object.entries({ ":id": activationId, ...values }).filter(([v]) => usedValues.has(v));
     try {
-      await sendToDynamoDb(() =>
+      const { Attributes } = await sendToDynamoDb(() =>
         this.client.send(
           new UpdateItemCommand({
             TableName: this.tableName,
@@ -113,13 +175,15 @@ export class DynamoDbPoolInventory implements PoolInventory {
             ExpressionAttributeNames: Object.fromEntries(
               Object.entries(NAMES).filter(([placeholder]) => used.has(placeholder)),
             ),
-            ExpressionAttributeValues: { ":id": { S: activationId } },
+            // DynamoDB refuses an empty map here, and a value the expressions do not use.
+            ...(given.length > 0 && { ExpressionAttributeValues: marshall(Object.fromEntries(given)) }),
+            ReturnValues: returnValues,
           }),
         ),
       );
-      return true;
+      return Attributes ?? {};
     } catch (error) {
-      if (isSdkError(error, "ConditionalCheckFailedException")) return false;
+      if (isSdkError(error, "ConditionalCheckFailedException")) return undefined;
       throw error;
     }
   }

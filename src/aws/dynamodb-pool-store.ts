@@ -11,7 +11,7 @@ import type {
   NewActivation,
   PoolState,
   PoolStateStore,
-  QueuedActivation,
+  Link,
   RefillCommit,
   Reservation,
   RotationCommit,
@@ -46,35 +46,53 @@ const NAMES = {
   "#queueEnd": "queueEnd",
   "#queueExpiresAt": "queueExpiresAt",
   "#queueGeneration": "queueGeneration",
+  "#q": "q",
+  "#qEnd": "qEnd",
+  "#qExpiresAt": "qExpiresAt",
+  "#qGeneration": "qGeneration",
   "#standbyDepth": "standbyDepth",
   "#refilledAt": "refilledAt",
 } as const;
 
 /**
- * The queue (I9): the activations after the standby, as a list of {activationId, expiresAt,
- * limit}, their ids apart (a condition can look for an id in a list of strings, not of maps),
- * where their slots end, their earliest expiry (the reservation checks one number) and the
- * generation they belong to. A row rewritten by a release that knows no queue (a rotation, a
- * switch, a promotion) moves the generation on, which leaves the queue behind: no reservation
- * takes it and readers ignore it, so its activations are orphans for the janitor.
+ * The queue (I9): the activations after the standby, packed into one Binary attribute `q` (see
+ * packQueue), with where their slots end (`qEnd`), their earliest expiry (`qExpiresAt`: the
+ * reservation checks one number) and the generation they belong to (`qGeneration`). A row
+ * rewritten by a release that knows nothing of it (a rotation, a switch, a promotion) moves the
+ * generation on, which leaves the queue behind: no reservation takes it and readers ignore it, so
+ * its activations are orphans for the janitor.
+ *
+ * Every byte of the row is paid on every reservation: DynamoDB bills a write one unit per started
+ * KB (1,024 bytes) of the larger of the item before and after it, an item's size being the UTF-8
+ * lengths of its attribute names plus its values' sizes (a Binary value counts its raw bytes)
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html).
+ * Hence the short names, and 21 bytes per queued activation where the previous layout (a list of
+ * maps beside a list of ids, still read: LEGACY_QUEUE_ATTRIBUTES) spent about 115: a row with the
+ * deepest stock stays under 1 KB, so a reservation costs one write capacity unit (I4).
  */
-export const QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
+export const LEGACY_QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
+export const QUEUE_ATTRIBUTES = `#q, #qEnd, #qExpiresAt, #qGeneration, ${LEGACY_QUEUE_ATTRIBUTES}`;
 /** Every standby attribute, the queue's with them: dropped together when the standby goes. */
 export const STANDBY_ATTRIBUTES = `#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd, ${QUEUE_ATTRIBUTES}`;
 
 type Name = keyof typeof NAMES;
 
 /**
- * AND binds tighter than OR: three alternatives, the current activation's, the standby's and the
- * queue's. No parentheses: dynalite's parser (the emulated DynamoDB) backtracks on nested ones,
- * which halved the emulated store's throughput for this write (measured); the meaning is the same.
+ * AND binds tighter than OR: four alternatives, the current activation's, the standby's, the
+ * queue's and a queue in the previous layout's (a row the previous release wrote, until its next
+ * refill rewrites it). That one applies only while no packed queue of the same generation
+ * exists, so a reservation is always read back against the queue that admitted it. No
+ * parentheses: dynalite's parser (the emulated DynamoDB) backtracks on nested ones, which halved
+ * the emulated store's throughput for this write (measured); the meaning is the same.
  */
 const RESERVE_CONDITION =
   "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil OR " +
   "attribute_exists(#activationId) AND #issued >= #limit AND #issued < #standbyEnd AND " +
   "#standbyExpiresAt > :validUntil OR " +
+  "attribute_exists(#activationId) AND #issued >= #standbyEnd AND #issued < #qEnd AND " +
+  "#qGeneration = #generation AND #qExpiresAt > :validUntil OR " +
   "attribute_exists(#activationId) AND #issued >= #standbyEnd AND #issued < #queueEnd AND " +
-  "#queueGeneration = #generation AND #queueExpiresAt > :validUntil";
+  "#queueGeneration = #generation AND #queueExpiresAt > :validUntil AND NOT #qGeneration = #generation";
 
 /**
  * Pool state in DynamoDB, one item per pool, on the raw client: every state change is ONE
@@ -177,7 +195,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
         : "#generation = :gen";
     const leaseFree = "(attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)";
     const takeLease =
-      "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
+      "SET #leaseOwner = :owner, #leaseDeadline = :deadline, " +
       "#generation = if_not_exists(#generation, :zero)";
     // One write: the one for the window the caller read. If the window changed since, so did the
     // lease (whoever opened the new window took it), and the refusal is the right answer.
@@ -195,7 +213,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ExpressionAttributeNames: names(
         "#leaseOwner",
         "#leaseDeadline",
-        "#pool",
         "#generation",
         "#windowStart",
         "#rotations",
@@ -203,7 +220,6 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ExpressionAttributeValues: marshall({
         ":owner": lease.owner,
         ":deadline": lease.deadline,
-        ":pool": pool,
         ":zero": 0,
         ":gen": lease.generation,
         ":now": lease.now,
@@ -251,7 +267,9 @@ export class DynamoDbPoolStore implements PoolStateStore {
   /**
    * The standby and queue attributes for the activations behind `current`: SET clauses (each
    * starting with ", "), the attributes to REMOVE (likewise), and their values. The queue
-   * belongs to `generation`, the one the same write gives the row.
+   * belongs to `generation`, the one the same write gives the row. Every such write also drops
+   * what the previous layout kept (its queue; `pool`, which repeated the key): the row then has
+   * the one layout whose size is bounded.
    */
   private behind(
     current: NewActivation,
@@ -259,7 +277,7 @@ export class DynamoDbPoolStore implements PoolStateStore {
     generation: number,
   ): { set: string; remove: string; values: Record<string, unknown> } {
     const [standby, ...queue] = activations;
-    if (!standby) return { set: "", remove: `, ${STANDBY_ATTRIBUTES}`, values: {} };
+    if (!standby) return { set: "", remove: `, #pool, ${STANDBY_ATTRIBUTES}`, values: {} };
     let set =
       ", #standbyId = :id1, #standbyExpiresAt = :expiresAt1, #standbyLimit = :limit1, #standbyEnd = :end1";
     const values: Record<string, unknown> = {
@@ -268,18 +286,16 @@ export class DynamoDbPoolStore implements PoolStateStore {
       ":limit1": standby.limit,
       ":end1": current.limit + standby.limit,
     };
-    if (queue.length === 0) return { set, remove: `, ${QUEUE_ATTRIBUTES}`, values };
-    set +=
-      ", #queue = :queue, #queueIds = :queueIds, #queueEnd = :queueEnd, " +
-      "#queueExpiresAt = :queueExpiresAt, #queueGeneration = :queueGeneration";
+    if (queue.length === 0) return { set, remove: `, #pool, ${QUEUE_ATTRIBUTES}`, values };
+    const packed = packQueue(queue);
+    set += ", #q = :q, #qEnd = :qEnd, #qExpiresAt = :qExpiresAt, #qGeneration = :qGeneration";
     Object.assign(values, {
-      ":queue": queue.map(({ activationId, expiresAt, limit }) => ({ activationId, expiresAt, limit })),
-      ":queueIds": queue.map((a) => a.activationId),
-      ":queueEnd": [current, ...activations].reduce((end, a) => end + a.limit, 0),
-      ":queueExpiresAt": Math.min(...queue.map((a) => a.expiresAt)),
-      ":queueGeneration": generation,
+      ":q": packed.bytes,
+      ":qEnd": [current, ...activations].reduce((end, a) => end + a.limit, 0),
+      ":qExpiresAt": packed.base,
+      ":qGeneration": generation,
     });
-    return { set, remove: "", values };
+    return { set, remove: `, #pool, ${LEGACY_QUEUE_ATTRIBUTES}`, values };
   }
 
   async commitRefill(pool: string, refill: RefillCommit): Promise<boolean> {
@@ -320,11 +336,16 @@ export class DynamoDbPoolStore implements PoolStateStore {
     }
     if (seenQueue.length === 0) {
       // A queue left behind by a release that knows none belongs to another generation.
-      pins.push("NOT #queueGeneration = :gen");
+      pins.push("NOT #qGeneration = :gen AND NOT #queueGeneration = :gen");
     } else {
+      // The queue that was read: the packed one, or (a row the previous release wrote) the one in
+      // the previous layout while no packed one shares its generation. A packed queue's length
+      // follows from its ids, and under the lease only a revoke changes it (by dropping it).
       pins.push(
-        "#queueGeneration = :gen AND size(#queueIds) = :seenQueued AND contains(#queueIds, :seenLast)",
+        "(#qGeneration = :gen AND size(#q) = :seenSize OR NOT #qGeneration = :gen AND " +
+          "#queueGeneration = :gen AND size(#queueIds) = :seenQueued AND contains(#queueIds, :seenLast))",
       );
+      values[":seenSize"] = packedQueueSize(seenQueue);
       values[":seenQueued"] = seenQueue.length;
       values[":seenLast"] = seenQueue.at(-1);
     }
@@ -418,10 +439,7 @@ export function toPoolState(item: Item): PoolState | undefined {
       ? undefined
       : Math.min(size, Math.max(0, rawIssued - start));
   const withStandby = standbyId !== undefined && limit !== undefined;
-  const queued =
-    withStandby && numberIn(row, "queueGeneration") === generation
-      ? queueIn(row.queue, limit + (standbyLimit ?? 0), share)
-      : undefined;
+  const queued = withStandby ? queueOf(row, generation, limit + (standbyLimit ?? 0), share) : undefined;
   const optional = {
     activationId: stringIn(row, "activationId"),
     expiresAt: numberIn(row, "expiresAt"),
@@ -446,14 +464,36 @@ export function toPoolState(item: Item): PoolState | undefined {
   };
 }
 
-/** The queue's activations with their shares of the counter; a malformed queue reads as none. */
-function queueIn(
-  value: unknown,
-  start: number,
-  share: (start: number, size: number) => number | undefined,
-): QueuedActivation[] | undefined {
+type Share = (start: number, size: number) => number | undefined;
+
+/**
+ * The queue of the row's generation, packed or (a row the previous release wrote) in the previous
+ * layout, with each activation's share of the counter from `start`; none when neither belongs to
+ * the generation. The packed one wins: the reservation's condition takes the other only without it.
+ */
+function queueOf(row: Row, generation: number, start: number, share: Share): Link[] | undefined {
+  if (numberIn(row, "qGeneration") === generation) {
+    const base = numberIn(row, "qExpiresAt");
+    const unpacked = base === undefined ? undefined : unpackQueue(row.q, base);
+    return unpacked && withShares(unpacked, start, share);
+  }
+  if (numberIn(row, "queueGeneration") !== generation) return undefined;
+  const legacy = legacyQueueIn(row.queue);
+  return legacy && withShares(legacy, start, share);
+}
+
+function withShares(queue: readonly NewActivation[], start: number, share: Share): Link[] {
+  return queue.map((a) => {
+    const queued = { ...a, issued: share(start, a.limit) ?? 0 };
+    start += a.limit;
+    return queued;
+  });
+}
+
+/** The previous layout's queue, a list of {activationId, expiresAt, limit}; malformed reads as none. */
+function legacyQueueIn(value: unknown): NewActivation[] | undefined {
   if (!Array.isArray(value)) return undefined;
-  const queued: QueuedActivation[] = [];
+  const queue: NewActivation[] = [];
   for (const entry of value as unknown[]) {
     if (typeof entry !== "object" || entry === null) return undefined;
     const fields = entry as Row;
@@ -461,11 +501,90 @@ function queueIn(
     const expiresAt = numberIn(fields, "expiresAt");
     const limit = numberIn(fields, "limit");
     if (activationId === undefined || expiresAt === undefined || limit === undefined) return undefined;
-    queued.push({ activationId, expiresAt, limit, issued: share(start, limit) ?? 0 });
-    start += limit;
+    queue.push({ activationId, expiresAt, limit });
   }
-  return queued;
+  return queue;
 }
+
+/*
+ * The packed queue: one format byte, then per activation, in order,
+ *   its id      16 bytes when every id of the queue is a lowercase UUID (SSM's activation ids are),
+ *               else one length byte and the UTF-8 bytes;
+ *   its expiry  3 bytes, whole seconds after the queue's earliest expiry (kept apart in full, in
+ *               qExpiresAt), rounded down: a stored expiry is never later than the real one (I2);
+ *   its limit   2 bytes (SSM's registrationLimit is at most 1,000).
+ * All integers big-endian. 21 bytes per activation with SSM's ids.
+ */
+const UUID_FORMAT = 1;
+const TEXT_FORMAT = 2;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const UUID_BYTES = 16;
+const EXPIRY_BYTES = 3;
+const LIMIT_BYTES = 2;
+const MAX_EXPIRY_OFFSET_SECONDS = 2 ** (8 * EXPIRY_BYTES) - 1;
+const MAX_LIMIT = 2 ** (8 * LIMIT_BYTES) - 1;
+const MAX_TEXT_ID_BYTES = 255;
+
+const allUuids = (ids: readonly string[]) => ids.every((id) => UUID_PATTERN.test(id));
+
+/** The packed queue's size in bytes, from its ids alone (a refill's commit pins it). */
+export function packedQueueSize(ids: readonly string[]): number {
+  const uuids = allUuids(ids);
+  return ids.reduce(
+    (size, id) => size + (uuids ? UUID_BYTES : 1 + Buffer.byteLength(id)) + EXPIRY_BYTES + LIMIT_BYTES,
+    1,
+  );
+}
+
+/** The queue as stored (see above) and the earliest expiry the offsets count from. */
+export function packQueue(queue: readonly NewActivation[]): { bytes: Uint8Array; base: number } {
+  const base = Math.min(...queue.map((a) => a.expiresAt));
+  const uuids = allUuids(queue.map((a) => a.activationId));
+  const bytes = Buffer.alloc(packedQueueSize(queue.map((a) => a.activationId)));
+  let at = bytes.writeUInt8(uuids ? UUID_FORMAT : TEXT_FORMAT, 0);
+  for (const { activationId, expiresAt, limit } of queue) {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+      throw new Error(`A queued activation's limit must be an integer from 1 to ${MAX_LIMIT}.`);
+    }
+    if (uuids) {
+      at += bytes.write(activationId.replaceAll("-", ""), at, "hex");
+    } else {
+      const length = Buffer.byteLength(activationId);
+      if (length > MAX_TEXT_ID_BYTES) throw new Error("A queued activation's id is too long to pack.");
+      at = bytes.writeUInt8(length, at);
+      at += bytes.write(activationId, at, "utf8");
+    }
+    const offset = Math.min(MAX_EXPIRY_OFFSET_SECONDS, Math.floor((expiresAt - base) / 1000));
+    at = bytes.writeUIntBE(offset, at, EXPIRY_BYTES);
+    at = bytes.writeUInt16BE(limit, at);
+  }
+  return { bytes: new Uint8Array(bytes), base };
+}
+
+/** The packed queue's activations, or undefined when the value is not one (a hand-edited row). */
+export function unpackQueue(value: unknown, base: number): NewActivation[] | undefined {
+  if (!(value instanceof Uint8Array) || value.length === 0) return undefined;
+  const bytes = Buffer.from(value.buffer, value.byteOffset, value.length);
+  const format = bytes.readUInt8(0);
+  if (format !== UUID_FORMAT && format !== TEXT_FORMAT) return undefined;
+  const queue: NewActivation[] = [];
+  let at = 1;
+  while (at < bytes.length) {
+    const idLength = format === UUID_FORMAT ? UUID_BYTES : bytes.readUInt8(at++);
+    if (idLength === 0 || at + idLength + EXPIRY_BYTES + LIMIT_BYTES > bytes.length) return undefined;
+    const id = bytes.subarray(at, (at += idLength));
+    const activationId = format === UUID_FORMAT ? uuidOf(id.toString("hex")) : id.toString("utf8");
+    const expiresAt = base + 1000 * bytes.readUIntBE(at, EXPIRY_BYTES);
+    const limit = bytes.readUInt16BE(at + EXPIRY_BYTES);
+    at += EXPIRY_BYTES + LIMIT_BYTES;
+    if (limit === 0) return undefined;
+    queue.push({ activationId, expiresAt, limit });
+  }
+  return queue.length > 0 ? queue : undefined;
+}
+
+const uuidOf = (hex: string) =>
+  `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 
 function toReservation(item: Item): Reservation {
   const state = toPoolState(item);
@@ -480,6 +599,13 @@ function toReservation(item: Item): Reservation {
   ) {
     // Only reachable if someone edits the table by hand: the conditions above guarantee these.
     throw new Error("Pool row is missing activation attributes after a successful reservation.");
+  }
+  // The write counted a slot within the end of the queue it checked; a queue that cannot be read
+  // back (a hand-edited row) must not hand out its last readable slot again.
+  const counted = numberIn(unmarshall(item), "issued") ?? 0;
+  const end = [state.limit, state.standbyLimit ?? 0, ...(state.queued ?? []).map((q) => q.limit)];
+  if (state.standbyId !== undefined && counted > end.reduce((sum, l) => sum + l, 0)) {
+    throw new Error("Pool row's queue is unreadable after a successful reservation.");
   }
   return reservationFrom(state);
 }

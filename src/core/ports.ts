@@ -32,14 +32,18 @@ export interface PoolState {
    * Activations ready after the standby, in the order they go into use (I9): a pool whose
    * consumption outruns one creation keeps several. Absent (or empty) when there are none.
    */
-  readonly queued?: readonly QueuedActivation[];
+  readonly queued?: readonly Link[];
   /** Unused activations the pool keeps ready, as the last refill chose it (I9); 1 when absent. */
   readonly standbyDepth?: number;
   /** When the last refill committed. */
   readonly refilledAt?: number;
 }
 
-export interface QueuedActivation {
+/**
+ * One of the pool's live activations, in the order they go into use: current, standby, queued
+ * (linksOf in vend-policy.ts lists them).
+ */
+export interface Link {
   readonly activationId: string;
   readonly expiresAt: number;
   readonly limit: number;

@@ -1,5 +1,5 @@
 import { RESERVED_TAG_PREFIX, type PoolConfig } from "./pool-config";
-import type { PoolState, Reservation } from "./ports";
+import type { Link, PoolState, Reservation } from "./ports";
 
 /** Marker tags on every activation the broker creates; the janitor and the CLI find orphans by them. */
 export const TAG_DEPLOYMENT = `${RESERVED_TAG_PREFIX}deployment`;
@@ -21,25 +21,23 @@ export function newActivationExpiry(pool: PoolConfig, now: number): number {
   return Math.floor((now + pool.expirationHours * HOUR_MS) / 1000) * 1000;
 }
 
-/** One of the pool's live activations, in the order they go into use: current, standby, queued. */
-export interface Link {
-  readonly activationId: string;
-  readonly expiresAt: number;
-  readonly limit: number;
-  readonly issued: number;
-}
+export type { Link } from "./ports";
 
 /**
- * The most activations a pool row names at once (about 2 KB of the item). A Lambda refill runs
- * only once the invocations queued before it have, so the stock must outlast that queue at the
- * burst's pace: at registrationLimit 10 and 200 servers in flight, about 20 activations (measured
- * in the benchmark's Lambda shape).
+ * The most activations a pool row names at once: the row stays under 1 KB with all of them
+ * (test/aws/dynamodb-pool-row.test.ts), so a reservation costs one write capacity unit (I4).
  */
 export const MAX_LINKS = 25;
 /** The deepest standby a refill builds: all of the row's activations but the current one. */
 export const MAX_STANDBY_DEPTH = MAX_LINKS - 1;
-/** A refill this long after the previous one halves the depth: the burst is over. */
-export const STANDBY_DEPTH_DECAY_MS = 60_000;
+/**
+ * How long the stock lasts at the pool's pace: about the time a refill takes to land once asked
+ * for. On Lambda the self-invocation waits behind the invocations queued before it, about 170 in
+ * the benchmark's Lambda shape at C=200, some 2 s at its pace (docs/performance.md): with 1 s the
+ * L=10 burst ran dry and cost 3.34 calls and 1.63 WCU per vend, with 2 s 2.45 and 1.26. The
+ * depth is the activations the pool uses in that time, measured (nextStandbyDepth).
+ */
+export const STOCK_COVER_MS = 2_000;
 
 /**
  * The row's live activations; the queue only behind a standby (a row without one has none). A
@@ -105,19 +103,35 @@ export function needsStandby(state: PoolState | undefined): boolean {
 }
 
 /**
- * The depth the pool keeps from now on (I9): doubled when a request found the pool dry (it had to
- * wait for an activation: the stock was too small for the pace), halved when the last refill is
- * long past (the burst is over), else as it was; within 1 and MAX_STANDBY_DEPTH.
+ * The depth the pool keeps from now on (I9): towards the pool's pace, and deeper only when the
+ * stock ran out before a refill could replace it *and* the pace asks for more.
+ * - The pace: the activations that went into use since the stock was last made (the depth
+ *   recorded then, less the unused ones left), over the time since, for STOCK_COVER_MS.
+ * - Late: more than half the stock went into use before this refill (it is asked for when the
+ *   first one does), or `ranOut`: the caller saw the stock run out (a request found every slot
+ *   used and rotates; a refill found its own commit used up while it ran).
+ * The depth moves to the pace by at most a factor of two a step, and above the current depth
+ * only when late. A refill that DynamoDB or SSM made late measures the same use over a longer
+ * interval, a slower pace: the depth stays or falls, never grows because the store is slow. A row
+ * that records no refill (`refilledAt`) has no pace: late doubles, else the depth stays. Within 1
+ * and MAX_STANDBY_DEPTH.
  */
-export function nextStandbyDepth(state: PoolState, now: number, ranDry: boolean): number {
+export function nextStandbyDepth(state: PoolState, now: number, ranOut = false): number {
   const depth = standbyDepth(state);
-  if (ranDry) return Math.min(MAX_STANDBY_DEPTH, depth * 2);
-  return quiet(state, now) ? Math.max(1, Math.floor(depth / 2)) : depth;
-}
-
-/** The pool's stock was last made long ago: whatever burst needed it is over (I9). */
-function quiet(state: PoolState, now: number): boolean {
-  return state.refilledAt !== undefined && now - state.refilledAt > STANDBY_DEPTH_DECAY_MS;
+  const used = Math.max(0, depth - unusedCount(linksOf(state)));
+  const late = ranOut || used > (depth + 1) / 2;
+  const ceiling = late ? 2 * depth : depth;
+  const next =
+    state.refilledAt === undefined
+      ? ceiling
+      : Math.min(
+          ceiling,
+          Math.max(
+            Math.floor(depth / 2),
+            Math.ceil((used * STOCK_COVER_MS) / Math.max(1, now - state.refilledAt)),
+          ),
+        );
+  return Math.min(MAX_STANDBY_DEPTH, Math.max(1, next));
 }
 
 /**
@@ -129,7 +143,7 @@ export function depthAfterCreation(depth: number, unusedAfter: number, short: bo
   return short ? Math.max(1, unusedAfter) : depth;
 }
 
-/** What a refill starting now does (I9), from the row it read before taking the lease. */
+/** A refill's plan (planRefill). */
 export interface RefillPlan {
   /** The row's activations as read, current first: the commit pins them. */
   readonly seen: string[];
@@ -145,22 +159,17 @@ export interface RefillPlan {
 }
 
 /**
- * The refill comes too late for the pace, and the depth doubles, when it finds that the burst
- * outran it:
- * - a refill is asked for when the stock falls to depth - 1 unused activations; finding less than
- *   half of those left, while the burst goes on, means that its lead time (on Lambda, the
- *   self-invocation's wait behind the queued requests) eats more than half the stock;
- * - `afterRefill`: the same task committed a refill just before this read; finding less than one
- *   activation's slots left means the pool used up that refill while it ran.
+ * What a refill starting now does (I9), from the row it read before taking the lease.
+ * `afterRefill`: the same task committed a refill just before this read; finding less than one
+ * activation's slots left means the pool used that refill up while it ran (the stock ran out).
  */
 export function planRefill(state: PoolState, pool: PoolConfig, now: number, afterRefill = false): RefillPlan {
   const links = linksOf(state);
   const open = links.findIndex((l) => l.issued < l.limit);
   const dropped = links.slice(0, open < 0 ? links.length : open);
   const kept = links.slice(dropped.length);
-  const late = !quiet(state, now) && unusedCount(links) < (standbyDepth(state) - 1) / 2;
-  const outran = late || (afterRefill && freeSlots(state) < (links[0]?.limit ?? 0));
-  const depth = nextStandbyDepth(state, now, outran);
+  const ranOut = afterRefill && freeSlots(state) < (links[0]?.limit ?? 0);
+  const depth = nextStandbyDepth(state, now, ranOut);
   // With nothing kept, the first new activation becomes current, unused: it counts in the stock.
   const wanted = depth - unusedCount(kept);
   return {

@@ -14,8 +14,8 @@ import {
   planRefill,
   reservationFrom,
   rotationRetryAfterSeconds,
-  STANDBY_DEPTH_DECAY_MS,
   standbyDepth,
+  STOCK_COVER_MS,
 } from "../../src/core/vend-policy";
 import type { PoolState } from "../../src/core/ports";
 
@@ -115,24 +115,77 @@ describe("standby depth (I9)", () => {
     ...extra,
   });
 
-  it("doubles when a request found the pool dry, up to the most a row holds", () => {
-    expect(nextStandbyDepth(row(), 0, true)).toBe(2);
-    expect(nextStandbyDepth(row({ standbyDepth: 5 }), 0, true)).toBe(10);
-    expect(nextStandbyDepth(row({ standbyDepth: MAX_STANDBY_DEPTH }), 0, true)).toBe(MAX_STANDBY_DEPTH);
+  const refilledAt = 1_000_000;
+  /** The interval the pace is counted over: the depth is the activations the pool uses in it. */
+  const C = STOCK_COVER_MS;
+  /** The current activation in use (5 of 10), `unused` unused activations behind it. */
+  const withUnused = (unused: number, extra: Partial<PoolState> = {}) =>
+    row({
+      issued: 5,
+      ...(unused > 0 && { standbyId: "s", standbyLimit: 10, standbyIssued: 0, standbyExpiresAt: 10_000_000 }),
+      ...(unused > 1 && {
+        queued: Array.from({ length: unused - 1 }, (_, i) => ({
+          activationId: `q${i}`,
+          expiresAt: 10_000_000,
+          limit: 10,
+          issued: 0,
+        })),
+      }),
+      refilledAt,
+      ...extra,
+    });
+
+  // row(): the current activation exhausted, nothing behind it: every activation of the last
+  // stock went into use; `true`: a request found the pool dry and rotates.
+  it("grows a pool that ran dry up to its pace (STOCK_COVER_MS of it), at most doubling a step", () => {
+    // 4 used in C: the pace is 4, the depth stays. In C less 1 ms: a little more, 5.
+    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + C, true)).toBe(4);
+    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + C - 1, true)).toBe(5);
+    // 4 used in a fifth of C: a pace of 20, but one step doubles at most.
+    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt + C / 5, true)).toBe(8);
+    // The interval is never taken as 0; the depth never passes what a row holds.
+    expect(nextStandbyDepth(row({ standbyDepth: 4, refilledAt }), refilledAt, true)).toBe(8);
+    expect(nextStandbyDepth(row({ standbyDepth: 20, refilledAt }), refilledAt + 10, true)).toBe(
+      MAX_STANDBY_DEPTH,
+    );
   });
 
-  it("halves when the last refill is more than a minute past, never below one; else stays", () => {
-    const refilledAt = 1_000_000;
+  it("grows when more than half the stock went before the refill came, at a fast pace", () => {
+    // Depth 6, 2 unused left: 4 used (more than half) in a tenth of C.
+    expect(nextStandbyDepth(withUnused(2, { standbyDepth: 6 }), refilledAt + C / 10)).toBe(12);
+    // 3 unused left: 3 used, not more than half: not late, the depth stays.
+    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + C / 10)).toBe(6);
+  });
+
+  it("a refill late because the store or SSM answered slowly does not deepen the stock: a slow pace is slow", () => {
+    // The whole stock of 2 used up and the pool found dry 5 C after the stock was made: a pace of
+    // 0.4 per C. The depth falls.
+    expect(nextStandbyDepth(row({ standbyDepth: 2, refilledAt }), refilledAt + 5 * C, true)).toBe(1);
+    expect(nextStandbyDepth(row({ standbyDepth: 1, refilledAt }), refilledAt + 5 * C, true)).toBe(1);
+    // However late, never deeper than before: the stock of 8 went in C or slower.
     expect(
-      nextStandbyDepth(row({ standbyDepth: 6, refilledAt }), refilledAt + STANDBY_DEPTH_DECAY_MS, false),
-    ).toBe(6);
-    expect(
-      nextStandbyDepth(row({ standbyDepth: 6, refilledAt }), refilledAt + STANDBY_DEPTH_DECAY_MS + 1, false),
-    ).toBe(3);
-    expect(
-      nextStandbyDepth(row({ standbyDepth: 1, refilledAt }), refilledAt + 10 * STANDBY_DEPTH_DECAY_MS, false),
-    ).toBe(1);
-    expect(nextStandbyDepth(row({ standbyDepth: 6 }), 0, false)).toBe(6);
+      [C, 2 * C, 10 * C, 60 * C].map((late) =>
+        nextStandbyDepth(row({ standbyDepth: 8, refilledAt }), refilledAt + late, true),
+      ),
+    ).toEqual([8, 4, 4, 4]);
+  });
+
+  it("not late, moves down towards the pace, at most halving a step, never below one", () => {
+    // Nothing used for an hour: halved, not dropped to one at once.
+    expect(nextStandbyDepth(withUnused(7, { standbyDepth: 7 }), refilledAt + 3_600_000)).toBe(3);
+    expect(nextStandbyDepth(withUnused(1, { standbyDepth: 1 }), refilledAt + 3_600_000)).toBe(1);
+    // 3 of 6 used in 1.5 C: a pace of 2, so 3 (half) this step.
+    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + 1.5 * C)).toBe(3);
+    // 3 of 6 used in 0.6 C: a pace of 5.
+    expect(nextStandbyDepth(withUnused(3, { standbyDepth: 6 }), refilledAt + 0.6 * C)).toBe(5);
+  });
+
+  it("with no refill recorded (no pace), doubles when the pool ran dry, else keeps the depth", () => {
+    expect(nextStandbyDepth(row({ standbyDepth: 6 }), 0, true)).toBe(12);
+    expect(nextStandbyDepth(row(), 0, true)).toBe(2);
+    expect(nextStandbyDepth(row({ standbyDepth: 6 }), 0)).toBe(12); // 6 used: more than half
+    expect(nextStandbyDepth(row(), 0)).toBe(1); // the one used: not more than half of one
+    expect(nextStandbyDepth(withUnused(1, { standbyDepth: 3, refilledAt: undefined }), 0)).toBe(3);
   });
 
   it("reads a missing or out-of-range depth as within 1 and the maximum", () => {
@@ -158,10 +211,11 @@ describe("standby depth (I9)", () => {
     // The budget's room bounds it: one activation left in the open window.
     const tight = { ...wide, maxActivationsPerHour: 5 };
     expect(planRefill({ ...state, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1).create).toBe(1);
-    // Nothing kept: the refill came after the stock was gone, so the depth doubles; the first new
-    // one is current and, unused, counts in the depth.
-    const dry = row({ standbyDepth: 2 });
-    expect(planRefill(dry, wide, 0)).toMatchObject({ depth: 4, create: 4, shift: 10, kept: [] });
+    // Nothing kept: the stock of 2 went in 500 ms (at least twice the pace of 2 per
+    // STOCK_COVER_MS), so the depth doubles to 4; the first new one is current and, unused,
+    // counts in the depth.
+    const dry = row({ standbyDepth: 2, refilledAt: 1_000 });
+    expect(planRefill(dry, wide, 1_500)).toMatchObject({ depth: 4, create: 4, shift: 10, kept: [] });
   });
 
   it("a reservation on the queue names the activations after it, and asks for a refill below the depth", () => {
@@ -252,22 +306,13 @@ describe("the queue in the policy (I2, I9)", () => {
     expect(planRefill(nearlyFull, { ...pool, maxActivationsPerHour: 100 }, NOW).create).toBe(1);
   });
 
-  it("a refill right after its own commit doubles the depth only when less than one activation's slots are left", () => {
+  it("a refill plans the depth the pace needs: fast use deepens it, a slow refill does not", () => {
     const wide = { ...pool, maxActivationsPerHour: 100 };
-    const row = { ...spent, issued: 3, standbyIssued: 0, standbyLimit: 3, standbyDepth: 1 };
-    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, true).depth).toBe(2); // 2 left < 3
-    expect(planRefill(row, wide, NOW, true).depth).toBe(1); // 3 left: one activation's worth
-    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW, false).depth).toBe(1); // not after a commit
-  });
-
-  it("a refill that finds less than half the stock it was asked for doubles the depth, unless the pool was quiet", () => {
-    const wide = { ...pool, maxActivationsPerHour: 100 };
-    // Depth 3: the refill was asked for when 2 unused activations were left.
-    const row = { ...spent, issued: 3, standbyLimit: 3, standbyDepth: 3, refilledAt: NOW - 1_000 };
-    expect(planRefill({ ...row, standbyIssued: 0 }, wide, NOW).depth).toBe(3); // 1 left: half
-    expect(planRefill({ ...row, standbyIssued: 1 }, wide, NOW).depth).toBe(6); // none left
-    // The last stock was made long ago: the pace is slow, whatever is left.
-    const quiet = { ...row, standbyIssued: 1, refilledAt: NOW - STANDBY_DEPTH_DECAY_MS - 1 };
-    expect(planRefill(quiet, wide, NOW).depth).toBe(1);
+    // Depth 3 recorded; the standby (limit 3) in use, nothing behind it: all 3 used, dry soon.
+    const row = { ...spent, issued: 3, standbyLimit: 3, standbyIssued: 1, standbyDepth: 3 };
+    const C = STOCK_COVER_MS;
+    expect(planRefill({ ...row, refilledAt: NOW - C }, wide, NOW).depth).toBe(3);
+    expect(planRefill({ ...row, refilledAt: NOW - C / 4 }, wide, NOW).depth).toBe(6);
+    expect(planRefill({ ...row, refilledAt: NOW - 10 * C }, wide, NOW).depth).toBe(1);
   });
 });

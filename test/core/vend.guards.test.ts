@@ -271,7 +271,10 @@ describe("the standby's guards", () => {
   it("one background task chains at most 8 refills", async () => {
     const { vendor } = aVendor(standbyPool({ registrationLimit: 1 }));
     let refills = 0;
-    vendor.refillStandby = async () => (refills++, true);
+    // Every refill reports a standby installed, so only the bound stops the chain. The chain runs
+    // in the Vendor's rotation unit, which calls its own refillStandby.
+    const { rotator } = vendor as unknown as { rotator: { refillStandby: () => Promise<boolean> } };
+    rotator.refillStandby = async () => (refills++, true);
     await vendor.vend("default"); // the rotation brings its standby: nothing to refill
     await vendor.vend("default"); // the standby goes into use: the refills start
     await vendor.idle();

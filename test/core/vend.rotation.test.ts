@@ -92,17 +92,32 @@ describe("Vendor when a code cannot be read", () => {
     expect((await store.read("default"))?.issued).toBe(1);
   });
 
-  it("answers RotationInProgress when the code is missing and another request holds the lease", async () => {
+  it("when the code is missing and another request holds the lease, waits for it like any request, then answers RotationInProgress", async () => {
     const { vendor, newProcess, secrets, activations, store, clock } = aVendor();
     await vendor.vend("default");
     secrets.items.clear();
     await holdLease({ store, clock }, { generation: 1 });
+    const started = clock.now();
     const error = await newProcess()
       .vend("default")
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RotationInProgressError);
-    expect((error as RotationInProgressError).retryAfterSeconds).toBe(1);
+    // One way into rotation: the rounds waited out the wait budget (5 s here) on the holder's
+    // lease, and Retry-After is the lease's rest, within [1, 5] s.
+    expect(clock.now() - started).toBeGreaterThanOrEqual(5_000);
+    expect((error as RotationInProgressError).retryAfterSeconds).toBe(5);
     expect(activations.created).toHaveLength(1);
+  });
+
+  it("when the code is missing and the holder's lease lapses, rotates past the activation in a later round", async () => {
+    const { vendor, newProcess, secrets, activations, store, clock } = aVendor();
+    const first = await vendor.vend("default");
+    secrets.items.clear();
+    await holdLease({ store, clock }, { generation: 1, forMs: 1_000 });
+    // The holder never commits, its lease lapses after 1 s: this request's next round rotates.
+    const pair = await newProcess().vend("default");
+    expect(pair.activationId).not.toBe(first.activationId);
+    expect(activations.created).toHaveLength(2);
   });
 });
 

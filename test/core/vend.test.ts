@@ -7,16 +7,45 @@ import {
 } from "../../src/core/errors";
 import {
   linksOf,
-  STANDBY_DEPTH_DECAY_MS,
   standbyDepth,
+  STOCK_COVER_MS,
   TAG_DEPLOYMENT,
   TAG_GENERATION,
   TAG_POOL,
 } from "../../src/core/vend-policy";
+import { calmBackoffMs } from "../../src/core/vend";
+import { FakeClock } from "../support/fakes";
 import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/vendor-mother";
 import { refillElsewhere } from "../../src/core/standby-refill";
 
 const HOUR = 3_600_000;
+/** Longer than any pace a test here keeps up: a vend a minute. */
+const QUIET_MS = 60_001;
+
+/**
+ * Makes every call to the store take `ms` of the fake clock's time, one call at a time: a store at
+ * its throughput (a hot partition) serves requests in turn, and each waits for those before it.
+ */
+function slowDown(store: object, clock: FakeClock, ms: number): void {
+  let free = clock.now();
+  for (const name of [
+    "reserve",
+    "read",
+    "acquireLease",
+    "commitRotation",
+    "commitRefill",
+    "switchToStandby",
+  ]) {
+    const target = store as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const call = target[name]!.bind(store);
+    target[name] = async (...args: unknown[]) => {
+      free = Math.max(free, clock.now()) + ms;
+      const answer = await call(...args);
+      clock.current = Math.max(clock.current, free);
+      return answer;
+    };
+  }
+}
 
 describe("Vendor.vend", () => {
   it("creates the first activation on demand and hands out its pair", async () => {
@@ -235,7 +264,7 @@ describe("Vendor with a standby activation (I9)", () => {
       await vendor.idle();
       const unused = activations.live().filter((a) => !used.has(a.activationId));
       expect(unused.length).toBeLessThanOrEqual(1);
-      clock.advance(STANDBY_DEPTH_DECAY_MS + 1);
+      clock.advance(QUIET_MS);
     }
     expect(used.size).toBe(13);
     expect(activations.live().length).toBe(14);
@@ -248,8 +277,8 @@ describe("Vendor with a standby activation (I9)", () => {
       const named = linksOf(await store.read("default")).map((l) => l.activationId);
       return activations.live().filter((a) => named.includes(a.activationId) && !used.has(a.activationId));
     };
-    // Bursts of 12 at once drain a stock of one: each time a request finds the pool dry, the
-    // rotation it makes doubles the depth and brings the standbys along.
+    // Bursts of 12 at once (the fake clock stands still: as fast as a burst goes) drain a stock of
+    // one: the pace measured deepens the stock, and a rotation brings the standbys along.
     for (let burst = 0; burst < 4; burst++) {
       const settled = await Promise.allSettled(Array.from({ length: 12 }, () => vendor.vend("default")));
       for (const r of settled) if (r.status === "fulfilled") used.add(r.value.activationId);
@@ -258,14 +287,80 @@ describe("Vendor with a standby activation (I9)", () => {
       expect((await unusedOnRow()).length).toBeLessThanOrEqual(depth);
       expect(activations.live().length - used.size).toBeLessThanOrEqual(depth);
     }
-    // Once the burst is over, each refill halves the depth, down to one.
+    // Once the burst is over, each refill halves the depth (one vend a minute is no pace), down to one.
     store.rows.get("default")!.standbyDepth = 8;
     for (let i = 0; i < 40; i++) {
-      clock.advance(STANDBY_DEPTH_DECAY_MS + 1);
+      clock.advance(QUIET_MS);
       used.add((await vendor.vend("default")).activationId);
       await vendor.idle();
     }
     expect(standbyDepth(await store.read("default"))).toBe(1);
+  });
+
+  describe("depth follows consumption, never the store's slowness (I9)", () => {
+    /** 60 vends, `clients` at a time; the deepest depth the row recorded, and the activations made. */
+    async function burst(storeMs: number, clients: number) {
+      const { vendor, activations, store, clock } = aVendor({
+        ...standbyPool({ registrationLimit: 2 }),
+        options: { rotationWaitMs: 25_000 },
+      });
+      if (storeMs > 0) slowDown(store, clock, storeMs);
+      let deepest = 1;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: clients }, async () => {
+          while (next++ < 60) {
+            await vendor.vend("default");
+            deepest = Math.max(deepest, standbyDepth(store.rows.get("default")));
+          }
+        }),
+      );
+      await vendor.idle();
+      return { deepest, made: activations.created.length };
+    }
+
+    it("a slow store does not grow the depth: the stock stays one deep", async () => {
+      // STOCK_COVER_MS a call, one call at a time: at most one vend per STOCK_COVER_MS, half an
+      // activation's worth, whatever the clients do.
+      const slow = await burst(STOCK_COVER_MS, 4);
+      expect(slow.deepest).toBe(1);
+      expect(slow.made).toBeLessThanOrEqual(60 / 2 + 1);
+    });
+
+    it("a fast consumer does: the same burst on a store that answers at once deepens the stock", async () => {
+      const fast = await burst(0, 12);
+      expect(fast.deepest).toBeGreaterThan(4);
+    });
+
+    it("waiting requests look at a slow store less often, not more", async () => {
+      const reads = async (storeMs: number) => {
+        const { vendor, store, clock } = aVendor({ pools: { default: { registrationLimit: 1 } } });
+        await holdLease({ store, clock }, { generation: 0, forMs: 60_000 });
+        if (storeMs > 0) slowDown(store, clock, storeMs);
+        let count = 0;
+        const read = store.read.bind(store);
+        store.read = (pool: string) => (count++, read(pool));
+        const started = clock.now();
+        await expect(vendor.vend("default")).rejects.toThrow(RotationInProgressError);
+        // Within its wait (5 s here), plus at most one pause and one answer.
+        expect(clock.now() - started).toBeLessThanOrEqual(5_000 + 500 + storeMs);
+        return count;
+      };
+      // Waiting 5 s out on another's rotation: jittered pauses (25–250 ms with this random)
+      // against an instant store; against a store that takes 300 ms to answer, pauses of 300 ms:
+      // about one look per 600 ms, not one per 300 ms + jitter.
+      expect(await reads(0)).toBeGreaterThan(20);
+      expect(await reads(300)).toBe(8); // with the jittered pauses alone: 10
+    });
+
+    it("pauses as long as the store's last answer took, up to the backoff's cap of 500 ms", () => {
+      expect(calmBackoffMs(50, 0)).toBe(50);
+      expect(calmBackoffMs(50, 49)).toBe(50);
+      expect(calmBackoffMs(50, 300)).toBe(300);
+      expect(calmBackoffMs(50, 500)).toBe(500);
+      expect(calmBackoffMs(50, 9_000)).toBe(500);
+      expect(calmBackoffMs(700, 9_000)).toBe(700);
+    });
   });
 
   it("falls back to rotation on the request path when no standby could be made", async () => {

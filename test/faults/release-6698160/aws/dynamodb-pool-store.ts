@@ -1,0 +1,485 @@
+import {
+  type AttributeValue,
+  type DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+  type UpdateItemCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type {
+  LeaseRequest,
+  NewActivation,
+  PoolState,
+  PoolStateStore,
+  QueuedActivation,
+  RefillCommit,
+  Reservation,
+  RotationCommit,
+} from "../core/ports";
+import { reservationFrom } from "../core/vend-policy";
+import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "../../../../src/aws/naming";
+import { isSdkError, sendToDynamoDb } from "../../../../src/aws/sdk-errors";
+
+export type Item = Record<string, AttributeValue>;
+
+/**
+ * Every attribute goes through a placeholder: `limit` is a DynamoDB reserved word, and aliasing
+ * all of them keeps the expressions uniform (and safe from the next reserved-word surprise).
+ */
+const NAMES = {
+  "#pool": "pool",
+  "#generation": "generation",
+  "#activationId": "activationId",
+  "#expiresAt": "expiresAt",
+  "#limit": "limit",
+  "#issued": "issued",
+  "#leaseOwner": "leaseOwner",
+  "#leaseDeadline": "leaseDeadline",
+  "#windowStart": "rotationWindowStart",
+  "#rotations": "rotationsInWindow",
+  "#standbyId": "standbyId",
+  "#standbyExpiresAt": "standbyExpiresAt",
+  "#standbyLimit": "standbyLimit",
+  "#standbyEnd": "standbyEnd",
+  "#queue": "queue",
+  "#queueIds": "queueIds",
+  "#queueEnd": "queueEnd",
+  "#queueExpiresAt": "queueExpiresAt",
+  "#queueGeneration": "queueGeneration",
+  "#standbyDepth": "standbyDepth",
+  "#refilledAt": "refilledAt",
+} as const;
+
+/**
+ * The queue (I9): the activations after the standby, as a list of {activationId, expiresAt,
+ * limit}, their ids apart (a condition can look for an id in a list of strings, not of maps),
+ * where their slots end, their earliest expiry (the reservation checks one number) and the
+ * generation they belong to. A row rewritten by a release that knows no queue (a rotation, a
+ * switch, a promotion) moves the generation on, which leaves the queue behind: no reservation
+ * takes it and readers ignore it, so its activations are orphans for the janitor.
+ */
+export const QUEUE_ATTRIBUTES = "#queue, #queueIds, #queueEnd, #queueExpiresAt, #queueGeneration";
+/** Every standby attribute, the queue's with them: dropped together when the standby goes. */
+export const STANDBY_ATTRIBUTES = `#standbyId, #standbyExpiresAt, #standbyLimit, #standbyEnd, ${QUEUE_ATTRIBUTES}`;
+
+type Name = keyof typeof NAMES;
+
+/**
+ * AND binds tighter than OR: three alternatives, the current activation's, the standby's and the
+ * queue's. No parentheses: dynalite's parser (the emulated DynamoDB) backtracks on nested ones,
+ * which halved the emulated store's throughput for this write (measured); the meaning is the same.
+ */
+const RESERVE_CONDITION =
+  "attribute_exists(#activationId) AND #issued < #limit AND #expiresAt > :validUntil OR " +
+  "attribute_exists(#activationId) AND #issued >= #limit AND #issued < #standbyEnd AND " +
+  "#standbyExpiresAt > :validUntil OR " +
+  "attribute_exists(#activationId) AND #issued >= #standbyEnd AND #issued < #queueEnd AND " +
+  "#queueGeneration = #generation AND #queueExpiresAt > :validUntil";
+
+/**
+ * Pool state in DynamoDB, one item per pool, on the raw client: every state change is ONE
+ * conditional UpdateItem (no transactions, no TTL, no read-then-write), so the invariants hold
+ * under any interleaving of Lambda invocations and standalone replicas.
+ *
+ *   gen g, activation A          lease taken              A' created      gen g+1, activation A'
+ *   ──reserve──reserve──✗────acquireLease(g)──────── … CreateActivation ──commitRotation(g)──reserve──▶
+ *        issued < limit          ✗ for everyone else        PutParameter     issued = 1 (slot of
+ *        AND expiresAt > t+m     until leaseDeadline                         the lease holder)
+ *
+ * - reserve (I1, I2): `issued < limit AND expiresAt > validUntil` is checked and `issued` bumped
+ *   in the same write, so N racing requests get N distinct slots and never more than `limit`;
+ *   a row without an activation fails `attribute_exists(activationId)` instead of creating one.
+ * - acquireLease (I3, I5): wins only if the row is still at the generation the caller saw AND no
+ *   unexpired lease exists. Two requests that both saw generation g cannot both win: the second
+ *   sees the first's unexpired deadline. A request that saw g after a rotation to g+1 fails the
+ *   generation check, so a finished rotation is never repeated. A crashed holder's lease stops
+ *   blocking at `leaseDeadline` (deadline <= now), with no cleanup needed.
+ * - commitRotation (I5): guarded by `leaseOwner = owner AND generation = g`. If the lease lapsed
+ *   and someone else took it, leaseOwner differs; if someone else already committed, the
+ *   generation differs. Either way the caller's activation is refused and becomes an orphan for
+ *   the caller (or the janitor) to delete, and exactly one activation per generation is live.
+ *   The commit also sets issued = 1: the committer's own reservation, taken in the same write.
+ * - releaseLease: only the owner can clear its lease, so a late release after a lapse and a
+ *   takeover cannot unlock somebody else's rotation.
+ * - rotation budget (I7): the lease write itself counts the lease in the row's one-hour window
+ *   (rotationWindowStart, rotationsInWindow) and fails once the window holds `max` leases, so
+ *   replicas and Lambda containers share one budget with no read-then-write. An open window is
+ *   counted up (`rotationsInWindow < max`); a closed or missing one is restarted at now with a
+ *   count of 1. The two cases are two writes with disjoint conditions, and the caller says which
+ *   one it saw on the row: one write takes the lease, and one write refuses a caller that lost
+ *   the race (a window that changed since its read was opened by whoever holds the lease now).
+ */
+export class DynamoDbPoolStore implements PoolStateStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {}
+
+  async reserve(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: "SET #issued = #issued + :one",
+      ConditionExpression: RESERVE_CONDITION,
+      ExpressionAttributeNames: names(...namesIn(RESERVE_CONDITION)),
+      ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
+      ReturnValues: "ALL_NEW",
+    });
+    return item && toReservation(item);
+  }
+
+  async switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined> {
+    const update =
+      "SET #activationId = #standbyId, #expiresAt = #standbyExpiresAt, #limit = #standbyLimit, " +
+      `#issued = :one, #generation = #generation + :one REMOVE ${STANDBY_ATTRIBUTES}`;
+    const condition = "#issued < #limit AND #expiresAt <= :validUntil AND #standbyExpiresAt > :validUntil";
+    const old = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names(...namesIn(update, condition)),
+      ExpressionAttributeValues: marshall({ ":one": 1, ":validUntil": validUntil }),
+      ReturnValues: "ALL_OLD",
+    });
+    if (!old) return undefined;
+    const before = toPoolState(old);
+    if (!before?.standbyId || before.standbyExpiresAt === undefined || before.standbyLimit === undefined) {
+      throw new Error("Pool row is missing standby attributes after a successful switch.");
+    }
+    return {
+      pool: before.pool,
+      generation: before.generation + 1,
+      activationId: before.standbyId,
+      expiresAt: before.standbyExpiresAt,
+      limit: before.standbyLimit,
+      slot: 1,
+      needsStandby: true,
+      next: [],
+    };
+  }
+
+  async read(pool: string): Promise<PoolState | undefined> {
+    const { Item } = await sendToDynamoDb(() =>
+      this.client.send(
+        new GetItemCommand({ TableName: this.tableName, Key: key(pool), ConsistentRead: true }),
+      ),
+    );
+    return Item && toPoolState(Item);
+  }
+
+  async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
+    const { max, windowMs, windowStart, count = 1 } = lease.budget;
+    if (count > max) return false;
+    // Generation 0 covers both "no row yet" and "a row whose first rotation never committed"
+    // (a lease that was released or lapsed leaves generation = 0 behind).
+    const atGeneration =
+      lease.generation === 0
+        ? "(attribute_not_exists(#generation) OR #generation = :gen)"
+        : "#generation = :gen";
+    const leaseFree = "(attribute_not_exists(#leaseDeadline) OR #leaseDeadline <= :now)";
+    const takeLease =
+      "SET #leaseOwner = :owner, #leaseDeadline = :deadline, #pool = :pool, " +
+      "#generation = if_not_exists(#generation, :zero)";
+    // One write: the one for the window the caller read. If the window changed since, so did the
+    // lease (whoever opened the new window took it), and the refusal is the right answer.
+    const open = windowStart !== undefined && windowStart > lease.now - windowMs;
+    const taken = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: open
+        ? `${takeLease}, #rotations = #rotations + :count`
+        : `${takeLease}, #windowStart = :now, #rotations = :count`,
+      ConditionExpression:
+        `${atGeneration} AND ${leaseFree} AND ` +
+        (open
+          ? "#windowStart > :windowOpenAfter AND #rotations <= :room"
+          : "(attribute_not_exists(#windowStart) OR #windowStart <= :windowOpenAfter)"),
+      ExpressionAttributeNames: names(
+        "#leaseOwner",
+        "#leaseDeadline",
+        "#pool",
+        "#generation",
+        "#windowStart",
+        "#rotations",
+      ),
+      ExpressionAttributeValues: marshall({
+        ":owner": lease.owner,
+        ":deadline": lease.deadline,
+        ":pool": pool,
+        ":zero": 0,
+        ":gen": lease.generation,
+        ":now": lease.now,
+        ":count": count,
+        ":windowOpenAfter": lease.now - windowMs,
+        ...(open && { ":room": max - count }),
+      }),
+      ReturnValues: "NONE",
+    });
+    return taken !== undefined;
+  }
+
+  async commitRotation(pool: string, rotation: RotationCommit): Promise<Reservation | undefined> {
+    const { activation } = rotation;
+    const nextGeneration = rotation.nextGeneration ?? rotation.generation + 1;
+    const behind = this.behind(activation, rotation.standbys ?? [], nextGeneration);
+    const update =
+      "SET #activationId = :activationId, #expiresAt = :expiresAt, #limit = :limit, #issued = :one, " +
+      `#generation = :next${behind.set}${rotation.depth === undefined ? "" : ", #standbyDepth = :depth"}` +
+      `${rotation.refilledAt === undefined ? "" : ", #refilledAt = :now"} ` +
+      `REMOVE #leaseOwner, #leaseDeadline${behind.remove}`;
+    const condition = "#leaseOwner = :owner AND #generation = :gen";
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names(...namesIn(update, condition)),
+      ExpressionAttributeValues: marshall({
+        ":activationId": activation.activationId,
+        ":expiresAt": activation.expiresAt,
+        ":limit": activation.limit,
+        ":one": 1,
+        ":next": nextGeneration,
+        ":owner": rotation.owner,
+        ":gen": rotation.generation,
+        ...behind.values,
+        ...(rotation.depth !== undefined && { ":depth": rotation.depth }),
+        ...(rotation.refilledAt !== undefined && { ":now": rotation.refilledAt }),
+      }),
+      ReturnValues: "ALL_NEW",
+    });
+    return item && toReservation(item);
+  }
+
+  /**
+   * The standby and queue attributes for the activations behind `current`: SET clauses (each
+   * starting with ", "), the attributes to REMOVE (likewise), and their values. The queue
+   * belongs to `generation`, the one the same write gives the row.
+   */
+  private behind(
+    current: NewActivation,
+    activations: readonly NewActivation[],
+    generation: number,
+  ): { set: string; remove: string; values: Record<string, unknown> } {
+    const [standby, ...queue] = activations;
+    if (!standby) return { set: "", remove: `, ${STANDBY_ATTRIBUTES}`, values: {} };
+    let set =
+      ", #standbyId = :id1, #standbyExpiresAt = :expiresAt1, #standbyLimit = :limit1, #standbyEnd = :end1";
+    const values: Record<string, unknown> = {
+      ":id1": standby.activationId,
+      ":expiresAt1": standby.expiresAt,
+      ":limit1": standby.limit,
+      ":end1": current.limit + standby.limit,
+    };
+    if (queue.length === 0) return { set, remove: `, ${QUEUE_ATTRIBUTES}`, values };
+    set +=
+      ", #queue = :queue, #queueIds = :queueIds, #queueEnd = :queueEnd, " +
+      "#queueExpiresAt = :queueExpiresAt, #queueGeneration = :queueGeneration";
+    Object.assign(values, {
+      ":queue": queue.map(({ activationId, expiresAt, limit }) => ({ activationId, expiresAt, limit })),
+      ":queueIds": queue.map((a) => a.activationId),
+      ":queueEnd": [current, ...activations].reduce((end, a) => end + a.limit, 0),
+      ":queueExpiresAt": Math.min(...queue.map((a) => a.expiresAt)),
+      ":queueGeneration": generation,
+    });
+    return { set, remove: "", values };
+  }
+
+  async commitRefill(pool: string, refill: RefillCommit): Promise<boolean> {
+    const [current, ...rest] = refill.chain;
+    if (!current) throw new Error("A refill commits at least the pool's current activation.");
+    const nextGeneration = refill.generation + refill.dropped;
+    const behind = this.behind(current, rest, nextGeneration);
+    const set =
+      "#activationId = :id0, #expiresAt = :expiresAt0, #limit = :limit0, #issued = #issued - :shift, " +
+      `#generation = :next, #standbyDepth = :depth, #refilledAt = :now${behind.set}`;
+    const values: Record<string, unknown> = {
+      ":id0": current.activationId,
+      ":expiresAt0": current.expiresAt,
+      ":limit0": current.limit,
+      ":shift": refill.shift,
+      ":next": nextGeneration,
+      ":depth": refill.depth,
+      ":now": refill.now,
+      ":owner": refill.owner,
+      ":gen": refill.generation,
+      ...behind.values,
+    };
+    // The lease and the generation keep every other refill, rotation and switch out; only a revoke
+    // writes without them, and it drops activations (or exhausts them, which the counter keeps).
+    // Pinning what was seen refuses a commit that would bring a dropped one back.
+    // Another refill that committed after our read without a drop left the generation as it was,
+    // so what was seen is pinned exactly: the same activations, no more, no fewer.
+    const [seenCurrent, seenStandby, ...seenQueue] = refill.seen;
+    const pins = [
+      "#leaseOwner = :owner AND #generation = :gen AND #issued >= :shift AND #activationId = :seen0",
+    ];
+    values[":seen0"] = seenCurrent;
+    if (seenStandby === undefined) {
+      pins.push("attribute_not_exists(#standbyId)");
+    } else {
+      pins.push("#standbyId = :seen1");
+      values[":seen1"] = seenStandby;
+    }
+    if (seenQueue.length === 0) {
+      // A queue left behind by a release that knows none belongs to another generation.
+      pins.push("NOT #queueGeneration = :gen");
+    } else {
+      pins.push(
+        "#queueGeneration = :gen AND size(#queueIds) = :seenQueued AND contains(#queueIds, :seenLast)",
+      );
+      values[":seenQueued"] = seenQueue.length;
+      values[":seenLast"] = seenQueue.at(-1);
+    }
+    const update = `SET ${set} REMOVE #leaseOwner, #leaseDeadline${behind.remove}`;
+    const condition = pins.join(" AND ");
+    const item = await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      // DynamoDB rejects a name the expressions do not use, and the forms use different ones.
+      ExpressionAttributeNames: names(...namesIn(update, condition)),
+      ExpressionAttributeValues: marshall(values),
+      ReturnValues: "NONE",
+    });
+    return item !== undefined;
+  }
+
+  async releaseLease(pool: string, owner: string): Promise<void> {
+    // A failed condition means the lease already lapsed into someone else's hands (or the row is
+    // gone): nothing of ours is left to release.
+    await this.conditionalUpdate({
+      ...this.keyOf(pool),
+      UpdateExpression: "REMOVE #leaseOwner, #leaseDeadline",
+      ConditionExpression: "#leaseOwner = :owner",
+      ExpressionAttributeNames: names("#leaseOwner", "#leaseDeadline"),
+      ExpressionAttributeValues: marshall({ ":owner": owner }),
+      ReturnValues: "NONE",
+    });
+  }
+
+  private keyOf(pool: string): Pick<UpdateItemCommandInput, "TableName" | "Key"> {
+    return { TableName: this.tableName, Key: key(pool) };
+  }
+
+  /** The item after the write (or {} when none was asked for), or undefined if the condition failed. */
+  private async conditionalUpdate(input: UpdateItemCommandInput): Promise<Item | undefined> {
+    try {
+      const { Attributes } = await sendToDynamoDb(() => this.client.send(new UpdateItemCommand(input)));
+      return Attributes ?? {};
+    } catch (error) {
+      if (isSdkError(error, "ConditionalCheckFailedException")) return undefined;
+      throw error;
+    }
+  }
+}
+
+function key(pool: string): Item {
+  return marshall({ [POOL_KEY_ATTRIBUTE]: poolKey(pool) });
+}
+
+function namesIn(...expressions: string[]): Name[] {
+  // Stryker disable next-line ArrayDeclaration: every expression names an attribute, and a string that is not a name is filtered out below
+  const used = new Set(expressions.flatMap((e) => e.match(/#\w+/g) ?? []));
+  return (Object.keys(NAMES) as Name[]).filter((n) => used.has(n));
+}
+
+function names(...used: Name[]): Record<string, string> {
+  return Object.fromEntries(used.map((n) => [n, NAMES[n]]));
+}
+
+export function readString(item: Item, attribute: string): string | undefined {
+  return stringIn(unmarshall(item), attribute);
+}
+
+type Row = Record<string, unknown>;
+
+const stringIn = (row: Row, name: string) => (typeof row[name] === "string" ? row[name] : undefined);
+const numberIn = (row: Row, name: string) => (typeof row[name] === "number" ? row[name] : undefined);
+
+/**
+ * undefined for items that are not pool rows (the table may hold other kinds one day).
+ *
+ * On the row, `issued` counts on past `limit` into the standby (a reservation is one write and
+ * cannot choose which counter to bump); `standbyEnd` = limit + standbyLimit bounds it, because a
+ * condition cannot add. Readers see the two counters apart: issued <= limit, standbyIssued.
+ */
+export function toPoolState(item: Item): PoolState | undefined {
+  const row = unmarshall(item);
+  const keyValue = stringIn(row, POOL_KEY_ATTRIBUTE);
+  // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
+  const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
+  if (pool === undefined) return undefined;
+  const generation = numberIn(row, "generation") ?? 0;
+  const limit = numberIn(row, "limit");
+  const rawIssued = numberIn(row, "issued");
+  const standbyId = stringIn(row, "standbyId");
+  const standbyLimit = numberIn(row, "standbyLimit");
+  // The counter runs through the activations in order; each one's share is clamped to its limit.
+  const share = (start: number, size: number | undefined) =>
+    rawIssued === undefined || size === undefined
+      ? undefined
+      : Math.min(size, Math.max(0, rawIssued - start));
+  const withStandby = standbyId !== undefined && limit !== undefined;
+  const queued =
+    withStandby && numberIn(row, "queueGeneration") === generation
+      ? queueIn(row.queue, limit + (standbyLimit ?? 0), share)
+      : undefined;
+  const optional = {
+    activationId: stringIn(row, "activationId"),
+    expiresAt: numberIn(row, "expiresAt"),
+    limit,
+    issued: withStandby ? share(0, limit) : rawIssued,
+    leaseOwner: stringIn(row, "leaseOwner"),
+    leaseDeadline: numberIn(row, "leaseDeadline"),
+    rotationWindowStart: numberIn(row, "rotationWindowStart"),
+    rotationsInWindow: numberIn(row, "rotationsInWindow"),
+    standbyId,
+    standbyExpiresAt: numberIn(row, "standbyExpiresAt"),
+    standbyLimit,
+    standbyIssued: withStandby ? share(limit, standbyLimit) : undefined,
+    queued: queued?.length ? queued : undefined,
+    standbyDepth: numberIn(row, "standbyDepth"),
+    refilledAt: numberIn(row, "refilledAt"),
+  };
+  return {
+    pool,
+    generation,
+    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
+  };
+}
+
+/** The queue's activations with their shares of the counter; a malformed queue reads as none. */
+function queueIn(
+  value: unknown,
+  start: number,
+  share: (start: number, size: number) => number | undefined,
+): QueuedActivation[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const queued: QueuedActivation[] = [];
+  for (const entry of value as unknown[]) {
+    if (typeof entry !== "object" || entry === null) return undefined;
+    const fields = entry as Row;
+    const activationId = stringIn(fields, "activationId");
+    const expiresAt = numberIn(fields, "expiresAt");
+    const limit = numberIn(fields, "limit");
+    if (activationId === undefined || expiresAt === undefined || limit === undefined) return undefined;
+    queued.push({ activationId, expiresAt, limit, issued: share(start, limit) ?? 0 });
+    start += limit;
+  }
+  return queued;
+}
+
+function toReservation(item: Item): Reservation {
+  const state = toPoolState(item);
+  if (
+    !state?.activationId ||
+    state.expiresAt === undefined ||
+    // A reservation compares `limit` and adds to `issued`, so DynamoDB only succeeds when both are numbers.
+    // Stryker disable next-line ConditionalExpression: equivalent (see above)
+    state.limit === undefined ||
+    // Stryker disable next-line ConditionalExpression: equivalent (see above)
+    state.issued === undefined
+  ) {
+    // Only reachable if someone edits the table by hand: the conditions above guarantee these.
+    throw new Error("Pool row is missing activation attributes after a successful reservation.");
+  }
+  return reservationFrom(state);
+}

@@ -1,0 +1,256 @@
+import { RESERVED_TAG_PREFIX, type PoolConfig } from "../../../../src/core/pool-config";
+import type { PoolState, Reservation } from "./ports";
+
+/** Marker tags on every activation the broker creates; the janitor and the CLI find orphans by them. */
+export const TAG_DEPLOYMENT = `${RESERVED_TAG_PREFIX}deployment`;
+export const TAG_POOL = `${RESERVED_TAG_PREFIX}pool`;
+export const TAG_GENERATION = `${RESERVED_TAG_PREFIX}generation`;
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+
+export function safetyMarginMs(pool: PoolConfig): number {
+  return pool.safetyMarginMinutes * MINUTE_MS;
+}
+
+/**
+ * Expiry of an activation created now. SSM takes ExpirationDate in whole seconds, so round down:
+ * the stored expiry must never be later than the one SSM enforces.
+ */
+export function newActivationExpiry(pool: PoolConfig, now: number): number {
+  return Math.floor((now + pool.expirationHours * HOUR_MS) / 1000) * 1000;
+}
+
+/** One of the pool's live activations, in the order they go into use: current, standby, queued. */
+export interface Link {
+  readonly activationId: string;
+  readonly expiresAt: number;
+  readonly limit: number;
+  readonly issued: number;
+}
+
+/**
+ * The most activations a pool row names at once (about 2 KB of the item). A Lambda refill runs
+ * only once the invocations queued before it have, so the stock must outlast that queue at the
+ * burst's pace: at registrationLimit 10 and 200 servers in flight, about 20 activations (measured
+ * in the benchmark's Lambda shape).
+ */
+export const MAX_LINKS = 25;
+/** The deepest standby a refill builds: all of the row's activations but the current one. */
+export const MAX_STANDBY_DEPTH = MAX_LINKS - 1;
+/** A refill this long after the previous one halves the depth: the burst is over. */
+export const STANDBY_DEPTH_DECAY_MS = 60_000;
+
+/**
+ * The row's live activations; the queue only behind a standby (a row without one has none). A
+ * field missing from a hand-edited row reads as 0: that activation is exhausted and expired.
+ */
+export function linksOf(state: PoolState | undefined): Link[] {
+  if (!state?.activationId) return [];
+  const current = {
+    activationId: state.activationId,
+    expiresAt: state.expiresAt ?? 0,
+    limit: state.limit ?? 0,
+    issued: state.issued ?? 0,
+  };
+  if (state.standbyId === undefined) return [current];
+  const standby = {
+    activationId: state.standbyId,
+    expiresAt: state.standbyExpiresAt ?? 0,
+    limit: state.standbyLimit ?? 0,
+    issued: state.standbyIssued ?? 0,
+  };
+  return [current, standby, ...(state.queued ?? [])];
+}
+
+function standbyUsable(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
+  const standby = linksOf(state)[1];
+  return (
+    standby !== undefined && standby.issued < standby.limit && standby.expiresAt > now + safetyMarginMs(pool)
+  );
+}
+
+/**
+ * True when store.reserve can hand out a pair that stays valid for the margin (I1, I2): from the
+ * first activation with slots left, the current one, the standby or the queue (I9). The queue is
+ * one alternative of the reservation's condition, so its earliest expiry guards all of it.
+ */
+export function canReserve(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
+  const links = linksOf(state);
+  const open = links.findIndex((l) => l.issued < l.limit);
+  if (open < 0) return false;
+  const guarding = open < 2 ? [links[open] as Link] : links.slice(2);
+  return guarding.every((l) => l.expiresAt > now + safetyMarginMs(pool));
+}
+
+/** The current activation expires with slots left while a valid standby waits: switch to it. */
+export function canSwitchToStandby(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
+  return !canReserve(state, pool, now) && standbyUsable(state, pool, now);
+}
+
+/** Activations nobody has used yet: the pool's ready stock (I9). */
+export function unusedCount(links: readonly Link[]): number {
+  return links.filter((l) => l.issued === 0).length;
+}
+
+/** The depth the row asks for: 1 unless a dry rotation or a refill set more (I9). */
+export function standbyDepth(state: PoolState | undefined): number {
+  return Math.min(MAX_STANDBY_DEPTH, Math.max(1, state?.standbyDepth ?? 1));
+}
+
+/** The pool has an activation but fewer unused ones than its depth: refill (I9). */
+export function needsStandby(state: PoolState | undefined): boolean {
+  const links = linksOf(state);
+  return links.length > 0 && unusedCount(links) < standbyDepth(state);
+}
+
+/**
+ * The depth the pool keeps from now on (I9): doubled when a request found the pool dry (it had to
+ * wait for an activation: the stock was too small for the pace), halved when the last refill is
+ * long past (the burst is over), else as it was; within 1 and MAX_STANDBY_DEPTH.
+ */
+export function nextStandbyDepth(state: PoolState, now: number, ranDry: boolean): number {
+  const depth = standbyDepth(state);
+  if (ranDry) return Math.min(MAX_STANDBY_DEPTH, depth * 2);
+  return quiet(state, now) ? Math.max(1, Math.floor(depth / 2)) : depth;
+}
+
+/** The pool's stock was last made long ago: whatever burst needed it is over (I9). */
+function quiet(state: PoolState, now: number): boolean {
+  return state.refilledAt !== undefined && now - state.refilledAt > STANDBY_DEPTH_DECAY_MS;
+}
+
+/**
+ * The depth a commit records (I9): `depth` as planned when every activation asked for was made;
+ * when fewer were (throttling, a full Parameter Store), the unused activations the pool is left
+ * with (at least 1), so a lasting failure does not double the depth on every round.
+ */
+export function depthAfterCreation(depth: number, unusedAfter: number, short: boolean): number {
+  return short ? Math.max(1, unusedAfter) : depth;
+}
+
+/** What a refill starting now does (I9), from the row it read before taking the lease. */
+export interface RefillPlan {
+  /** The row's activations as read, current first: the commit pins them. */
+  readonly seen: string[];
+  /** The exhausted activations at the front: the commit drops them, and their slots (`shift`). */
+  readonly dropped: Link[];
+  readonly shift: number;
+  readonly kept: Link[];
+  /** The generation after the commit: one more per dropped activation. */
+  readonly generation: number;
+  readonly depth: number;
+  /** Activations to create: up to the depth, within MAX_LINKS and the rotation budget (I7). */
+  readonly create: number;
+}
+
+/**
+ * The refill comes too late for the pace, and the depth doubles, when it finds that the burst
+ * outran it:
+ * - a refill is asked for when the stock falls to depth - 1 unused activations; finding less than
+ *   half of those left, while the burst goes on, means that its lead time (on Lambda, the
+ *   self-invocation's wait behind the queued requests) eats more than half the stock;
+ * - `afterRefill`: the same task committed a refill just before this read; finding less than one
+ *   activation's slots left means the pool used up that refill while it ran.
+ */
+export function planRefill(state: PoolState, pool: PoolConfig, now: number, afterRefill = false): RefillPlan {
+  const links = linksOf(state);
+  const open = links.findIndex((l) => l.issued < l.limit);
+  const dropped = links.slice(0, open < 0 ? links.length : open);
+  const kept = links.slice(dropped.length);
+  const late = !quiet(state, now) && unusedCount(links) < (standbyDepth(state) - 1) / 2;
+  const outran = late || (afterRefill && freeSlots(state) < (links[0]?.limit ?? 0));
+  const depth = nextStandbyDepth(state, now, outran);
+  // With nothing kept, the first new activation becomes current, unused: it counts in the stock.
+  const wanted = depth - unusedCount(kept);
+  return {
+    seen: links.map((l) => l.activationId),
+    dropped,
+    shift: dropped.reduce((sum, l) => sum + l.limit, 0),
+    kept,
+    generation: state.generation + dropped.length,
+    depth,
+    create: Math.max(0, Math.min(wanted, MAX_LINKS - kept.length, rotationBudgetRoom(state, pool, now))),
+  };
+}
+
+/** Slots left on the pool's activations, as last seen. */
+export function freeSlots(state: PoolState | undefined): number {
+  return linksOf(state).reduce((sum, l) => sum + Math.max(0, l.limit - l.issued), 0);
+}
+
+/**
+ * The reservation a write just took: the last slot counted, on the last activation in use (the
+ * counter runs through the activations in order).
+ */
+export function reservationFrom(state: PoolState): Reservation {
+  const links = linksOf(state);
+  const inUse = Math.max(
+    0,
+    links.findLastIndex((l) => l.issued > 0),
+  );
+  const link = links[inUse] as Link;
+  return {
+    pool: state.pool,
+    generation: state.generation,
+    activationId: link.activationId,
+    expiresAt: link.expiresAt,
+    limit: link.limit,
+    slot: link.issued,
+    needsStandby: unusedCount(links) < standbyDepth(state),
+    next: links.slice(inUse + 1).map((l) => l.activationId),
+  };
+}
+
+/** The rotation budget's window: maxActivationsPerHour counts the activations created per hour (I7). */
+export const ROTATION_WINDOW_MS = HOUR_MS;
+
+/** Activations the pool may still create in the open window (I7): its budget when none is open. */
+export function rotationBudgetRoom(state: PoolState | undefined, pool: PoolConfig, now: number): number {
+  const open =
+    state?.rotationWindowStart !== undefined && state.rotationWindowStart > now - ROTATION_WINDOW_MS;
+  return pool.maxActivationsPerHour - (open ? (state.rotationsInWindow ?? 0) : 0);
+}
+
+/** True when the pool has created its maximum of activations in the open window. */
+export function rotationBudgetExhausted(
+  state: PoolState | undefined,
+  pool: PoolConfig,
+  now: number,
+): boolean {
+  return rotationBudgetRoom(state, pool, now) <= 0;
+}
+
+/** Seconds until the budget's window closes (at least 1). */
+export function rotationBudgetRetryAfterSeconds(state: PoolState | undefined, now: number): number {
+  const opensAt = (state?.rotationWindowStart ?? now) + ROTATION_WINDOW_MS;
+  return Math.max(1, Math.ceil((opensAt - now) / 1000));
+}
+
+export function leaseHeldByOther(state: PoolState | undefined, now: number): boolean {
+  return state?.leaseDeadline !== undefined && state.leaseDeadline > now;
+}
+
+export function activationTags(
+  pool: PoolConfig,
+  deployment: string,
+  generation: number,
+): Record<string, string> {
+  return {
+    ...pool.tags,
+    [TAG_DEPLOYMENT]: deployment,
+    [TAG_POOL]: pool.name,
+    [TAG_GENERATION]: String(generation),
+  };
+}
+
+/** Full-jitter backoff: a random wait in [0, min(cap, base·2^attempt)], never below 10 ms. */
+export function backoffMs(attempt: number, random: () => number, baseMs = 50, capMs = 500): number {
+  return Math.max(10, Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt)));
+}
+
+/** Seconds a client should wait when a rotation is in progress: the lease's rest, within [1, 5]. */
+export function rotationRetryAfterSeconds(state: PoolState | undefined, now: number): number {
+  const rest = state?.leaseDeadline !== undefined ? Math.ceil((state.leaseDeadline - now) / 1000) : 1;
+  return Math.min(5, Math.max(1, rest));
+}
