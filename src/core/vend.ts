@@ -30,6 +30,7 @@ import {
 } from "./vend-policy";
 import type { Metrics } from "./metrics";
 import { Rotator } from "./rotation";
+import { SlotGate, slotsLeftAfter } from "./slot-gate";
 import type { StandbyRefill } from "./standby-refill";
 
 /** What a server is given: a pair that registers until `expiresAt`. */
@@ -139,6 +140,7 @@ export function calmBackoffMs(backoff: number, storeAnswerMs: number): number {
 export class Vendor {
   private readonly codes: CodeCache;
   private readonly rounds = new Map<string, Round>();
+  private readonly gates = new Map<string, SlotGate>();
   private readonly budgetWarnedAt = new Map<string, number>();
   private readonly standbyRefill: StandbyRefill;
   private readonly random: () => number;
@@ -172,7 +174,7 @@ export class Vendor {
     const pool = this.deps.pools.get(poolName);
     if (!pool) throw new PoolNotFoundError(poolName);
 
-    const { store, clock, options } = this.deps;
+    const { clock, options } = this.deps;
     const giveUpAt = clock.now() + options.rotationWaitMs;
     const ticket = this.nextTicket++;
     let lastSeen: PoolState | undefined;
@@ -184,7 +186,7 @@ export class Vendor {
     let codeGone: string | undefined;
     for (let attempt = 0; ; attempt++) {
       if (!skipReservation && codeGone === undefined && attempt < MAX_ATTEMPTS) {
-        const reservation = await store.reserve(pool.name, clock.now() + safetyMarginMs(pool));
+        const reservation = await this.reserve(pool, attempt > 0);
         if (reservation) {
           // The ask (a Lambda Invoke, on Lambda) runs alongside the code read, not before it.
           const [pair] = await Promise.all([
@@ -235,6 +237,41 @@ export class Vendor {
   }
 
   /**
+   * One reservation, through the pool's gate (SlotGate): it waits while this process's writes in
+   * flight hold every slot the pool had at its last answer, and goes to a round instead (undefined,
+   * without a write) when the last answer found the pool spent. A request's first reservation also
+   * joins a round that a write started while it waited; a later one was admitted by a round.
+   */
+  private async reserve(pool: PoolConfig, admitted: boolean): Promise<Reservation | undefined> {
+    const gate = this.gateOf(pool.name);
+    for (let turn = gate.take(); turn !== "send"; turn = gate.take()) {
+      if (turn === "look") return undefined;
+      await gate.next();
+      if (!admitted && this.rounds.has(pool.name)) return undefined;
+    }
+    let slotsLeft: number | undefined;
+    try {
+      const reservation = await this.deps.store.reserve(
+        pool.name,
+        this.deps.clock.now() + safetyMarginMs(pool),
+      );
+      slotsLeft = reservation ? slotsLeftAfter(reservation) : 0;
+      return reservation;
+    } finally {
+      gate.answered(slotsLeft);
+    }
+  }
+
+  private gateOf(pool: string): SlotGate {
+    let gate = this.gates.get(pool);
+    if (!gate) {
+      gate = new SlotGate();
+      this.gates.set(pool, gate);
+    }
+    return gate;
+  }
+
+  /**
    * Why did the reservation fail? Someone rotated meanwhile (retry at once), the pool is spent
    * and the lease is free (rotate), or another request is rotating (wait a jittered moment).
    *
@@ -253,12 +290,14 @@ export class Vendor {
     const state = await store.read(pool.name);
     const now = clock.now();
     this.storeAnswerMs = now - asked;
+    this.gateOf(pool.name).saw(freeSlots(state));
     const rotatePast = codeGone !== undefined && linksOf(state).some((l) => l.activationId === codeGone);
     if (!rotatePast && canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
     if (!rotatePast && canSwitchToStandby(state, pool, now)) {
       // The current activation is expiring with slots left: one write moves to the standby.
       const switched = await store.switchToStandby(pool.name, now + safetyMarginMs(pool));
       if (!switched) return { state, freeSlots: 1 };
+      this.gateOf(pool.name).saw(slotsLeftAfter(switched));
       // `state` names the activation the switch left behind, or one a rival's switch retired
       // already (retiring twice is harmless). Its `issued` is final: nothing reserves inside the
       // margin, so the slot-theft check compares the right count.
@@ -289,13 +328,16 @@ export class Vendor {
       // The next round reads the row, and answers 429 if the budget, not a rival, refused it.
       if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt);
       // The commit took slot 1 for the rotator. A needless rotation leaves no estimate: one retry.
-      return rotation.kind === "rotated"
-        ? {
-            pair: this.toVend(rotation.reservation, rotation.activationCode, true),
-            state,
-            freeSlots: pool.registrationLimit - 1,
-          }
-        : { state, freeSlots: 1 };
+      if (rotation.kind !== "rotated") {
+        this.gateOf(pool.name).forget();
+        return { state, freeSlots: 1 };
+      }
+      this.gateOf(pool.name).saw(slotsLeftAfter(rotation.reservation));
+      return {
+        pair: this.toVend(rotation.reservation, rotation.activationCode, true),
+        state,
+        freeSlots: pool.registrationLimit - 1,
+      };
     }
     return this.waitForHolder(pool, state, attempt);
   }
@@ -308,6 +350,7 @@ export class Vendor {
   ): Promise<RoundOutcome> {
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
     const woken = await this.untilPoolChanges(pool.name, attempt);
+    this.gateOf(pool.name).forget();
     // Woken by our own refill's commit: a standby's worth of slots has just appeared.
     return { state, freeSlots: woken ? pool.registrationLimit : 0 };
   }

@@ -41,12 +41,17 @@ describe("rotation budget (maxActivationsPerHour)", () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 1, maxActivationsPerHour: 1 } } });
     await fx.vendor.vend("default");
     const writesBefore = fx.store.writes;
+    let reads = 0;
+    const read = fx.store.read.bind(fx.store);
+    fx.store.read = (pool) => (reads++, read(pool));
     for (let i = 0; i < 50; i++) await fx.vendor.vend("default").catch(() => undefined);
     const warnings = () => fx.logger.lines.filter((l) => l.message.startsWith("rotation budget exhausted"));
     expect(warnings()).toHaveLength(1);
     expect(fx.activations.created).toHaveLength(1);
-    // Each refused request costs its failed reservation (plus a read): no lease write, no SSM.
-    expect(fx.store.writes - writesBefore).toBe(50);
+    // Each refused request costs one read of the pool: the last answer left no slot, so no
+    // reservation is written (the slot gate), nor a lease, nor any SSM call.
+    expect(fx.store.writes - writesBefore).toBe(0);
+    expect(reads).toBe(50);
     fx.clock.advance(60_000);
     await fx.vendor.vend("default").catch(() => undefined);
     expect(warnings()).toHaveLength(2);

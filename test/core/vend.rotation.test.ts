@@ -173,6 +173,24 @@ describe("Vendor coalescing", () => {
     expect(reads).toBe(5);
   });
 
+  it("a burst that drains the pool spends no failed write: the writes in flight stay within the slots left", async () => {
+    const { vendor, store } = aVendor({ pools: { default: { registrationLimit: 10 } } });
+    await vendor.vend("default"); // the rotation's commit left 9 slots
+    // Reservations take a network round trip, as they do: without the gate, all 30 would be in
+    // flight at once and 21 would fail, each billed a write unit.
+    let refused = 0;
+    const reserve = store.reserve.bind(store);
+    store.reserve = async (pool, validUntil) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      const reservation = await reserve(pool, validUntil);
+      if (!reservation) refused++;
+      return reservation;
+    };
+    const pairs = await Promise.all(Array.from({ length: 30 }, () => vendor.vend("default")));
+    expect(new Set(pairs.map((p) => `${p.activationId}`)).size).toBe(4);
+    expect(refused).toBe(0);
+  });
+
   it("waiting requests retry the reservation only while the round saw free slots", async () => {
     const { vendor, newProcess, store } = aVendor({ pools: { default: { registrationLimit: 100 } } });
     await vendor.vend("default");
