@@ -1,4 +1,4 @@
-import { errorName } from "./errors";
+import { errorName, ThrottledError } from "./errors";
 import { CodeCache } from "./code-cache";
 import type { PoolConfig } from "./pool-config";
 import type {
@@ -10,10 +10,12 @@ import type {
   PoolStateStore,
   Reservation,
   SecretStore,
+  Sleeper,
   StoredSecret,
 } from "./ports";
 import {
   activationTags,
+  backoffMs,
   canReserve,
   canSwitchToStandby,
   depthAfterCreation,
@@ -39,6 +41,8 @@ export interface RotationDependencies {
   readonly activations: ActivationProvider;
   readonly secrets: SecretStore;
   readonly clock: Clock;
+  readonly sleeper: Sleeper;
+  readonly random: () => number;
   readonly logger: Logger;
   readonly metrics?: Metrics;
   readonly options: { readonly leaseMs: number; readonly deployment: string };
@@ -71,9 +75,11 @@ export class Rotator {
   private readonly codes: CodeCache;
   private readonly standbyRefill: StandbyRefill;
   private readonly newOwnerId: () => string;
+  private readonly random: () => number;
 
   constructor(deps: RotationDependencies) {
     this.deps = deps;
+    this.random = deps.random;
     this.codes = deps.codes;
     this.standbyRefill = deps.standbyRefill;
     this.newOwnerId = deps.newOwnerId;
@@ -177,7 +183,7 @@ export class Rotator {
    * of the lease; the caller commits it. A code that cannot be stored takes its activation along.
    */
   private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<StoredSecret> {
-    const { activations, secrets, options } = this.deps;
+    const { activations, options } = this.deps;
     const expiresAt = newActivationExpiry(pool, now);
     const { activationId, activationCode } = await activations.create({
       pool: pool.name,
@@ -192,12 +198,31 @@ export class Rotator {
     });
     const secret = { pool: pool.name, activationId, activationCode, expiresAt };
     try {
-      await secrets.put(secret);
+      await this.storeCode(secret, now + this.deps.options.leaseMs / 2);
     } catch (error) {
       await this.discard(pool.name, activationId);
       throw error;
     }
     return secret;
+  }
+
+  /**
+   * PutParameter for a new activation's code. Throttled, it tries again after a jittered pause
+   * until `until` (half the lease: the commit still has the other half): Parameter Store's
+   * default throughput takes few writes per second, a refill makes several at once, and the
+   * SDK's own three attempts would give up on an activation already created.
+   */
+  private async storeCode(secret: StoredSecret, until: number): Promise<void> {
+    const { secrets, clock, sleeper } = this.deps;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await secrets.put(secret);
+      } catch (error) {
+        const pause = backoffMs(attempt, this.random, 250, 2_000);
+        if (!(error instanceof ThrottledError) || clock.now() + pause >= until) throw error;
+        await sleeper.sleep(pause);
+      }
+    }
   }
 
   /**

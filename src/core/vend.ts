@@ -155,6 +155,7 @@ export class Vendor {
     this.random = deps.random ?? Math.random;
     this.rotator = new Rotator({
       ...deps,
+      random: this.random,
       codes: this.codes,
       newOwnerId: deps.newOwnerId ?? (() => globalThis.crypto.randomUUID()),
     });

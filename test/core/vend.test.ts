@@ -187,6 +187,37 @@ describe("Vendor.vend", () => {
     expect((await store.read("default"))?.leaseOwner).toBeUndefined();
   });
 
+  it("stores a throttled code again after a pause, within half the lease, rather than lose the activation", async () => {
+    const { vendor, secrets, activations, clock } = aVendor();
+    const put = secrets.put.bind(secrets);
+    const tries: number[] = [];
+    secrets.put = (secret) => {
+      tries.push(clock.now());
+      return tries.length <= 3 ? Promise.reject(new ThrottledError("Parameter Store", 1)) : put(secret);
+    };
+    const pair = await vendor.vend("default");
+    expect(pair.activationCode).toBe(activations.created[0]!.code);
+    expect(activations.created).toHaveLength(1);
+    expect(activations.live()).toHaveLength(1);
+    expect(tries).toHaveLength(4);
+    expect(tries.at(-1)! - tries[0]!).toBeGreaterThan(0); // it paused between tries
+  });
+
+  it("gives up on a throttled code at half the lease, and on any other failure at once", async () => {
+    const throttled = aVendor();
+    const started = throttled.clock.now();
+    throttled.secrets.put = () => Promise.reject(new ThrottledError("Parameter Store", 1));
+    await expect(throttled.vendor.vend("default")).rejects.toBeInstanceOf(ThrottledError);
+    expect(throttled.clock.now() - started).toBeLessThan(15_000);
+    expect(throttled.clock.now() - started).toBeGreaterThan(10_000);
+    const failing = aVendor();
+    let tries = 0;
+    failing.secrets.put = () => (tries++, Promise.reject(new Error("AccessDenied")));
+    await expect(failing.vendor.vend("default")).rejects.toThrow("AccessDenied");
+    expect(tries).toBe(1);
+    expect(failing.activations.live()).toHaveLength(0);
+  });
+
   it("rotates past an activation whose stored code has disappeared, instead of failing until it is spent", async () => {
     const { vendor, newProcess, secrets, activations, store } = aVendor();
     const first = await vendor.vend("default");
