@@ -1,9 +1,8 @@
-import { DefaultStackSynthesizer, Duration, Validations, type App } from "aws-cdk-lib";
-import { MethodLoggingLevel } from "aws-cdk-lib/aws-apigateway";
+import { DefaultStackSynthesizer, Validations, type App } from "aws-cdk-lib";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { ControlTowerGuard } from "./checks/control-tower-guard";
-import { settingsFromContext, type AppSettings } from "./config/settings";
+import { settingsFromContext, stageBurst, type AppSettings } from "./config/settings";
 import { ApiEndpointStack } from "./stacks/api-endpoint-stack";
 import { BrokerStack } from "./stacks/broker-stack";
 import { ParameterStoreKeyStack } from "./stacks/parameter-store-key-stack";
@@ -75,20 +74,14 @@ function brokerProps(s: AppSettings) {
     stageName: s.ApiGatewayStageName,
     allowedSourceCidrs: s.ApiAllowedSourceIpRanges,
     ...(s.ParameterPrefix !== undefined && { parameterPrefix: s.ParameterPrefix }),
-    ...(s.NodeRoleName !== undefined && { nodeRoleName: s.NodeRoleName }),
-    ...(s.HybridNodesRoleName !== undefined && { hybridNodesRoleName: s.HybridNodesRoleName }),
-    leaseSeconds: s.LeaseSeconds,
-    rotationWaitMs: s.RotationWaitMs,
+    ...(s.DefaultIamRole !== undefined && { nodeRoleName: s.DefaultIamRole }),
+    ...(s.HybridNodesRole !== undefined && { hybridNodesRoleName: s.HybridNodesRole }),
     logLevel: s.LogLevel,
     logRetention: s.LogRetentionDays as RetentionDays,
-    executionLogLevel: MethodLoggingLevel[s.ApiExecutionLogLevel],
     throttlingRateLimit: s.ThrottlingRateLimit,
-    throttlingBurstLimit: s.ThrottlingBurstLimit,
+    throttlingBurstLimit: stageBurst(s.ReservedConcurrency, s.ThrottlingRateLimit),
     reservedConcurrency: s.ReservedConcurrency,
-    tracing: s.EnableXRay,
-    janitorSchedule: Duration.minutes(s.JanitorRateMinutes),
     ...(s.CloudwatchLogRoleArn !== undefined && { cloudWatchLogRoleArn: s.CloudwatchLogRoleArn }),
     tableDeletionProtection: s.TableDeletionProtection,
-    memorySize: s.FunctionMemoryMB,
   };
 }

@@ -3,9 +3,11 @@ import {
   CfnCondition,
   CfnOutput,
   CfnParameter,
+  type CfnParameterProps,
   Fn,
   Stack,
   StackSynthesizer,
+  Token,
   type App,
   type DockerImageAssetLocation,
   type FileAssetLocation,
@@ -19,7 +21,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import type { Construct } from "constructs";
 import { Validations } from "aws-cdk-lib";
 import { ControlTowerGuard } from "./checks/control-tower-guard";
-import { LOG_RETENTION_DAYS } from "./config/settings";
+import { contextKey, setting } from "../src/settings-schema";
 import { ActivationBroker } from "./constructs/activation-broker";
 import { ApiVpcEndpoint } from "./constructs/api-vpc-endpoint";
 import { Janitor } from "./constructs/janitor";
@@ -29,7 +31,8 @@ import { addBrokerOutputs, importKey } from "./stacks/broker-stack";
 
 /**
  * The CloudFormation release (`npm run package`): the three steps as self-contained templates
- * whose settings are CloudFormation parameters with the walkthrough's names, for people who
+ * whose settings are CloudFormation parameters with the walkthrough's names (src/settings-schema.ts),
+ * for people who
  * deploy with the console or the AWS CLI. No CDK bootstrap and no bucket: the functions' code is
  * inline (`Code.ZipFile`), so the three uploads are the whole deployment.
  */
@@ -62,13 +65,43 @@ export interface ReleaseStacks {
   readonly api: Stack;
 }
 
-const yesNo = (scope: Stack, id: string, description: string, fallback: "true" | "false") =>
-  new CfnParameter(scope, id, {
-    type: "String",
-    allowedValues: ["true", "false"],
-    default: fallback,
-    description,
-  });
+/** The schema's description as console text: no Markdown code marks or links. */
+function plainText(markdown: string): string {
+  return markdown.replace(/\[([^\]]+)\]\([^)]+\)/g, "$1").replace(/`/g, "");
+}
+
+/**
+ * A parameter named, described and bounded by src/settings-schema.ts: its key, its description
+ * (then `more`, what the console user needs besides), its range, values and default. `props`
+ * adds what CloudFormation checks beyond the schema.
+ */
+function parameter(
+  scope: Stack,
+  key: string,
+  props: Partial<CfnParameterProps> & { readonly more?: string } = {},
+): CfnParameter {
+  const s = setting(key);
+  const { more, ...rest } = props;
+  const description = `${plainText(s.description)}${more ? `. ${more}` : "."}`;
+  const bounds: CfnParameterProps =
+    s.type === "integer" || s.type === "number"
+      ? { type: "Number", minValue: s.min!, maxValue: s.max!, default: s.default as number }
+      : s.type === "boolean"
+        ? { type: "String", allowedValues: ["true", "false"], default: String(s.default) }
+        : s.type === "enum"
+          ? {
+              type: typeof s.values![0] === "number" ? "Number" : "String",
+              allowedValues: s.values!.map(String),
+              // A string, like the allowed values: CloudFormation compares them as given.
+              ...(s.default !== undefined && { default: String(s.default) }),
+            }
+          : {
+              type: "String",
+              ...(s.pattern !== undefined && { allowedPattern: s.pattern }),
+              ...(s.default !== undefined && { default: String(s.default) }),
+            };
+  return new CfnParameter(scope, contextKey(key), { ...bounds, description, ...rest });
+}
 
 /** An IPv4 octet, 0–255, without leading zeros. */
 const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
@@ -120,29 +153,24 @@ export function buildReleaseApp(app: App, code: InlineCode): ReleaseStacks {
     description: "SSM activation broker, step 1: execute-api VPC endpoint",
     synthesizer: new ReleaseSynthesizer(),
   });
-  const vpcId = new CfnParameter(endpoint, "VpcIdForApiGateway", {
+  const vpcId = parameter(endpoint, "VpcIdForApiGateway", {
     type: "AWS::EC2::VPC::Id",
-    description:
-      "The VPC your on-premises servers reach over Direct Connect or VPN. It needs DNS resolution and DNS hostnames turned on (VPC > Actions > Edit VPC settings).",
+    allowedPattern: undefined,
+    more: "Turn them on at VPC > Actions > Edit VPC settings",
   });
-  const subnets = new CfnParameter(endpoint, "SubnetsForVpcEndpoint", {
+  const subnets = parameter(endpoint, "SubnetsForVpcEndpoint", {
     type: "List<AWS::EC2::Subnet::Id>",
-    description:
-      "Subnets of that VPC for the endpoint's network interfaces, one per Availability Zone (two or more for availability).",
+    allowedPattern: undefined,
+    more: "Two or more for availability",
   });
-  const allowedRange = new CfnParameter(endpoint, "AllowedIPRange", {
-    type: "String",
+  const allowedRange = parameter(endpoint, "AllowedIPRange", {
     allowedPattern: IPV4_CIDR_PATTERN,
     constraintDescription: "an IPv4 CIDR such as 10.0.0.0/8: four numbers 0-255 and a prefix length 0-32",
-    description:
-      "Your on-premises network as an IPv4 CIDR, e.g. 10.0.0.0/8: only it may reach the endpoint (TCP 443).",
+    more: "Here one CIDR, e.g. 10.0.0.0/8",
   });
-  const privateDns = yesNo(
-    endpoint,
-    "PrivateDnsEnabled",
-    "true: servers use the API's own name (https://<api-id>.execute-api...), and this VPC then reaches every API Gateway API through this endpoint only. false: servers use the endpoint's alias URL (EndpointInvokeUrl output). See docs/deploy.md, 'Private DNS on or off'.",
-    "true",
-  );
+  const privateDns = parameter(endpoint, "PrivateDnsEnabled", {
+    more: "false: servers use the endpoint's alias URL (EndpointInvokeUrl output)",
+  });
   parameterForm(endpoint, [
     {
       label: "Network",
@@ -193,83 +221,44 @@ export function buildReleaseApp(app: App, code: InlineCode): ReleaseStacks {
     suppressTemplateIndentation: true,
     synthesizer: new ReleaseSynthesizer(),
   });
-  const p = (id: string, props: ConstructorParameters<typeof CfnParameter>[2]) =>
-    new CfnParameter(api, id, props);
-  const endpointId = p("VpcEndpointForApiGateway", {
-    type: "String",
-    allowedPattern: "^vpce-[0-9a-f]{8,17}$",
+  const endpointId = parameter(api, "VpcEndpointForApiGateway", {
     constraintDescription: "a VPC endpoint id, vpce-…",
-    description: "The execute-api VPC endpoint: step 1's VpcEndpointForApiGateway output (vpce-…).",
+    more: "Here one: step 1's VpcEndpointForApiGateway output",
   });
-  const kmsKeyId = p("KmsKeyId", {
-    type: "String",
+  const kmsKeyId = parameter(api, "KmsKeyId", {
     allowedPattern: "^(mrk-)?[0-9a-f-]{32,36}$",
     constraintDescription: "a KMS key id (not an ARN or alias)",
-    description: "The key for the activation codes: step 2's KmsKeyId output (a key id, not an alias).",
+    more: "Here a key id: step 2's KmsKeyId output",
   });
-  const stage = p("ApiGatewayStageName", {
-    type: "String",
-    default: "prod",
-    allowedPattern: "^[A-Za-z0-9_-]{1,128}$",
+  const stage = parameter(api, "ApiGatewayStageName", {
     constraintDescription: "letters, digits, '-' and '_' only",
-    description: "The API stage, the last part of the broker's URL (https://…/<stage>/).",
   });
-  const logRole = p("CloudwatchLogRoleArn", {
-    type: "String",
+  const logRole = parameter(api, "CloudwatchLogRoleArn", {
     default: "",
     allowedPattern: "^(arn:aws[a-z-]*:iam::\\d{12}:role/.+)?$",
     constraintDescription: "empty, or an IAM role ARN",
-    description:
-      "The account's API Gateway logging role, if it has one (API Gateway > Settings). Empty: the stack creates one, sets it for the account and keeps it when deleted.",
+    more: "It is at API Gateway > Settings. Empty: the stack creates one, sets it for the account and keeps it when deleted",
   });
-  const pools = p("Pools", {
-    type: "String",
+  const pools = parameter(api, "Pools", {
     default: '{"pools":{}}',
     maxLength: 3072,
-    description:
-      'Pools as JSON, e.g. {"pools":{"linux":{"registrationLimit":500}}}. The default serves the "default" pool only. Checked when the function starts; a mistake shows in its log.',
+    more: 'E.g. {"pools":{"linux":{"registrationLimit":500}}}; the default serves the "default" pool only. Checked when the function starts; a mistake shows in its log',
   });
-  const poolRoles = p("PoolRoleArns", {
+  const poolRoles = parameter(api, "PoolRoleArns", {
     type: "CommaDelimitedList",
     default: "",
-    description:
-      "ARNs of the IAM roles your pools name in iamRole, comma separated. The broker may pass only these and the node role it creates. Empty when no pool names a role.",
+    more: "Comma separated; empty when no pool names a role",
   });
-  const poolTags = p("PoolTagKeys", {
+  const poolTags = parameter(api, "PoolTagKeys", {
     type: "CommaDelimitedList",
     default: "",
-    description:
-      "Tag keys your pools put on activations, comma separated. Activations may carry only these and activation-broker:*. Empty when no pool sets tags.",
+    more: "Comma separated; empty when no pool sets tags",
   });
-  const rate = p("ThrottlingRateLimit", {
-    type: "Number",
-    default: 50,
-    minValue: 1,
-    maxValue: 10000,
-    description: "Requests per second the API accepts from all servers together; more get 429 (retry later).",
+  const rate = parameter(api, "ThrottlingRateLimit");
+  const reserved = parameter(api, "ReservedConcurrency", {
+    more: "Use 0 when the account's Lambda concurrency quota is under 200 (new accounts may have 10), since Lambda keeps 100 unreserved",
   });
-  const burst = p("ThrottlingBurstLimit", {
-    type: "Number",
-    default: 100,
-    minValue: 1,
-    maxValue: 5000,
-    description: "Requests the API accepts at once above that rate. Keep it at or below ReservedConcurrency.",
-  });
-  const reserved = p("ReservedConcurrency", {
-    type: "Number",
-    default: 100,
-    minValue: 0,
-    maxValue: 10000,
-    description:
-      "Lambda concurrency reserved for the broker (and its ceiling). 0 reserves none: use 0 when the account's Lambda concurrency quota is under 200 (new accounts may have 10), since Lambda keeps 100 unreserved.",
-  });
-  const retention = p("LogRetentionDays", {
-    type: "Number",
-    // A string, like the allowed values: CloudFormation compares them as given.
-    default: "365",
-    allowedValues: LOG_RETENTION_DAYS.map(String),
-    description: "Days to keep the function, janitor and API access logs.",
-  });
+  const retention = parameter(api, "LogRetentionDays");
   parameterForm(api, [
     {
       label: "From steps 1 and 2",
@@ -297,7 +286,6 @@ export function buildReleaseApp(app: App, code: InlineCode): ReleaseStacks {
       label: "Limits",
       parameters: [
         [rate, "Requests per second"],
-        [burst, "Burst"],
         [reserved, "Reserved concurrency"],
       ],
     },
@@ -326,7 +314,10 @@ export function buildReleaseApp(app: App, code: InlineCode): ReleaseStacks {
     },
     logRetention: retention.valueAsNumber as RetentionDays,
     throttlingRateLimit: rate.valueAsNumber,
-    throttlingBurstLimit: burst.valueAsNumber,
+    // The burst is the reserved concurrency (stageBurst), as the CDK app sets it.
+    throttlingBurstLimit: Token.asNumber(
+      Fn.conditionIf(reserves.logicalId, reserved.valueAsNumber, rate.valueAsNumber),
+    ),
     reservedConcurrency: reserved.valueAsNumber,
   });
   const janitor = new Janitor(api, "Janitor", {

@@ -6,56 +6,89 @@ import { ConfigError } from "./core/errors";
 import { checkEksRegions, parsePools, type PoolConfig } from "./core/pool-config";
 import type { NodeServerLimits } from "./http/node-server";
 import { parseAddressList } from "./http/source-address";
+import { RETIRED, isPoolsPath, setting } from "./settings-schema";
+
+/** A number from the environment, its range and default from the schema (src/settings-schema.ts). */
+function numberOf(key: string) {
+  const s = setting(key);
+  const n = s.type === "integer" ? z.coerce.number().int() : z.coerce.number();
+  return n
+    .min(s.min!)
+    .max(s.max!)
+    .default(s.default as number);
+}
+
+/** A string from the environment within the schema's length and pattern, if it gives them. */
+function stringOf(key: string) {
+  const s = setting(key);
+  let text = z.string().min(s.min ?? 1);
+  if (s.max !== undefined) text = text.max(s.max);
+  if (s.pattern !== undefined) text = text.regex(new RegExp(s.pattern));
+  return text;
+}
 
 /**
  * The one place that reads the environment. Every variable the broker understands starts with
  * BROKER_; an unknown BROKER_* variable is a startup error, so a typo fails at once instead of
- * silently falling back to a default.
+ * silently falling back to a default. The names are src/settings-schema.ts's (a test compares).
  */
 const envSchema = z.strictObject({
-  BROKER_TABLE_NAME: z.string().min(3).max(255),
+  BROKER_TABLE_NAME: stringOf("TableName"),
   BROKER_PARAMETER_PREFIX: z
     .string()
     .refine(isValidParameterPrefix, "an absolute Parameter Store path such as /activation-broker")
     .default(DEFAULT_PARAMETER_PREFIX),
   BROKER_KMS_KEY_ID: z.string().min(1).default(DEFAULT_KMS_KEY_ID),
-  BROKER_DEFAULT_IAM_ROLE: z.string().min(1).max(64).optional(),
+  BROKER_DEFAULT_IAM_ROLE: stringOf("DefaultIamRole").optional(),
   /** Role of EKS Hybrid Nodes pools that name none (docs/eks.md). */
-  BROKER_HYBRID_NODES_ROLE: z.string().min(1).max(64).optional(),
+  BROKER_HYBRID_NODES_ROLE: stringOf("HybridNodesRole").optional(),
+  /** The pools document, or the path of a file that holds it. */
   BROKER_POOLS: z.string().optional(),
-  BROKER_CONFIG_FILE: z.string().optional(),
-  BROKER_DEPLOYMENT: z.string().min(1).max(256).optional(),
-  BROKER_LEASE_SECONDS: z.coerce.number().int().min(5).max(900).default(30),
-  BROKER_ROTATION_WAIT_MS: z.coerce.number().int().min(0).max(25_000).default(5000),
+  BROKER_DEPLOYMENT: stringOf("Deployment").optional(),
+  BROKER_LEASE_SECONDS: numberOf("LeaseSeconds"),
+  BROKER_ROTATION_WAIT_SECONDS: numberOf("RotationWaitSeconds"),
   BROKER_PUBLIC_URL: z.url().optional(),
   // Node-server hygiene (standalone and local mode; the Lambda ignores these): see
-  // docs/threat-model.md. Idle sockets were never closed before; 20,000 of them filled the
-  // process's file descriptors.
-  BROKER_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
-  BROKER_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
-  BROKER_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
-  BROKER_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
-  BROKER_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
-  /** Connections one source address may hold; a trusted proxy's count only against the total. */
-  BROKER_MAX_CONNECTIONS_PER_SOURCE: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  // docs/threat-model.md. The headers, request and idle timeouts are fixed (NODE_SERVER_TIMEOUTS).
+  BROKER_KEEP_ALIVE_TIMEOUT_SECONDS: numberOf("KeepAliveTimeoutSeconds"),
+  /** Connections in all; one source address may hold a tenth of them. */
+  BROKER_MAX_CONNECTIONS: numberOf("MaxConnections"),
   /** Addresses or CIDR blocks of proxies whose X-Forwarded-* headers are believed. */
   BROKER_TRUSTED_PROXIES: z
     .string()
     .refine((v) => parseAddressList(v) !== undefined, "comma-separated IP addresses or CIDR blocks")
     .optional(),
-  /** Per-source token bucket of the Node server: refill rate (0 turns it off) and bucket size. */
-  BROKER_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(100_000).default(10),
-  BROKER_RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(100_000).default(100),
-  BROKER_RATE_LIMIT_SOURCES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /** Per-source token bucket of the Node server: its refill rate (0 turns it off). */
+  BROKER_RATE_LIMIT_PER_SECOND: numberOf("RateLimitPerSecond"),
   /** Slot-theft check of every pool's current activation in long-running processes; 0 = off. */
-  BROKER_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
+  BROKER_RECONCILE_INTERVAL_SECONDS: numberOf("ReconcileIntervalSeconds"),
   /** VPC endpoints associated with the private API, whose alias names are the API's own too. */
-  BROKER_VPC_ENDPOINT_IDS: z
+  BROKER_VPC_ENDPOINT_FOR_API_GATEWAY: z
     .string()
     .transform((v) => v.split(",").filter(Boolean))
-    .pipe(z.array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, "VPC endpoint ids (vpce-…), comma-separated")))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(
+            new RegExp(setting("VpcEndpointForApiGateway").pattern!),
+            "VPC endpoint ids (vpce-…), comma-separated",
+          ),
+      ),
+    )
     .optional(),
 });
+
+/**
+ * What the Node server fixes rather than asks: a client has 10 s for its headers and 30 s for its
+ * whole request; a new socket that sends nothing is closed after 5 s (shorter than the headers
+ * timeout). A rate limit bursts ten seconds' worth, over the 10,000 most recently seen sources.
+ */
+const NODE_SERVER_TIMEOUTS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000 };
+const RATE_BURST_SECONDS = 10;
+/** One source address may hold a tenth of the connections; a trusted proxy's count only in the total. */
+const PER_SOURCE_SHARE = 10;
+const RATE_LIMIT_SOURCES = 10_000;
 
 export type BrokerEnv = z.input<typeof envSchema>;
 
@@ -132,20 +165,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       `Invalid environment: ${name} must be a Region name such as eu-west-1, got '${region}'`,
     );
   }
-  if (e.BROKER_IDLE_TIMEOUT_MS >= e.BROKER_HEADERS_TIMEOUT_MS) {
-    throw new ConfigError(
-      "Invalid environment: BROKER_IDLE_TIMEOUT_MS must be shorter than BROKER_HEADERS_TIMEOUT_MS",
-    );
-  }
-  if (e.BROKER_HEADERS_TIMEOUT_MS > e.BROKER_REQUEST_TIMEOUT_MS) {
-    throw new ConfigError(
-      "Invalid environment: BROKER_HEADERS_TIMEOUT_MS must not exceed BROKER_REQUEST_TIMEOUT_MS",
-    );
-  }
-  if (e.BROKER_POOLS && e.BROKER_CONFIG_FILE) {
-    throw new ConfigError("Invalid environment: set BROKER_POOLS or BROKER_CONFIG_FILE, not both");
-  }
-  const pools = parsePools(readPoolsDocument(e.BROKER_POOLS, e.BROKER_CONFIG_FILE), {
+  const pools = parsePools(readPoolsDocument(e.BROKER_POOLS), {
     iamRole: e.BROKER_DEFAULT_IAM_ROLE,
     eksIamRole: e.BROKER_HYBRID_NODES_ROLE,
   });
@@ -157,33 +177,27 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     region,
     deployment: e.BROKER_DEPLOYMENT ?? e.BROKER_TABLE_NAME,
     leaseMs: e.BROKER_LEASE_SECONDS * 1000,
-    rotationWaitMs: e.BROKER_ROTATION_WAIT_MS,
+    rotationWaitMs: Math.round(e.BROKER_ROTATION_WAIT_SECONDS * 1000),
     ...(e.BROKER_PUBLIC_URL !== undefined && { publicUrl: e.BROKER_PUBLIC_URL.replace(/\/+$/, "") }),
     server: {
-      headersTimeoutMs: e.BROKER_HEADERS_TIMEOUT_MS,
-      requestTimeoutMs: e.BROKER_REQUEST_TIMEOUT_MS,
-      keepAliveTimeoutMs: e.BROKER_KEEP_ALIVE_TIMEOUT_MS,
-      idleTimeoutMs: e.BROKER_IDLE_TIMEOUT_MS,
+      ...NODE_SERVER_TIMEOUTS,
+      keepAliveTimeoutMs: Math.round(e.BROKER_KEEP_ALIVE_TIMEOUT_SECONDS * 1000),
       maxConnections: e.BROKER_MAX_CONNECTIONS,
-      maxConnectionsPerSource: e.BROKER_MAX_CONNECTIONS_PER_SOURCE,
+      maxConnectionsPerSource: Math.ceil(e.BROKER_MAX_CONNECTIONS / PER_SOURCE_SHARE),
       trustedProxies: parseAddressList(e.BROKER_TRUSTED_PROXIES ?? "") ?? [],
       ratePerSecond: e.BROKER_RATE_LIMIT_PER_SECOND,
-      rateBurst: e.BROKER_RATE_LIMIT_BURST,
-      maxTrackedSources: e.BROKER_RATE_LIMIT_SOURCES,
+      rateBurst: Math.max(1, Math.ceil(e.BROKER_RATE_LIMIT_PER_SECOND * RATE_BURST_SECONDS)),
+      maxTrackedSources: RATE_LIMIT_SOURCES,
     },
     reconcileIntervalMs: e.BROKER_RECONCILE_INTERVAL_SECONDS * 1000,
-    vpcEndpointIds: e.BROKER_VPC_ENDPOINT_IDS ?? [],
+    vpcEndpointIds: e.BROKER_VPC_ENDPOINT_FOR_API_GATEWAY ?? [],
     pools,
   };
 }
 
-function readPoolsDocument(inline: string | undefined, file: string | undefined): unknown {
-  const [source, text] = inline
-    ? ["BROKER_POOLS", inline]
-    : file
-      ? [file, readConfigFile(file)]
-      : [undefined, undefined];
-  if (text === undefined) return {};
+function readPoolsDocument(value: string | undefined): unknown {
+  if (!value) return {};
+  const [source, text] = isPoolsPath(value) ? [value, readConfigFile(value)] : ["BROKER_POOLS", value];
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -246,6 +260,7 @@ function formatEnvIssues(
     .flatMap((issue) => {
       if (issue.code === "unrecognized_keys") {
         return issue.keys.map((key) => {
+          if (RETIRED[key]) return `${key} is no longer a setting: ${RETIRED[key]} (CHANGELOG.md)`;
           const near = closest(key, known);
           return `${key} is not a setting of the broker${near ? ` (did you mean ${near}?)` : ""}`;
         });
@@ -262,7 +277,7 @@ function formatEnvIssues(
 }
 
 /**
- * The known name `name` is the start of (BROKER_ROTATION_WAIT for BROKER_ROTATION_WAIT_MS: the
+ * The known name `name` is the start of (BROKER_LEASE for BROKER_LEASE_SECONDS: the
  * unit left off), else the one within two edits of it, if any: enough to catch a typo.
  */
 function closest(name: string, candidates: readonly string[]): string | undefined {

@@ -8,8 +8,8 @@ locals {
 
 resource "aws_api_gateway_rest_api" "broker" {
   # Names need not be unique in API Gateway; this one just makes the console readable.
-  name        = "${var.name}-broker"
-  description = "SSM hybrid activation broker (${var.name})"
+  name        = "${var.deployment_name}-broker"
+  description = "SSM hybrid activation broker (${var.deployment_name})"
   endpoint_configuration {
     types            = ["PRIVATE"]
     vpc_endpoint_ids = local.vpc_endpoint_ids
@@ -115,12 +115,12 @@ resource "aws_lambda_permission" "api" {
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.broker.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${local.execution_arn}/${var.stage_name}${each.value.path}"
+  source_arn    = "${local.execution_arn}/${var.api_gateway_stage_name}${each.value.path}"
 }
 
 resource "aws_api_gateway_deployment" "broker" {
   rest_api_id = aws_api_gateway_rest_api.broker.id
-  description = "SSM hybrid activation broker (${var.name})"
+  description = "SSM hybrid activation broker (${var.deployment_name})"
   # A private API's policy and routes take effect only through a new deployment.
   triggers = {
     redeployment = sha1(jsonencode([
@@ -146,8 +146,8 @@ resource "aws_api_gateway_account" "this" {
 resource "aws_api_gateway_stage" "broker" {
   rest_api_id          = aws_api_gateway_rest_api.broker.id
   deployment_id        = aws_api_gateway_deployment.broker.id
-  stage_name           = var.stage_name
-  xray_tracing_enabled = var.enable_xray
+  stage_name           = var.api_gateway_stage_name
+  xray_tracing_enabled = true
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.access.arn
     # The CDK app's AccessLogFormat.jsonWithStandardFields().
@@ -162,10 +162,10 @@ resource "aws_api_gateway_method_settings" "all" {
   method_path = "*/*"
   settings {
     metrics_enabled = true
-    logging_level   = var.api_execution_log_level
+    logging_level   = "ERROR"
     # Data trace logs full responses, i.e. Activation Codes (I6): never.
     data_trace_enabled     = false
     throttling_rate_limit  = var.throttling_rate_limit
-    throttling_burst_limit = var.throttling_burst_limit
+    throttling_burst_limit = var.reserved_concurrency == 0 ? var.throttling_rate_limit : var.reserved_concurrency
   }
 }

@@ -1,7 +1,7 @@
 # The pool table, the broker function, the janitor on its schedule, and their log groups.
 
 resource "aws_dynamodb_table" "pools" {
-  name         = "${var.name}-pools"
+  name         = "${var.deployment_name}-pools"
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "pk"
   attribute {
@@ -19,25 +19,25 @@ resource "aws_dynamodb_table" "pools" {
 }
 
 resource "aws_cloudwatch_log_group" "broker" {
-  name              = "/aws/lambda/${var.name}"
+  name              = "/aws/lambda/${var.deployment_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.logs.arn
 }
 
 resource "aws_cloudwatch_log_group" "janitor" {
-  name              = "/aws/lambda/${var.name}-janitor"
+  name              = "/aws/lambda/${var.deployment_name}-janitor"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.logs.arn
 }
 
 resource "aws_cloudwatch_log_group" "access" {
-  name              = "/aws/apigateway/${var.name}-access"
+  name              = "/aws/apigateway/${var.deployment_name}-access"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.logs.arn
 }
 
 resource "aws_lambda_function" "broker" {
-  function_name    = var.name
+  function_name    = var.deployment_name
   description      = "SSM hybrid activation broker"
   role             = aws_iam_role.broker.arn
   filename         = var.broker_zip
@@ -45,14 +45,14 @@ resource "aws_lambda_function" "broker" {
   handler          = "index.handler"
   runtime          = var.lambda_runtime
   architectures    = ["arm64"]
-  memory_size      = var.function_memory_mb
+  memory_size      = 256
   # Under API Gateway's 29 s integration limit, with room for a rotation wait plus SDK retries.
   timeout = 25
   # -1: no reservation. Kept at the stage's burst by default, so a flood meets API Gateway's 429
   # before Lambda's throttle (which a proxy integration turns into a 500).
   reserved_concurrent_executions = var.reserved_concurrency == 0 ? -1 : var.reserved_concurrency
   tracing_config {
-    mode = var.enable_xray ? "Active" : "PassThrough"
+    mode = "Active"
   }
   logging_config {
     log_format = "Text"
@@ -65,7 +65,7 @@ resource "aws_lambda_function" "broker" {
 }
 
 resource "aws_lambda_function" "janitor" {
-  function_name    = "${var.name}-janitor"
+  function_name    = "${var.deployment_name}-janitor"
   description      = "SSM hybrid activation broker: janitor"
   role             = aws_iam_role.janitor.arn
   filename         = var.janitor_zip
@@ -79,7 +79,7 @@ resource "aws_lambda_function" "janitor" {
   # One run at a time: two janitors would race each other's deletions for nothing.
   reserved_concurrent_executions = var.reserved_concurrency == 0 ? -1 : 1
   tracing_config {
-    mode = var.enable_xray ? "Active" : "PassThrough"
+    mode = "Active"
   }
   logging_config {
     log_format = "Text"
@@ -92,7 +92,7 @@ resource "aws_lambda_function" "janitor" {
 }
 
 resource "aws_cloudwatch_event_rule" "janitor" {
-  name_prefix         = "${var.name}-janitor-"
+  name_prefix         = "${var.deployment_name}-janitor-"
   description         = "Runs the activation broker's janitor"
   schedule_expression = local.janitor_schedule
 }

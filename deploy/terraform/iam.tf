@@ -17,8 +17,8 @@ locals {
 
 # The role SSM gives hybrid nodes; trust limited to SSM acting for this account and Region.
 resource "aws_iam_role" "node" {
-  count       = var.node_role_name == null ? 1 : 0
-  name        = "${var.name}-node"
+  count       = var.default_iam_role == null ? 1 : 0
+  name        = "${var.deployment_name}-node"
   description = "Service role assumed by on-premises managed nodes registered through the activation broker"
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
@@ -36,13 +36,13 @@ resource "aws_iam_role" "node" {
 }
 
 resource "aws_iam_role_policy_attachment" "node_core" {
-  count      = var.node_role_name == null ? 1 : 0
+  count      = var.default_iam_role == null ? 1 : 0
   role       = aws_iam_role.node[0].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_role" "broker" {
-  name               = "${var.name}-function"
+  name               = "${var.deployment_name}-function"
   description        = "Activation broker function: vends SSM hybrid activations"
   assume_role_policy = local.lambda_trust
 }
@@ -55,7 +55,7 @@ resource "aws_iam_role_policy" "broker_base" {
     Version = "2012-10-17"
     Statement = concat(
       [{ Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.broker.arn}:*" }],
-      var.enable_xray ? [local.xray_statement] : [],
+      [local.xray_statement],
     )
   })
 }
@@ -133,7 +133,7 @@ resource "aws_iam_role_policy" "broker_self_invoke" {
 }
 
 resource "aws_iam_role" "janitor" {
-  name               = "${var.name}-janitor"
+  name               = "${var.deployment_name}-janitor"
   description        = "Activation broker janitor: deletes spent activations and tidies the fleet"
   assume_role_policy = local.lambda_trust
 }
@@ -145,7 +145,7 @@ resource "aws_iam_role_policy" "janitor_base" {
     Version = "2012-10-17"
     Statement = concat(
       [{ Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.janitor.arn}:*" }],
-      var.enable_xray ? [local.xray_statement] : [],
+      [local.xray_statement],
     )
   })
 }
@@ -193,7 +193,7 @@ resource "aws_iam_role_policy" "janitor" {
 # The account's API Gateway logging role, unless cloudwatch_log_role_arn names one.
 resource "aws_iam_role" "api_gateway_logs" {
   count       = var.cloudwatch_log_role_arn == null ? 1 : 0
-  name        = "${var.name}-apigw-logs"
+  name        = "${var.deployment_name}-apigw-logs"
   description = "API Gateway account logging role (set by the activation broker)"
   assume_role_policy = jsonencode({
     Version   = "2012-10-17"

@@ -19,7 +19,7 @@ locals {
 
 resource "aws_kms_key" "codes" {
   count                   = local.create_codes_key ? 1 : 0
-  description             = "Encrypts SSM activation codes in Parameter Store (${var.name})"
+  description             = "Encrypts SSM activation codes in Parameter Store (${var.deployment_name})"
   enable_key_rotation     = true
   deletion_window_in_days = 30
 
@@ -53,7 +53,7 @@ resource "aws_kms_key" "codes" {
 }
 
 resource "aws_kms_key" "logs" {
-  description             = "Encrypts the activation broker's log groups (${var.name})"
+  description             = "Encrypts the activation broker's log groups (${var.deployment_name})"
   enable_key_rotation     = true
   deletion_window_in_days = 30
 

@@ -16,8 +16,8 @@ locals {
   account    = data.aws_caller_identity.current.account_id
   dns_suffix = data.aws_partition.current.dns_suffix
 
-  create_endpoint  = length(var.vpc_endpoint_ids) == 0
-  vpc_endpoint_ids = local.create_endpoint ? [aws_vpc_endpoint.api[0].id] : var.vpc_endpoint_ids
+  create_endpoint  = length(var.vpc_endpoint_for_api_gateway) == 0
+  vpc_endpoint_ids = local.create_endpoint ? [aws_vpc_endpoint.api[0].id] : var.vpc_endpoint_for_api_gateway
 
   create_codes_key = var.kms_key_id == null
   codes_key_arn = (
@@ -26,19 +26,19 @@ locals {
     "arn:${local.partition}:kms:${local.region}:${local.account}:key/${var.kms_key_id}"
   )
 
-  parameter_prefix = coalesce(var.parameter_prefix, "/activation-broker/${var.name}")
+  parameter_prefix = coalesce(var.parameter_prefix, "/activation-broker/${var.deployment_name}")
   # ARNs carry a parameter's name without its leading slash.
   prefix_path = trimprefix(local.parameter_prefix, "/")
 
-  node_role_name = var.node_role_name != null ? var.node_role_name : aws_iam_role.node[0].name
+  node_role_name = var.default_iam_role != null ? var.default_iam_role : aws_iam_role.node[0].name
 
   # Value of the activation-broker:deployment tag: unique per deployment (the API id), readable.
-  deployment_id = "${var.name}:${aws_api_gateway_rest_api.broker.id}"
+  deployment_id = "${var.deployment_name}:${aws_api_gateway_rest_api.broker.id}"
 
   # Built by hand like the CDK app's: the stage's invoke_url would make the function depend on the
   # stage, which depends on the function through the integrations.
-  url           = "https://${aws_api_gateway_rest_api.broker.id}.execute-api.${local.region}.${local.dns_suffix}/${var.stage_name}"
-  endpoint_urls = [for id in local.vpc_endpoint_ids : "https://${aws_api_gateway_rest_api.broker.id}-${id}.execute-api.${local.region}.${local.dns_suffix}/${var.stage_name}"]
+  url           = "https://${aws_api_gateway_rest_api.broker.id}.execute-api.${local.region}.${local.dns_suffix}/${var.api_gateway_stage_name}"
+  endpoint_urls = [for id in local.vpc_endpoint_ids : "https://${aws_api_gateway_rest_api.broker.id}-${id}.execute-api.${local.region}.${local.dns_suffix}/${var.api_gateway_stage_name}"]
 
   # `default` always exists and comes first, as in the broker (src/core/pool-config.ts).
   pool_names = distinct(concat(["default"], keys(var.pools)))
@@ -90,25 +90,19 @@ locals {
     BROKER_DEFAULT_IAM_ROLE = local.node_role_name
     BROKER_POOLS            = local.pools_json
     BROKER_DEPLOYMENT       = local.deployment_id
-    BROKER_LEASE_SECONDS    = tostring(var.lease_seconds)
-    BROKER_ROTATION_WAIT_MS = tostring(var.rotation_wait_ms)
     BROKER_PUBLIC_URL       = local.url
     # The alias names through these endpoints are this API's own names too (src/entry/lambda.ts).
-    BROKER_VPC_ENDPOINT_IDS = join(",", local.vpc_endpoint_ids)
-    POWERTOOLS_SERVICE_NAME = "activation-broker"
-    POWERTOOLS_LOG_LEVEL    = var.log_level
-    NODE_OPTIONS            = "--enable-source-maps"
+    BROKER_VPC_ENDPOINT_FOR_API_GATEWAY = join(",", local.vpc_endpoint_ids)
+    POWERTOOLS_SERVICE_NAME             = "activation-broker"
+    POWERTOOLS_LOG_LEVEL                = var.log_level
+    NODE_OPTIONS                        = "--enable-source-maps"
   }
   # The janitor reads the same settings, minus what only the request path uses.
   janitor_environment = merge(
-    { for k, v in local.broker_environment : k => v if !contains(["BROKER_PUBLIC_URL", "BROKER_ROTATION_WAIT_MS"], k) },
+    { for k, v in local.broker_environment : k => v if k != "BROKER_PUBLIC_URL" },
     { POWERTOOLS_SERVICE_NAME = "activation-broker-janitor" },
   )
 
-  # EventBridge's rate() form, as the CDK app renders Duration.minutes(n).
-  janitor_schedule = (
-    var.janitor_rate_minutes % 1440 == 0 ? "rate(${var.janitor_rate_minutes / 1440} ${var.janitor_rate_minutes == 1440 ? "day" : "days"})" :
-    var.janitor_rate_minutes % 60 == 0 ? "rate(${var.janitor_rate_minutes / 60} ${var.janitor_rate_minutes == 60 ? "hour" : "hours"})" :
-    "rate(${var.janitor_rate_minutes} minutes)"
-  )
+  # Hourly, as the CDK app's janitor runs.
+  janitor_schedule = "rate(1 hour)"
 }

@@ -8,7 +8,7 @@ locals {
 }
 
 resource "aws_sns_topic" "alarms" {
-  name              = "${var.name}-alarms"
+  name              = "${var.deployment_name}-alarms"
   display_name      = "Activation broker alarms"
   kms_master_key_id = aws_kms_key.logs.arn
 }
@@ -29,7 +29,7 @@ resource "aws_sns_topic_policy" "alarms" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "api_faults" {
-  alarm_name          = "${var.name}-Api-Fault-Count-Critical"
+  alarm_name          = "${var.deployment_name}-Api-Fault-Count-Critical"
   alarm_description   = "Fault count is too high."
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
@@ -44,7 +44,7 @@ resource "aws_cloudwatch_metric_alarm" "api_faults" {
     metric {
       namespace   = "AWS/ApiGateway"
       metric_name = "5XXError"
-      dimensions  = { ApiName = aws_api_gateway_rest_api.broker.name, Stage = var.stage_name }
+      dimensions  = { ApiName = aws_api_gateway_rest_api.broker.name, Stage = var.api_gateway_stage_name }
       period      = 300
       stat        = "Sum"
     }
@@ -52,7 +52,7 @@ resource "aws_cloudwatch_metric_alarm" "api_faults" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "rotation_failures" {
-  alarm_name          = "${var.name}-Broker-RotationFailures-Critical"
+  alarm_name          = "${var.deployment_name}-Broker-RotationFailures-Critical"
   alarm_description   = "Threshold of 0 has been breached."
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
@@ -69,7 +69,7 @@ resource "aws_cloudwatch_metric_alarm" "rotation_failures" {
 
 # The lowest of the pools' hourly maxima: some pool never had more slots than this all hour.
 resource "aws_cloudwatch_metric_alarm" "slots_low" {
-  alarm_name          = "${var.name}-Broker-SlotsLow-Warning"
+  alarm_name          = "${var.deployment_name}-Broker-SlotsLow-Warning"
   alarm_description   = "Threshold of 0 has been breached."
   comparison_operator = "LessThanOrEqualToThreshold"
   threshold           = 0
@@ -101,7 +101,7 @@ resource "aws_cloudwatch_metric_alarm" "slots_low" {
 
 # Any theft at all: someone registered more nodes with a pair than it was meant for.
 resource "aws_cloudwatch_metric_alarm" "slot_theft" {
-  alarm_name          = "${var.name}-Broker-SlotTheft-Critical"
+  alarm_name          = "${var.deployment_name}-Broker-SlotTheft-Critical"
   alarm_description   = "Threshold of 0 has been breached."
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
@@ -132,7 +132,7 @@ resource "aws_cloudwatch_metric_alarm" "slot_theft" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "tier_headroom" {
-  alarm_name          = "${var.name}-Broker-TierHeadroom-Warning"
+  alarm_name          = "${var.deployment_name}-Broker-TierHeadroom-Warning"
   alarm_description   = "Threshold of 10 has been breached."
   comparison_operator = "LessThanThreshold"
   threshold           = 10
@@ -148,7 +148,7 @@ resource "aws_cloudwatch_metric_alarm" "tier_headroom" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "janitor_faults" {
-  alarm_name          = "${var.name}-Janitor-Fault-Count-Critical"
+  alarm_name          = "${var.deployment_name}-Janitor-Fault-Count-Critical"
   alarm_description   = "Fault count is too high."
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
@@ -178,7 +178,7 @@ locals {
 }
 
 resource "aws_cloudwatch_dashboard" "broker" {
-  dashboard_name = var.name
+  dashboard_name = var.deployment_name
   dashboard_body = jsonencode({
     widgets = [
       merge(local.graph, { properties = {
@@ -210,7 +210,7 @@ resource "aws_cloudwatch_dashboard" "broker" {
       merge(local.graph, { properties = {
         title = "API and janitor faults", region = local.region, stat = "Sum", period = 300,
         metrics = [
-          ["AWS/ApiGateway", "5XXError", "ApiName", aws_api_gateway_rest_api.broker.name, "Stage", var.stage_name],
+          ["AWS/ApiGateway", "5XXError", "ApiName", aws_api_gateway_rest_api.broker.name, "Stage", var.api_gateway_stage_name],
           ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.janitor.function_name],
         ]
       } }),

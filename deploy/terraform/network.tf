@@ -1,14 +1,14 @@
 # Step 1 of the walkthrough: the execute-api interface endpoint through which on-premises servers
-# reach the private API, unless vpc_endpoint_ids names existing ones.
+# reach the private API, unless vpc_endpoint_for_api_gateway names existing ones.
 
 resource "aws_security_group" "endpoint" {
   count       = local.create_endpoint ? 1 : 0
-  name_prefix = "${var.name}-endpoint-"
+  name_prefix = "${var.deployment_name}-endpoint-"
   description = "HTTPS to the activation broker API from the allowed on-premises ranges only"
-  vpc_id      = var.vpc_id
+  vpc_id      = var.vpc_id_for_api_gateway
 
   dynamic "ingress" {
-    for_each = var.allowed_ip_ranges
+    for_each = var.allowed_ip_range
     content {
       description = "HTTPS from ${ingress.value}"
       protocol    = "tcp"
@@ -27,10 +27,10 @@ resource "aws_security_group" "endpoint" {
 
 resource "aws_vpc_endpoint" "api" {
   count               = local.create_endpoint ? 1 : 0
-  vpc_id              = var.vpc_id
+  vpc_id              = var.vpc_id_for_api_gateway
   service_name        = "com.amazonaws.${local.region}.execute-api"
   vpc_endpoint_type   = "Interface"
-  subnet_ids          = var.subnet_ids
+  subnet_ids          = var.subnets_for_vpc_endpoint
   security_group_ids  = [aws_security_group.endpoint[0].id]
   private_dns_enabled = var.private_dns_enabled
 
@@ -51,5 +51,5 @@ resource "aws_vpc_endpoint" "api" {
     }]
   })
 
-  tags = { Name = "${var.name}-execute-api" }
+  tags = { Name = "${var.deployment_name}-execute-api" }
 }

@@ -42,7 +42,7 @@ output "vpc_endpoint_ids" {
 }
 
 output "vpc_endpoint_security_group_id" {
-  description = "Security group of the endpoint the module created (null with vpc_endpoint_ids)."
+  description = "Security group of the endpoint the module created (null with vpc_endpoint_for_api_gateway)."
   value       = local.create_endpoint ? aws_security_group.endpoint[0].id : null
 }
 

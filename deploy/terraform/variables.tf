@@ -1,14 +1,15 @@
-# Inputs carry the walkthrough's parameter names in snake_case (VpcIdForApiGateway -> vpc_id,
-# SubnetsForVpcEndpoint -> subnet_ids, AllowedIPRange -> allowed_ip_ranges, ...) and the settings
-# of the CDK app (docs/deploy.md lists both). Every input is checked here, at plan time.
+# The names are src/settings-schema.ts's in snake_case: the CDK context key KmsKeyId is kms_key_id
+# here, the walkthrough's VpcIdForApiGateway is vpc_id_for_api_gateway (test/settings-schema.test.ts
+# compares). docs/configuration.md lists every setting with its name on each surface. Every input
+# is checked here, at plan time.
 
-variable "name" {
+variable "deployment_name" {
   description = "Prefix of every name this module gives (functions, roles, table, alarms, dashboard); like the CDK app's stack name. Two deployments in one account and Region need two names."
   type        = string
   default     = "activation-broker"
   validation {
-    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,31}$", var.name))
-    error_message = "name: letters, digits and hyphens, starting with a letter, at most 32."
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,31}$", var.deployment_name))
+    error_message = "deployment_name: letters, digits and hyphens, starting with a letter, at most 32."
   }
 }
 
@@ -30,49 +31,49 @@ variable "janitor_zip" {
   }
 }
 
-variable "vpc_endpoint_ids" {
-  description = "Existing execute-api interface endpoint ids (VpcEndpointForApiGateway). Empty: the module creates one in vpc_id."
+variable "vpc_endpoint_for_api_gateway" {
+  description = "Existing execute-api interface endpoint ids (VpcEndpointForApiGateway). Empty: the module creates one in vpc_id_for_api_gateway."
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for id in var.vpc_endpoint_ids : can(regex("^vpce-[0-9a-f]{8,17}$", id))])
-    error_message = "vpc_endpoint_ids: VPC endpoint ids (vpce-...)."
+    condition     = alltrue([for id in var.vpc_endpoint_for_api_gateway : can(regex("^vpce-[0-9a-f]{8,17}$", id))])
+    error_message = "vpc_endpoint_for_api_gateway: VPC endpoint ids (vpce-...)."
   }
 }
 
-variable "vpc_id" {
-  description = "VPC your on-premises servers reach over Direct Connect or VPN (VpcIdForApiGateway); it needs DNS resolution and DNS hostnames on. Required unless vpc_endpoint_ids is set."
+variable "vpc_id_for_api_gateway" {
+  description = "VPC your on-premises servers reach over Direct Connect or VPN (VpcIdForApiGateway); it needs DNS resolution and DNS hostnames on. Required unless vpc_endpoint_for_api_gateway is set."
   type        = string
   default     = null
   validation {
-    condition     = var.vpc_id == null ? length(var.vpc_endpoint_ids) > 0 : can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id))
-    error_message = "vpc_id: a VPC id (vpc-...), required unless vpc_endpoint_ids names an existing endpoint."
+    condition     = var.vpc_id_for_api_gateway == null ? length(var.vpc_endpoint_for_api_gateway) > 0 : can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id_for_api_gateway))
+    error_message = "vpc_id_for_api_gateway: a VPC id (vpc-...), required unless vpc_endpoint_for_api_gateway names an existing endpoint."
   }
 }
 
-variable "subnet_ids" {
-  description = "Subnets of vpc_id for the endpoint's network interfaces, one per Availability Zone (SubnetsForVpcEndpoint). Required unless vpc_endpoint_ids is set."
+variable "subnets_for_vpc_endpoint" {
+  description = "Subnets of vpc_id_for_api_gateway for the endpoint's network interfaces, one per Availability Zone (SubnetsForVpcEndpoint). Required unless vpc_endpoint_for_api_gateway is set."
   type        = list(string)
   default     = []
   validation {
     condition = (
-      alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))]) &&
-      (length(var.subnet_ids) > 0 || length(var.vpc_endpoint_ids) > 0)
+      alltrue([for s in var.subnets_for_vpc_endpoint : can(regex("^subnet-[0-9a-f]{8,17}$", s))]) &&
+      (length(var.subnets_for_vpc_endpoint) > 0 || length(var.vpc_endpoint_for_api_gateway) > 0)
     )
-    error_message = "subnet_ids: subnet ids (subnet-...), at least one unless vpc_endpoint_ids names an existing endpoint."
+    error_message = "subnets_for_vpc_endpoint: subnet ids (subnet-...), at least one unless vpc_endpoint_for_api_gateway names an existing endpoint."
   }
 }
 
-variable "allowed_ip_ranges" {
-  description = "On-premises IPv4 CIDRs allowed to reach the endpoint on TCP 443 (AllowedIPRange). Required unless vpc_endpoint_ids is set."
+variable "allowed_ip_range" {
+  description = "On-premises IPv4 CIDRs allowed to reach the endpoint on TCP 443 (AllowedIPRange). Required unless vpc_endpoint_for_api_gateway is set."
   type        = list(string)
   default     = []
   validation {
     condition = (
-      alltrue([for c in var.allowed_ip_ranges : can(cidrhost(c, 0)) && can(regex("^[0-9.]+/[0-9]+$", c))]) &&
-      (length(var.allowed_ip_ranges) > 0 || length(var.vpc_endpoint_ids) > 0)
+      alltrue([for c in var.allowed_ip_range : can(cidrhost(c, 0)) && can(regex("^[0-9.]+/[0-9]+$", c))]) &&
+      (length(var.allowed_ip_range) > 0 || length(var.vpc_endpoint_for_api_gateway) > 0)
     )
-    error_message = "allowed_ip_ranges: IPv4 CIDRs such as 10.0.0.0/8, at least one unless vpc_endpoint_ids names an existing endpoint."
+    error_message = "allowed_ip_range: IPv4 CIDRs such as 10.0.0.0/8, at least one unless vpc_endpoint_for_api_gateway names an existing endpoint."
   }
 }
 
@@ -116,13 +117,13 @@ variable "kms_key_id" {
   }
 }
 
-variable "stage_name" {
+variable "api_gateway_stage_name" {
   description = "API stage, the last part of the broker's URL (ApiGatewayStageName)."
   type        = string
   default     = "prod"
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.stage_name))
-    error_message = "stage_name: letters, digits, hyphens and underscores, at most 128."
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.api_gateway_stage_name))
+    error_message = "api_gateway_stage_name: letters, digits, hyphens and underscores, at most 128."
   }
 }
 
@@ -188,7 +189,7 @@ variable "pools" {
 }
 
 variable "parameter_prefix" {
-  description = "Parameter Store path of the codes (ParameterPrefix). Null: /activation-broker/<name>."
+  description = "Parameter Store path of the codes (ParameterPrefix). Null: /activation-broker/<deployment_name>."
   type        = string
   default     = null
   validation {
@@ -197,33 +198,13 @@ variable "parameter_prefix" {
   }
 }
 
-variable "node_role_name" {
-  description = "Existing IAM service role for the registered nodes (NodeRoleName). Null: the module creates one with AmazonSSMManagedInstanceCore."
+variable "default_iam_role" {
+  description = "Existing IAM service role for the registered nodes (DefaultIamRole, BROKER_DEFAULT_IAM_ROLE). Null: the module creates one with AmazonSSMManagedInstanceCore."
   type        = string
   default     = null
   validation {
-    condition     = var.node_role_name == null || can(regex("^[\\w+=,.@-]{1,64}$", var.node_role_name))
-    error_message = "node_role_name: an IAM role name."
-  }
-}
-
-variable "lease_seconds" {
-  description = "Rotation lease in seconds (LeaseSeconds, BROKER_LEASE_SECONDS)."
-  type        = number
-  default     = 30
-  validation {
-    condition     = var.lease_seconds >= 5 && var.lease_seconds <= 900 && floor(var.lease_seconds) == var.lease_seconds
-    error_message = "lease_seconds: a whole number 5-900."
-  }
-}
-
-variable "rotation_wait_ms" {
-  description = "How long a request waits for another's rotation, in ms (RotationWaitMs, BROKER_ROTATION_WAIT_MS)."
-  type        = number
-  default     = 5000
-  validation {
-    condition     = var.rotation_wait_ms >= 0 && var.rotation_wait_ms <= 25000 && floor(var.rotation_wait_ms) == var.rotation_wait_ms
-    error_message = "rotation_wait_ms: a whole number 0-25000."
+    condition     = var.default_iam_role == null || can(regex("^[\\w+=,.@-]{1,64}$", var.default_iam_role))
+    error_message = "default_iam_role: an IAM role name."
   }
 }
 
@@ -248,16 +229,6 @@ variable "log_retention_days" {
   }
 }
 
-variable "api_execution_log_level" {
-  description = "API Gateway execution logging (ApiExecutionLogLevel); data trace is always off, since it would log the codes."
-  type        = string
-  default     = "ERROR"
-  validation {
-    condition     = contains(["OFF", "ERROR", "INFO"], var.api_execution_log_level)
-    error_message = "api_execution_log_level: OFF, ERROR or INFO."
-  }
-}
-
 variable "throttling_rate_limit" {
   description = "Stage requests per second, all callers together (ThrottlingRateLimit)."
   type        = number
@@ -265,16 +236,6 @@ variable "throttling_rate_limit" {
   validation {
     condition     = var.throttling_rate_limit >= 1 && var.throttling_rate_limit <= 10000
     error_message = "throttling_rate_limit: 1-10000."
-  }
-}
-
-variable "throttling_burst_limit" {
-  description = "Stage burst (ThrottlingBurstLimit). Keep it at or below reserved_concurrency."
-  type        = number
-  default     = 100
-  validation {
-    condition     = var.throttling_burst_limit >= 1 && var.throttling_burst_limit <= 5000 && floor(var.throttling_burst_limit) == var.throttling_burst_limit
-    error_message = "throttling_burst_limit: a whole number 1-5000."
   }
 }
 
@@ -288,16 +249,6 @@ variable "reserved_concurrency" {
   }
 }
 
-variable "enable_xray" {
-  description = "X-Ray on the stage and both functions (EnableXRay)."
-  type        = bool
-  default     = true
-  validation {
-    condition     = var.enable_xray != null
-    error_message = "enable_xray: true or false."
-  }
-}
-
 variable "table_deletion_protection" {
   description = "DynamoDB deletion protection on the pool table (TableDeletionProtection). While true, `terraform destroy` cannot delete the table."
   type        = bool
@@ -305,26 +256,6 @@ variable "table_deletion_protection" {
   validation {
     condition     = var.table_deletion_protection != null
     error_message = "table_deletion_protection: true or false."
-  }
-}
-
-variable "function_memory_mb" {
-  description = "Broker function memory in MB (FunctionMemoryMB)."
-  type        = number
-  default     = 256
-  validation {
-    condition     = var.function_memory_mb >= 128 && var.function_memory_mb <= 10240 && floor(var.function_memory_mb) == var.function_memory_mb
-    error_message = "function_memory_mb: a whole number 128-10240."
-  }
-}
-
-variable "janitor_rate_minutes" {
-  description = "Minutes between janitor runs (JanitorRateMinutes)."
-  type        = number
-  default     = 60
-  validation {
-    condition     = var.janitor_rate_minutes >= 5 && var.janitor_rate_minutes <= 1440 && floor(var.janitor_rate_minutes) == var.janitor_rate_minutes
-    error_message = "janitor_rate_minutes: a whole number 5-1440."
   }
 }
 

@@ -236,7 +236,7 @@ export function acknowledgeApiFindings(api: RestApi, options: Pick<PrivateApiOpt
     Validations.of(api).acknowledge({
       id: "api_gw_xray_enabled_check",
       reason:
-        "CT.APIGATEWAY.PR.2: X-Ray was turned off on purpose by this deployment's settings (EnableXRay=false).",
+        "CT.APIGATEWAY.PR.2: X-Ray was turned off on purpose by this deployment's settings (Tracing=false).",
     });
   }
   Validations.of(api).acknowledge(

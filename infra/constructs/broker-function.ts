@@ -59,10 +59,6 @@ export const DEPLOYMENT_TAG = `${RESERVED_TAG_PREFIX}deployment`;
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
 
 export interface BrokerFunctionOptions {
-  /** @default 30 */
-  readonly leaseSeconds?: number;
-  /** @default 5000 */
-  readonly rotationWaitMs?: number;
   /** @default "INFO" */
   readonly logLevel?: LogLevel;
   /**
@@ -130,11 +126,9 @@ export function addBrokerFunction(scope: Construct, props: BrokerFunctionProps):
     ...(props.hybridNodesRoleName !== undefined && { BROKER_HYBRID_NODES_ROLE: props.hybridNodesRoleName }),
     BROKER_POOLS: props.poolsDocument,
     BROKER_DEPLOYMENT: deploymentId,
-    BROKER_LEASE_SECONDS: String(props.leaseSeconds ?? 30),
-    BROKER_ROTATION_WAIT_MS: String(props.rotationWaitMs ?? 5000),
     BROKER_PUBLIC_URL: props.publicUrl,
     // The alias names through these endpoints are this API's own names too (see lambda.ts).
-    BROKER_VPC_ENDPOINT_IDS: Fn.join(",", [...props.vpcEndpointIds]),
+    BROKER_VPC_ENDPOINT_FOR_API_GATEWAY: Fn.join(",", [...props.vpcEndpointIds]),
     POWERTOOLS_SERVICE_NAME: "activation-broker",
     POWERTOOLS_LOG_LEVEL: props.logLevel ?? "INFO",
     NODE_OPTIONS: "--enable-source-maps",

@@ -61,7 +61,7 @@ export class Janitor extends Construct {
     });
     this.logGroup.grantWrite(this.role);
 
-    const { BROKER_PUBLIC_URL: _url, BROKER_ROTATION_WAIT_MS: _wait, ...environment } = props.environment;
+    const { BROKER_PUBLIC_URL: _url, ...environment } = props.environment;
     this.function = new NodejsFunction(this, "Function", {
       entry: props.entry ?? JANITOR_ENTRY,
       handler: "handler",

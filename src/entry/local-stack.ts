@@ -56,8 +56,8 @@ export interface LocalStack {
  */
 export const LOCAL_MODE_LIMITS = {
   BROKER_RATE_LIMIT_PER_SECOND: "0",
-  BROKER_MAX_CONNECTIONS: "20000",
-  BROKER_MAX_CONNECTIONS_PER_SOURCE: "20000",
+  // A tenth of these per source: 20,000 from the one address.
+  BROKER_MAX_CONNECTIONS: "200000",
 } as const;
 
 /**
@@ -73,7 +73,7 @@ function localEnv(options: LocalStackOptions): Record<string, string> {
     ...LOCAL_ENV,
     ...LOCAL_MODE_LIMITS,
     ...Object.fromEntries(own),
-    ...(options.configFile !== undefined && { BROKER_CONFIG_FILE: options.configFile }),
+    ...(options.configFile !== undefined && { BROKER_POOLS: options.configFile }),
   };
 }
 

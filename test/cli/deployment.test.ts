@@ -221,7 +221,7 @@ describe("--local", () => {
     pid,
     brokerUrl: "http://127.0.0.1:41000",
     emulatorUrl: "http://127.0.0.1:41001",
-    env: { ...LOCAL_ENV, BROKER_CONFIG_FILE: "/home/me/pools.json" },
+    env: { ...LOCAL_ENV, BROKER_POOLS: "/home/me/pools.json" },
   });
 
   it("without a running npm start says so, naming where it looked", async () => {

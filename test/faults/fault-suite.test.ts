@@ -33,7 +33,7 @@ const POOLS = JSON.stringify({ pools: { default: { registrationLimit: LIMIT } } 
 const ENV = {
   BROKER_POOLS: POOLS,
   BROKER_LEASE_SECONDS: String(LEASE_SECONDS),
-  BROKER_ROTATION_WAIT_MS: String(ROTATION_WAIT_MS),
+  BROKER_ROTATION_WAIT_SECONDS: String(ROTATION_WAIT_MS / 1000),
 };
 
 let stack: Stack | undefined;

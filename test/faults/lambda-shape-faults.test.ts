@@ -45,7 +45,7 @@ async function start(containers: number) {
       BROKER_DEPLOYMENT: "lambda-faults",
       BROKER_POOLS: JSON.stringify({ pools: { default: { registrationLimit: LIMIT } } }),
       BROKER_LEASE_SECONDS: String(LEASE_SECONDS),
-      BROKER_ROTATION_WAIT_MS: "8000",
+      BROKER_ROTATION_WAIT_SECONDS: "8",
       POWERTOOLS_LOG_LEVEL: "ERROR",
     },
   });

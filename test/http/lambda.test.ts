@@ -108,7 +108,7 @@ describe("Lambda adapter (API Gateway REST proxy)", () => {
     const handler = await loadHandler({
       ...awsEnv(),
       BROKER_PUBLIC_URL: publicUrl,
-      BROKER_VPC_ENDPOINT_IDS: "vpce-0a1b2c3d4e5f60718",
+      BROKER_VPC_ENDPOINT_FOR_API_GATEWAY: "vpce-0a1b2c3d4e5f60718",
     });
     const viaAlias = await handler(
       event({ path: "/install.sh", headers: { Host: alias }, requestContext: { stage: "prod" } as never }),

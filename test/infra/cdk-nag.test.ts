@@ -18,12 +18,11 @@ const CONFIGURATIONS: Record<string, Record<string, unknown>> = {
   "all three steps, defaults": {},
   "existing endpoint and key, every option on": {
     ...EXISTING_RESOURCES,
-    EnableXRay: "false",
     LogRetentionDays: "30",
     ReservedConcurrency: "0",
     CloudwatchLogRoleArn: "arn:aws:iam::111122223333:role/ApiGatewayLogs",
     ApiAllowedSourceIpRanges: "10.20.0.0/16",
-    NodeRoleName: "ExistingNodeRole",
+    DefaultIamRole: "ExistingNodeRole",
     TableDeletionProtection: "false",
     Pools: JSON.stringify({
       linux: { tags: { Team: "ops" }, hygiene: { nameTag: true, deregisterDuplicatesAfterDays: 7 } },

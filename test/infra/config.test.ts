@@ -23,9 +23,7 @@ describe("settings from context", () => {
     const { stacks } = synthBrokerApp({
       ApiGatewayStageName: "v1",
       ThrottlingRateLimit: "20",
-      ThrottlingBurstLimit: "40",
       LogRetentionDays: "30",
-      LeaseSeconds: "45",
       ParameterPrefix: "/codes/blue",
       Pools: '{"linux":{"registrationLimit":10}}',
     });
@@ -33,7 +31,6 @@ describe("settings from context", () => {
     t.hasResourceProperties("AWS::ApiGateway::Stage", { StageName: "v1" });
     t.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
     const env = Object.values(t.findResources("AWS::Lambda::Function"))[0]!.Properties.Environment.Variables;
-    expect(env.BROKER_LEASE_SECONDS).toBe("45");
     expect(env.BROKER_PARAMETER_PREFIX).toBe("/codes/blue");
     expect(JSON.parse(env.BROKER_POOLS).pools.linux.registrationLimit).toBe(10);
   });
@@ -41,7 +38,7 @@ describe("settings from context", () => {
   it("reads pools from a file with the broker's document format", () => {
     const file = join(mkdtempSync(join(tmpdir(), "pools-")), "pools.json");
     writeFileSync(file, JSON.stringify({ pools: { edge: { expirationHours: 12 } } }));
-    const { stacks } = synthBrokerApp({ PoolsFile: file });
+    const { stacks } = synthBrokerApp({ Pools: file });
     const env = Object.values(Template.fromStack(stacks.broker).findResources("AWS::Lambda::Function"))[0]!
       .Properties.Environment.Variables;
     expect(JSON.parse(env.BROKER_POOLS).pools.edge.expirationHours).toBe(12);
@@ -63,8 +60,11 @@ describe("settings from context", () => {
     [{ KmsKeyId: "alias/my-key" }, /KmsKeyId/],
     [{ LogRetentionDays: "42" }, /LogRetentionDays/],
     [{ ParameterPrefix: "codes/" }, /ParameterPrefix/],
-    [{ EnableXRay: "yes" }, /EnableXRay/],
-    [{ PoolsFile: "/nonexistent/pools.json" }, /PoolsFile/],
+    [{ LeaseSeconds: "45" }, /LeaseSeconds is no longer a setting/],
+    [{ EnableXRay: "false" }, /EnableXRay is no longer a setting: removed/],
+    [{ NodeRoleName: "Nodes" }, /NodeRoleName is no longer a setting: renamed DefaultIamRole/],
+    [{ Pools: "/nonexistent/pools.json" }, /Pools: cannot read/],
+    [{ PoolsFile: "pools.json" }, /PoolsFile is no longer a setting: now Pools/],
   ])("fails synth naming the field: %j", (context, message) => {
     expect(() => synthBrokerApp(context)).toThrow(message);
   });

@@ -71,7 +71,7 @@ describe("URLs", () => {
     );
     expect(JSON.stringify(outputs.EndpointInvokeUrl2!.Value)).toContain("-vpce-11112222.execute-api.");
     const env = Object.values(t.findResources("AWS::Lambda::Function"))[0]!.Properties.Environment.Variables;
-    expect(env.BROKER_VPC_ENDPOINT_IDS).toBe("vpce-0a1b2c3d4e5f60718,vpce-11112222");
+    expect(env.BROKER_VPC_ENDPOINT_FOR_API_GATEWAY).toBe("vpce-0a1b2c3d4e5f60718,vpce-11112222");
   });
 
   it("deploys the endpoint with private DNS off when asked to", () => {
@@ -88,17 +88,20 @@ describe("what limits a caller", () => {
     });
   });
 
-  it("takes both from settings; 0 reserves nothing", () => {
+  it("takes both from settings, the burst being the reserved concurrency; 0 reserves nothing", () => {
     const set = Template.fromStack(
-      synthBrokerApp({ ReservedConcurrency: "20", ThrottlingRateLimit: "5", ThrottlingBurstLimit: "10" })
-        .stacks.broker,
+      synthBrokerApp({ ReservedConcurrency: "20", ThrottlingRateLimit: "5" }).stacks.broker,
     );
     set.hasResourceProperties("AWS::Lambda::Function", { ReservedConcurrentExecutions: 20 });
     set.hasResourceProperties("AWS::ApiGateway::Stage", {
-      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 })],
+      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 20 })],
     });
     const none = Template.fromStack(synthBrokerApp({ ReservedConcurrency: "0" }).stacks.broker);
     none.hasResourceProperties("AWS::Lambda::Function", { ReservedConcurrentExecutions: Match.absent() });
+    // Nothing reserved: the burst is the rate, which an account with a small quota sets low.
+    none.hasResourceProperties("AWS::ApiGateway::Stage", {
+      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 50 })],
+    });
   });
 });
 

@@ -19,7 +19,7 @@ function functionEnvironment(context: Record<string, unknown> = {}): Record<stri
     BROKER_DEFAULT_IAM_ROLE: "ActivationBroker-Api-BrokerNodeRole-1A2B3C",
     BROKER_DEPLOYMENT: "ActivationBroker-Api:0a1b2c3d",
     BROKER_PUBLIC_URL: "https://abc123.execute-api.eu-west-1.amazonaws.com/prod",
-    BROKER_VPC_ENDPOINT_IDS: "vpce-0a1b2c3d4e5f60718",
+    BROKER_VPC_ENDPOINT_FOR_API_GATEWAY: "vpce-0a1b2c3d4e5f60718",
   };
   return Object.fromEntries(
     Object.entries(variables).map(([k, v]) => [

@@ -195,7 +195,7 @@ describe("EKS pools with an existing hybrid nodes role", () => {
   it("create no role and pass the named one", () => {
     const { stacks } = synthBrokerApp({
       ...EXISTING_RESOURCES,
-      HybridNodesRoleName: "AmazonEKSHybridNodesRole",
+      HybridNodesRole: "AmazonEKSHybridNodesRole",
       Pools: { edge: { eksClusterArn: EDGE } },
     });
     const broker = Template.fromStack(stacks.broker);
@@ -224,7 +224,7 @@ describe("bad EKS settings fail synth with one line", () => {
       { Pools: { edge: { eksClusterArn: "arn:aws:eks:eu-west-1:123456789012:cluster/bad.name" } } },
       "cluster name",
     ],
-    [{ Pools: { edge: { eksClusterArn: EDGE } }, HybridNodesRoleName: "bad role" }, "HybridNodesRoleName"],
+    [{ Pools: { edge: { eksClusterArn: EDGE } }, HybridNodesRole: "bad role" }, "HybridNodesRole"],
   ])("%j", (context, reason) => {
     let message = "";
     try {

@@ -1,6 +1,8 @@
+import { App } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
-import { synthBrokerApp, type SynthesizedApp } from "./support";
+import { BrokerStack } from "../../infra/stacks/broker-stack";
+import { cdkJsonContext, synthBrokerApp, type SynthesizedApp } from "./support";
 
 /**
  * Every security property in docs/security.md, asserted on the synthesized templates by shape — never by
@@ -232,9 +234,18 @@ describe("step 3: the broker", () => {
     });
   });
 
-  it("traces the stage and the function with X-Ray unless turned off", () => {
-    broker.hasResourceProperties("AWS::Lambda::Function", { TracingConfig: { Mode: "Active" } });
-    const off = Template.fromStack(synthBrokerApp({ EnableXRay: "false" }).stacks.broker);
+  it("traces the stage and both functions with X-Ray (the constructs' tracing: false turns it off)", () => {
+    broker.hasResourceProperties("AWS::ApiGateway::Stage", { TracingEnabled: true });
+    expect(Object.keys(broker.findResources("AWS::Lambda::Function")).length).toBeGreaterThanOrEqual(2);
+    broker.allResourcesProperties("AWS::Lambda::Function", { TracingConfig: { Mode: "Active" } });
+    const app = new App({ context: { ...cdkJsonContext(), "aws:cdk:bundling-stacks": [] } });
+    const off = Template.fromStack(
+      new BrokerStack(app, "ActivationBroker-Untraced-Api", {
+        vpcEndpointIds: ["vpce-0a1b2c3d4e5f60718"],
+        kmsKey: "1234abcd-12ab-34cd-56ef-1234567890ab",
+        tracing: false,
+      }),
+    );
     off.hasResourceProperties("AWS::ApiGateway::Stage", { TracingEnabled: false });
     off.hasResourceProperties("AWS::Lambda::Function", { TracingConfig: Match.absent() });
   });
@@ -275,8 +286,6 @@ describe("step 3: the broker", () => {
           BROKER_DEFAULT_IAM_ROLE: { Ref: Match.anyValue() },
           BROKER_POOLS: Match.anyValue(),
           BROKER_DEPLOYMENT: Match.anyValue(),
-          BROKER_LEASE_SECONDS: "30",
-          BROKER_ROTATION_WAIT_MS: "5000",
           BROKER_PUBLIC_URL: { "Fn::Join": ["", Match.arrayWith(["https://", ".execute-api."])] },
           POWERTOOLS_SERVICE_NAME: "activation-broker",
           POWERTOOLS_LOG_LEVEL: "INFO",
@@ -372,7 +381,7 @@ describe("step 3: the broker", () => {
       "xray:PutTraceSegments",
       "xray:PutTelemetryRecords",
     ]);
-    const optIn = synthBrokerApp({ EnableXRay: "false", Pools: POOLS });
+    const optIn = synthBrokerApp({ Pools: POOLS });
     for (const t of [broker, Template.fromStack(optIn.stacks.broker)]) {
       for (const s of identityStatements(t).filter((x) => x.Effect === "Allow")) {
         for (const action of actionsOf(s)) expect(action, "action wildcard").not.toMatch(/\*/);

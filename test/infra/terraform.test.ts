@@ -93,13 +93,13 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
       apiGatewayUrl: proxy.url,
       variables: {
         region: REGION,
-        name: NAME,
+        deployment_name: NAME,
         broker_zip: zips.broker,
         janitor_zip: zips.janitor,
         // Overridden by the VPC the harness creates in moto; the example requires them.
-        vpc_id: "vpc-0123456789abcdef0",
-        subnet_ids: ["subnet-0123456789abcdef0"],
-        allowed_ip_ranges: ["10.0.0.0/8"],
+        vpc_id_for_api_gateway: "vpc-0123456789abcdef0",
+        subnets_for_vpc_endpoint: ["subnet-0123456789abcdef0"],
+        allowed_ip_range: ["10.0.0.0/8"],
         lambda_runtime: "nodejs22.x",
         // Deletion protection would (rightly) stop `destroy` at the table.
         table_deletion_protection: false,
@@ -157,7 +157,7 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
   it("refuses bad inputs when planning, each with a message naming the input", async () => {
     const zip = join(tempDir("broker-tf-zip-"), "empty.zip");
     writeFileSync(zip, "");
-    const endpoint = `  vpc_endpoint_ids = ["vpce-0123456789abcdef0"]`;
+    const endpoint = `  vpc_endpoint_for_api_gateway = ["vpce-0123456789abcdef0"]`;
     // Checked when the configuration is validated: one root, one module call per mistake, and
     // terraform reports every one of them.
     const single: Record<string, [string, string]> = {
@@ -178,7 +178,10 @@ describe.skipIf(skip)(`the Terraform module (deploy/terraform)${skip}`, () => {
     };
     // Rules that refer to another input run only once those pass: a root of their own.
     const crossInput: Record<string, [string, string]> = {
-      no_network: ["", "vpc_id: a VPC id (vpc-...), required unless vpc_endpoint_ids"],
+      no_network: [
+        "",
+        "vpc_id_for_api_gateway: a VPC id (vpc-...), required unless vpc_endpoint_for_api_gateway",
+      ],
     };
     for (const mistakes of [single, crossInput]) {
       const failed = await planErrors(zip, mistakes);
@@ -305,10 +308,7 @@ describe("docs/deploy.md on the Terraform module", () => {
       .map((m) => m[1]!)
       .sort();
 
-  it("lists every input of variables.tf, no more, no less", () => {
-    expect(firstColumn("### Inputs (Terraform)")).toEqual(declared("variables.tf", "variable"));
-  });
-
+  // The inputs are the schema's, listed in docs/configuration.md (test/settings-schema.test.ts).
   it("lists every output of outputs.tf, no more, no less", () => {
     expect(firstColumn("### Outputs (Terraform)")).toEqual(declared("outputs.tf", "output"));
   });

@@ -37,7 +37,7 @@ describe("burst of 2,000 concurrent requests, registration limit 10", () => {
       stack = await aLocalStack(
         {
           BROKER_POOLS: pools({ default: { registrationLimit: LIMIT, maxActivationsPerHour: 1000 } }),
-          BROKER_ROTATION_WAIT_MS: "5000",
+          BROKER_ROTATION_WAIT_SECONDS: "5",
         },
         { logger: undefined },
       );

@@ -96,7 +96,7 @@ describe.each(["CreateActivation", "PutParameter"] as const)(
   "a rotation holder that dies after %s",
   (step) => {
     it("blocks others only until its lease lapses; the orphan is tagged for the janitor (I3, I5)", async () => {
-      stack = await aLocalStack({ BROKER_ROTATION_WAIT_MS: "300", BROKER_LEASE_SECONDS: "30" });
+      stack = await aLocalStack({ BROKER_ROTATION_WAIT_SECONDS: "0.3", BROKER_LEASE_SECONDS: "30" });
       const dying = aDyingBroker(stack, step);
       await dying.dead;
 

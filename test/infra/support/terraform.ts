@@ -215,8 +215,8 @@ export function prepareWorkspace(opts: {
     join(dir, "moto_override.tf"),
     `${motoProvider(opts.motoUrl, opts.apiGatewayUrl)}
 module "broker" {
-  vpc_id     = aws_vpc.moto.id
-  subnet_ids = [aws_subnet.moto["a"].id, aws_subnet.moto["b"].id]
+  vpc_id_for_api_gateway   = aws_vpc.moto.id
+  subnets_for_vpc_endpoint = [aws_subnet.moto["a"].id, aws_subnet.moto["b"].id]
 }
 `,
   );

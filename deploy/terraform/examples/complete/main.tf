@@ -8,12 +8,12 @@ provider "aws" {
 module "broker" {
   source = "../.."
 
-  name              = var.name
-  broker_zip        = var.broker_zip
-  janitor_zip       = var.janitor_zip
-  vpc_id            = var.vpc_id
-  subnet_ids        = var.subnet_ids
-  allowed_ip_ranges = var.allowed_ip_ranges
+  deployment_name          = var.deployment_name
+  broker_zip               = var.broker_zip
+  janitor_zip              = var.janitor_zip
+  vpc_id_for_api_gateway   = var.vpc_id_for_api_gateway
+  subnets_for_vpc_endpoint = var.subnets_for_vpc_endpoint
+  allowed_ip_range         = var.allowed_ip_range
 
   pools = {
     linux = {

@@ -8,13 +8,13 @@ variable "region" {
   }
 }
 
-variable "name" {
+variable "deployment_name" {
   description = "Prefix of the deployment's names."
   type        = string
   default     = "activation-broker"
   validation {
-    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,31}$", var.name))
-    error_message = "name: letters, digits and hyphens, starting with a letter, at most 32."
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,31}$", var.deployment_name))
+    error_message = "deployment_name: letters, digits and hyphens, starting with a letter, at most 32."
   }
 }
 
@@ -38,30 +38,30 @@ variable "janitor_zip" {
   }
 }
 
-variable "vpc_id" {
+variable "vpc_id_for_api_gateway" {
   description = "VPC your servers reach over Direct Connect or VPN (DNS resolution and hostnames on)."
   type        = string
   validation {
-    condition     = can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id))
-    error_message = "vpc_id: a VPC id (vpc-...)."
+    condition     = can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id_for_api_gateway))
+    error_message = "vpc_id_for_api_gateway: a VPC id (vpc-...)."
   }
 }
 
-variable "subnet_ids" {
+variable "subnets_for_vpc_endpoint" {
   description = "Two or more subnets of that VPC in different Availability Zones."
   type        = list(string)
   validation {
-    condition     = length(var.subnet_ids) > 0 && alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
-    error_message = "subnet_ids: subnet ids (subnet-...), at least one."
+    condition     = length(var.subnets_for_vpc_endpoint) > 0 && alltrue([for s in var.subnets_for_vpc_endpoint : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "subnets_for_vpc_endpoint: subnet ids (subnet-...), at least one."
   }
 }
 
-variable "allowed_ip_ranges" {
+variable "allowed_ip_range" {
   description = "Your on-premises IPv4 CIDRs."
   type        = list(string)
   validation {
-    condition     = length(var.allowed_ip_ranges) > 0 && alltrue([for c in var.allowed_ip_ranges : can(cidrhost(c, 0))])
-    error_message = "allowed_ip_ranges: IPv4 CIDRs such as 10.0.0.0/8, at least one."
+    condition     = length(var.allowed_ip_range) > 0 && alltrue([for c in var.allowed_ip_range : can(cidrhost(c, 0))])
+    error_message = "allowed_ip_range: IPv4 CIDRs such as 10.0.0.0/8, at least one."
   }
 }
 
