@@ -258,6 +258,30 @@ describe("the pool row in DynamoDB", () => {
       ]);
     });
 
+    it("is left with neither its queue nor `pool` by a rotation that brings a standby alone", async () => {
+      const { pool } = await legacyPool(4);
+      const store = new DynamoDbPoolStore(aws.dynamodb, tableName);
+      expect(await store.acquireLease(pool, leaseAt(3))).toBe(true);
+      const [current, standby] = [activation(NOW + 2 * DAY, 2), activation(NOW + 3 * DAY, 2)];
+      expect(
+        await store.commitRotation(pool, {
+          owner: "o",
+          generation: 3,
+          activation: current,
+          standbys: [standby],
+          depth: 1,
+          refilledAt: NOW,
+        }),
+      ).toMatchObject({ activationId: current.activationId, slot: 1 });
+      // Both queue layouts' attributes start with "q" (queue*, q*); no other attribute does.
+      const left = Object.keys(await rawRow(pool)).filter((k) => k === "pool" || k.startsWith("q"));
+      expect(left).toEqual([]);
+      expect(linksOf(await store.read(pool)).map((l) => l.activationId)).toEqual([
+        current.activationId,
+        standby.activationId,
+      ]);
+    });
+
     it("refuses a refill commit over it once a revoke dropped it", async () => {
       const { pool, current, standby, queue } = await legacyPool(4);
       const store = new DynamoDbPoolStore(aws.dynamodb, tableName);
