@@ -277,6 +277,8 @@ describe("DynamoDbPoolStore", () => {
         withQueue({ L: [entry] }, "0"),
       ],
       ["a queue that is not a list", withQueue({ S: "act-q" })],
+      ["a queue that is one entry, not a list of them", withQueue(entry)],
+      ["a queue missing beside its generation", { ...withQueue({ L: [entry] }), queue: undefined }],
       ["a queue entry that is not a map", withQueue({ L: [{ NULL: true }] })],
       ["a queue entry that is a string", withQueue({ L: [{ S: "act-q" }] })],
       [

@@ -2,7 +2,7 @@
  * The PoolInventory contract (src/core/inventory.ts): the fake and the DynamoDB adapter list the
  * same rows and retire the same way. Retire's condition has a passing and a failing case.
  */
-import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDbPoolInventory } from "../../src/aws/dynamodb-pool-inventory";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
@@ -103,8 +103,11 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     await f.putForeignItem?.();
     const listed = await f.inventory.list();
     const ours = listed.filter((r) => r.pool === a || r.pool === b);
-    expect(ours).toEqual(expect.arrayContaining([await f.store.read(a), await f.store.read(b)]));
     expect(ours).toHaveLength(2);
+    // Strictly: the keys read() gives and no others (none present without a value).
+    for (const pool of [a, b]) {
+      expect(ours.find((r) => r.pool === pool)).toStrictEqual(await f.store.read(pool));
+    }
     expect(listed.map((r) => r.pool)).not.toContain("impostor");
   });
 
@@ -164,6 +167,41 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     expect(row?.queued).toEqual([
       { activationId: `act-${pool}-q1`, expiresAt: NOW + 3 * DAY, limit: 2, issued: 2 },
       { activationId: `act-${pool}-q2`, expiresAt: NOW + 3 * DAY, limit: 2, issued: 2 },
+    ]);
+    expect(row?.revokedActivationId).toBe(`act-${pool}-q2`);
+  });
+
+  it("retires a queued activation without marking it revoked: unused, the queue goes; in use, its slots", async () => {
+    const unused = await withStandby(["q1", "q2"]);
+    expect(await f.inventory.retire(unused, `act-${unused}-q2`)).toBe(true);
+    const dropped = (await f.inventory.list()).find((r) => r.pool === unused);
+    expect(dropped?.queued).toBeUndefined();
+    expect(dropped?.revokedActivationId).toBeUndefined();
+
+    const inUse = await withStandby(["q1", "q2"]);
+    await f.inventory.retire(inUse, `act-${inUse}`);
+    for (let i = 0; i < 4; i++) await f.store.reserve(inUse, NOW); // standby 1-3, q1 slot 1
+    expect(await f.inventory.retire(inUse, `act-${inUse}-q1`)).toBe(true);
+    expect(await drain(inUse)).toEqual([]);
+    const spent = (await f.inventory.list()).find((r) => r.pool === inUse);
+    expect(spent?.queued?.map((q) => q.issued)).toEqual([2, 2]);
+    expect(spent?.revokedActivationId).toBeUndefined();
+  });
+
+  it("refuses to retire an activation the pool does not hold, and leaves its queue as it was", async () => {
+    const pool = await withStandby(["q1", "q2"]);
+    expect(await f.inventory.retire(pool, "act-someone-else", { revoked: true })).toBe(false);
+    const row = (await f.inventory.list()).find((r) => r.pool === pool);
+    expect(row?.revokedActivationId).toBeUndefined();
+    await f.inventory.retire(pool, `act-${pool}`);
+    expect(await drain(pool)).toEqual([
+      "-standby#1",
+      "-standby#2",
+      "-standby#3",
+      "-q1#1",
+      "-q1#2",
+      "-q2#1",
+      "-q2#2",
     ]);
   });
 
@@ -254,6 +292,57 @@ describe("DynamoDbPoolInventory, what it sends", () => {
         command: "ScanCommand",
         input: expect.objectContaining({ TableName: tableName, ConsistentRead: true }),
       },
+    ]);
+  });
+
+  it("gives up on a queued activation after three tries while refills keep moving the row on", async () => {
+    // The packed queue is found by a write that returns the row; after each such read, a refill
+    // that drops an activation commits first (the generation moves on, the queue with it).
+    const client = aws.dynamodb;
+    let reads = 0;
+    const racing = Object.create(client) as typeof client;
+    Object.assign(racing, {
+      send: async (command: UpdateItemCommand) => {
+        const output = (await client.send(command)) as { Attributes?: unknown };
+        if (output.Attributes !== undefined) {
+          reads++;
+          await aws.dynamodb.send(
+            new UpdateItemCommand({
+              TableName: tableName,
+              Key: command.input.Key,
+              UpdateExpression: "SET #g = #g + :one, #qg = #qg + :one",
+              ExpressionAttributeNames: { "#g": "generation", "#qg": "qGeneration" },
+              ExpressionAttributeValues: { ":one": { N: "1" } },
+            }),
+          );
+        }
+        return output;
+      },
+    });
+    const store = new DynamoDbPoolStore(aws.dynamodb, tableName);
+    const pool = "racing-refills";
+    const budget = { max: 10, windowMs: 3_600_000, windowStart: undefined };
+    expect(
+      await store.acquireLease(pool, { owner: "o", generation: 0, now: NOW, deadline: NOW + 1, budget }),
+    ).toBe(true);
+    const [current, standby, q1, q2] = ["", "-standby", "-q1", "-q2"].map((id) => ({
+      activationId: `act${id}`,
+      expiresAt: NOW + DAY,
+      limit: 2,
+    })) as [Link, Link, Link, Link];
+    await store.commitRotation(pool, {
+      owner: "o",
+      generation: 0,
+      activation: current,
+      standbys: [standby, q1, q2],
+    });
+
+    expect(await new DynamoDbPoolInventory(racing, tableName).retire(pool, "act-q2")).toBe(false);
+    expect(reads).toBe(3);
+    // Nothing was retired: the queue is still there, every slot in it.
+    expect((await store.read(pool))?.queued?.map((q) => [q.activationId, q.issued])).toEqual([
+      ["act-q1", 0],
+      ["act-q2", 0],
     ]);
   });
 
