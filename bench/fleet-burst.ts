@@ -87,6 +87,9 @@ the steady-state runs, the store's ceiling and the Lambda handler's cold start.
                           (emulator/ssm-quotas.ts has the documented figures)
   --ssm-activation-rps N  a quota of N calls/s each for CreateActivation, DescribeActivations and
                           DeleteActivation (AWS publishes none; default: none)
+  --rotation-wait-seconds S
+                          the broker's BROKER_ROTATION_WAIT_SECONDS (default: the broker's, 5): how
+                          long a request waits for a rotation before answering 503
   --label NAME            names the results file bench/results/<date>-NAME.json (default "run")
   --cold-start-samples N  processes for the cold-start measurement (default 5)
   --help                  this text`;
@@ -111,6 +114,7 @@ function parseCommandLine() {
       "dynamodb-serial-ms": { type: "string" },
       "ssm-quotas": { type: "string" },
       "ssm-activation-rps": { type: "string" },
+      "rotation-wait-seconds": { type: "string" },
       label: { type: "string", default: "run" },
       "cold-start-samples": { type: "string", default: "5" },
       help: { type: "boolean", short: "h", default: false },
@@ -151,6 +155,7 @@ let containers: number | undefined;
 let latencyProfile: LatencyProfile | undefined;
 let throttleRate: number | undefined;
 let latencyMs: number | undefined;
+let rotationWaitSeconds: number | undefined;
 /** What the emulator is told before each run (POST /_emulator/limits); empty = AWS without limits. */
 const awsLimits: {
   dynamodbItemWriteUnitsPerSecond?: number;
@@ -192,6 +197,10 @@ try {
   if (args["ssm-activation-rps"] !== undefined)
     quotas.push(...activationQuotas(positive("ssm-activation-rps", args["ssm-activation-rps"])));
   if (quotas.length > 0) awsLimits.ssmQuotas = quotas;
+  if (args["rotation-wait-seconds"] !== undefined) {
+    rotationWaitSeconds = positive("rotation-wait-seconds", args["rotation-wait-seconds"]);
+    if (rotationWaitSeconds > 25) throw new UsageError("--rotation-wait-seconds: at most 25");
+  }
   whole("cold-start-samples", args["cold-start-samples"]);
   if (!/^[A-Za-z0-9_-]{1,40}$/.test(args.label))
     throw new UsageError("--label: 1 to 40 letters, digits, _ and - only");
@@ -258,6 +267,7 @@ const brokerEnv = {
   BROKER_DEPLOYMENT: "bench",
   BROKER_POOLS: poolsEnv,
   POWERTOOLS_LOG_LEVEL: "ERROR",
+  ...(rotationWaitSeconds !== undefined && { BROKER_ROTATION_WAIT_SECONDS: String(rotationWaitSeconds) }),
 };
 
 interface ServerOutcome {
@@ -420,6 +430,7 @@ async function main(): Promise<void> {
         standby: !args["no-standby"],
         clockJump: args["clock-jump"],
         awsLimits,
+        rotationWaitSeconds: rotationWaitSeconds ?? null,
       },
       prices: { checked: PRICES_CHECKED, fixedMonthlyUsd: fixedMonthly(), note: FREE_NOTE },
       runs: results,
