@@ -5,7 +5,7 @@ import {
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import { ConfigError } from "../core/errors";
-import type { SecretStore, StoredSecret } from "../core/ports";
+import type { SecretStore, ActivationPair } from "../core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../core/vend-policy";
 import {
   DEFAULT_KMS_KEY_ID,
@@ -57,7 +57,7 @@ export class ParameterStoreSecrets implements SecretStore {
     }
   }
 
-  async put(secret: StoredSecret): Promise<void> {
+  async put(secret: ActivationPair): Promise<void> {
     const document: ParameterDocument = {
       ActivationId: secret.activationId,
       ActivationCode: secret.activationCode,
@@ -93,7 +93,7 @@ export class ParameterStoreSecrets implements SecretStore {
    * activation reads the codes of the ready ones with it, so it reads once per few activations
    * rather than once per activation. Names SSM does not know come back as InvalidParameters.
    */
-  async getMany(pool: string, activationIds: readonly string[]): Promise<StoredSecret[]> {
+  async getMany(pool: string, activationIds: readonly string[]): Promise<ActivationPair[]> {
     let found: { Name?: string | undefined; Value?: string | undefined }[];
     try {
       const { Parameters } = await this.client.send(

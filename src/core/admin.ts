@@ -14,7 +14,8 @@ import type {
 import { STANDARD_TIER_NODE_LIMIT } from "./janitor";
 import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
 import type { Clock, Logger } from "./ports";
-import type { Vendor, VendedPair } from "./vend";
+import type { ActivationPair } from "./ports";
+import type { Vendor } from "./vend";
 import { linksOf, TAG_DEPLOYMENT, TAG_POOL } from "./vend-policy";
 
 /** SSM activation ids are lower-case UUIDs; pool names can never look like one (no dashes at 8/13/…). */
@@ -175,7 +176,7 @@ export class Admin {
   }
 
   /** A pair exactly as a server gets one (it takes a slot); the caller decides whether to show the code. */
-  get(pool: string): Promise<VendedPair> {
+  get(pool: string): Promise<ActivationPair> {
     this.checkPool(pool);
     return this.deps.vendor.vend(pool);
   }

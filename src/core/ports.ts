@@ -220,7 +220,11 @@ export interface ActivationProvider {
   describe(activationId: string): Promise<ActivationCount | undefined>;
 }
 
-export interface StoredSecret {
+/**
+ * An activation's pair as the broker keeps it (its code in Parameter Store) and hands it out (to a
+ * server): it registers until `expiresAt`.
+ */
+export interface ActivationPair {
   readonly pool: string;
   readonly activationId: string;
   readonly activationCode: string;
@@ -228,12 +232,12 @@ export interface StoredSecret {
 }
 
 export interface SecretStore {
-  put(secret: StoredSecret): Promise<void>;
+  put(secret: ActivationPair): Promise<void>;
   /**
    * The secrets stored for these activations (1 to 10 ids, one round trip), in the order asked;
    * an activation with nothing stored is left out.
    */
-  getMany(pool: string, activationIds: readonly string[]): Promise<StoredSecret[]>;
+  getMany(pool: string, activationIds: readonly string[]): Promise<ActivationPair[]>;
   delete(pool: string, activationId: string): Promise<void>;
 }
 

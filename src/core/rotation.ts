@@ -11,7 +11,7 @@ import type {
   Reservation,
   SecretStore,
   Sleeper,
-  StoredSecret,
+  ActivationPair,
 } from "./ports";
 import {
   activationTags,
@@ -153,7 +153,7 @@ export class Rotator {
     );
     if (!done) return { kind: "needless" };
     const reservation = done.committed;
-    const [current, ...standbysMade] = done.created as [StoredSecret, ...StoredSecret[]];
+    const [current, ...standbysMade] = done.created as [ActivationPair, ...ActivationPair[]];
     const { activationId, activationCode, expiresAt } = current;
     this.codes.remember(activationId, activationCode);
     this.standbysMade(pool, standbysMade, depth);
@@ -182,7 +182,7 @@ export class Rotator {
    * CreateActivation (tagged with the generation it is meant for) and PutParameter, for a holder
    * of the lease; the caller commits it. A code that cannot be stored takes its activation along.
    */
-  private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<StoredSecret> {
+  private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<ActivationPair> {
     const { activations, options } = this.deps;
     const expiresAt = newActivationExpiry(pool, now);
     const { activationId, activationCode } = await activations.create({
@@ -212,7 +212,7 @@ export class Rotator {
    * default throughput takes few writes per second, a refill makes several at once, and the
    * SDK's own three attempts would give up on an activation already created.
    */
-  private async storeCode(secret: StoredSecret, until: number): Promise<void> {
+  private async storeCode(secret: ActivationPair, until: number): Promise<void> {
     const { secrets, clock, sleeper } = this.deps;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -236,7 +236,7 @@ export class Rotator {
     lease: { owner: string; generation: number; now: number; count: number },
     commit: (activations: NewActivation[]) => Promise<T | undefined>,
     refused: string,
-  ): Promise<{ created: StoredSecret[]; committed: T } | undefined> {
+  ): Promise<{ created: ActivationPair[]; committed: T } | undefined> {
     const settled = await Promise.allSettled(
       Array.from({ length: lease.count }, (_, i) =>
         this.createActivation(pool, lease.generation + i, lease.now),
@@ -396,7 +396,7 @@ export class Rotator {
   }
 
   /** Standbys just committed: their codes need no read, and each is logged and counted. */
-  private standbysMade(pool: PoolConfig, made: readonly StoredSecret[], depth: number): void {
+  private standbysMade(pool: PoolConfig, made: readonly ActivationPair[], depth: number): void {
     for (const { activationId, activationCode, expiresAt } of made) {
       this.codes.remember(activationId, activationCode);
       this.deps.logger.info("created a standby activation", {

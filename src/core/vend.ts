@@ -9,6 +9,7 @@ import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
 import type {
   ActivationProvider,
   Clock,
+  ActivationPair,
   Logger,
   PoolState,
   PoolStateStore,
@@ -33,14 +34,6 @@ import { Rotator } from "./rotation";
 import { SlotGate, slotsLeftAfter } from "./slot-gate";
 import type { StandbyRefill } from "./standby-refill";
 
-/** What a server is given: a pair that registers until `expiresAt`. */
-export interface VendedPair {
-  readonly pool: string;
-  readonly activationId: string;
-  readonly activationCode: string;
-  readonly expiresAt: number;
-}
-
 /** What the caller's log line and metrics learn of a vend besides the pair. */
 export interface VendReceipt {
   /** The reservation's slot of `limit` (the SlotsLeft metric). */
@@ -51,7 +44,7 @@ export interface VendReceipt {
 }
 
 export interface Vend {
-  readonly pair: VendedPair;
+  readonly pair: ActivationPair;
   readonly receipt: VendReceipt;
 }
 
@@ -165,7 +158,7 @@ export class Vendor {
     return [...this.deps.pools.keys()];
   }
 
-  async vend(poolName: string): Promise<VendedPair> {
+  async vend(poolName: string): Promise<ActivationPair> {
     return (await this.vendWithReceipt(poolName)).pair;
   }
 

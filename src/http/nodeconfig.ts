@@ -4,7 +4,8 @@ import { nodeLabelsFlag } from "../core/eks-pool";
 import { DEFAULT_POOL, POOL_NAME_PATTERN, type PoolConfig } from "../core/pool-config";
 import type { Logger } from "../core/ports";
 import type { RefusedPairs } from "../core/refused-pairs";
-import type { Vendor, VendedPair } from "../core/vend";
+import type { ActivationPair } from "../core/ports";
+import type { Vendor } from "../core/vend";
 import type { HttpRequest, HttpResponse } from "./handler";
 
 /**
@@ -56,7 +57,7 @@ export function createNodeConfigRoute(
  * cluster named `0X1F`, `0o17` or `1e3_0` would reach nodeadm as 31, 15 or 1e+30. A quoted scalar
  * is a string under every YAML reader.
  */
-export function renderNodeConfig(pool: PoolConfig, pair: VendedPair): string {
+export function renderNodeConfig(pool: PoolConfig, pair: ActivationPair): string {
   const eks = pool.eks;
   if (!eks) throw new NotAnEksPoolError(pool.name);
   const flags = [...eks.kubeletFlags, ...nodeLabelsFlag(eks.nodeLabels)];

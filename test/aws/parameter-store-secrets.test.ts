@@ -3,7 +3,7 @@ import { inspect } from "node:util";
 import { GetParameterCommand, ListTagsForResourceCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, ThrottledError, UpstreamUnavailableError } from "../../src/core/errors";
-import type { StoredSecret } from "../../src/core/ports";
+import type { ActivationPair } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_POOL } from "../../src/core/vend-policy";
 import { DEFAULT_PARAMETER_PREFIX } from "../../src/aws/naming";
 import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
@@ -55,7 +55,7 @@ describe("ParameterStoreSecrets", () => {
     aws.emulator.controls.clearFaults();
   });
 
-  function secret(): StoredSecret {
+  function secret(): ActivationPair {
     return {
       pool: "web",
       activationId: randomUUID(),

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SecretStore, StoredSecret } from "../../src/core/ports";
+import type { SecretStore, ActivationPair } from "../../src/core/ports";
 
 export interface SecretStoreFixture {
   readonly store: SecretStore;
@@ -24,7 +24,7 @@ export function secretStoreContract(makeStore: () => Promise<SecretStoreFixture>
       await fixture?.cleanup?.();
     });
 
-    function secret(overrides: Partial<StoredSecret> = {}): StoredSecret {
+    function secret(overrides: Partial<ActivationPair> = {}): ActivationPair {
       return {
         pool: "contract",
         activationId: randomUUID(),

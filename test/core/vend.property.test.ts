@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { RotationInProgressError } from "../../src/core/errors";
 import type { Reservation } from "../../src/core/ports";
-import type { VendedPair } from "../../src/core/vend";
+import type { ActivationPair } from "../../src/core/ports";
 import { linksOf, standbyDepth } from "../../src/core/vend-policy";
 import { aVendor } from "../support/vendor-mother";
 
@@ -55,7 +55,7 @@ async function race(s: fc.Scheduler, limit: number, steps: Step[], standby = fal
   scheduled(s, fx.activations, ["create", "delete"]);
   scheduled(s, fx.secrets, ["put", "getMany", "delete"]);
   const processes = [fx.vendor, fx.newProcess(), fx.newProcess()];
-  const handedOut: { pair: VendedPair; startedAt: number }[] = [];
+  const handedOut: { pair: ActivationPair; startedAt: number }[] = [];
   const refused: unknown[] = [];
   // Each step (a request arriving, or the clock jumping) happens at a point the scheduler picks.
   const running = steps.map((step, i) =>

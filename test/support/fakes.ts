@@ -29,7 +29,7 @@ import type {
   RotationCommit,
   SecretStore,
   Sleeper,
-  StoredSecret,
+  ActivationPair,
 } from "../../src/core/ports";
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -290,17 +290,17 @@ export class InMemoryActivations implements ActivationProvider, ActivationInvent
 }
 
 export class InMemorySecrets implements SecretStore {
-  readonly items = new Map<string, StoredSecret>();
+  readonly items = new Map<string, ActivationPair>();
   gets = 0;
 
-  async put(secret: StoredSecret): Promise<void> {
+  async put(secret: ActivationPair): Promise<void> {
     // Like Parameter Store with Overwrite=false: a second put for the same activation keeps the first.
     const k = key(secret.pool, secret.activationId);
     if (!this.items.has(k)) this.items.set(k, { ...secret });
   }
 
   /** Like GetParameters: one call (counted in `gets`) for 1 to 10 activations. */
-  async getMany(pool: string, activationIds: readonly string[]): Promise<StoredSecret[]> {
+  async getMany(pool: string, activationIds: readonly string[]): Promise<ActivationPair[]> {
     if (activationIds.length < 1 || activationIds.length > 10) {
       throw new Error(`getMany takes 1 to 10 activations, not ${activationIds.length}`);
     }
