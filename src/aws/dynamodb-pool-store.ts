@@ -495,7 +495,14 @@ function legacyQueueIn(value: unknown): NewActivation[] | undefined {
   if (!Array.isArray(value)) return undefined;
   const queue: NewActivation[] = [];
   for (const entry of value as unknown[]) {
-    if (typeof entry !== "object" || entry === null) return undefined;
+    if (
+      entry === null ||
+      // A JSON primitive has no activationId, expiresAt or limit, so the check below refuses it too.
+      // Stryker disable next-line ConditionalExpression: equivalent (see above)
+      typeof entry !== "object"
+    ) {
+      return undefined;
+    }
     const fields = entry as Row;
     const activationId = stringIn(fields, "activationId");
     const expiresAt = numberIn(fields, "expiresAt");
