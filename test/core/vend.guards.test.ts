@@ -651,6 +651,41 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     expect(fx.store.writes).toBe(writes);
   });
 
+  it("a rotation over an activation that expires with slots left did not run dry: the depth stays", async () => {
+    const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
+    const lambda = fx.newContainer();
+    const first = await lambda.vend("default");
+    // No standby to switch to, and no refill on record: a dry pool's depth would double.
+    const row = fx.store.rows.get("default")!;
+    for (const key of [
+      "standbyId",
+      "standbyExpiresAt",
+      "standbyLimit",
+      "standbyIssued",
+      "refilledAt",
+    ] as const) {
+      delete row[key];
+    }
+    const before = fx.activations.created.length;
+    fx.clock.current = first.expiresAt - 30 * 60_000;
+    expect((await lambda.vendWithReceipt("default")).receipt.rotated).toBe(true);
+    expect(fx.activations.created).toHaveLength(before + 1 + 1);
+    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 1 });
+  });
+
+  it("a refill the budget caps records the depth it planned, so the next window makes the rest", async () => {
+    const fx = aVendor(pool({ maxActivationsPerHour: 4 }));
+    const lambda = fx.newContainer();
+    await lambda.vend("default"); // the current activation and its standby: 2 of the budget's 4
+    await lambda.vend("default"); // the standby goes into use: every activation is used
+    // Both of a stock of two used at once: late, so the depth doubles to 4; room for 2 only.
+    fx.store.rows.get("default")!.standbyDepth = 2;
+    expect(await fx.vendor.refillStandby("default")).toBe(true);
+    const row = await fx.store.read("default");
+    expect(row).toMatchObject({ standbyDepth: 4, rotationsInWindow: 4 });
+    expect(linksOf(row).map((l) => l.issued)).toEqual([0, 0]);
+  });
+
   it("a refill that makes fewer than it asked keeps the depth to what it has", async () => {
     const fx = aVendor(pool());
     const lambda = fx.newContainer();
