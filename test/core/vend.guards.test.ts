@@ -572,6 +572,29 @@ describe("a deeper stock (I9)", () => {
     await fx.vendor.refillUntilReady("default");
     expect((await fx.store.read("default"))?.standbyDepth).toBeGreaterThanOrEqual(4);
   });
+
+  it("a refill that finds one activation's slots still free after its own commit did not run out: the depth stays", async () => {
+    const fx = aVendor({
+      pools: { default: { registrationLimit: 2, standby: true, maxActivationsPerHour: 50 } },
+    });
+    const lambda = fx.newContainer();
+    await lambda.vend("default");
+    await lambda.vend("default"); // the current one is spent, its standby unused
+    fx.store.rows.get("default")!.standbyDepth = 2;
+    // The first refill's commit (the standby and one new activation) loses its first activation's
+    // two slots at once: the pool still holds one unused activation, exactly one activation's slots.
+    const commitRefill = fx.store.commitRefill.bind(fx.store);
+    let commits = 0;
+    fx.store.commitRefill = async (name, refill) => {
+      const done = await commitRefill(name, refill);
+      if (done && ++commits === 1) for (let i = 0; i < 2; i++) await fx.store.reserve(name, 0);
+      return done;
+    };
+    await fx.vendor.refillUntilReady("default");
+    const row = await fx.store.read("default");
+    expect(row?.standbyDepth).toBe(2);
+    expect(linksOf(row).map((l) => l.issued)).toEqual([0, 0]); // the spent one dropped
+  });
 });
 
 describe("a deeper stock, what it leaves behind (I9)", () => {
