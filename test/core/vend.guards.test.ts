@@ -54,6 +54,23 @@ describe("the reservation loop", () => {
     expect(store.writes - writes).toBe(4);
   });
 
+  it("a request whose lease write is refused waits like any waiter, counted, before it looks again", async () => {
+    const { store, clock, newProcess } = aVendor();
+    const metrics = new RecordingMetrics();
+    const vendor = newProcess({ metrics });
+    // A rival's lease write lands first, and the rival gives the lease back without committing.
+    const acquire = store.acquireLease.bind(store);
+    store.acquireLease = async () => {
+      store.acquireLease = acquire;
+      return false;
+    };
+    const started = clock.now();
+    const { receipt } = await vendor.vendWithReceipt("default");
+    expect(receipt.rotated).toBe(true);
+    expect(metrics.named("LeaseWaits")).toHaveLength(1);
+    expect(clock.now() - started).toBeGreaterThan(0); // the jittered backoff, not an instant retry
+  });
+
   it("a request that lost the race for the lease reserves right after its first wait, without reading the pool again", async () => {
     const { store, newProcess } = aVendor({ options: { rotationWaitMs: 2_000 } });
     const [vendor, rival] = [newProcess(), newProcess()];
