@@ -4,7 +4,7 @@ import type { Sleeper } from "../../src/core/ports";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
 import { linksOf, TAG_GENERATION } from "../../src/core/vend-policy";
 import { RecordingMetrics } from "../support/fakes";
-import { aVendor, holdLease, standbyMadeLater } from "../support/vendor-mother";
+import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/vendor-mother";
 
 /**
  * What each guard of the vend algorithm is for, one behaviour per guard: the checks that decide
@@ -69,6 +69,22 @@ describe("the reservation loop", () => {
     expect(receipt.rotated).toBe(true);
     expect(metrics.named("LeaseWaits")).toHaveLength(1);
     expect(clock.now() - started).toBeGreaterThan(0); // the jittered backoff, not an instant retry
+  });
+
+  it("a request waiting on this process's refill past the wait's cap reads the pool again rather than writing", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 1, standby: true } } });
+    await fx.vendor.vend("default"); // the current activation and its standby
+    const release = holdCreates(fx.activations);
+    await fx.vendor.vend("default"); // takes the standby; its refill takes the lease and waits on SSM
+    for (let i = 0; i < 100 && !fx.store.rows.get("default")?.leaseOwner; i++) await Promise.resolve();
+    expect(fx.store.rows.get("default")?.leaseOwner).toBeDefined();
+    const writes = fx.store.writes;
+    await expect(fx.vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
+    // The last answer found the pool spent, so its first look is a read; one reservation after its
+    // first wait; then, the refill not committing, each look after a capped wait is a read.
+    expect(fx.store.writes - writes).toBe(1);
+    release();
+    await fx.vendor.idle();
   });
 
   it("a request that lost the race for the lease reserves right after its first wait, without reading the pool again", async () => {
