@@ -127,6 +127,9 @@ export class DynamoDbPoolInventory implements PoolInventory {
         // queue from failing validation rather than the condition.
         "SET #qGeneration = if_not_exists(#qGeneration, :none)",
         "#qGeneration = #generation",
+        // The write succeeds only where qGeneration = generation, so if_not_exists keeps the stored
+        // value and `:none` is never written: any number other than a generation does.
+        // Stryker disable next-line UnaryOperator: equivalent (see above)
         { ":none": -1 },
         "ALL_NEW",
       );
@@ -175,8 +178,8 @@ export class DynamoDbPoolInventory implements PoolInventory {
             ExpressionAttributeNames: Object.fromEntries(
               Object.entries(NAMES).filter(([placeholder]) => used.has(placeholder)),
             ),
-            // DynamoDB refuses an empty map here, and a value the expressions do not use.
-            ...(given.length > 0 && { ExpressionAttributeValues: marshall(Object.fromEntries(given)) }),
+            // DynamoDB refuses a value the expressions do not use; every expression here uses one.
+            ExpressionAttributeValues: marshall(Object.fromEntries(given)),
             ReturnValues: returnValues,
           }),
         ),

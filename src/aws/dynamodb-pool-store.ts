@@ -16,7 +16,7 @@ import type {
   Reservation,
   RotationCommit,
 } from "../core/ports";
-import { reservationFrom } from "../core/vend-policy";
+import { linksOf, reservationFrom } from "../core/vend-policy";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
@@ -495,7 +495,14 @@ function legacyQueueIn(value: unknown): NewActivation[] | undefined {
   if (!Array.isArray(value)) return undefined;
   const queue: NewActivation[] = [];
   for (const entry of value as unknown[]) {
-    if (typeof entry !== "object" || entry === null) return undefined;
+    if (
+      entry === null ||
+      // A JSON primitive has no activationId, expiresAt or limit, so the check below refuses it too.
+      // Stryker disable next-line ConditionalExpression: equivalent (see above)
+      typeof entry !== "object"
+    ) {
+      return undefined;
+    }
     const fields = entry as Row;
     const activationId = stringIn(fields, "activationId");
     const expiresAt = numberIn(fields, "expiresAt");
@@ -600,12 +607,12 @@ function toReservation(item: Item): Reservation {
     // Only reachable if someone edits the table by hand: the conditions above guarantee these.
     throw new Error("Pool row is missing activation attributes after a successful reservation.");
   }
-  // The write counted a slot within the end of the queue it checked; a queue that cannot be read
-  // back (a hand-edited row) must not hand out its last readable slot again.
+  // The write counted a slot within the end of the activations it checked; activations that cannot
+  // be read back (a hand-edited row: a queue that does not unpack, a standby without its id) must
+  // not hand out a slot past the last readable activation's limit.
   const counted = numberIn(unmarshall(item), "issued") ?? 0;
-  const end = [state.limit, state.standbyLimit ?? 0, ...(state.queued ?? []).map((q) => q.limit)];
-  if (state.standbyId !== undefined && counted > end.reduce((sum, l) => sum + l, 0)) {
-    throw new Error("Pool row's queue is unreadable after a successful reservation.");
+  if (counted > linksOf(state).reduce((end, l) => end + l.limit, 0)) {
+    throw new Error("Pool row's activations are unreadable after a successful reservation.");
   }
   return reservationFrom(state);
 }

@@ -151,7 +151,14 @@ function parseDocument(value: string | undefined): ParameterDocument | undefined
     // Stryker restore BlockStatement
     return undefined;
   }
-  if (typeof parsed !== "object" || parsed === null) return undefined;
+  if (
+    parsed === null ||
+    // A JSON primitive has none of the three fields, so the check below refuses it too.
+    // Stryker disable next-line ConditionalExpression: equivalent (see above)
+    typeof parsed !== "object"
+  ) {
+    return undefined;
+  }
   const { ActivationId, ActivationCode, ExpirationDate } = parsed as Record<string, unknown>;
   if (
     typeof ActivationId !== "string" ||

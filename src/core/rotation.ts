@@ -96,7 +96,7 @@ export class Rotator {
     pool: PoolConfig,
     outgoing: PoolState | undefined,
     now: number,
-    { force = false }: { force?: boolean } = {},
+    { force }: { force: boolean },
   ): Promise<RotationResult> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;

@@ -162,13 +162,19 @@ export interface RefillPlan {
  * What a refill starting now does (I9), from the row it read before taking the lease.
  * `afterRefill`: the same task committed a refill just before this read; finding less than one
  * activation's slots left means the pool used that refill up while it ran (the stock ran out).
+ * Only for a pool with an activation (needsStandby), the one whose slots that compares with.
  */
-export function planRefill(state: PoolState, pool: PoolConfig, now: number, afterRefill = false): RefillPlan {
+export function planRefill(
+  state: PoolState,
+  pool: PoolConfig,
+  now: number,
+  afterRefill: boolean,
+): RefillPlan {
   const links = linksOf(state);
   const open = links.findIndex((l) => l.issued < l.limit);
   const dropped = links.slice(0, open < 0 ? links.length : open);
   const kept = links.slice(dropped.length);
-  const ranOut = afterRefill && freeSlots(state) < (links[0]?.limit ?? 0);
+  const ranOut = afterRefill && freeSlots(state) < (links[0] as Link).limit;
   const depth = nextStandbyDepth(state, now, ranOut);
   // With nothing kept, the first new activation becomes current, unused: it counts in the stock.
   const wanted = depth - unusedCount(kept);

@@ -447,7 +447,7 @@ describe("the pool row in DynamoDB", () => {
       const store = new DynamoDbPoolStore(aws.dynamodb, tableName);
       expect(await store.read(pool)).not.toHaveProperty("queued");
       await expect(store.reserve(pool, NOW)).rejects.toThrow(
-        "Pool row's queue is unreadable after a successful reservation.",
+        "Pool row's activations are unreadable after a successful reservation.",
       );
     });
   });

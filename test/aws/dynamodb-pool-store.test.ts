@@ -328,6 +328,21 @@ describe("DynamoDbPoolStore", () => {
       );
     });
 
+    // The reservation's condition reads standbyEnd and standbyExpiresAt, never standbyId: without a
+    // readable id the second slot would be handed out as slot 2 of an activation whose limit is 1.
+    it.each([
+      ["missing", undefined],
+      ["not a string", { N: "8" }],
+    ])(
+      "fails a reservation into a standby whose id is %s instead of handing out a slot past the limit",
+      async (_what, standbyId) => {
+        const pool = await handEditedRow({ ...standbyInUse, standbyId, standbyEnd: { N: "2" } });
+        await expect(store.reserve(pool, NOW)).rejects.toThrow(
+          "Pool row's activations are unreadable after a successful reservation.",
+        );
+      },
+    );
+
     it("fails a switch to a standby whose id is not a string instead of handing it out", async () => {
       const pool = await handEditedRow({
         expiresAt: { N: String(NOW) },

@@ -204,18 +204,20 @@ describe("standby depth (I9)", () => {
       queued: [{ activationId: "q", expiresAt: 10_000_000, limit: 10, issued: 0 }],
       standbyDepth: 3,
     });
-    const plan = planRefill(state, wide, 0);
+    const plan = planRefill(state, wide, 0, false);
     expect(plan).toMatchObject({ seen: ["a", "s", "q"], shift: 10, generation: 4, depth: 3, create: 2 });
     expect(plan.dropped.map((l) => l.activationId)).toEqual(["a"]);
     expect(plan.kept.map((l) => l.activationId)).toEqual(["s", "q"]);
     // The budget's room bounds it: one activation left in the open window.
     const tight = { ...wide, maxActivationsPerHour: 5 };
-    expect(planRefill({ ...state, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1).create).toBe(1);
+    expect(
+      planRefill({ ...state, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1, false).create,
+    ).toBe(1);
     // Nothing kept: the stock of 2 went in 500 ms (at least twice the pace of 2 per
     // STOCK_COVER_MS), so the depth doubles to 4; the first new one is current and, unused,
     // counts in the depth.
     const dry = row({ standbyDepth: 2, refilledAt: 1_000 });
-    expect(planRefill(dry, wide, 1_500)).toMatchObject({ depth: 4, create: 4, shift: 10, kept: [] });
+    expect(planRefill(dry, wide, 1_500, false)).toMatchObject({ depth: 4, create: 4, shift: 10, kept: [] });
   });
 
   it("a reservation on the queue names the activations after it, and asks for a refill below the depth", () => {
@@ -293,7 +295,7 @@ describe("the queue in the policy (I2, I9)", () => {
     const full = { ...spent, issued: 0, standbyDepth: 24, queued: queued(Array(23).fill(later)) };
     // 25 activations on the row: a refill makes none, whatever the depth asks.
     expect(
-      planRefill({ ...full, standbyIssued: 1 }, { ...pool, maxActivationsPerHour: 100 }, NOW).create,
+      planRefill({ ...full, standbyIssued: 1 }, { ...pool, maxActivationsPerHour: 100 }, NOW, false).create,
     ).toBe(0);
     // 24 on the row, two of them in use: the depth asks for two more, the row has room for one.
     const nearlyFull = {
@@ -303,7 +305,7 @@ describe("the queue in the policy (I2, I9)", () => {
       standbyDepth: 24,
       queued: queued(Array(22).fill(later)),
     };
-    expect(planRefill(nearlyFull, { ...pool, maxActivationsPerHour: 100 }, NOW).create).toBe(1);
+    expect(planRefill(nearlyFull, { ...pool, maxActivationsPerHour: 100 }, NOW, false).create).toBe(1);
   });
 
   it("a refill plans the depth the pace needs: fast use deepens it, a slow refill does not", () => {
@@ -311,8 +313,8 @@ describe("the queue in the policy (I2, I9)", () => {
     // Depth 3 recorded; the standby (limit 3) in use, nothing behind it: all 3 used, dry soon.
     const row = { ...spent, issued: 3, standbyLimit: 3, standbyIssued: 1, standbyDepth: 3 };
     const C = STOCK_COVER_MS;
-    expect(planRefill({ ...row, refilledAt: NOW - C }, wide, NOW).depth).toBe(3);
-    expect(planRefill({ ...row, refilledAt: NOW - C / 4 }, wide, NOW).depth).toBe(6);
-    expect(planRefill({ ...row, refilledAt: NOW - 10 * C }, wide, NOW).depth).toBe(1);
+    expect(planRefill({ ...row, refilledAt: NOW - C }, wide, NOW, false).depth).toBe(3);
+    expect(planRefill({ ...row, refilledAt: NOW - C / 4 }, wide, NOW, false).depth).toBe(6);
+    expect(planRefill({ ...row, refilledAt: NOW - 10 * C }, wide, NOW, false).depth).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import type { Sleeper } from "../../src/core/ports";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
 import { linksOf, TAG_GENERATION } from "../../src/core/vend-policy";
 import { RecordingMetrics } from "../support/fakes";
-import { aVendor, holdLease, standbyMadeLater } from "../support/vendor-mother";
+import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/vendor-mother";
 
 /**
  * What each guard of the vend algorithm is for, one behaviour per guard: the checks that decide
@@ -52,6 +52,39 @@ describe("the reservation loop", () => {
     // Its reservation, the winner's lease, its refused lease write, one reservation after its
     // first wait; then, the winner never committing, it only reads.
     expect(store.writes - writes).toBe(4);
+  });
+
+  it("a request whose lease write is refused waits like any waiter, counted, before it looks again", async () => {
+    const { store, clock, newProcess } = aVendor();
+    const metrics = new RecordingMetrics();
+    const vendor = newProcess({ metrics });
+    // A rival's lease write lands first, and the rival gives the lease back without committing.
+    const acquire = store.acquireLease.bind(store);
+    store.acquireLease = async () => {
+      store.acquireLease = acquire;
+      return false;
+    };
+    const started = clock.now();
+    const { receipt } = await vendor.vendWithReceipt("default");
+    expect(receipt.rotated).toBe(true);
+    expect(metrics.named("LeaseWaits")).toHaveLength(1);
+    expect(clock.now() - started).toBeGreaterThan(0); // the jittered backoff, not an instant retry
+  });
+
+  it("a request waiting on this process's refill past the wait's cap reads the pool again rather than writing", async () => {
+    const fx = aVendor({ pools: { default: { registrationLimit: 1, standby: true } } });
+    await fx.vendor.vend("default"); // the current activation and its standby
+    const release = holdCreates(fx.activations);
+    await fx.vendor.vend("default"); // takes the standby; its refill takes the lease and waits on SSM
+    for (let i = 0; i < 100 && !fx.store.rows.get("default")?.leaseOwner; i++) await Promise.resolve();
+    expect(fx.store.rows.get("default")?.leaseOwner).toBeDefined();
+    const writes = fx.store.writes;
+    await expect(fx.vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
+    // The last answer found the pool spent, so its first look is a read; one reservation after its
+    // first wait; then, the refill not committing, each look after a capped wait is a read.
+    expect(fx.store.writes - writes).toBe(1);
+    release();
+    await fx.vendor.idle();
   });
 
   it("a request that lost the race for the lease reserves right after its first wait, without reading the pool again", async () => {
@@ -572,6 +605,29 @@ describe("a deeper stock (I9)", () => {
     await fx.vendor.refillUntilReady("default");
     expect((await fx.store.read("default"))?.standbyDepth).toBeGreaterThanOrEqual(4);
   });
+
+  it("a refill that finds one activation's slots still free after its own commit did not run out: the depth stays", async () => {
+    const fx = aVendor({
+      pools: { default: { registrationLimit: 2, standby: true, maxActivationsPerHour: 50 } },
+    });
+    const lambda = fx.newContainer();
+    await lambda.vend("default");
+    await lambda.vend("default"); // the current one is spent, its standby unused
+    fx.store.rows.get("default")!.standbyDepth = 2;
+    // The first refill's commit (the standby and one new activation) loses its first activation's
+    // two slots at once: the pool still holds one unused activation, exactly one activation's slots.
+    const commitRefill = fx.store.commitRefill.bind(fx.store);
+    let commits = 0;
+    fx.store.commitRefill = async (name, refill) => {
+      const done = await commitRefill(name, refill);
+      if (done && ++commits === 1) for (let i = 0; i < 2; i++) await fx.store.reserve(name, 0);
+      return done;
+    };
+    await fx.vendor.refillUntilReady("default");
+    const row = await fx.store.read("default");
+    expect(row?.standbyDepth).toBe(2);
+    expect(linksOf(row).map((l) => l.issued)).toEqual([0, 0]); // the spent one dropped
+  });
 });
 
 describe("a deeper stock, what it leaves behind (I9)", () => {
@@ -649,6 +705,41 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     const writes = fx.store.writes;
     expect(await fx.vendor.refillStandby("default")).toBe(false);
     expect(fx.store.writes).toBe(writes);
+  });
+
+  it("a rotation over an activation that expires with slots left did not run dry: the depth stays", async () => {
+    const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
+    const lambda = fx.newContainer();
+    const first = await lambda.vend("default");
+    // No standby to switch to, and no refill on record: a dry pool's depth would double.
+    const row = fx.store.rows.get("default")!;
+    for (const key of [
+      "standbyId",
+      "standbyExpiresAt",
+      "standbyLimit",
+      "standbyIssued",
+      "refilledAt",
+    ] as const) {
+      delete row[key];
+    }
+    const before = fx.activations.created.length;
+    fx.clock.current = first.expiresAt - 30 * 60_000;
+    expect((await lambda.vendWithReceipt("default")).receipt.rotated).toBe(true);
+    expect(fx.activations.created).toHaveLength(before + 1 + 1);
+    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 1 });
+  });
+
+  it("a refill the budget caps records the depth it planned, so the next window makes the rest", async () => {
+    const fx = aVendor(pool({ maxActivationsPerHour: 4 }));
+    const lambda = fx.newContainer();
+    await lambda.vend("default"); // the current activation and its standby: 2 of the budget's 4
+    await lambda.vend("default"); // the standby goes into use: every activation is used
+    // Both of a stock of two used at once: late, so the depth doubles to 4; room for 2 only.
+    fx.store.rows.get("default")!.standbyDepth = 2;
+    expect(await fx.vendor.refillStandby("default")).toBe(true);
+    const row = await fx.store.read("default");
+    expect(row).toMatchObject({ standbyDepth: 4, rotationsInWindow: 4 });
+    expect(linksOf(row).map((l) => l.issued)).toEqual([0, 0]);
   });
 
   it("a refill that makes fewer than it asked keeps the depth to what it has", async () => {

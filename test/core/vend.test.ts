@@ -218,6 +218,32 @@ describe("Vendor.vend", () => {
     expect(failing.activations.live()).toHaveLength(0);
   });
 
+  it("pauses twice as long after each throttled try: the jittered backoff from 250 ms", async () => {
+    // random() = 0.5 takes half of each step's ceiling: 250, 500, 1,000 ms.
+    const { vendor, secrets, clock } = aVendor({ random: () => 0.5 });
+    const put = secrets.put.bind(secrets);
+    const tries: number[] = [];
+    secrets.put = (secret) => {
+      tries.push(clock.now());
+      return tries.length <= 3 ? Promise.reject(new ThrottledError("Parameter Store", 1)) : put(secret);
+    };
+    await vendor.vend("default");
+    expect(tries.slice(1).map((at, i) => at - tries[i]!)).toEqual([125, 250, 500]);
+  });
+
+  it("takes no pause that would end at half the lease: the commit needs the rest", async () => {
+    // Pauses of 125, 250, 500, 1,000 ms: the fourth would end 1,875 ms in, half of this lease.
+    const { vendor, secrets, clock } = aVendor({ random: () => 0.5, options: { leaseMs: 3_750 } });
+    const started = clock.now();
+    const tries: number[] = [];
+    secrets.put = () => (
+      tries.push(clock.now() - started),
+      Promise.reject(new ThrottledError("Parameter Store", 1))
+    );
+    await expect(vendor.vend("default")).rejects.toBeInstanceOf(ThrottledError);
+    expect(tries).toEqual([0, 125, 375, 875]);
+  });
+
   it("rotates past an activation whose stored code has disappeared, instead of failing until it is spent", async () => {
     const { vendor, newProcess, secrets, activations, store } = aVendor();
     const first = await vendor.vend("default");
