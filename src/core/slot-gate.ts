@@ -2,14 +2,15 @@ import type { Reservation } from "./ports";
 
 /**
  * How many reservations one process has in flight on one pool (I4, I9): at most the free slots
- * the pool row showed at its last answer (a reservation's returned row, a round's read), and
- * always one, so a request alone still finds out for itself.
+ * the pool row showed at its last answer (a reservation's returned row, a round's read, a switch
+ * or a rotation's commit). When that answer left none and nothing is in flight, a round reads the
+ * row instead of a write finding out.
  *
  * Why: when the stock runs out in a burst, every reservation already on its way fails, and a
  * failed conditional write is billed like a successful one. One process at concurrency 200 spent
  * about 1,800 failed writes in a 2,000-server burst at limit 10 (1.9 write units per vend). With
- * the gate, the write that finds the pool spent is nearly alone: the requests behind it wait for
- * its answer and then join the round it starts.
+ * the gate, the requests behind the last slots wait for their answers and then go to one round
+ * (a read) together.
  *
  * The count is an estimate, never a decision: other processes reserve and refill too. It may let
  * through a write that fails (whose answer sets it to 0) or hold one back until the next answer
@@ -28,7 +29,7 @@ export class SlotGate {
    * nothing is in flight: a round reads the row rather than a write finding out (I9).
    */
   take(): "send" | "wait" | "look" {
-    if (this.inFlight === 0 ? this.free <= 0 : this.inFlight >= this.free) {
+    if (this.inFlight >= this.free) {
       return this.inFlight === 0 ? "look" : "wait";
     }
     this.inFlight++;

@@ -285,7 +285,7 @@ export class Vendor {
     const now = clock.now();
     this.storeAnswerMs = now - asked;
     this.gateOf(pool.name).saw(freeSlots(state));
-    const rotatePast = codeGone !== undefined && linksOf(state).some((l) => l.activationId === codeGone);
+    const rotatePast = linksOf(state).some((l) => l.activationId === codeGone);
     if (!rotatePast && canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
     if (!rotatePast && canSwitchToStandby(state, pool, now)) {
       // The current activation is expiring with slots left: one write moves to the standby.
