@@ -164,7 +164,7 @@ export class Admin {
     this.checkPool(pool);
     const row = (await this.deps.poolInventory.list()).find((r) => r.pool === pool);
     if (row?.activationId) await this.deps.poolInventory.retire(pool, row.activationId);
-    const pair = await this.deps.vendor.vend(pool);
+    const { pair } = await this.deps.vendor.vend(pool);
     // With a standby (I9) the vend took its slot 1; the refill that follows makes it current.
     await this.deps.vendor.idle();
     return {
@@ -178,7 +178,7 @@ export class Admin {
   /** A pair exactly as a server gets one (it takes a slot); the caller decides whether to show the code. */
   get(pool: string): Promise<ActivationPair> {
     this.checkPool(pool);
-    return this.deps.vendor.vend(pool);
+    return this.deps.vendor.vend(pool).then((v) => v.pair);
   }
 
   private checkPool(pool: string, rows?: readonly PoolRow[]): void {

@@ -158,12 +158,8 @@ export class Vendor {
     return [...this.deps.pools.keys()];
   }
 
-  async vend(poolName: string): Promise<ActivationPair> {
-    return (await this.vendWithReceipt(poolName)).pair;
-  }
-
-  /** The same vend, with what the request's log line and metrics report of it. */
-  async vendWithReceipt(poolName: string): Promise<Vend> {
+  /** One pair from the pool, with its receipt: what the request's log line and metrics report of it. */
+  async vend(poolName: string): Promise<Vend> {
     if (!POOL_NAME_PATTERN.test(poolName)) throw new InvalidPoolNameError(poolName);
     const pool = this.deps.pools.get(poolName);
     if (!pool) throw new PoolNotFoundError(poolName);

@@ -72,7 +72,7 @@ export function createHttpHandler(deps: HandlerDependencies): HttpHandler {
       refused !== undefined && deps.refusedPairs && vendor.poolNames().includes(pool)
         ? await deps.refusedPairs.heal(pool, refused)
         : undefined;
-    const { pair, receipt } = await vendor.vendWithReceipt(pool);
+    const { pair, receipt } = await vendor.vend(pool);
     note.outcome = {
       ...(verdict !== undefined && { refused: verdict }),
       outcome: receipt.rotated ? "rotated" : "vended",

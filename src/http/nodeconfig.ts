@@ -40,7 +40,7 @@ export function createNodeConfigRoute(
     if (!pool.eks) throw new NotAnEksPoolError(name);
     const refused = request.query.refused;
     if (refused !== undefined && deps.refusedPairs) await deps.refusedPairs.heal(name, refused);
-    const pair = await deps.vendor.vend(name);
+    const { pair } = await deps.vendor.vend(name);
     deps.logger.info("vended", { pool: pair.pool, activationId: pair.activationId, as: "nodeconfig" });
     return {
       status: 200,

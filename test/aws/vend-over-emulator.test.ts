@@ -70,7 +70,7 @@ describe("Vendor over the emulator", () => {
       1,
     );
     const before = Date.now();
-    const pair = await vendors[0]!.vend("web");
+    const { pair } = await vendors[0]!.vend("web");
     const { ActivationList } = await aws.ssm.send(
       new DescribeActivationsCommand({
         Filters: [{ FilterKey: "ActivationIds", FilterValues: [pair.activationId] }],
@@ -99,7 +99,7 @@ describe("Vendor over the emulator", () => {
 
   it("leaves DefaultInstanceName and Description unset when the pool sets neither", async () => {
     const { vendors } = await brokerProcesses({ plain: {} }, 1);
-    const pair = await vendors[0]!.vend("plain");
+    const { pair } = await vendors[0]!.vend("plain");
     const { ActivationList } = await aws.ssm.send(
       new DescribeActivationsCommand({
         Filters: [{ FilterKey: "ActivationIds", FilterValues: [pair.activationId] }],
@@ -112,7 +112,9 @@ describe("Vendor over the emulator", () => {
   it("calls CreateActivation once per exhaustion while three processes race (I5)", async () => {
     const { vendors, store } = await brokerProcesses({ race: { registrationLimit: 5 } }, 3);
     const before = creations();
-    const pairs = await Promise.all(Array.from({ length: 15 }, (_, i) => vendors[i % 3]!.vend("race")));
+    const pairs = await Promise.all(
+      Array.from({ length: 15 }, (_, i) => vendors[i % 3]!.vend("race").then((v) => v.pair)),
+    );
     await Promise.all(vendors.map((v) => v.idle()));
     const used = new Set(pairs.map((p) => p.activationId));
     expect(used.size).toBe(3);

@@ -39,7 +39,7 @@ function anAdmin(web: { standby?: boolean } = {}) {
 describe("status", () => {
   it("shows every configured pool, in name order, and each pool's counts", async () => {
     const fx = anAdmin();
-    const pair = await fx.vendor.vend("web");
+    const { pair } = await fx.vendor.vend("web");
     await fx.vendor.vend("web");
     fx.activations.register(pair.activationId);
     fx.nodes.othersHybrid = 7;
@@ -92,7 +92,7 @@ describe("status", () => {
 
   it("leaves out the registrations when SSM no longer knows the activation", async () => {
     const fx = anAdmin();
-    const pair = await fx.vendor.vend("web");
+    const { pair } = await fx.vendor.vend("web");
     await fx.activations.delete(pair.activationId);
     expect((await fx.admin.status("web")).pools[0]).not.toHaveProperty("registrationsCount");
   });
@@ -101,7 +101,7 @@ describe("status", () => {
 describe("revoke (I8)", () => {
   it("by pool: retires the row first, then deletes the code and the activation, and logs a security line", async () => {
     const fx = anAdmin();
-    const pair = await fx.vendor.vend("web");
+    const { pair } = await fx.vendor.vend("web");
     fx.activations.register(pair.activationId);
     const result = await fx.admin.revoke("web");
     expect(result).toEqual({
@@ -126,15 +126,15 @@ describe("revoke (I8)", () => {
       revoked: true,
     });
     // The next vend rotates past it.
-    expect((await fx.vendor.vend("web")).activationId).not.toBe(pair.activationId);
+    expect((await fx.vendor.vend("web")).pair.activationId).not.toBe(pair.activationId);
     expect((await fx.admin.status("web")).pools[0]!.revoked).toBe(false);
   });
 
   it("acts on the pool and the activation it names, among several", async () => {
     const fx = anAdmin();
     await fx.vendor.vend("default");
-    const db = await fx.vendor.vend("db");
-    const web = await fx.vendor.vend("web");
+    const { pair: db } = await fx.vendor.vend("db");
+    const { pair: web } = await fx.vendor.vend("web");
     fx.activations.register(web.activationId);
     fx.activations.register(web.activationId);
     expect(await fx.admin.revoke("web")).toEqual({
@@ -150,7 +150,7 @@ describe("revoke (I8)", () => {
 
   it("takes a target as an activation id only when it is exactly one", async () => {
     const fx = anAdmin();
-    const pair = await fx.vendor.vend("web");
+    const { pair } = await fx.vendor.vend("web");
     // Both are valid pool names that happen to contain an id: they are pool names, and unknown.
     await expect(fx.admin.revoke(`0${pair.activationId}`)).rejects.toBeInstanceOf(PoolNotFoundError);
     await expect(fx.admin.revoke(`${pair.activationId}0`)).rejects.toBeInstanceOf(PoolNotFoundError);
@@ -158,7 +158,7 @@ describe("revoke (I8)", () => {
 
   it("by id: revokes an activation the pool has moved past, which is no longer current", async () => {
     const fx = anAdmin();
-    const first = await fx.vendor.vend("web");
+    const { pair: first } = await fx.vendor.vend("web");
     await fx.admin.rotate("web");
     const result = await fx.admin.revoke(first.activationId);
     expect(result).toEqual({
@@ -173,7 +173,7 @@ describe("revoke (I8)", () => {
 
   it("by id: still retires the row when SSM has already lost the activation", async () => {
     const fx = anAdmin();
-    const pair = await fx.vendor.vend("web");
+    const { pair } = await fx.vendor.vend("web");
     await fx.activations.delete(pair.activationId);
     expect(await fx.admin.revoke(pair.activationId)).toEqual({
       activationId: pair.activationId,
@@ -208,7 +208,7 @@ describe("revoke (I8)", () => {
 
   it("retires first: the row is retired before SSM is asked for anything or anything is deleted", async () => {
     const fx = anAdmin();
-    const pair = await fx.vendor.vend("web");
+    const { pair } = await fx.vendor.vend("web");
     const calls: string[] = [];
     const spy = <T extends object>(target: T, name: string, method: keyof T & string) => {
       const original = (target[method] as (...args: unknown[]) => unknown).bind(target);
@@ -233,7 +233,7 @@ describe("revoke (I8)", () => {
 
   it("by id: retires the pool's standby, so no replica hands it out when the current one runs out", async () => {
     const fx = anAdmin({ standby: true });
-    const current = await fx.vendor.vend("web");
+    const { pair: current } = await fx.vendor.vend("web");
     await fx.vendor.idle(); // the standby refill
     const standby = fx.store.rows.get("web")!.standbyId!;
     expect(standby).toBeDefined();
@@ -241,12 +241,12 @@ describe("revoke (I8)", () => {
     expect(result).toEqual({ activationId: standby, pool: "web", wasCurrent: true, registrationsCount: 0 });
     expect(fx.store.rows.get("web")).toMatchObject({ activationId: current.activationId });
     expect(fx.store.rows.get("web")!.standbyId).toBeUndefined();
-    for (let i = 0; i < 8; i++) expect((await fx.vendor.vend("web")).activationId).not.toBe(standby);
+    for (let i = 0; i < 8; i++) expect((await fx.vendor.vend("web")).pair.activationId).not.toBe(standby);
   });
 
   it("by pool: accepts a pool that only has a row left", async () => {
     const fx = anAdmin();
-    const pair = await fx.vendor.vend("web");
+    const { pair } = await fx.vendor.vend("web");
     const row = fx.store.rows.get("web")!;
     fx.store.rows.set("old", { ...row, pool: "old" });
     expect((await fx.admin.revoke("old")).activationId).toBe(pair.activationId);
@@ -257,7 +257,7 @@ describe("rotate and get", () => {
   it("rotate retires the current activation and vends from a fresh one", async () => {
     const fx = anAdmin();
     await fx.vendor.vend("db");
-    const first = await fx.vendor.vend("web");
+    const { pair: first } = await fx.vendor.vend("web");
     const result = await fx.admin.rotate("web");
     expect(result.previousActivationId).toBe(first.activationId);
     expect(result.activationId).not.toBe(first.activationId);

@@ -17,7 +17,7 @@ describe("rotation budget (maxActivationsPerHour)", () => {
     const later = (await fx.vendor.vend("default").catch((e: unknown) => e)) as RotationBudgetExhaustedError;
     expect(later.retryAfterSeconds).toBe(1800);
     fx.clock.advance(HOUR / 2);
-    await expect(fx.vendor.vend("default")).resolves.toMatchObject({ pool: "default" });
+    await expect(fx.vendor.vend("default")).resolves.toMatchObject({ pair: { pool: "default" } });
     expect(fx.activations.created).toHaveLength(4);
   });
 
@@ -72,7 +72,7 @@ describe("parameters do not pile up", () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 2 } } });
     const warm = fx.vendor;
     const cold = fx.newProcess();
-    const x = await warm.vend("default"); // slot 1 of X
+    const { pair: x } = await warm.vend("default"); // slot 1 of X
     const realGet = fx.secrets.getMany.bind(fx.secrets);
     let raced = false;
     fx.secrets.getMany = async (pool, activationIds) => {
@@ -82,7 +82,7 @@ describe("parameters do not pile up", () => {
       }
       return realGet(pool, activationIds);
     };
-    const pair = await cold.vend("default");
+    const { pair } = await cold.vend("default");
     expect(raced).toBe(true);
     expect(fx.activations.created).toHaveLength(2); // no extra rotation
     expect(pair.activationId).toBe(fx.activations.created[1]!.activationId);
@@ -93,9 +93,9 @@ describe("parameters do not pile up", () => {
 
   it("still rotates past a current activation whose code was deleted by hand", async () => {
     const fx = aVendor();
-    const first = await fx.vendor.vend("default");
+    const { pair: first } = await fx.vendor.vend("default");
     fx.secrets.items.clear();
-    const pair = await fx.newProcess().vend("default");
+    const { pair } = await fx.newProcess().vend("default");
     expect(pair.activationId).not.toBe(first.activationId);
     expect(fx.activations.created).toHaveLength(2);
   });
@@ -104,7 +104,7 @@ describe("parameters do not pile up", () => {
 describe("slot-theft detection (reconcile)", () => {
   it("retires the current activation when SSM counts more registrations than pairs issued", async () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 5 } } });
-    const pair = await fx.vendor.vend("default");
+    const { pair } = await fx.vendor.vend("default");
     const deps = { store: fx.store, pools: fx.store, activations: fx.activations, logger: fx.logger };
     fx.activations.register(pair.activationId);
     expect(await reconcilePool(deps, "default")).toMatchObject({ status: "consistent" });
@@ -123,14 +123,14 @@ describe("slot-theft detection (reconcile)", () => {
     });
     expect(fx.logger.text()).not.toContain(pair.activationCode);
     // The next vend rotates at once, although the old activation had 4 slots left by the count.
-    const next = await fx.vendor.vend("default");
+    const { pair: next } = await fx.vendor.vend("default");
     expect(next.activationId).not.toBe(pair.activationId);
     expect(fx.activations.created).toHaveLength(2);
   });
 
   it("reports theft of the outgoing activation on a rotation", async () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 1 } } });
-    const pair = await fx.vendor.vend("default");
+    const { pair } = await fx.vendor.vend("default");
     fx.activations.register(pair.activationId);
     fx.activations.register(pair.activationId);
     await fx.vendor.vend("default");

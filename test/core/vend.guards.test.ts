@@ -65,7 +65,7 @@ describe("the reservation loop", () => {
       return false;
     };
     const started = clock.now();
-    const { receipt } = await vendor.vendWithReceipt("default");
+    const { receipt } = await vendor.vend("default");
     expect(receipt.rotated).toBe(true);
     expect(metrics.named("LeaseWaits")).toHaveLength(1);
     expect(clock.now() - started).toBeGreaterThan(0); // the jittered backoff, not an instant retry
@@ -103,7 +103,7 @@ describe("the reservation loop", () => {
       reads++;
       return read(pool);
     };
-    const { receipt } = await vendor.vendWithReceipt("default");
+    const { receipt } = await vendor.vend("default");
     expect(receipt.slot).toBe(2);
     // The rival read the cold pool once, and so did this request; nothing after its wait.
     expect(reads).toBe(2);
@@ -113,7 +113,7 @@ describe("the reservation loop", () => {
     const { vendor, newProcess, store, secrets, logger } = aVendor({
       pools: { default: { registrationLimit: 3 } },
     });
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     // Another process rotates the pool on (by hand here): the first activation is retired, its
     // code deleted, while a reservation on it is in flight in a cold process.
     const cold = newProcess();
@@ -140,14 +140,14 @@ describe("rotating past a missing code", () => {
     const { vendor, newProcess, secrets, store, activations, logger } = aVendor({
       pools: { default: { registrationLimit: 5 } },
     });
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     for (let i = 0; i < 4; i++) activations.register(first.activationId); // one pair, four nodes
     secrets.items.clear();
     const cold = newProcess();
     let reserves = 0;
     const reserve = store.reserve.bind(store);
     store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
-    const pair = await cold.vend("default");
+    const { pair } = await cold.vend("default");
     expect(pair.activationId).toBe(activations.created[1]!.activationId);
     // One reservation found the code gone; the rotation's commit took the new slot 1.
     expect(reserves).toBe(1);
@@ -173,7 +173,7 @@ describe("rotating past a missing code", () => {
     let reserves = 0;
     const reserve = store.reserve.bind(store);
     store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
-    const { receipt } = await cold.vendWithReceipt("default");
+    const { receipt } = await cold.vend("default");
     expect(receipt.rotated).toBe(true);
     expect(reserves).toBe(1); // not once per slot the standby had left
   });
@@ -220,7 +220,7 @@ describe("the standby's guards", () => {
     };
     const rotations = () => logger.lines.filter((l) => l.message === "rotated to a new activation").length;
     const before = rotations();
-    const { pair, receipt } = await newProcess().vendWithReceipt("default");
+    const { pair, receipt } = await newProcess().vend("default");
     expect(pair.activationId).toBe(standby);
     expect(receipt.rotated).toBe(false);
     expect(rotations()).toBe(before);
@@ -230,7 +230,7 @@ describe("the standby's guards", () => {
     const { vendor, newContainer, clock, store } = aVendor(
       standbyPool({ registrationLimit: 4, expirationHours: 2, safetyMarginMinutes: 30 }),
     );
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.idle();
     // A standby made an hour later outlives the current activation's margin.
     await standbyMadeLater({ vendor, store, clock }, HOUR);
@@ -249,11 +249,11 @@ describe("the standby's guards", () => {
     const { vendor, activations, clock, store } = aVendor(
       standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
     );
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.idle();
     expect(activations.created[1]!.request.tags[TAG_GENERATION]).toBe("2");
     clock.current = first.expiresAt; // current and standby both inside the margin
-    const next = await vendor.vend("default");
+    const { pair: next } = await vendor.vend("default");
     expect(activations.created.find((a) => a.activationId === next.activationId)?.request.tags).toMatchObject(
       { [TAG_GENERATION]: "3" },
     );
@@ -398,7 +398,7 @@ describe("asking another process for the standby (Lambda)", () => {
     await lambda.vend("default"); // the standby goes into use: asks, and the ask fails
     await lambda.vend("default"); // slot 2: no ask
     expect(calls).toBe(1);
-    const rotated = await lambda.vendWithReceipt("default"); // dry: rotates on request, with the standbys
+    const rotated = await lambda.vend("default"); // dry: rotates on request, with the standbys
     expect(rotated.receipt.rotated).toBe(true);
     expect(calls).toBe(1);
     expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 2, standbyIssued: 0 });
@@ -409,7 +409,7 @@ describe("asking another process for the standby (Lambda)", () => {
 
   it("reads the standby's code along with the reserved one's, and only those", async () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
-    const first = await fx.vendor.vend("default"); // rotation, with its standby
+    const { pair: first } = await fx.vendor.vend("default"); // rotation, with its standby
     await fx.vendor.idle();
     const standbyId = (await fx.store.read("default"))?.standbyId;
     const asked: string[][] = [];
@@ -424,7 +424,7 @@ describe("asking another process for the standby (Lambda)", () => {
     const lonely: string[][] = [];
     const lonelyGet = lambda.secrets.getMany.bind(lambda.secrets);
     lambda.secrets.getMany = (pool, ids) => (lonely.push([...ids]), lonelyGet(pool, ids));
-    const noStandby = await lambda.newContainer().vend("default");
+    const { pair: noStandby } = await lambda.newContainer().vend("default");
     expect(asked).toEqual([[first.activationId, standbyId]]);
     expect(lonely).toEqual([[noStandby.activationId]]);
   });
@@ -442,7 +442,7 @@ describe("asking another process for the standby (Lambda)", () => {
     const getMany = fx.secrets.getMany.bind(fx.secrets);
     fx.secrets.getMany = (pool, ids) => (events.push("read"), getMany(pool, ids));
     await lambda.vend("default"); // slot 2 of the current: no ask, reads current + standby
-    const onStandby = lambda.vendWithReceipt("default"); // the standby's slot 1 asks; its code is cached
+    const onStandby = lambda.vend("default"); // the standby's slot 1 asks; its code is cached
     await new Promise((resolve) => setImmediate(resolve));
     expect(events).toEqual(["read", "ask"]);
     answerAsk();
@@ -497,9 +497,9 @@ describe("what the vendor counts", () => {
 
   it("keeps serving when the outgoing code cannot be deleted, and says the janitor will", async () => {
     const { vendor, secrets, logger } = aVendor({ pools: { default: { registrationLimit: 1 } } });
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     secrets.delete = () => Promise.reject(new Error("throttled"));
-    const second = await vendor.vend("default");
+    const { pair: second } = await vendor.vend("default");
     expect(second.activationId).not.toBe(first.activationId);
     const line = logger.lines.find((l) => l.message.startsWith("could not delete the outgoing"));
     expect(line?.extra).toEqual({ pool: "default", activationId: first.activationId, error: "Error" });
@@ -541,7 +541,7 @@ describe("a deeper stock (I9)", () => {
     const { fx, lambda } = await dryPool();
     const standbysLogged = () => fx.logger.lines.filter((l) => l.message === "created a standby activation");
     const before = standbysLogged().length;
-    const { pair, receipt } = await lambda.vendWithReceipt("default"); // dry: rotates with the standbys
+    const { pair, receipt } = await lambda.vend("default"); // dry: rotates with the standbys
     expect(receipt.rotated).toBe(true);
     const row = await fx.store.read("default");
     expect(row).toMatchObject({ activationId: pair.activationId, standbyDepth: 2, standbyIssued: 0 });
@@ -556,7 +556,7 @@ describe("a deeper stock (I9)", () => {
     let creates = 0;
     fx.activations.beforeCreate = () =>
       ++creates === 3 ? Promise.reject(new TypeError("throttled")) : undefined;
-    const { receipt } = await lambda.vendWithReceipt("default");
+    const { receipt } = await lambda.vend("default");
     expect(receipt.rotated).toBe(true);
     const row = await fx.store.read("default");
     expect(row).toMatchObject({ standbyDepth: 1, standbyIssued: 0 });
@@ -657,11 +657,11 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
   it("a rotation over an expiring activation with slots left brings the standbys, the depth halved after a quiet spell", async () => {
     const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
     const lambda = fx.newContainer();
-    const first = await lambda.vend("default");
+    const { pair: first } = await lambda.vend("default");
     fx.store.rows.get("default")!.standbyDepth = 4;
     fx.clock.current = first.expiresAt - 30 * 60_000; // 90 minutes after the stock was made
     const before = fx.activations.created.length;
-    const rotated = await lambda.vendWithReceipt("default");
+    const rotated = await lambda.vend("default");
     expect(rotated.receipt.rotated).toBe(true);
     // Not dry (slots were left): no doubling; long after the last stock was made: halved.
     expect(fx.activations.created).toHaveLength(before + 1 + 2);
@@ -673,14 +673,14 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
   it("a switch to the standby deletes the queue behind it, which nobody used", async () => {
     const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
     const lambda = fx.newContainer();
-    const first = await lambda.vend("default");
+    const { pair: first } = await lambda.vend("default");
     // Standbys made an hour later outlive the current activation's margin.
     fx.store.rows.get("default")!.standbyDepth = 4; // the refill an hour later halves it: two
     expect(await standbyMadeLater(fx, HOUR)).toBe(true);
     const row = await fx.store.read("default");
     const queuedId = row!.queued![0]!.activationId;
     fx.clock.current = first.expiresAt - 30 * 60_000;
-    const switched = await lambda.vend("default");
+    const { pair: switched } = await lambda.vend("default");
     expect(switched.activationId).toBe(row!.standbyId);
     expect(fx.activations.live().map((a) => a.activationId)).not.toContain(queuedId);
   });
@@ -710,7 +710,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
   it("a rotation over an activation that expires with slots left did not run dry: the depth stays", async () => {
     const fx = aVendor(pool({ registrationLimit: 5, expirationHours: 2, safetyMarginMinutes: 30 }));
     const lambda = fx.newContainer();
-    const first = await lambda.vend("default");
+    const { pair: first } = await lambda.vend("default");
     // No standby to switch to, and no refill on record: a dry pool's depth would double.
     const row = fx.store.rows.get("default")!;
     for (const key of [
@@ -724,7 +724,7 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     }
     const before = fx.activations.created.length;
     fx.clock.current = first.expiresAt - 30 * 60_000;
-    expect((await lambda.vendWithReceipt("default")).receipt.rotated).toBe(true);
+    expect((await lambda.vend("default")).receipt.rotated).toBe(true);
     expect(fx.activations.created).toHaveLength(before + 1 + 1);
     expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 1 });
   });

@@ -64,7 +64,7 @@ async function race(s: fc.Scheduler, limit: number, steps: Step[], standby = fal
       const vendor = processes[i % processes.length]!;
       const startedAt = fx.clock.now();
       await vendor.vend("default").then(
-        (pair) => void handedOut.push({ pair, startedAt }),
+        ({ pair }) => void handedOut.push({ pair, startedAt }),
         (error: unknown) => void refused.push(error),
       );
     }),

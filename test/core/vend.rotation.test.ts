@@ -14,7 +14,9 @@ describe("Vendor rotation under contention", () => {
     const { vendor, newProcess, activations } = aVendor({ pools: { default: { registrationLimit: 4 } } });
     const processes = [vendor, newProcess(), newProcess(), newProcess()];
     // Three exhaustions' worth of requests, all at once, spread over four processes.
-    const pairs = await Promise.all(Array.from({ length: 12 }, (_, i) => processes[i % 4]!.vend("default")));
+    const pairs = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => processes[i % 4]!.vend("default").then((v) => v.pair)),
+    );
     expect(activations.created).toHaveLength(3);
     expect(activations.created.filter((a) => a.deleted)).toHaveLength(0);
     const perActivation = new Map<string, number>();
@@ -33,9 +35,9 @@ describe("Vendor rotation under contention", () => {
       nowAtCreate = clock.now();
       leaseSeenByCreate = (await store.read("default"))?.leaseDeadline;
       // Arrives mid-rotation: the lease is held, so it must wait for the commit.
-      late = other.vend("default");
+      late = other.vend("default").then((v) => v.pair);
     };
-    const pair = await vendor.vend("default");
+    const { pair } = await vendor.vend("default");
     const latePair = (await late) as { activationId: string };
     expect(leaseSeenByCreate).toBe(nowAtCreate! + 30_000);
     expect(activations.created).toHaveLength(1);
@@ -59,7 +61,7 @@ describe("Vendor when a code cannot be read", () => {
 
   it("does not cache a failed read: the next request reads the code again", async () => {
     const { vendor, newProcess, secrets } = aVendor();
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     const get = secrets.getMany.bind(secrets);
     let failures = 1;
     secrets.getMany = (pool, ids) =>
@@ -67,8 +69,7 @@ describe("Vendor when a code cannot be read", () => {
     const other = newProcess();
     await expect(other.vend("default")).rejects.toBeInstanceOf(ThrottledError);
     await expect(other.vend("default")).resolves.toMatchObject({
-      activationId: first.activationId,
-      activationCode: first.activationCode,
+      pair: { activationId: first.activationId, activationCode: first.activationCode },
     });
   });
 
@@ -78,7 +79,7 @@ describe("Vendor when a code cannot be read", () => {
     });
     await vendor.vend("default");
     secrets.items.clear();
-    const vend = await newProcess().vendWithReceipt("default");
+    const vend = await newProcess().vend("default");
     const created = activations.created[1]!;
     expect(vend).toEqual({
       pair: {
@@ -111,11 +112,11 @@ describe("Vendor when a code cannot be read", () => {
 
   it("when the code is missing and the holder's lease lapses, rotates past the activation in a later round", async () => {
     const { vendor, newProcess, secrets, activations, store, clock } = aVendor();
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     secrets.items.clear();
     await holdLease({ store, clock }, { generation: 1, forMs: 1_000 });
     // The holder never commits, its lease lapses after 1 s: this request's next round rotates.
-    const pair = await newProcess().vend("default");
+    const { pair } = await newProcess().vend("default");
     expect(pair.activationId).not.toBe(first.activationId);
     expect(activations.created).toHaveLength(2);
   });
@@ -142,7 +143,7 @@ describe("Vendor wait budget", () => {
 
   it("a request with no wait budget still gets one round, and so still rotates", async () => {
     const { vendor, activations } = aVendor({ options: { rotationWaitMs: 0 } });
-    await expect(vendor.vend("default")).resolves.toMatchObject({ pool: "default" });
+    await expect(vendor.vend("default")).resolves.toMatchObject({ pair: { pool: "default" } });
     expect(activations.created).toHaveLength(1);
   });
 
@@ -163,7 +164,9 @@ describe("Vendor coalescing", () => {
     let reads = 0;
     const read = store.read.bind(store);
     store.read = (pool) => (reads++, read(pool));
-    const pairs = await Promise.all(Array.from({ length: 50 }, () => vendor.vend("default")));
+    const pairs = await Promise.all(
+      Array.from({ length: 50 }, () => vendor.vend("default").then((v) => v.pair)),
+    );
     expect(new Set(pairs.map((p) => p.activationId)).size).toBe(5);
     expect(activations.created).toHaveLength(5);
     // 50 first reservations; per rotation a lease and a commit (which takes the rotator's slot);
@@ -186,7 +189,9 @@ describe("Vendor coalescing", () => {
       if (!reservation) refused++;
       return reservation;
     };
-    const pairs = await Promise.all(Array.from({ length: 30 }, () => vendor.vend("default")));
+    const pairs = await Promise.all(
+      Array.from({ length: 30 }, () => vendor.vend("default").then((v) => v.pair)),
+    );
     expect(new Set(pairs.map((p) => `${p.activationId}`)).size).toBe(4);
     expect(refused).toBe(0);
   });
@@ -231,7 +236,7 @@ describe("Vendor logs (what an operator reads; never a code)", () => {
 
   it("a rotation logs the pool, the new activation, its generation, expiry and limit", async () => {
     const { vendor, logger, activations } = aVendor({ pools: { default: { registrationLimit: 3 } } });
-    const pair = await vendor.vend("default");
+    const { pair } = await vendor.vend("default");
     const [line] = entry(logger, "info");
     expect(line?.message).toMatch(/rotated/);
     expect(line?.extra).toEqual({
@@ -263,7 +268,7 @@ describe("Vendor logs (what an operator reads; never a code)", () => {
 
   it("a missing code logs the activation it rotates past", async () => {
     const { vendor, newProcess, secrets, logger } = aVendor();
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     secrets.items.clear();
     await newProcess().vend("default");
     const [line] = entry(logger, "error");

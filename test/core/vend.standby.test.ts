@@ -23,12 +23,12 @@ const standbyPool = (extra: Record<string, unknown> = {}) => ({
 describe("what the standby leaves behind is retired", () => {
   it("promoting the standby in use deletes the exhausted activation's code and checks it for theft", async () => {
     const { vendor, activations, secrets, logger } = aVendor(standbyPool());
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.vend("default");
     await vendor.idle();
     // Three nodes registered with the first activation's two pairs: someone reused one.
     for (let i = 0; i < 3; i++) activations.register(first.activationId);
-    const standbyPair = await vendor.vend("default"); // the standby goes into use
+    const { pair: standbyPair } = await vendor.vend("default"); // the standby goes into use
     await vendor.idle(); // the refill promotes it and makes the next one
     expect(standbyPair.activationId).not.toBe(first.activationId);
     expect(secrets.items.has(`default/${first.activationId}`)).toBe(false);
@@ -45,7 +45,7 @@ describe("what the standby leaves behind is retired", () => {
     const metrics = new RecordingMetrics();
     const { newProcess, activations } = aVendor(standbyPool());
     const vendor = newProcess({ metrics });
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.vend("default");
     await vendor.idle();
     for (let i = 0; i < 3; i++) activations.register(first.activationId);
@@ -58,7 +58,7 @@ describe("what the standby leaves behind is retired", () => {
 
   it("an honest promotion logs no theft", async () => {
     const { vendor, activations, logger } = aVendor(standbyPool());
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.vend("default");
     activations.register(first.activationId);
     activations.register(first.activationId);
@@ -71,28 +71,28 @@ describe("what the standby leaves behind is retired", () => {
     const { vendor, clock, store, secrets } = aVendor(
       standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
     );
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.idle();
     // A standby made an hour later outlives the current activation's margin.
     expect(await standbyMadeLater({ vendor, store, clock }, HOUR)).toBe(true);
     clock.current = first.expiresAt - 30 * 60_000;
-    const switched = await vendor.vend("default");
+    const { pair: switched } = await vendor.vend("default");
     expect(switched.activationId).not.toBe(first.activationId);
     expect(secrets.items.has(`default/${first.activationId}`)).toBe(false);
   });
 
   it("a fallback rotation retires a used standby as well as the current activation", async () => {
     const { vendor, activations, secrets, logger } = aVendor(standbyPool({ registrationLimit: 1 }));
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.idle();
     // The next refill fails (SSM down): current and standby will both be spent, nothing behind.
     activations.beforeCreate = () => Promise.reject(new Error("SSM down"));
-    const standbyPair = await vendor.vend("default"); // takes the standby's only slot
+    const { pair: standbyPair } = await vendor.vend("default"); // takes the standby's only slot
     await vendor.idle();
     activations.register(standbyPair.activationId);
     activations.register(standbyPair.activationId); // reused
     activations.beforeCreate = () => {};
-    const rotated = await vendor.vendWithReceipt("default");
+    const rotated = await vendor.vend("default");
     expect(rotated.receipt.rotated).toBe(true);
     expect(secrets.items.has(`default/${first.activationId}`)).toBe(false);
     expect(secrets.items.has(`default/${standbyPair.activationId}`)).toBe(false);
@@ -141,9 +141,9 @@ describe("a burst waiting on this process's refill", () => {
     };
     // The last reservation's answer left no slot: the first request starts a round without a
     // write (its slot gate knew), and the 20 join that round, without a write either.
-    const first = vendor.vendWithReceipt("default");
+    const first = vendor.vend("default");
     await new Promise((resolve) => setImmediate(resolve));
-    const later = Array.from({ length: 20 }, () => vendor.vendWithReceipt("default"));
+    const later = Array.from({ length: 20 }, () => vendor.vend("default"));
     await new Promise((resolve) => setImmediate(resolve));
     expect(store.writes - writes).toBe(0);
     release();

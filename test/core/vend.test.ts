@@ -50,7 +50,7 @@ function slowDown(store: object, clock: FakeClock, ms: number): void {
 describe("Vendor.vend", () => {
   it("creates the first activation on demand and hands out its pair", async () => {
     const { vendor, activations, clock } = aVendor({ pools: { default: { registrationLimit: 5 } } });
-    const vend = await vendor.vendWithReceipt("default");
+    const vend = await vendor.vend("default");
     expect(activations.created).toHaveLength(1);
     const created = activations.created[0]!;
     expect(vend).toEqual({
@@ -85,7 +85,9 @@ describe("Vendor.vend", () => {
     const { vendor, newProcess, secrets } = aVendor({ pools: { default: { registrationLimit: 1000 } } });
     await vendor.vend("default");
     const other = newProcess();
-    const pairs = await Promise.all(Array.from({ length: 50 }, () => other.vend("default")));
+    const pairs = await Promise.all(
+      Array.from({ length: 50 }, () => other.vend("default").then((v) => v.pair)),
+    );
     expect(new Set(pairs.map((p) => p.activationCode)).size).toBe(1);
     expect(secrets.gets).toBe(1);
   });
@@ -93,7 +95,7 @@ describe("Vendor.vend", () => {
   it("rotates exactly when the registration limit is reached (I1, I5)", async () => {
     const { vendor, activations, store } = aVendor({ pools: { default: { registrationLimit: 3 } } });
     const ids = [];
-    for (let i = 0; i < 7; i++) ids.push((await vendor.vend("default")).activationId);
+    for (let i = 0; i < 7; i++) ids.push((await vendor.vend("default")).pair.activationId);
     const created = activations.created.map((a) => a.activationId);
     expect(ids).toEqual([created[0], created[0], created[0], created[1], created[1], created[1], created[2]]);
     expect((await store.read("default"))?.generation).toBe(3);
@@ -104,11 +106,11 @@ describe("Vendor.vend", () => {
     const { vendor, activations, clock } = aVendor({
       pools: { default: { registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 } },
     });
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     clock.current = first.expiresAt - 30 * 60_000 - 1;
-    expect((await vendor.vend("default")).activationId).toBe(first.activationId);
+    expect((await vendor.vend("default")).pair.activationId).toBe(first.activationId);
     clock.current = first.expiresAt - 30 * 60_000;
-    const next = await vendor.vend("default");
+    const { pair: next } = await vendor.vend("default");
     expect(next.activationId).not.toBe(first.activationId);
     expect(next.expiresAt).toBeGreaterThan(clock.now() + 30 * 60_000);
     expect(activations.created).toHaveLength(2);
@@ -132,7 +134,7 @@ describe("Vendor.vend", () => {
     await holdLease({ store, clock }, { owner: "crashed" });
     await expect(vendor.vend("default")).rejects.toBeInstanceOf(RotationInProgressError);
     clock.current += 30_000;
-    const pair = await vendor.vend("default");
+    const { pair } = await vendor.vend("default");
     expect(pair.activationId).toBe(activations.created[0]!.activationId);
     expect((await store.read("default"))?.leaseOwner).toBeUndefined();
   });
@@ -156,7 +158,7 @@ describe("Vendor.vend", () => {
         expiresAt: 0,
       });
     };
-    const pair = await vendor.vend("default");
+    const { pair } = await vendor.vend("default");
     expect(pair.activationId).toBe("winner");
     expect(activations.created).toHaveLength(1);
     expect(activations.created[0]!.deleted).toBe(true);
@@ -176,7 +178,7 @@ describe("Vendor.vend", () => {
       rotationsInWindow: 1,
     });
     activations.beforeCreate = () => {};
-    await expect(vendor.vend("default")).resolves.toMatchObject({ pool: "default" });
+    await expect(vendor.vend("default")).resolves.toMatchObject({ pair: { pool: "default" } });
   });
 
   it("deletes the new activation when storing its code fails", async () => {
@@ -195,7 +197,7 @@ describe("Vendor.vend", () => {
       tries.push(clock.now());
       return tries.length <= 3 ? Promise.reject(new ThrottledError("Parameter Store", 1)) : put(secret);
     };
-    const pair = await vendor.vend("default");
+    const { pair } = await vendor.vend("default");
     expect(pair.activationCode).toBe(activations.created[0]!.code);
     expect(activations.created).toHaveLength(1);
     expect(activations.live()).toHaveLength(1);
@@ -246,9 +248,9 @@ describe("Vendor.vend", () => {
 
   it("rotates past an activation whose stored code has disappeared, instead of failing until it is spent", async () => {
     const { vendor, newProcess, secrets, activations, store } = aVendor();
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     secrets.items.clear(); // e.g. the parameter was deleted by hand
-    const pair = await newProcess().vend("default");
+    const { pair } = await newProcess().vend("default");
     expect(pair.activationId).not.toBe(first.activationId);
     expect(pair.activationCode).toBe(activations.created[1]!.code);
     expect((await store.read("default"))?.generation).toBe(2);
@@ -276,7 +278,7 @@ describe("Vendor with a standby activation (I9)", () => {
 
   it("creates a standby in the background after the first rotation; exhaustion moves to it in one write", async () => {
     const { vendor, activations, store } = aVendor(standbyPool());
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.idle();
     expect(activations.created).toHaveLength(2);
     const standby = activations.created[1]!;
@@ -294,7 +296,7 @@ describe("Vendor with a standby activation (I9)", () => {
     const reserve = store.reserve.bind(store);
     let reserves = 0;
     store.reserve = (pool, validUntil) => (reserves++, reserve(pool, validUntil));
-    const next = await vendor.vend("default");
+    const { pair: next } = await vendor.vend("default");
     expect(next.activationId).toBe(standby.activationId);
     expect(next.activationCode).toBe(standby.code);
     expect(reserves).toBe(1);
@@ -317,7 +319,7 @@ describe("Vendor with a standby activation (I9)", () => {
     const { vendor, activations, clock } = aVendor(standbyPool({ registrationLimit: 2 }));
     const used = new Set<string>();
     for (let i = 0; i < 25; i++) {
-      used.add((await vendor.vend("default")).activationId);
+      used.add((await vendor.vend("default")).pair.activationId);
       await vendor.idle();
       const unused = activations.live().filter((a) => !used.has(a.activationId));
       expect(unused.length).toBeLessThanOrEqual(1);
@@ -338,7 +340,7 @@ describe("Vendor with a standby activation (I9)", () => {
     // one: the pace measured deepens the stock, and a rotation brings the standbys along.
     for (let burst = 0; burst < 4; burst++) {
       const settled = await Promise.allSettled(Array.from({ length: 12 }, () => vendor.vend("default")));
-      for (const r of settled) if (r.status === "fulfilled") used.add(r.value.activationId);
+      for (const r of settled) if (r.status === "fulfilled") used.add(r.value.pair.activationId);
       await vendor.idle();
       const depth = standbyDepth(await store.read("default"));
       expect((await unusedOnRow()).length).toBeLessThanOrEqual(depth);
@@ -348,7 +350,7 @@ describe("Vendor with a standby activation (I9)", () => {
     store.rows.get("default")!.standbyDepth = 8;
     for (let i = 0; i < 40; i++) {
       clock.advance(QUIET_MS);
-      used.add((await vendor.vend("default")).activationId);
+      used.add((await vendor.vend("default")).pair.activationId);
       await vendor.idle();
     }
     expect(standbyDepth(await store.read("default"))).toBe(1);
@@ -432,7 +434,7 @@ describe("Vendor with a standby activation (I9)", () => {
     expect(logger.text()).toContain("standby refill failed");
     expect(activations.live()).toHaveLength(1);
     activations.beforeCreate = () => {};
-    const { pair: second, receipt } = await vendor.vendWithReceipt("default");
+    const { pair: second, receipt } = await vendor.vend("default");
     // Rotated on the request, past the spent first activation: a dry pool also brings standbys.
     expect(second.activationId).not.toBe(activations.created[0]!.activationId);
     expect(receipt.rotated).toBe(true);
@@ -450,7 +452,7 @@ describe("Vendor with a standby activation (I9)", () => {
     const { vendor, activations, clock, store } = aVendor(
       standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
     );
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.idle();
     // A standby made an hour later outlives the current activation's margin.
     await standbyMadeLater({ vendor, store, clock }, HOUR);
@@ -458,7 +460,7 @@ describe("Vendor with a standby activation (I9)", () => {
     clock.current = first.expiresAt - 30 * 60_000;
     const created = activations.created.length;
     const release = holdCreates(activations);
-    const switched = await vendor.vend("default");
+    const { pair: switched } = await vendor.vend("default");
     expect(switched.activationId).toBe(standbyId);
     expect(switched.expiresAt).toBeGreaterThan(clock.now() + 30 * 60_000);
     expect(activations.created.length).toBe(created); // no CreateActivation on the request path
@@ -471,11 +473,11 @@ describe("Vendor with a standby activation (I9)", () => {
     const { vendor, activations, clock } = aVendor(
       standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
     );
-    const first = await vendor.vend("default");
+    const { pair: first } = await vendor.vend("default");
     await vendor.idle();
     const idleStandby = activations.created[1]!;
     clock.current = first.expiresAt; // both are inside the margin now
-    const next = await vendor.vend("default");
+    const { pair: next } = await vendor.vend("default");
     expect([first.activationId, idleStandby.activationId]).not.toContain(next.activationId);
     expect(idleStandby.deleted).toBe(true);
   });

@@ -121,7 +121,7 @@ if (process.env.FAULT_MODE === "serve") {
   const pool = process.env.FAULT_POOL ?? "default";
   const vends = Number(process.env.FAULT_VENDS ?? "1");
   for (let i = 0; i < vends; i++) {
-    const pair = await vendor.vend(pool).catch(() => undefined);
+    const pair = (await vendor.vend(pool).catch(() => undefined))?.pair;
     if (pair) {
       const { activationId, activationCode, expiresAt } = pair;
       const line = {

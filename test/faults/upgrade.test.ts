@@ -99,7 +99,7 @@ describe.each(RELEASES)("upgrading a live deployment from %s (old and new code o
       // The old release put the slot in the pair; the new code reports it in the receipt.
       return {
         vend: async (pool: string): Promise<Handed> => {
-          const { pair, receipt } = await vendor.vendWithReceipt(pool);
+          const { pair, receipt } = await vendor.vend(pool);
           return { ...pair, slot: receipt.slot };
         },
         idle: () => vendor.idle(),
