@@ -18,7 +18,6 @@ import type {
   Sleeper,
 } from "./ports";
 import {
-  backoffMs,
   canReserve,
   canSwitchToStandby,
   freeSlots,
@@ -28,6 +27,7 @@ import {
   rotationBudgetRetryAfterSeconds,
   rotationRetryAfterSeconds,
   safetyMarginMs,
+  waitPauseMs,
 } from "./vend-policy";
 import type { Metrics } from "./metrics";
 import { Rotator } from "./rotation";
@@ -104,8 +104,7 @@ const BUDGET_WARNING_INTERVAL_MS = 60_000;
 const REFILL_WAIT_CAP_MS = 1_000;
 
 /**
- * The longest a waiting request sleeps between looks at the pool, however slow the store: the
- * jittered backoff's own cap. Measured on a store serving one request at a time (20 ms each,
+ * The longest a slow store's answers stretch a waiting request's pause. Measured on a store serving one request at a time (20 ms each,
  * N=1,000, C=100, L=10, one process): pauses up to 2 s left 31 of 1,000 requests past their 5 s
  * wait (503), the jittered backoff alone 10; a waiter that sleeps long misses the commit it waits for.
  */
@@ -115,8 +114,9 @@ const SLOW_STORE_WAIT_CAP_MS = 500;
  * A waiting request's pause: the jittered backoff, but never shorter than the store's last answer
  * took (within SLOW_STORE_WAIT_CAP_MS). A store that answers slowly is at its limit: polling it
  * faster than it answers would add the waiters' calls to its queue, so they look less often
- * instead (I9). Every pause is within the backoff's cap, so a request ends within its wait
- * (rotationWaitMs, at most 25 s) and half a second, inside API Gateway's 29 s.
+ * instead (I9). No pause is longer than a fifth of what the wait has left (waitPauseMs) or half a
+ * second, so a request ends within its wait (rotationWaitMs, at most 25 s) and half a second,
+ * inside API Gateway's 29 s.
  */
 export function calmBackoffMs(backoff: number, storeAnswerMs: number): number {
   return Math.max(backoff, Math.min(SLOW_STORE_WAIT_CAP_MS, storeAnswerMs));
@@ -203,7 +203,9 @@ export class Vendor {
       let round = this.rounds.get(pool.name);
       if (!round) {
         const started: Round = {
-          outcome: this.investigate(pool, attempt, codeGone).finally(() => this.rounds.delete(pool.name)),
+          outcome: this.investigate(pool, attempt, giveUpAt, codeGone).finally(() =>
+            this.rounds.delete(pool.name),
+          ),
           waiting: [],
         };
         this.rounds.set(pool.name, started);
@@ -274,7 +276,12 @@ export class Vendor {
    * reservation would fail the same way until the limit ran out, so rotate past it, exactly as
    * if it were spent.
    */
-  private async investigate(pool: PoolConfig, attempt: number, codeGone?: string): Promise<RoundOutcome> {
+  private async investigate(
+    pool: PoolConfig,
+    attempt: number,
+    giveUpAt: number,
+    codeGone?: string,
+  ): Promise<RoundOutcome> {
     const { store, clock, logger } = this.deps;
     const asked = clock.now();
     const state = await store.read(pool.name);
@@ -316,7 +323,7 @@ export class Vendor {
       // Another request took the lease first: wait for its commit like any other waiter, rather
       // than write again at once (on Lambda, every container that found the pool spent races).
       // The next round reads the row, and answers 429 if the budget, not a rival, refused it.
-      if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt);
+      if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt, giveUpAt);
       // The commit took slot 1 for the rotator. A needless rotation leaves no estimate: one retry.
       if (rotation.kind !== "rotated") {
         this.gateOf(pool.name).forget();
@@ -329,7 +336,7 @@ export class Vendor {
         freeSlots: pool.registrationLimit - 1,
       };
     }
-    return this.waitForHolder(pool, state, attempt);
+    return this.waitForHolder(pool, state, attempt, giveUpAt);
   }
 
   /** Another request holds the rotation lease: wait until the pool may have changed. */
@@ -337,9 +344,10 @@ export class Vendor {
     pool: PoolConfig,
     state: PoolState | undefined,
     attempt: number,
+    giveUpAt: number,
   ): Promise<RoundOutcome> {
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
-    const woken = await this.untilPoolChanges(pool.name, attempt);
+    const woken = await this.untilPoolChanges(pool.name, attempt, giveUpAt);
     this.gateOf(pool.name).forget();
     // Woken by our own refill's commit: a standby's worth of slots has just appeared.
     return { state, freeSlots: woken ? pool.registrationLimit : 0 };
@@ -350,11 +358,12 @@ export class Vendor {
    * its commit is what everyone waits for: wake at that commit (or after a cap) rather than on a
    * blind timer. Otherwise a jittered backoff. True when woken by a commit or the refill's end.
    */
-  private async untilPoolChanges(pool: string, attempt: number): Promise<boolean> {
+  private async untilPoolChanges(pool: string, attempt: number, giveUpAt: number): Promise<boolean> {
     const { sleeper } = this.deps;
     const refillCommit = this.standbyRefill.nextCommit(pool);
     if (!refillCommit) {
-      await sleeper.sleep(calmBackoffMs(backoffMs(attempt, this.random), this.storeAnswerMs));
+      const pause = waitPauseMs(attempt, giveUpAt - this.deps.clock.now(), this.random);
+      await sleeper.sleep(calmBackoffMs(pause, this.storeAnswerMs));
       return false;
     }
     return Promise.race([refillCommit.then(() => true), sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false)]);

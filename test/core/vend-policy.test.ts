@@ -16,6 +16,7 @@ import {
   rotationRetryAfterSeconds,
   standbyDepth,
   STOCK_COVER_MS,
+  waitPauseMs,
 } from "../../src/core/vend-policy";
 import type { PoolState } from "../../src/core/ports";
 
@@ -73,6 +74,18 @@ describe("vend policy", () => {
     expect(backoffMs(0, () => 0.999)).toBe(49);
     expect(backoffMs(3, () => 0.999)).toBe(399);
     expect(backoffMs(20, () => 0.999)).toBe(499);
+  });
+
+  it("a waiter's pause is capped at a fifth of what its wait has left, within [50 ms, 1 s]", () => {
+    const top = () => 0.999;
+    expect(waitPauseMs(20, 25_000, top)).toBe(999); // a long wait: at most 1 s
+    expect(waitPauseMs(20, 5_000, top)).toBe(999);
+    expect(waitPauseMs(20, 2_500, top)).toBe(499);
+    expect(waitPauseMs(20, 1_000, top)).toBe(199);
+    expect(waitPauseMs(20, 100, top)).toBe(49); // the end of the wait: still 50 ms at most
+    expect(waitPauseMs(20, -300, top)).toBe(49);
+    expect(waitPauseMs(0, 5_000, top)).toBe(49); // the backoff's own growth still applies
+    expect(waitPauseMs(20, 5_000, () => 0)).toBe(10);
   });
 
   it("asks clients to retry after the lease's rest, within 1–5 s", () => {

@@ -412,6 +412,23 @@ describe("Vendor with a standby activation (I9)", () => {
       expect(await reads(300)).toBe(8); // with the jittered pauses alone: 10
     });
 
+    it("a waiter looks more often as its wait runs out: the oldest waiters are the likeliest to get a commit's slots", async () => {
+      const { vendor, store, clock } = aVendor({ pools: { default: { registrationLimit: 1 } } });
+      await holdLease({ store, clock }, { generation: 0, forMs: 60_000 });
+      const started = clock.now();
+      const looks: number[] = [];
+      const read = store.read.bind(store);
+      store.read = (pool: string) => (looks.push(clock.now() - started), read(pool));
+      await expect(vendor.vend("default")).rejects.toThrow(RotationInProgressError);
+      const firstHalf = looks.filter((t) => t < 2_500).length;
+      const lastSecond = looks.filter((t) => t >= 4_000).length;
+      // With this random: 10 looks in the first 2.5 s and 24 in the last second (with the fixed
+      // 500 ms cap before: 13 and 4). No pause outlasts a fifth of what the wait had left.
+      expect(lastSecond).toBeGreaterThan(firstHalf);
+      const gaps = looks.slice(1).map((t, i) => ({ gap: t - looks[i]!, left: 5_000 - looks[i]! }));
+      for (const { gap, left } of gaps) expect(gap).toBeLessThanOrEqual(Math.max(50, left / 5));
+    });
+
     it("pauses as long as the store's last answer took, up to the backoff's cap of 500 ms", () => {
       expect(calmBackoffMs(50, 0)).toBe(50);
       expect(calmBackoffMs(50, 49)).toBe(50);
