@@ -104,9 +104,9 @@ const BUDGET_WARNING_INTERVAL_MS = 60_000;
 const REFILL_WAIT_CAP_MS = 1_000;
 
 /**
- * The longest a slow store's answers stretch a waiting request's pause. Measured on a store serving one request at a time (20 ms each,
- * N=1,000, C=100, L=10, one process): pauses up to 2 s left 31 of 1,000 requests past their 5 s
- * wait (503), the jittered backoff alone 10; a waiter that sleeps long misses the commit it waits for.
+ * The longest a slow store's answers stretch a waiting request's pause. Measured on a store serving
+ * one request at a time (20 ms each, N=1,000, C=100, L=10, one process): pauses up to 2 s left 31
+ * of 1,000 requests past their 5 s wait, the backoff alone 10: a sleeping waiter misses the commit.
  */
 const SLOW_STORE_WAIT_CAP_MS = 500;
 
