@@ -102,6 +102,15 @@ const MAX_ATTEMPTS = 100;
 const BUDGET_WARNING_INTERVAL_MS = 60_000;
 /** Longest a request waits on this process's refill before looking at the pool again. */
 const REFILL_WAIT_CAP_MS = 1_000;
+/**
+ * A pool whose row keeps moving on (rotations and refills commit) is busy, not stuck: a request
+ * that sees it move waits another `rotationWaitMs` from then, up to this long in all, before its
+ * 503. At Parameter Store's default throughput (3 `PutParameter` a second, one per activation) an
+ * L=10 pool serves about 30 vends a second, so 200 requests in flight wait about 6.7 s each
+ * (Little's law): past a fixed 5 s wait whatever the order. 15 s leaves the function (25 s) time
+ * for the request's own rotation, inside API Gateway's 29 s.
+ */
+const BUSY_POOL_WAIT_CAP_MS = 15_000;
 
 /**
  * The longest a slow store's answers stretch a waiting request's pause. Measured on a store serving
@@ -165,9 +174,11 @@ export class Vendor {
     if (!pool) throw new PoolNotFoundError(poolName);
 
     const { clock, options } = this.deps;
-    const giveUpAt = clock.now() + options.rotationWaitMs;
+    const started = clock.now();
+    let giveUpAt = started + options.rotationWaitMs;
     const ticket = this.nextTicket++;
     let lastSeen: PoolState | undefined;
+    let lastMark: string | undefined;
     // A round under way means this process found the pool drained a moment ago: join it rather
     // than spend a write that would most likely fail.
     let skipReservation = this.rounds.has(pool.name);
@@ -217,6 +228,12 @@ export class Vendor {
       const turn = round.waiting.filter((t) => t < ticket).length;
       if (outcome.pair && turn === 0) return outcome.pair; // slot 1 of the new activation
       lastSeen = outcome.state;
+      const mark = progressMark(outcome.state);
+      if (lastMark !== undefined && mark !== lastMark) {
+        const cap = started + Math.max(options.rotationWaitMs, BUSY_POOL_WAIT_CAP_MS);
+        giveUpAt = Math.min(cap, clock.now() + options.rotationWaitMs);
+      }
+      lastMark = mark;
       // Not admitted: the slots the round saw are the earlier turns'; the next round starts at
       // once (it waits for this process's refill, or notices the pool spent and rotates). A
       // request alone in its round (on Lambda, every one) reserves again after its first round
@@ -412,4 +429,9 @@ export class Vendor {
     const { pool, activationId, expiresAt, slot, limit } = reservation;
     return { pair: { pool, activationId, activationCode, expiresAt }, receipt: { slot, limit, rotated } };
   }
+}
+
+/** What changes when a pool moves on: a rotation or a switch bumps the generation, a refill stamps refilledAt. */
+function progressMark(state: PoolState | undefined): string {
+  return `${state?.generation ?? 0}/${state?.refilledAt ?? 0}`;
 }

@@ -429,6 +429,43 @@ describe("Vendor with a standby activation (I9)", () => {
       for (const { gap, left } of gaps) expect(gap).toBeLessThanOrEqual(Math.max(50, left / 5));
     });
 
+    it("a waiter keeps waiting while the pool moves on (up to 15 s), not while it stands still", async () => {
+      /** How long a request waits for a lease holder while the row moves on at these times (ms). */
+      const waitFor = async (movesAt: number[], what: "generation" | "refilledAt") => {
+        const { vendor, store, clock } = aVendor({ pools: { default: { registrationLimit: 1 } } });
+        await holdLease({ store, clock }, { generation: 0, forMs: 60_000 });
+        const started = clock.now();
+        // Another process's commits, whose slots go to others: the row moves on, never with a
+        // slot for this request.
+        const read = store.read.bind(store);
+        const pending = [...movesAt];
+        store.read = (pool: string) => {
+          const row = store.rows.get(pool)!;
+          while (pending.length > 0 && pending[0]! <= clock.now() - started) {
+            pending.shift();
+            if (what === "generation") row.generation += 1;
+            else row.refilledAt = clock.now();
+          }
+          return read(pool);
+        };
+        await expect(vendor.vend("default")).rejects.toThrow(RotationInProgressError);
+        return clock.now() - started;
+      };
+      const still = await waitFor([], "generation");
+      expect(still).toBeGreaterThanOrEqual(5_000);
+      expect(still).toBeLessThan(5_600);
+      const everySecond = Array.from({ length: 30 }, (_, i) => 1_000 * (i + 1));
+      for (const what of ["generation", "refilledAt"] as const) {
+        const busy = await waitFor(everySecond, what);
+        expect(busy).toBeGreaterThanOrEqual(15_000);
+        expect(busy).toBeLessThan(15_600);
+        // Moves that stop: the wait runs 5 s from the last one seen.
+        const stopped = await waitFor([1_000, 2_000], what);
+        expect(stopped).toBeGreaterThanOrEqual(7_000);
+        expect(stopped).toBeLessThan(7_600);
+      }
+    });
+
     it("pauses as long as the store's last answer took, up to the backoff's cap of 500 ms", () => {
       expect(calmBackoffMs(50, 0)).toBe(50);
       expect(calmBackoffMs(50, 49)).toBe(50);
