@@ -1,4 +1,4 @@
-import { errorName, ThrottledError } from "./errors";
+import { errorName, RotationBudgetExhaustedError, ThrottledError } from "./errors";
 import { CodeCache } from "./code-cache";
 import type { PoolConfig } from "./pool-config";
 import type {
@@ -26,7 +26,9 @@ import {
   newActivationExpiry,
   nextStandbyDepth,
   planRefill,
+  rotationBudgetRetryAfterSeconds,
   rotationBudgetRoom,
+  safetyMarginMs,
   ROTATION_WINDOW_MS,
   unusedCount,
 } from "./vend-policy";
@@ -63,6 +65,8 @@ export type RotationResult =
 
 /** Refills one background task may chain before it leaves the rest to the next reservation. */
 const REFILL_ROUNDS = 8;
+/** A drained pool logs its refusals once a minute per process, not once per request. */
+const BUDGET_WARNING_INTERVAL_MS = 60_000;
 
 /**
  * Rotation and refill (I3, I5, I7, I9): everything done under the rotation lease. Take the lease,
@@ -76,6 +80,7 @@ export class Rotator {
   private readonly standbyRefill: StandbyRefill;
   private readonly newOwnerId: () => string;
   private readonly random: () => number;
+  private readonly budgetWarnedAt = new Map<string, number>();
 
   constructor(deps: RotationDependencies) {
     this.deps = deps;
@@ -317,6 +322,47 @@ export class Rotator {
         error: errorName(error),
       }),
     );
+  }
+
+  /**
+   * The current activation is expiring with slots left and the standby is valid: one write makes
+   * the standby current and takes its slot 1 (no lease: it creates nothing). Then `state`'s current
+   * activation is outgoing (or a rival's switch retired it already: retiring twice is harmless; its
+   * `issued` is final, as nothing reserves inside the margin, so the slot-theft check compares the
+   * right count), and the queue the switch dropped is discarded: nobody used it while the current
+   * one had slots left. Undefined when the switch's condition failed.
+   */
+  async switchToStandby(
+    pool: PoolConfig,
+    state: PoolState | undefined,
+    now: number,
+  ): Promise<Reservation | undefined> {
+    const switched = await this.deps.store.switchToStandby(pool.name, now + safetyMarginMs(pool));
+    if (!switched) return undefined;
+    await Promise.all([
+      this.askForStandby(pool, switched),
+      state?.activationId !== undefined && this.retireOutgoing(pool, state.activationId, state.issued ?? 0),
+      ...linksOf(state)
+        .slice(2)
+        .map((l) => this.discard(pool.name, l.activationId)),
+    ]);
+    return switched;
+  }
+
+  /** The 429 for a pool whose rotation budget is spent (I7), warned of once a minute per process. */
+  budgetExhausted(pool: PoolConfig, state: PoolState | undefined, now: number): Error {
+    const retryAfterSeconds = rotationBudgetRetryAfterSeconds(state, now);
+    const last = this.budgetWarnedAt.get(pool.name);
+    if (last === undefined || now - last >= BUDGET_WARNING_INTERVAL_MS) {
+      this.budgetWarnedAt.set(pool.name, now);
+      this.deps.logger.warn("rotation budget exhausted; refusing vends until the window closes", {
+        pool: pool.name,
+        maxActivationsPerHour: pool.maxActivationsPerHour,
+        rotationsInWindow: state?.rotationsInWindow,
+        retryAfterSeconds,
+      });
+    }
+    return new RotationBudgetExhaustedError(pool.name, retryAfterSeconds);
   }
 
   /**

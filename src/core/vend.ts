@@ -1,9 +1,4 @@
-import {
-  InvalidPoolNameError,
-  PoolNotFoundError,
-  RotationBudgetExhaustedError,
-  RotationInProgressError,
-} from "./errors";
+import { InvalidPoolNameError, PoolNotFoundError, RotationInProgressError } from "./errors";
 import { CodeCache } from "./code-cache";
 import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
 import type {
@@ -24,7 +19,6 @@ import {
   linksOf,
   leaseHeldByOther,
   rotationBudgetExhausted,
-  rotationBudgetRetryAfterSeconds,
   rotationRetryAfterSeconds,
   safetyMarginMs,
   waitPauseMs,
@@ -98,8 +92,6 @@ interface Round {
 
 /** Bounds the loop even if the clock stands still (fake clocks) or the store misbehaves. */
 const MAX_ATTEMPTS = 100;
-/** A drained pool logs its refusals once a minute per process, not once per request. */
-const BUDGET_WARNING_INTERVAL_MS = 60_000;
 /** Longest a request waits on this process's refill before looking at the pool again. */
 const REFILL_WAIT_CAP_MS = 1_000;
 /**
@@ -143,8 +135,6 @@ export class Vendor {
   private readonly codes: CodeCache;
   private readonly rounds = new Map<string, Round>();
   private readonly gates = new Map<string, SlotGate>();
-  private readonly budgetWarnedAt = new Map<string, number>();
-  private readonly standbyRefill: StandbyRefill;
   private readonly random: () => number;
   private readonly rotator: Rotator;
   private nextTicket = 0;
@@ -153,7 +143,6 @@ export class Vendor {
 
   constructor(private readonly deps: VendDependencies) {
     this.codes = new CodeCache(deps.secrets);
-    this.standbyRefill = deps.standbyRefill;
     this.random = deps.random ?? Math.random;
     this.rotator = new Rotator({
       ...deps,
@@ -272,11 +261,8 @@ export class Vendor {
   }
 
   private gateOf(pool: string): SlotGate {
-    let gate = this.gates.get(pool);
-    if (!gate) {
-      gate = new SlotGate();
-      this.gates.set(pool, gate);
-    }
+    const gate = this.gates.get(pool) ?? new SlotGate();
+    this.gates.set(pool, gate);
     return gate;
   }
 
@@ -309,26 +295,13 @@ export class Vendor {
     if (!rotatePast && canReserve(state, pool, now)) return { state, freeSlots: freeSlots(state) };
     if (!rotatePast && canSwitchToStandby(state, pool, now)) {
       // The current activation is expiring with slots left: one write moves to the standby.
-      const switched = await store.switchToStandby(pool.name, now + safetyMarginMs(pool));
+      const switched = await this.rotator.switchToStandby(pool, state, now);
       if (!switched) return { state, freeSlots: 1 };
       this.gateOf(pool.name).saw(slotsLeftAfter(switched));
-      // `state` names the activation the switch left behind, or one a rival's switch retired
-      // already (retiring twice is harmless). Its `issued` is final: nothing reserves inside the
-      // margin, so the slot-theft check compares the right count.
-      // The switch dropped the queue too: nobody used it while the current one had slots left.
-      await Promise.all([
-        this.rotator.askForStandby(pool, switched),
-        state?.activationId !== undefined &&
-          this.rotator.retireOutgoing(pool, state.activationId, state.issued ?? 0),
-        ...linksOf(state)
-          .slice(2)
-          .map((l) => this.rotator.discard(pool.name, l.activationId)),
-      ]);
-      const pair = await this.pairFor(switched);
-      return { pair, state, freeSlots: switched.limit - 1 };
+      return { pair: await this.pairFor(switched), state, freeSlots: switched.limit - 1 };
     }
     if (!leaseHeldByOther(state, now)) {
-      if (rotationBudgetExhausted(state, pool, now)) throw this.budgetExhausted(pool, state, now);
+      if (rotationBudgetExhausted(state, pool, now)) throw this.rotator.budgetExhausted(pool, state, now);
       if (rotatePast) {
         logger.error("no stored code for the current activation; rotating past it", {
           pool: pool.name,
@@ -377,7 +350,7 @@ export class Vendor {
    */
   private async untilPoolChanges(pool: string, attempt: number, giveUpAt: number): Promise<boolean> {
     const { sleeper } = this.deps;
-    const refillCommit = this.standbyRefill.nextCommit(pool);
+    const refillCommit = this.deps.standbyRefill.nextCommit(pool);
     if (!refillCommit) {
       const pause = waitPauseMs(attempt, giveUpAt - this.deps.clock.now(), this.random);
       await sleeper.sleep(calmBackoffMs(pause, this.storeAnswerMs));
@@ -386,24 +359,9 @@ export class Vendor {
     return Promise.race([refillCommit.then(() => true), sleeper.sleep(REFILL_WAIT_CAP_MS).then(() => false)]);
   }
 
-  private budgetExhausted(pool: PoolConfig, state: PoolState | undefined, now: number): Error {
-    const retryAfterSeconds = rotationBudgetRetryAfterSeconds(state, now);
-    const last = this.budgetWarnedAt.get(pool.name);
-    if (last === undefined || now - last >= BUDGET_WARNING_INTERVAL_MS) {
-      this.budgetWarnedAt.set(pool.name, now);
-      this.deps.logger.warn("rotation budget exhausted; refusing vends until the window closes", {
-        pool: pool.name,
-        maxActivationsPerHour: pool.maxActivationsPerHour,
-        rotationsInWindow: state?.rotationsInWindow,
-        retryAfterSeconds,
-      });
-    }
-    return new RotationBudgetExhaustedError(pool.name, retryAfterSeconds);
-  }
-
   /** Resolves when the refills this process started in the background have finished. */
   idle(): Promise<void> {
-    return this.standbyRefill.idle();
+    return this.deps.standbyRefill.idle();
   }
 
   /**
