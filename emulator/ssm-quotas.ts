@@ -11,16 +11,19 @@ export interface SsmQuota {
 }
 
 /**
- * Parameter Store's documented figures, per account and Region, from the Systems Manager endpoints
- * and quotas page, "Max throughput (transactions per second)":
- * https://docs.aws.amazon.com/general/latest/gr/ssm.html
- * - standard throughput (the default): GetParameter and GetParameters share 40; PutParameter 3;
- * - higher throughput (a paid setting, https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-throughput.html):
- *   GetParameter and GetParameters share 10,000; PutParameter 5.
- * The quotas page itself was not readable where these were written; 40 (standard) is also quoted by
- * AWS re:Post (https://repost.aws/knowledge-center/ssm-parameter-store-rate-exceeded points to the
- * page) and by secondary sources, which gave 3,000 for higher throughput in 2022 (since raised).
- * CHECK the PutParameter figures against the page before relying on them.
+ * Parameter Store's figures, per account and Region:
+ * - GetParameter and GetParameters share 40 a second at standard throughput (the default) and
+ *   10,000 at higher throughput (a paid setting), from the Systems Manager endpoints and quotas page,
+ *   "Max throughput (transactions per second)" (https://docs.aws.amazon.com/general/latest/gr/ssm.html;
+ *   40 is also quoted by https://repost.aws/knowledge-center/ssm-parameter-store-rate-exceeded).
+ * - PutParameter: 3 a second at standard throughput, 10 at higher throughput. The quotas page does
+ *   not publish these (https://github.com/aws-ia/terraform-aws-control_tower_account_factory/issues/271);
+ *   the figures are AWS Support's answer as quoted in
+ *   https://github.com/github-aws-runners/terraform-aws-github-runner/issues/2944 (February 2023).
+ *   The throughput page confirms that PutParameter counts against Parameter Store's throughput
+ *   (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-throughput.html).
+ *   Secondary sources, so a real account may differ: the benchmark's PutParameter-bound results
+ *   say so.
  *
  * AWS publishes no quota for CreateActivation, DescribeActivations or DeleteActivation: the
  * benchmark's `--ssm-activation-rps` sets one (one figure for each of the three, each its own).
@@ -32,7 +35,7 @@ export const PARAMETER_STORE_QUOTAS: Readonly<Record<"standard" | "higher", read
   ],
   higher: [
     { operations: ["GetParameter", "GetParameters"], perSecond: 10_000 },
-    { operations: ["PutParameter"], perSecond: 5 },
+    { operations: ["PutParameter"], perSecond: 10 },
   ],
 };
 
