@@ -125,7 +125,8 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 25,
     default: 5,
-    description: "how long a request waits for another's rotation before a 503 (tuning and tests)",
+    description:
+      "how long a request waits for another's rotation before a 503; each commit it sees meanwhile starts the wait again, up to 15 s in all, or this if longer (tuning and tests)",
   },
   {
     key: "PublicUrl",

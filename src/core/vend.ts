@@ -116,8 +116,8 @@ const SLOW_STORE_WAIT_CAP_MS = 500;
  * took (within SLOW_STORE_WAIT_CAP_MS). A store that answers slowly is at its limit: polling it
  * faster than it answers would add the waiters' calls to its queue, so they look less often
  * instead (I9). No pause is longer than a fifth of what the wait has left (waitPauseMs) or half a
- * second, so a request ends within its wait (rotationWaitMs, at most 25 s) and half a second,
- * inside API Gateway's 29 s.
+ * second, so a request ends within its wait (rotationWaitMs, at most 25 s, or up to
+ * BUSY_POOL_WAIT_CAP_MS while the pool moves on) and half a second, inside API Gateway's 29 s.
  */
 export function calmBackoffMs(backoff: number, storeAnswerMs: number): number {
   return Math.max(backoff, Math.min(SLOW_STORE_WAIT_CAP_MS, storeAnswerMs));
