@@ -89,7 +89,8 @@ the steady-state runs, the store's ceiling and the Lambda handler's cold start.
                           DeleteActivation (AWS publishes none; default: none)
   --rotation-wait-seconds S
                           the broker's BROKER_ROTATION_WAIT_SECONDS (default: the broker's, 5): how
-                          long a request waits for a rotation before answering 503
+                          long a request waits for a rotation before answering 503 (again from
+                          each commit it sees, up to 15 s)
   --label NAME            names the results file bench/results/<date>-NAME.json (default "run")
   --cold-start-samples N  processes for the cold-start measurement (default 5)
   --help                  this text`;
