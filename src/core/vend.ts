@@ -163,8 +163,9 @@ export class Vendor {
     if (!pool) throw new PoolNotFoundError(poolName);
 
     const { clock, options } = this.deps;
-    const started = clock.now();
-    let giveUpAt = started + options.rotationWaitMs;
+    const arrived = clock.now();
+    const firstWait = arrived + options.rotationWaitMs;
+    let giveUpAt = firstWait;
     const ticket = this.nextTicket++;
     let lastSeen: PoolState | undefined;
     let lastMark: string | undefined;
@@ -203,9 +204,14 @@ export class Vendor {
       let round = this.rounds.get(pool.name);
       if (!round) {
         const started: Round = {
-          outcome: this.investigate(pool, attempt, giveUpAt, codeGone).finally(() =>
-            this.rounds.delete(pool.name),
-          ),
+          // Pauses shrink towards the end of the first wait (the oldest waiters look most often),
+          // then towards the end of the extension a moving pool earned.
+          outcome: this.investigate(
+            pool,
+            attempt,
+            clock.now() < firstWait ? firstWait : giveUpAt,
+            codeGone,
+          ).finally(() => this.rounds.delete(pool.name)),
           waiting: [],
         };
         this.rounds.set(pool.name, started);
@@ -219,7 +225,7 @@ export class Vendor {
       lastSeen = outcome.state;
       const mark = progressMark(outcome.state);
       if (lastMark !== undefined && mark !== lastMark) {
-        const cap = started + Math.max(options.rotationWaitMs, BUSY_POOL_WAIT_CAP_MS);
+        const cap = arrived + Math.max(options.rotationWaitMs, BUSY_POOL_WAIT_CAP_MS);
         giveUpAt = Math.min(cap, clock.now() + options.rotationWaitMs);
       }
       lastMark = mark;
