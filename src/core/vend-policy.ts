@@ -277,6 +277,57 @@ export function waitPauseMs(attempt: number, leftMs: number, random: () => numbe
   return backoffMs(attempt, random, 50, Math.max(50, Math.min(1_000, leftMs / 5)));
 }
 
+/**
+ * A pool whose row keeps moving on (rotations and refills commit) is busy, not stuck: a request
+ * that sees it move waits another rotation wait from then, up to this long in all (RotationWait).
+ * At Parameter Store's default throughput (3 `PutParameter` a second, one per activation) an L=10
+ * pool serves about 30 vends a second, so 200 requests in flight wait about 6.7 s each (Little's
+ * law): past a fixed 5 s wait whatever the order. 15 s leaves the function (25 s) time for the
+ * request's own rotation, inside API Gateway's 29 s.
+ */
+export const BUSY_POOL_WAIT_CAP_MS = 15_000;
+
+/**
+ * A request's wait for other requests' rotations: `waitMs` from its arrival, started again by each
+ * look that finds the pool moved on (a rotation or a switch bumps the generation, a refill stamps
+ * `refilledAt`), up to BUSY_POOL_WAIT_CAP_MS in all (or `waitMs`, if longer). A pool that stands
+ * still gets its 503 after `waitMs`, as before.
+ */
+export class RotationWait {
+  private readonly firstEnd: number;
+  private readonly cap: number;
+  private end: number;
+  private mark: string | undefined;
+
+  constructor(
+    arrived: number,
+    private readonly waitMs: number,
+  ) {
+    this.firstEnd = arrived + waitMs;
+    this.cap = arrived + Math.max(waitMs, BUSY_POOL_WAIT_CAP_MS);
+    this.end = this.firstEnd;
+  }
+
+  /** A look at the pool: one that finds it moved on since the previous look starts the wait again. */
+  saw(state: PoolState | undefined, now: number): void {
+    const mark = `${state?.generation ?? 0}/${state?.refilledAt ?? 0}`;
+    if (this.mark !== undefined && mark !== this.mark) this.end = Math.min(this.cap, now + this.waitMs);
+    this.mark = mark;
+  }
+
+  over(now: number): boolean {
+    return now >= this.end;
+  }
+
+  /**
+   * What the pauses shrink towards (waitPauseMs): the end of the first wait while it lasts, so the
+   * oldest waiters look most often whatever moves, then the end of the extension.
+   */
+  pauseDeadline(now: number): number {
+    return now < this.firstEnd ? this.firstEnd : this.end;
+  }
+}
+
 /** Seconds a client should wait when a rotation is in progress: the lease's rest, within [1, 5]. */
 export function rotationRetryAfterSeconds(state: PoolState | undefined, now: number): number {
   const rest = state?.leaseDeadline !== undefined ? Math.ceil((state.leaseDeadline - now) / 1000) : 1;

@@ -20,6 +20,7 @@ import {
   leaseHeldByOther,
   rotationBudgetExhausted,
   rotationRetryAfterSeconds,
+  RotationWait,
   safetyMarginMs,
   waitPauseMs,
 } from "./vend-policy";
@@ -94,15 +95,6 @@ interface Round {
 const MAX_ATTEMPTS = 100;
 /** Longest a request waits on this process's refill before looking at the pool again. */
 const REFILL_WAIT_CAP_MS = 1_000;
-/**
- * A pool whose row keeps moving on (rotations and refills commit) is busy, not stuck: a request
- * that sees it move waits another `rotationWaitMs` from then, up to this long in all, before its
- * 503. At Parameter Store's default throughput (3 `PutParameter` a second, one per activation) an
- * L=10 pool serves about 30 vends a second, so 200 requests in flight wait about 6.7 s each
- * (Little's law): past a fixed 5 s wait whatever the order. 15 s leaves the function (25 s) time
- * for the request's own rotation, inside API Gateway's 29 s.
- */
-const BUSY_POOL_WAIT_CAP_MS = 15_000;
 
 /**
  * The longest a slow store's answers stretch a waiting request's pause. Measured on a store serving
@@ -116,8 +108,8 @@ const SLOW_STORE_WAIT_CAP_MS = 500;
  * took (within SLOW_STORE_WAIT_CAP_MS). A store that answers slowly is at its limit: polling it
  * faster than it answers would add the waiters' calls to its queue, so they look less often
  * instead (I9). No pause is longer than a fifth of what the wait has left (waitPauseMs) or half a
- * second, so a request ends within its wait (rotationWaitMs, at most 25 s, or up to
- * BUSY_POOL_WAIT_CAP_MS while the pool moves on) and half a second, inside API Gateway's 29 s.
+ * second, so a request ends within its wait (RotationWait: at most 25 s) and half a second, inside
+ * API Gateway's 29 s.
  */
 export function calmBackoffMs(backoff: number, storeAnswerMs: number): number {
   return Math.max(backoff, Math.min(SLOW_STORE_WAIT_CAP_MS, storeAnswerMs));
@@ -163,12 +155,9 @@ export class Vendor {
     if (!pool) throw new PoolNotFoundError(poolName);
 
     const { clock, options } = this.deps;
-    const arrived = clock.now();
-    const firstWait = arrived + options.rotationWaitMs;
-    let giveUpAt = firstWait;
+    const wait = new RotationWait(clock.now(), options.rotationWaitMs);
     const ticket = this.nextTicket++;
     let lastSeen: PoolState | undefined;
-    let lastMark: string | undefined;
     // A round under way means this process found the pool drained a moment ago: join it rather
     // than spend a write that would most likely fail.
     let skipReservation = this.rounds.has(pool.name);
@@ -194,7 +183,7 @@ export class Vendor {
         }
       }
       // The first failure always gets a round, so a request with no wait budget still rotates.
-      if (attempt > 0 && (clock.now() >= giveUpAt || attempt >= MAX_ATTEMPTS)) {
+      if (attempt > 0 && (wait.over(clock.now()) || attempt >= MAX_ATTEMPTS)) {
         throw new RotationInProgressError(pool.name, rotationRetryAfterSeconds(lastSeen, clock.now()));
       }
 
@@ -204,14 +193,9 @@ export class Vendor {
       let round = this.rounds.get(pool.name);
       if (!round) {
         const started: Round = {
-          // Pauses shrink towards the end of the first wait (the oldest waiters look most often),
-          // then towards the end of the extension a moving pool earned.
-          outcome: this.investigate(
-            pool,
-            attempt,
-            clock.now() < firstWait ? firstWait : giveUpAt,
-            codeGone,
-          ).finally(() => this.rounds.delete(pool.name)),
+          outcome: this.investigate(pool, attempt, wait.pauseDeadline(clock.now()), codeGone).finally(() =>
+            this.rounds.delete(pool.name),
+          ),
           waiting: [],
         };
         this.rounds.set(pool.name, started);
@@ -223,12 +207,7 @@ export class Vendor {
       const turn = round.waiting.filter((t) => t < ticket).length;
       if (outcome.pair && turn === 0) return outcome.pair; // slot 1 of the new activation
       lastSeen = outcome.state;
-      const mark = progressMark(outcome.state);
-      if (lastMark !== undefined && mark !== lastMark) {
-        const cap = arrived + Math.max(options.rotationWaitMs, BUSY_POOL_WAIT_CAP_MS);
-        giveUpAt = Math.min(cap, clock.now() + options.rotationWaitMs);
-      }
-      lastMark = mark;
+      wait.saw(outcome.state, clock.now());
       // Not admitted: the slots the round saw are the earlier turns'; the next round starts at
       // once (it waits for this process's refill, or notices the pool spent and rotates). A
       // request alone in its round (on Lambda, every one) reserves again after its first round
@@ -288,7 +267,7 @@ export class Vendor {
   private async investigate(
     pool: PoolConfig,
     attempt: number,
-    giveUpAt: number,
+    pauseDeadline: number,
     codeGone?: string,
   ): Promise<RoundOutcome> {
     const { store, clock, logger } = this.deps;
@@ -319,7 +298,7 @@ export class Vendor {
       // Another request took the lease first: wait for its commit like any other waiter, rather
       // than write again at once (on Lambda, every container that found the pool spent races).
       // The next round reads the row, and answers 429 if the budget, not a rival, refused it.
-      if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt, giveUpAt);
+      if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt, pauseDeadline);
       // The commit took slot 1 for the rotator. A needless rotation leaves no estimate: one retry.
       if (rotation.kind !== "rotated") {
         this.gateOf(pool.name).forget();
@@ -332,7 +311,7 @@ export class Vendor {
         freeSlots: pool.registrationLimit - 1,
       };
     }
-    return this.waitForHolder(pool, state, attempt, giveUpAt);
+    return this.waitForHolder(pool, state, attempt, pauseDeadline);
   }
 
   /** Another request holds the rotation lease: wait until the pool may have changed. */
@@ -340,10 +319,10 @@ export class Vendor {
     pool: PoolConfig,
     state: PoolState | undefined,
     attempt: number,
-    giveUpAt: number,
+    pauseDeadline: number,
   ): Promise<RoundOutcome> {
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
-    const woken = await this.untilPoolChanges(pool.name, attempt, giveUpAt);
+    const woken = await this.untilPoolChanges(pool.name, attempt, pauseDeadline);
     this.gateOf(pool.name).forget();
     // Woken by our own refill's commit: a standby's worth of slots has just appeared.
     return { state, freeSlots: woken ? pool.registrationLimit : 0 };
@@ -354,11 +333,11 @@ export class Vendor {
    * its commit is what everyone waits for: wake at that commit (or after a cap) rather than on a
    * blind timer. Otherwise a jittered backoff. True when woken by a commit or the refill's end.
    */
-  private async untilPoolChanges(pool: string, attempt: number, giveUpAt: number): Promise<boolean> {
+  private async untilPoolChanges(pool: string, attempt: number, pauseDeadline: number): Promise<boolean> {
     const { sleeper } = this.deps;
     const refillCommit = this.deps.standbyRefill.nextCommit(pool);
     if (!refillCommit) {
-      const pause = waitPauseMs(attempt, giveUpAt - this.deps.clock.now(), this.random);
+      const pause = waitPauseMs(attempt, pauseDeadline - this.deps.clock.now(), this.random);
       await sleeper.sleep(calmBackoffMs(pause, this.storeAnswerMs));
       return false;
     }
@@ -393,9 +372,4 @@ export class Vendor {
     const { pool, activationId, expiresAt, slot, limit } = reservation;
     return { pair: { pool, activationId, activationCode, expiresAt }, receipt: { slot, limit, rotated } };
   }
-}
-
-/** What changes when a pool moves on: a rotation or a switch bumps the generation, a refill stamps refilledAt. */
-function progressMark(state: PoolState | undefined): string {
-  return `${state?.generation ?? 0}/${state?.refilledAt ?? 0}`;
 }

@@ -14,6 +14,7 @@ import {
   planRefill,
   reservationFrom,
   rotationRetryAfterSeconds,
+  RotationWait,
   standbyDepth,
   STOCK_COVER_MS,
   waitPauseMs,
@@ -86,6 +87,38 @@ describe("vend policy", () => {
     expect(waitPauseMs(20, -300, top)).toBe(49);
     expect(waitPauseMs(0, 5_000, top)).toBe(49); // the backoff's own growth still applies
     expect(waitPauseMs(20, 5_000, () => 0)).toBe(10);
+  });
+
+  it("waits rotationWaitMs, again from each look that finds the pool moved on, 15 s in all at most", () => {
+    const at = (generation: number, refilledAt?: number): PoolState => ({
+      pool: "web",
+      generation,
+      ...(refilledAt !== undefined && { refilledAt }),
+    });
+    const wait = new RotationWait(0, 5_000);
+    wait.saw(at(3), 1_000); // the first look: nothing to compare with
+    expect(wait.over(4_999)).toBe(false);
+    expect(wait.over(5_000)).toBe(true);
+    wait.saw(at(3), 2_000); // the same pool: no extension
+    expect(wait.over(5_000)).toBe(true);
+    wait.saw(at(4), 3_000); // a rotation committed: 5 s from now
+    expect(wait.over(7_999)).toBe(false);
+    expect(wait.over(8_000)).toBe(true);
+    // Pauses shrink towards the first wait's end while it lasts, then towards the extension's.
+    expect(wait.pauseDeadline(4_999)).toBe(5_000);
+    expect(wait.pauseDeadline(5_000)).toBe(8_000);
+    wait.saw(at(4, 4_000), 4_000); // a refill committed
+    expect(wait.over(8_999)).toBe(false);
+    expect(wait.over(9_000)).toBe(true);
+    wait.saw(at(5, 4_000), 12_000); // moves that go on: 15 s in all
+    expect(wait.over(14_999)).toBe(false);
+    expect(wait.over(15_000)).toBe(true);
+    // A wait set longer than 15 s is its own cap; a pool seen empty, then created, moved on.
+    const long = new RotationWait(100, 20_000);
+    long.saw(undefined, 200);
+    long.saw(at(1), 1_000);
+    expect(long.over(20_099)).toBe(false);
+    expect(long.over(20_100)).toBe(true);
   });
 
   it("asks clients to retry after the lease's rest, within 1–5 s", () => {
