@@ -101,7 +101,7 @@ export class Rotator {
     pool: PoolConfig,
     outgoing: PoolState | undefined,
     now: number,
-    { force }: { force: boolean },
+    { force, answerBy }: { force: boolean; answerBy: number },
   ): Promise<RotationResult> {
     const { store, logger } = this.deps;
     const generation = outgoing?.generation ?? 0;
@@ -140,7 +140,14 @@ export class Rotator {
     const nextGeneration = generation + 1 + behind.length;
     const done = await this.createAndCommit(
       pool,
-      { owner, generation: nextGeneration, now, count: 1 + standbys },
+      // A request answers in time: its codes' stores stop retrying at answerBy (RotationWait).
+      {
+        owner,
+        generation: nextGeneration,
+        now,
+        count: 1 + standbys,
+        storeUntil: Math.min(now + this.deps.options.leaseMs / 2, answerBy),
+      },
       ([activation, ...behindIt]) =>
         store.commitRotation(pool.name, {
           owner,
@@ -187,7 +194,12 @@ export class Rotator {
    * CreateActivation (tagged with the generation it is meant for) and PutParameter, for a holder
    * of the lease; the caller commits it. A code that cannot be stored takes its activation along.
    */
-  private async createActivation(pool: PoolConfig, generation: number, now: number): Promise<ActivationPair> {
+  private async createActivation(
+    pool: PoolConfig,
+    generation: number,
+    now: number,
+    storeUntil: number,
+  ): Promise<ActivationPair> {
     const { activations, options } = this.deps;
     const expiresAt = newActivationExpiry(pool, now);
     const { activationId, activationCode } = await activations.create({
@@ -203,7 +215,7 @@ export class Rotator {
     });
     const secret = { pool: pool.name, activationId, activationCode, expiresAt };
     try {
-      await this.storeCode(secret, now + this.deps.options.leaseMs / 2);
+      await this.storeCode(secret, storeUntil);
     } catch (error) {
       await this.discard(pool.name, activationId);
       throw error;
@@ -238,13 +250,13 @@ export class Rotator {
    */
   private async createAndCommit<T>(
     pool: PoolConfig,
-    lease: { owner: string; generation: number; now: number; count: number },
+    lease: { owner: string; generation: number; now: number; count: number; storeUntil: number },
     commit: (activations: NewActivation[]) => Promise<T | undefined>,
     refused: string,
   ): Promise<{ created: ActivationPair[]; committed: T } | undefined> {
     const settled = await Promise.allSettled(
       Array.from({ length: lease.count }, (_, i) =>
-        this.createActivation(pool, lease.generation + i, lease.now),
+        this.createActivation(pool, lease.generation + i, lease.now, lease.storeUntil),
       ),
     );
     const created = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
@@ -414,7 +426,13 @@ export class Rotator {
 
     const done = await this.createAndCommit(
       pool,
-      { owner, generation: plan.generation + plan.kept.length, now, count: plan.create },
+      {
+        owner,
+        generation: plan.generation + plan.kept.length,
+        now,
+        count: plan.create,
+        storeUntil: now + this.deps.options.leaseMs / 2,
+      },
       async (activations) =>
         (await store.commitRefill(pool.name, {
           owner,

@@ -286,6 +286,8 @@ export function waitPauseMs(attempt: number, leftMs: number, random: () => numbe
  * request's own rotation, inside API Gateway's 29 s.
  */
 export const BUSY_POOL_WAIT_CAP_MS = 15_000;
+/** How long after its wait's longest end a request's own rotation may still retry (RotationWait.answerBy). */
+const ANSWER_MARGIN_MS = 5_000;
 
 /**
  * A request's wait for other requests' rotations: `waitMs` from its arrival, started again by each
@@ -317,6 +319,15 @@ export class RotationWait {
 
   over(now: number): boolean {
     return now >= this.end;
+  }
+
+  /**
+   * When the request's own rotation stops retrying its writes: 5 s after its wait's longest end,
+   * so a request that rotates at the end of a 15 s wait still answers inside the function's 25 s
+   * (a throttled `PutParameter` is otherwise tried again for half the lease, 15 s).
+   */
+  get answerBy(): number {
+    return this.cap + ANSWER_MARGIN_MS;
   }
 
   /**

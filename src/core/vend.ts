@@ -193,7 +193,7 @@ export class Vendor {
       let round = this.rounds.get(pool.name);
       if (!round) {
         const started: Round = {
-          outcome: this.investigate(pool, attempt, wait.pauseDeadline(clock.now()), codeGone).finally(() =>
+          outcome: this.investigate(pool, attempt, wait, codeGone).finally(() =>
             this.rounds.delete(pool.name),
           ),
           waiting: [],
@@ -267,7 +267,7 @@ export class Vendor {
   private async investigate(
     pool: PoolConfig,
     attempt: number,
-    pauseDeadline: number,
+    wait: RotationWait,
     codeGone?: string,
   ): Promise<RoundOutcome> {
     const { store, clock, logger } = this.deps;
@@ -294,11 +294,14 @@ export class Vendor {
           generation: state?.generation,
         });
       }
-      const rotation = await this.rotator.rotate(pool, state, now, { force: rotatePast });
+      const rotation = await this.rotator.rotate(pool, state, now, {
+        force: rotatePast,
+        answerBy: wait.answerBy,
+      });
       // Another request took the lease first: wait for its commit like any other waiter, rather
       // than write again at once (on Lambda, every container that found the pool spent races).
       // The next round reads the row, and answers 429 if the budget, not a rival, refused it.
-      if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt, pauseDeadline);
+      if (rotation.kind === "refused") return this.waitForHolder(pool, state, attempt, wait);
       // The commit took slot 1 for the rotator. A needless rotation leaves no estimate: one retry.
       if (rotation.kind !== "rotated") {
         this.gateOf(pool.name).forget();
@@ -311,7 +314,7 @@ export class Vendor {
         freeSlots: pool.registrationLimit - 1,
       };
     }
-    return this.waitForHolder(pool, state, attempt, pauseDeadline);
+    return this.waitForHolder(pool, state, attempt, wait);
   }
 
   /** Another request holds the rotation lease: wait until the pool may have changed. */
@@ -319,10 +322,10 @@ export class Vendor {
     pool: PoolConfig,
     state: PoolState | undefined,
     attempt: number,
-    pauseDeadline: number,
+    wait: RotationWait,
   ): Promise<RoundOutcome> {
     this.deps.metrics?.count("LeaseWaits", 1, { Pool: pool.name });
-    const woken = await this.untilPoolChanges(pool.name, attempt, pauseDeadline);
+    const woken = await this.untilPoolChanges(pool.name, attempt, wait);
     this.gateOf(pool.name).forget();
     // Woken by our own refill's commit: a standby's worth of slots has just appeared.
     return { state, freeSlots: woken ? pool.registrationLimit : 0 };
@@ -333,11 +336,12 @@ export class Vendor {
    * its commit is what everyone waits for: wake at that commit (or after a cap) rather than on a
    * blind timer. Otherwise a jittered backoff. True when woken by a commit or the refill's end.
    */
-  private async untilPoolChanges(pool: string, attempt: number, pauseDeadline: number): Promise<boolean> {
+  private async untilPoolChanges(pool: string, attempt: number, wait: RotationWait): Promise<boolean> {
     const { sleeper } = this.deps;
     const refillCommit = this.deps.standbyRefill.nextCommit(pool);
     if (!refillCommit) {
-      const pause = waitPauseMs(attempt, pauseDeadline - this.deps.clock.now(), this.random);
+      const now = this.deps.clock.now();
+      const pause = waitPauseMs(attempt, wait.pauseDeadline(now) - now, this.random);
       await sleeper.sleep(calmBackoffMs(pause, this.storeAnswerMs));
       return false;
     }

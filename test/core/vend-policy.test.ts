@@ -113,12 +113,14 @@ describe("vend policy", () => {
     wait.saw(at(5, 4_000), 12_000); // moves that go on: 15 s in all
     expect(wait.over(14_999)).toBe(false);
     expect(wait.over(15_000)).toBe(true);
+    expect(wait.answerBy).toBe(20_000); // its own rotation's writes: 5 s more at most
     // A wait set longer than 15 s is its own cap; a pool seen empty, then created, moved on.
     const long = new RotationWait(100, 20_000);
     long.saw(undefined, 200);
     long.saw(at(1), 1_000);
     expect(long.over(20_099)).toBe(false);
     expect(long.over(20_100)).toBe(true);
+    expect(long.answerBy).toBe(25_100);
   });
 
   it("asks clients to retry after the lease's rest, within 1–5 s", () => {

@@ -473,6 +473,29 @@ describe("Vendor with a standby activation (I9)", () => {
       }
     });
 
+    it("a request that rotates at the end of a long wait stops retrying its code's store in time to answer", async () => {
+      const { vendor, store, clock, secrets } = aVendor({ pools: { default: { registrationLimit: 1 } } });
+      // Another holder whose lease lapses at 14 s, while the pool keeps moving on every second.
+      await holdLease({ store, clock }, { generation: 0, forMs: 14_000 });
+      const started = clock.now();
+      const read = store.read.bind(store);
+      let moved = 0;
+      store.read = (pool: string) => {
+        const row = store.rows.get(pool)!;
+        const due = Math.min(14, Math.floor((clock.now() - started) / 1_000));
+        for (; moved < due; moved++) row.refilledAt = started + (moved + 1) * 1_000;
+        return read(pool);
+      };
+      let puts = 0;
+      secrets.put = () => (puts++, Promise.reject(new ThrottledError("Parameter Store", 1)));
+      await expect(vendor.vend("default")).rejects.toBeInstanceOf(ThrottledError);
+      expect(puts).toBeGreaterThan(1); // it did retry
+      // It took the lease after 14 s: half the lease (15 s) would have run to 29 s, past the
+      // function's 25 s. It stops by 20 s after it arrived.
+      expect(clock.now() - started).toBeGreaterThan(14_000);
+      expect(clock.now() - started).toBeLessThanOrEqual(20_000);
+    });
+
     it("pauses as long as the store's last answer took, up to the backoff's cap of 500 ms", () => {
       expect(calmBackoffMs(50, 0)).toBe(50);
       expect(calmBackoffMs(50, 49)).toBe(50);
