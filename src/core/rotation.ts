@@ -225,7 +225,8 @@ export class Rotator {
 
   /**
    * PutParameter for a new activation's code. Throttled, it tries again after a jittered pause
-   * until `until` (half the lease: the commit still has the other half): Parameter Store's
+   * until `until` (half the lease, so the commit still has the other half; for a request, no
+   * later than RotationWait.answerBy, so it answers in time): Parameter Store's
    * default throughput takes few writes per second, a refill makes several at once, and the
    * SDK's own three attempts would give up on an activation already created.
    */
