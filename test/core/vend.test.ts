@@ -532,6 +532,21 @@ describe("Vendor with a standby activation (I9)", () => {
     expect((await store.read("default"))?.leaseOwner).toBeUndefined();
   });
 
+  it("a refill tries a throttled code store again for half the lease, as a rotation does", async () => {
+    const { vendor, secrets, clock, logger } = aVendor(standbyPool({ registrationLimit: 1 }));
+    await vendor.vend("default");
+    await vendor.idle();
+    const started = clock.now();
+    let tries = 0;
+    secrets.put = () => (tries++, Promise.reject(new ThrottledError("Parameter Store", 1)));
+    await vendor.vend("default"); // the standby's slot: the stock is short, a refill starts
+    await vendor.idle();
+    expect(logger.text()).toContain("standby refill failed");
+    expect(tries).toBeGreaterThan(1);
+    expect(clock.now() - started).toBeGreaterThan(10_000);
+    expect(clock.now() - started).toBeLessThan(15_000);
+  });
+
   it("switches to the standby when the current one expires with slots left (I2)", async () => {
     const { vendor, activations, clock, store } = aVendor(
       standbyPool({ registrationLimit: 100, expirationHours: 2, safetyMarginMinutes: 30 }),
