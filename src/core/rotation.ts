@@ -141,13 +141,7 @@ export class Rotator {
     const done = await this.createAndCommit(
       pool,
       // A request answers in time: its codes' stores stop retrying at answerBy (RotationWait).
-      {
-        owner,
-        generation: nextGeneration,
-        now,
-        count: 1 + standbys,
-        storeUntil: Math.min(now + this.deps.options.leaseMs / 2, answerBy),
-      },
+      { owner, generation: nextGeneration, now, count: 1 + standbys, answerBy },
       ([activation, ...behindIt]) =>
         store.commitRotation(pool.name, {
           owner,
@@ -198,7 +192,7 @@ export class Rotator {
     pool: PoolConfig,
     generation: number,
     now: number,
-    storeUntil: number,
+    answerBy = Infinity,
   ): Promise<ActivationPair> {
     const { activations, options } = this.deps;
     const expiresAt = newActivationExpiry(pool, now);
@@ -215,7 +209,7 @@ export class Rotator {
     });
     const secret = { pool: pool.name, activationId, activationCode, expiresAt };
     try {
-      await this.storeCode(secret, storeUntil);
+      await this.storeCode(secret, Math.min(now + options.leaseMs / 2, answerBy));
     } catch (error) {
       await this.discard(pool.name, activationId);
       throw error;
@@ -251,13 +245,13 @@ export class Rotator {
    */
   private async createAndCommit<T>(
     pool: PoolConfig,
-    lease: { owner: string; generation: number; now: number; count: number; storeUntil: number },
+    lease: { owner: string; generation: number; now: number; count: number; answerBy?: number },
     commit: (activations: NewActivation[]) => Promise<T | undefined>,
     refused: string,
   ): Promise<{ created: ActivationPair[]; committed: T } | undefined> {
     const settled = await Promise.allSettled(
       Array.from({ length: lease.count }, (_, i) =>
-        this.createActivation(pool, lease.generation + i, lease.now, lease.storeUntil),
+        this.createActivation(pool, lease.generation + i, lease.now, lease.answerBy),
       ),
     );
     const created = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
@@ -427,13 +421,7 @@ export class Rotator {
 
     const done = await this.createAndCommit(
       pool,
-      {
-        owner,
-        generation: plan.generation + plan.kept.length,
-        now,
-        count: plan.create,
-        storeUntil: now + this.deps.options.leaseMs / 2,
-      },
+      { owner, generation: plan.generation + plan.kept.length, now, count: plan.create },
       async (activations) =>
         (await store.commitRefill(pool.name, {
           owner,

@@ -246,8 +246,8 @@ export class Vendor {
   }
 
   private gateOf(pool: string): SlotGate {
-    const gate = this.gates.get(pool) ?? new SlotGate();
-    this.gates.set(pool, gate);
+    let gate = this.gates.get(pool);
+    if (!gate) this.gates.set(pool, (gate = new SlotGate()));
     return gate;
   }
 
