@@ -133,7 +133,7 @@ export class DynamoDbPoolInventory implements PoolInventory {
         { ":none": -1 },
         "ALL_NEW",
       );
-      const queued = item ? (toPoolState(item)?.queued ?? []) : [];
+      const queued = item ? (toPoolState(item)?.links.slice(2) ?? []) : [];
       if (!queued.some((q) => q.activationId === activationId)) return false;
       const pinned = "#qGeneration = #generation AND #generation = :gen AND size(#q) = :size";
       const values = {

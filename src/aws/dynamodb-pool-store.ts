@@ -16,7 +16,7 @@ import type {
   Reservation,
   RotationCommit,
 } from "../core/ports";
-import { linksOf, reservationFrom } from "../core/vend-policy";
+import { reservationFrom } from "../core/vend-policy";
 import { POOL_KEY_ATTRIBUTE, poolFromKey, poolKey } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
@@ -160,15 +160,16 @@ export class DynamoDbPoolStore implements PoolStateStore {
     });
     if (!old) return undefined;
     const before = toPoolState(old);
-    if (!before?.standbyId || before.standbyExpiresAt === undefined || before.standbyLimit === undefined) {
+    const standby = before?.links[1];
+    if (!before || !standby) {
       throw new Error("Pool row is missing standby attributes after a successful switch.");
     }
     return {
       pool: before.pool,
       generation: before.generation + 1,
-      activationId: before.standbyId,
-      expiresAt: before.standbyExpiresAt,
-      limit: before.standbyLimit,
+      activationId: standby.activationId,
+      expiresAt: standby.expiresAt,
+      limit: standby.limit,
       slot: 1,
       needsStandby: true,
       next: [],
@@ -418,9 +419,13 @@ const numberIn = (row: Row, name: string) => (typeof row[name] === "number" ? ro
 /**
  * undefined for items that are not pool rows (the table may hold other kinds one day).
  *
- * On the row, `issued` counts on past `limit` into the standby (a reservation is one write and
- * cannot choose which counter to bump); `standbyEnd` = limit + standbyLimit bounds it, because a
- * condition cannot add. Readers see the two counters apart: issued <= limit, standbyIssued.
+ * The row keeps its activations in three places, the layout every release since 226589a reads:
+ * the current one (`activationId`, `expiresAt`, `limit`), the standby (`standbyId`, ...) and the
+ * queue (`q`, or the previous layout's `queue`). `issued` counts on past `limit` into the standby
+ * and the queue (a reservation is one write and cannot choose which counter to bump); `standbyEnd`
+ * and `qEnd` bound it, because a condition cannot add. PoolState lists them as one: each
+ * activation with its share of the counter. A field missing from a hand-edited row reads as 0:
+ * that activation is exhausted and expired.
  */
 export function toPoolState(item: Item): PoolState | undefined {
   const row = unmarshall(item);
@@ -429,64 +434,64 @@ export function toPoolState(item: Item): PoolState | undefined {
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
   if (pool === undefined) return undefined;
   const generation = numberIn(row, "generation") ?? 0;
-  const limit = numberIn(row, "limit");
-  const rawIssued = numberIn(row, "issued");
-  const standbyId = stringIn(row, "standbyId");
-  const standbyLimit = numberIn(row, "standbyLimit");
-  // The counter runs through the activations in order; each one's share is clamped to its limit.
-  const share = (start: number, size: number | undefined) =>
-    rawIssued === undefined || size === undefined
-      ? undefined
-      : Math.min(size, Math.max(0, rawIssued - start));
-  const withStandby = standbyId !== undefined && limit !== undefined;
-  const queued = withStandby ? queueOf(row, generation, limit + (standbyLimit ?? 0), share) : undefined;
   const optional = {
-    activationId: stringIn(row, "activationId"),
-    expiresAt: numberIn(row, "expiresAt"),
-    limit,
-    issued: withStandby ? share(0, limit) : rawIssued,
     leaseOwner: stringIn(row, "leaseOwner"),
     leaseDeadline: numberIn(row, "leaseDeadline"),
     rotationWindowStart: numberIn(row, "rotationWindowStart"),
     rotationsInWindow: numberIn(row, "rotationsInWindow"),
-    standbyId,
-    standbyExpiresAt: numberIn(row, "standbyExpiresAt"),
-    standbyLimit,
-    standbyIssued: withStandby ? share(limit, standbyLimit) : undefined,
-    queued: queued?.length ? queued : undefined,
     standbyDepth: numberIn(row, "standbyDepth"),
     refilledAt: numberIn(row, "refilledAt"),
   };
   return {
     pool,
     generation,
+    links: linksIn(row, generation),
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   };
 }
 
-type Share = (start: number, size: number) => number | undefined;
+/** The row's activations in the order they go into use, each with its share of the counter. */
+function linksIn(row: Row, generation: number): Link[] {
+  const activationId = stringIn(row, "activationId");
+  if (activationId === undefined) return [];
+  const issued = numberIn(row, "issued") ?? 0;
+  const current = {
+    activationId,
+    expiresAt: numberIn(row, "expiresAt") ?? 0,
+    limit: numberIn(row, "limit") ?? 0,
+  };
+  const standbyId = stringIn(row, "standbyId");
+  if (standbyId === undefined) return [{ ...current, issued }];
+  const standby = {
+    activationId: standbyId,
+    expiresAt: numberIn(row, "standbyExpiresAt") ?? 0,
+    limit: numberIn(row, "standbyLimit") ?? 0,
+  };
+  const queue = queueOf(row, generation) ?? [];
+  return withShares([current, standby, ...queue], issued);
+}
 
 /**
  * The queue of the row's generation, packed or (a row the previous release wrote) in the previous
- * layout, with each activation's share of the counter from `start`; none when neither belongs to
- * the generation. The packed one wins: the reservation's condition takes the other only without it.
+ * layout; none when neither belongs to the generation. The packed one wins: the reservation's
+ * condition takes the other only without it.
  */
-function queueOf(row: Row, generation: number, start: number, share: Share): Link[] | undefined {
+function queueOf(row: Row, generation: number): NewActivation[] | undefined {
   if (numberIn(row, "qGeneration") === generation) {
     const base = numberIn(row, "qExpiresAt");
-    const unpacked = base === undefined ? undefined : unpackQueue(row.q, base);
-    return unpacked && withShares(unpacked, start, share);
+    return base === undefined ? undefined : unpackQueue(row.q, base);
   }
   if (numberIn(row, "queueGeneration") !== generation) return undefined;
-  const legacy = legacyQueueIn(row.queue);
-  return legacy && withShares(legacy, start, share);
+  return legacyQueueIn(row.queue);
 }
 
-function withShares(queue: readonly NewActivation[], start: number, share: Share): Link[] {
-  return queue.map((a) => {
-    const queued = { ...a, issued: share(start, a.limit) ?? 0 };
+/** The counter runs through the activations in order; each one's share is clamped to its limit. */
+function withShares(activations: readonly NewActivation[], issued: number): Link[] {
+  let start = 0;
+  return activations.map((a) => {
+    const link = { ...a, issued: Math.min(a.limit, Math.max(0, issued - start)) };
     start += a.limit;
-    return queued;
+    return link;
   });
 }
 
@@ -595,23 +600,18 @@ const uuidOf = (hex: string) =>
 
 function toReservation(item: Item): Reservation {
   const state = toPoolState(item);
-  if (
-    !state?.activationId ||
-    state.expiresAt === undefined ||
-    // A reservation compares `limit` and adds to `issued`, so DynamoDB only succeeds when both are numbers.
-    // Stryker disable next-line ConditionalExpression: equivalent (see above)
-    state.limit === undefined ||
-    // Stryker disable next-line ConditionalExpression: equivalent (see above)
-    state.issued === undefined
-  ) {
-    // Only reachable if someone edits the table by hand: the conditions above guarantee these.
+  const row = unmarshall(item);
+  // Only reachable if someone edits the table by hand: the conditions above guarantee these. The
+  // current activation's expiry is checked here, where it is read as 0 if missing: with the
+  // standby in use the condition never looks at it, and half a pair must not go out.
+  if (!state?.links.length || numberIn(row, "expiresAt") === undefined) {
     throw new Error("Pool row is missing activation attributes after a successful reservation.");
   }
   // The write counted a slot within the end of the activations it checked; activations that cannot
   // be read back (a hand-edited row: a queue that does not unpack, a standby without its id) must
   // not hand out a slot past the last readable activation's limit.
-  const counted = numberIn(unmarshall(item), "issued") ?? 0;
-  if (counted > linksOf(state).reduce((end, l) => end + l.limit, 0)) {
+  const counted = numberIn(row, "issued") ?? 0;
+  if (counted > state.links.reduce((end, l) => end + l.limit, 0)) {
     throw new Error("Pool row's activations are unreadable after a successful reservation.");
   }
   return reservationFrom(state);

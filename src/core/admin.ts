@@ -16,7 +16,7 @@ import { POOL_NAME_PATTERN, type PoolConfig } from "./pool-config";
 import type { Clock, Logger } from "./ports";
 import type { ActivationPair } from "./ports";
 import type { Vendor } from "./vend";
-import { linksOf, TAG_DEPLOYMENT, TAG_POOL } from "./vend-policy";
+import { currentOf, linksOf, TAG_DEPLOYMENT, TAG_POOL } from "./vend-policy";
 
 /** SSM activation ids are lower-case UUIDs; pool names can never look like one (no dashes at 8/13/…). */
 const ACTIVATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -90,17 +90,16 @@ export class Admin {
       .sort();
     const pools = names.map((pool): PoolStatus => {
       const row = rows.find((r) => r.pool === pool);
-      const activation = activations.find((a) => a.activationId === row?.activationId);
+      const current = currentOf(row);
+      const activation = activations.find((a) => a.activationId === current?.activationId);
       return {
         pool,
         configured: this.deps.pools.has(pool),
         generation: row?.generation ?? 0,
-        ...(row?.activationId !== undefined && { activationId: row.activationId }),
-        ...(row?.issued !== undefined && { issued: row.issued }),
-        ...(row?.limit !== undefined && { limit: row.limit }),
+        ...(current && { activationId: current.activationId, issued: current.issued, limit: current.limit }),
         ...(activation && { registrationsCount: activation.registrationsCount }),
-        ...(row?.expiresAt !== undefined && { expiresAt: row.expiresAt }),
-        revoked: row?.activationId !== undefined && row.revokedActivationId === row.activationId,
+        ...(current && { expiresAt: current.expiresAt }),
+        revoked: current !== undefined && row?.revokedActivationId === current.activationId,
         ...(row?.leaseOwner !== undefined &&
           row.leaseDeadline !== undefined &&
           row.leaseDeadline > now && { lease: { owner: row.leaseOwner, until: row.leaseDeadline } }),
@@ -127,8 +126,9 @@ export class Admin {
     } else {
       this.checkPool(target, rows);
       row = rows.find((r) => r.pool === target);
-      if (!row?.activationId) throw new NothingToRevokeError(target);
-      activationId = row.activationId;
+      const current = currentOf(row);
+      if (!current) throw new NothingToRevokeError(target);
+      activationId = current.activationId;
     }
     // A row names only this deployment's activations: it is ours to retire, before anything else.
     const wasCurrent =
@@ -162,14 +162,14 @@ export class Admin {
    */
   async rotate(pool: string): Promise<RotateResult> {
     this.checkPool(pool);
-    const row = (await this.deps.poolInventory.list()).find((r) => r.pool === pool);
-    if (row?.activationId) await this.deps.poolInventory.retire(pool, row.activationId);
+    const previous = currentOf((await this.deps.poolInventory.list()).find((r) => r.pool === pool));
+    if (previous) await this.deps.poolInventory.retire(pool, previous.activationId);
     const { pair } = await this.deps.vendor.vend(pool);
     // With a standby (I9) the vend took its slot 1; the refill that follows makes it current.
     await this.deps.vendor.idle();
     return {
       pool,
-      ...(row?.activationId !== undefined && { previousActivationId: row.activationId }),
+      ...(previous && { previousActivationId: previous.activationId }),
       activationId: pair.activationId,
       expiresAt: pair.expiresAt,
     };

@@ -12,7 +12,7 @@ import { noMetrics, type Metrics } from "./metrics";
 import type { PoolConfig } from "./pool-config";
 import type { Clock, Logger } from "./ports";
 import { isSlotTheft, reportSlotTheft } from "./slot-theft";
-import { linksOf, TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "./vend-policy";
+import { currentOf, linksOf, TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "./vend-policy";
 
 /**
  * What an activation is to this deployment. Adding a state (the standby activation, say) is one
@@ -243,8 +243,9 @@ export class Janitor {
 
   private publishPoolGauges(survey: Survey): void {
     for (const row of survey.pools) {
-      if (row.limit === undefined) continue; // no activation yet
-      this.metrics.gauge("SlotsLeft", Math.max(0, row.limit - (row.issued ?? 0)), { Pool: row.pool });
+      const current = currentOf(row);
+      if (!current) continue; // no activation yet
+      this.metrics.gauge("SlotsLeft", Math.max(0, current.limit - current.issued), { Pool: row.pool });
     }
   }
 
@@ -301,14 +302,13 @@ export function tierHeadroomPercent(hybridNodes: number): number {
 }
 
 /** The pool row's live activations, what they are and the pairs each has handed out. */
-function liveStates(
-  row: PoolRow | undefined,
-): Map<string, { state: ActivationState; issued: number | undefined }> {
-  const live = new Map<string, { state: ActivationState; issued: number | undefined }>();
-  if (row?.activationId) live.set(row.activationId, { state: "current", issued: row.issued });
+function liveStates(row: PoolRow | undefined): Map<string, { state: ActivationState; issued: number }> {
+  const live = new Map<string, { state: ActivationState; issued: number }>();
+  const [current, ...next] = linksOf(row);
+  if (current) live.set(current.activationId, { state: "current", issued: current.issued });
   // The next activations (I9): the standby and the queue behind it, each unused until the ones
   // before it are exhausted, then handing out.
-  for (const link of linksOf(row).slice(1)) {
+  for (const link of next) {
     live.set(link.activationId, { state: "standby", issued: link.issued });
   }
   return live;
@@ -354,7 +354,7 @@ export function classifyActivations(
     // An idle pool's standby that expired unused: nobody ever had its code and nobody can
     // register with it now. The row may still name it; no reservation takes an expired standby,
     // and the next rotation drops it from the row.
-    if (live?.state === "standby" && expired && !live.issued) {
+    if (live?.state === "standby" && expired && live.issued === 0) {
       return {
         ...base,
         state: "expired",
@@ -368,7 +368,7 @@ export function classifyActivations(
         state: live.state,
         action: "keep",
         reason: live.state === "standby" ? "the pool's next activation" : "the pool hands it out",
-        ...(live.issued !== undefined && { issued: live.issued }),
+        issued: live.issued,
       };
     }
     if (!Number.isInteger(generation) || row === undefined || generation >= row.generation) {
@@ -428,7 +428,7 @@ function supersededSince(
   rows: readonly PoolRow[],
 ): number | undefined {
   const row = rows.find((r) => r.pool === entry.pool);
-  const current = activations.find((a) => a.activation.activationId === row?.activationId);
+  const current = activations.find((a) => a.activation.activationId === currentOf(row)?.activationId);
   return current?.activation.createdAt;
 }
 

@@ -6,43 +6,31 @@
  * Times are epoch milliseconds.
  */
 
-/** The pool's row of state: the current activation, its slot counter, and the rotation lease. */
+/**
+ * The pool's row of state: its live activations in the order they go into use (I9), their slot
+ * counters, the rotation lease and budget, and the stock's depth.
+ */
 export interface PoolState {
   readonly pool: string;
   /** Number of rotations so far; 0 while the pool has never had an activation. */
   readonly generation: number;
-  readonly activationId?: string;
-  readonly expiresAt?: number;
-  /** RegistrationLimit of the current activation. */
-  readonly limit?: number;
-  /** Slots handed out from the current activation. */
-  readonly issued?: number;
+  /**
+   * The live activations, current first, then the standby and the ones ready after it (I9);
+   * empty while the pool has none. A pool whose consumption outruns one creation keeps several.
+   */
+  readonly links: readonly Link[];
   readonly leaseOwner?: string;
   readonly leaseDeadline?: number;
   /** Rotation budget: when the current one-hour window opened, and leases taken in it (I7). */
   readonly rotationWindowStart?: number;
   readonly rotationsInWindow?: number;
-  /** The next activation (I9), ready before the current one runs out. */
-  readonly standbyId?: string;
-  readonly standbyExpiresAt?: number;
-  readonly standbyLimit?: number;
-  /** Slots handed out from the standby: above 0 once the current one is exhausted. */
-  readonly standbyIssued?: number;
-  /**
-   * Activations ready after the standby, in the order they go into use (I9): a pool whose
-   * consumption outruns one creation keeps several. Absent (or empty) when there are none.
-   */
-  readonly queued?: readonly Link[];
   /** Unused activations the pool keeps ready, as the last refill chose it (I9); 1 when absent. */
   readonly standbyDepth?: number;
   /** When the last refill committed. */
   readonly refilledAt?: number;
 }
 
-/**
- * One of the pool's live activations, in the order they go into use: current, standby, queued
- * (linksOf in vend-policy.ts lists them).
- */
+/** One of the pool's live activations (PoolState.links). */
 export interface Link {
   readonly activationId: string;
   readonly expiresAt: number;

@@ -3,6 +3,7 @@ import type { PoolInventory } from "./inventory";
 import type { Metrics } from "./metrics";
 import type { ActivationProvider, Logger, PoolStateStore } from "./ports";
 import { isSlotTheft, reportSlotTheft } from "./slot-theft";
+import { currentOf } from "./vend-policy";
 
 /**
  * The slot-theft check of a pool's current activation (src/core/slot-theft.ts says what theft is).
@@ -42,9 +43,9 @@ export type ReconcileOutcome =
  */
 export async function reconcilePool(deps: ReconcileDependencies, pool: string): Promise<ReconcileOutcome> {
   const { store, pools, activations, logger } = deps;
-  const before = await store.read(pool);
-  if (!before?.activationId) return { pool, status: "no-activation" };
-  const activationId = before.activationId;
+  const before = currentOf(await store.read(pool));
+  if (!before) return { pool, status: "no-activation" };
+  const { activationId } = before;
   // SSM first, then the row again: `issued` read after the count can only be larger than when
   // SSM counted, so a pair handed out (and registered) meanwhile is never taken for theft.
   const summary = await activations.describe(activationId);
@@ -52,9 +53,9 @@ export async function reconcilePool(deps: ReconcileDependencies, pool: string): 
     logger.warn("the pool's current activation is unknown to SSM", { pool, activationId });
     return { pool, status: "missing", activationId };
   }
-  const after = await store.read(pool);
+  const after = currentOf(await store.read(pool));
   if (after?.activationId !== activationId) return { pool, status: "moved-on", activationId };
-  const issued = after.issued ?? 0;
+  const { issued } = after;
   const counts = { activationId, registrationsCount: summary.registrationsCount, issued };
   if (!isSlotTheft(counts)) return { pool, status: "consistent", ...counts };
   const action = await reportSlotTheft(

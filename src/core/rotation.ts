@@ -136,7 +136,7 @@ export class Rotator {
     // They were tagged generation + 1 onwards, so the new activation skips past them: the dropped
     // ones stay below the pool's generation, where the janitor sees superseded activations, not
     // orphans.
-    const behind = linksOf(fresh).slice(1);
+    const [outgoingLink, ...behind] = linksOf(fresh);
     const nextGeneration = generation + 1 + behind.length;
     const done = await this.createAndCommit(
       pool,
@@ -174,7 +174,7 @@ export class Rotator {
     // Committed: nothing below may fail the caller's vend (each step logs its own failure).
     await Promise.all([
       this.askForStandby(pool, reservation),
-      fresh?.activationId && this.retireOutgoing(pool, fresh.activationId, fresh.issued ?? 0),
+      outgoingLink && this.retireOutgoing(pool, outgoingLink.activationId, outgoingLink.issued),
       ...behind.map((l) =>
         l.issued > 0
           ? this.retireOutgoing(pool, l.activationId, l.issued)
@@ -346,12 +346,11 @@ export class Rotator {
   ): Promise<Reservation | undefined> {
     const switched = await this.deps.store.switchToStandby(pool.name, now + safetyMarginMs(pool));
     if (!switched) return undefined;
+    const [current, , ...queued] = linksOf(state);
     await Promise.all([
       this.askForStandby(pool, switched),
-      state?.activationId !== undefined && this.retireOutgoing(pool, state.activationId, state.issued ?? 0),
-      ...linksOf(state)
-        .slice(2)
-        .map((l) => this.discard(pool.name, l.activationId)),
+      current && this.retireOutgoing(pool, current.activationId, current.issued),
+      ...queued.map((l) => this.discard(pool.name, l.activationId)),
     ]);
     return switched;
   }

@@ -39,26 +39,14 @@ export const MAX_STANDBY_DEPTH = MAX_LINKS - 1;
  */
 export const STOCK_COVER_MS = 2_000;
 
-/**
- * The row's live activations; the queue only behind a standby (a row without one has none). A
- * field missing from a hand-edited row reads as 0: that activation is exhausted and expired.
- */
-export function linksOf(state: PoolState | undefined): Link[] {
-  if (!state?.activationId) return [];
-  const current = {
-    activationId: state.activationId,
-    expiresAt: state.expiresAt ?? 0,
-    limit: state.limit ?? 0,
-    issued: state.issued ?? 0,
-  };
-  if (state.standbyId === undefined) return [current];
-  const standby = {
-    activationId: state.standbyId,
-    expiresAt: state.standbyExpiresAt ?? 0,
-    limit: state.standbyLimit ?? 0,
-    issued: state.standbyIssued ?? 0,
-  };
-  return [current, standby, ...(state.queued ?? [])];
+/** The row's live activations, current first (none without a row). */
+export function linksOf(state: PoolState | undefined): readonly Link[] {
+  return state?.links ?? [];
+}
+
+/** The activation the pool hands slots out from first (undefined without one). */
+export function currentOf(state: PoolState | undefined): Link | undefined {
+  return state?.links[0];
 }
 
 function standbyUsable(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {

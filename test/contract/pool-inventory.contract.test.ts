@@ -8,13 +8,16 @@ import { DynamoDbPoolInventory } from "../../src/aws/dynamodb-pool-inventory";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { poolKey } from "../../src/aws/naming";
 import type { PoolInventory } from "../../src/core/inventory";
-import type { PoolStateStore } from "../../src/core/ports";
-import { type Link, linksOf } from "../../src/core/vend-policy";
+import type { PoolState, PoolStateStore } from "../../src/core/ports";
+import { currentOf, type Link, linksOf } from "../../src/core/vend-policy";
 import { recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { InMemoryPoolStore } from "../support/fakes";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const DAY = 86_400_000;
+
+/** The activations a row keeps after its standby: the queue (none without a row). */
+const queuedOf = (row: PoolState | undefined) => row?.links.slice(2) ?? [];
 
 interface Fixture {
   store: PoolStateStore;
@@ -117,7 +120,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     expect(await f.inventory.retire(pool, `act-${pool}`)).toBe(true);
     expect(await f.store.reserve(pool, NOW)).toBeUndefined();
     const row = (await f.inventory.list()).find((r) => r.pool === pool);
-    expect(row).toMatchObject({ issued: 10, limit: 10, activationId: `act-${pool}` });
+    expect(currentOf(row)).toMatchObject({ issued: 10, limit: 10, activationId: `act-${pool}` });
     expect(row?.revokedActivationId).toBeUndefined();
   });
 
@@ -132,7 +135,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     const pool = await withStandby();
     expect(await f.inventory.retire(pool, `act-${pool}-standby`, { revoked: true })).toBe(true);
     const row = (await f.inventory.list()).find((r) => r.pool === pool);
-    expect(row?.standbyId).toBeUndefined();
+    expect(row?.links[1]).toBeUndefined();
     expect(row?.revokedActivationId).toBe(`act-${pool}-standby`);
     expect(await f.store.reserve(pool, NOW)).toMatchObject({ activationId: `act-${pool}`, slot: 2 });
   });
@@ -151,7 +154,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     const pool = await withStandby(["q1", "q2"]);
     expect(await f.inventory.retire(pool, `act-${pool}-q2`, { revoked: true })).toBe(true);
     const row = (await f.inventory.list()).find((r) => r.pool === pool);
-    expect(row?.queued).toBeUndefined();
+    expect(queuedOf(row)).toEqual([]);
     expect(row?.revokedActivationId).toBe(`act-${pool}-q2`);
     await f.inventory.retire(pool, `act-${pool}`);
     expect(await drain(pool)).toEqual(["-standby#1", "-standby#2", "-standby#3"]);
@@ -164,7 +167,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     expect(await f.inventory.retire(pool, `act-${pool}-q2`, { revoked: true })).toBe(true);
     expect(await drain(pool)).toEqual([]);
     const row = (await f.inventory.list()).find((r) => r.pool === pool);
-    expect(row?.queued).toEqual([
+    expect(queuedOf(row)).toEqual([
       { activationId: `act-${pool}-q1`, expiresAt: NOW + 3 * DAY, limit: 2, issued: 2 },
       { activationId: `act-${pool}-q2`, expiresAt: NOW + 3 * DAY, limit: 2, issued: 2 },
     ]);
@@ -175,7 +178,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     const unused = await withStandby(["q1", "q2"]);
     expect(await f.inventory.retire(unused, `act-${unused}-q2`)).toBe(true);
     const dropped = (await f.inventory.list()).find((r) => r.pool === unused);
-    expect(dropped?.queued).toBeUndefined();
+    expect(queuedOf(dropped)).toEqual([]);
     expect(dropped?.revokedActivationId).toBeUndefined();
 
     const inUse = await withStandby(["q1", "q2"]);
@@ -184,7 +187,7 @@ function poolInventoryContract(make: () => Promise<Fixture>): void {
     expect(await f.inventory.retire(inUse, `act-${inUse}-q1`)).toBe(true);
     expect(await drain(inUse)).toEqual([]);
     const spent = (await f.inventory.list()).find((r) => r.pool === inUse);
-    expect(spent?.queued?.map((q) => q.issued)).toEqual([2, 2]);
+    expect(queuedOf(spent).map((q) => q.issued)).toEqual([2, 2]);
     expect(spent?.revokedActivationId).toBeUndefined();
   });
 
@@ -340,7 +343,7 @@ describe("DynamoDbPoolInventory, what it sends", () => {
     expect(await new DynamoDbPoolInventory(racing, tableName).retire(pool, "act-q2")).toBe(false);
     expect(reads).toBe(3);
     // Nothing was retired: the queue is still there, every slot in it.
-    expect((await store.read(pool))?.queued?.map((q) => [q.activationId, q.issued])).toEqual([
+    expect(queuedOf(await store.read(pool)).map((q) => [q.activationId, q.issued])).toEqual([
       ["act-q1", 0],
       ["act-q2", 0],
     ]);

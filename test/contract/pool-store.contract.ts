@@ -5,7 +5,7 @@
  */
 import { beforeAll, afterAll, describe, expect, it } from "vitest";
 import type { LeaseRequest, NewActivation, PoolStateStore, Reservation } from "../../src/core/ports";
-import { linksOf } from "../../src/core/vend-policy";
+import { currentOf, linksOf } from "../../src/core/vend-policy";
 
 /** A rotation budget no test here reaches (the budget has its own cases). */
 const ANY_BUDGET = { max: 1_000_000, windowMs: 3_600_000 };
@@ -111,7 +111,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect((await store.reserve(pool, NOW + HOUR))?.slot).toBe(3);
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
-        expect((await store.read(pool))?.issued).toBe(3);
+        expect(currentOf(await store.read(pool))?.issued).toBe(3);
       });
 
       it("fails when the activation does not outlive validUntil (strictly)", async () => {
@@ -119,7 +119,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const pool = await seeded({ expiresAt });
         expect(await store.reserve(pool, expiresAt)).toBeUndefined();
         expect(await store.reserve(pool, expiresAt + 1)).toBeUndefined();
-        expect((await store.read(pool))?.issued).toBe(1);
+        expect(currentOf(await store.read(pool))?.issued).toBe(1);
         expect((await store.reserve(pool, expiresAt - 1))?.slot).toBe(2);
       });
     });
@@ -132,6 +132,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(state).toEqual({
           pool,
           generation: 0,
+          links: [],
           leaseOwner: "a",
           leaseDeadline: NOW + LEASE_MS,
           ...budgetWindow(NOW, 1),
@@ -192,6 +193,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(await store.read(pool)).toEqual({
           pool,
           generation: 0,
+          links: [],
           leaseOwner: "b",
           leaseDeadline: NOW + LEASE_MS,
           ...budgetWindow(NOW, 2),
@@ -201,12 +203,9 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("keeps the current activation and slots while a rotation is under way", async () => {
         const pool = await seeded({ limit: 1, activationId: "act-kept" });
         expect(await lease(pool, "r", 1)).toBe(true);
-        expect(await store.read(pool)).toMatchObject({
-          generation: 1,
-          activationId: "act-kept",
-          issued: 1,
-          limit: 1,
-        });
+        const state = await store.read(pool);
+        expect(state?.generation).toBe(1);
+        expect(currentOf(state)).toMatchObject({ activationId: "act-kept", issued: 1, limit: 1 });
       });
     });
 
@@ -227,10 +226,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(await store.read(pool)).toEqual({
           pool,
           generation: 1,
-          activationId: "act-new",
-          expiresAt: activation.expiresAt,
-          limit: 5,
-          issued: 1,
+          links: [{ activationId: "act-new", expiresAt: activation.expiresAt, limit: 5, issued: 1 }],
           ...budgetWindow(NOW, 1),
         });
       });
@@ -283,11 +279,9 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const activation = { activationId: "act-stale", expiresAt: NOW + HOUR, limit: 5 };
         expect(await store.commitRotation(pool, { owner: "a", generation: 0, activation })).toBeUndefined();
         expect(await store.commitRotation(pool, { owner: "a", generation: 2, activation })).toBeUndefined();
-        expect(await store.read(pool)).toMatchObject({
-          generation: 1,
-          activationId: "act-current",
-          leaseOwner: "a",
-        });
+        const state = await store.read(pool);
+        expect(state).toMatchObject({ generation: 1, leaseOwner: "a" });
+        expect(currentOf(state)?.activationId).toBe("act-current");
       });
 
       it("refuses a second commit with the same lease (one activation per generation)", async () => {
@@ -302,7 +296,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
             activation: { ...activation, activationId: "x" },
           }),
         ).toBeUndefined();
-        expect((await store.read(pool))?.activationId).toBe("act-once");
+        expect(currentOf(await store.read(pool))?.activationId).toBe("act-once");
       });
 
       it("refuses a commit on a pool without a row, without creating one", async () => {
@@ -474,14 +468,10 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           pool,
           ...budgetWindow(NOW, 2),
           generation: 1,
-          activationId: "act-current",
-          expiresAt: NOW + 24 * HOUR,
-          limit: 2,
-          issued: 1,
-          standbyId: standby.activationId,
-          standbyExpiresAt: standby.expiresAt,
-          standbyLimit: 3,
-          standbyIssued: 0,
+          links: [
+            { activationId: "act-current", expiresAt: NOW + 24 * HOUR, limit: 2, issued: 1 },
+            { activationId: standby.activationId, expiresAt: standby.expiresAt, limit: 3, issued: 0 },
+          ],
           standbyDepth: 1,
           refilledAt: NOW,
         });
@@ -499,7 +489,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(await store.read(pool)).not.toHaveProperty("leaseOwner");
         // The lease went with the commit.
         expect(await refill(pool, "f", 1, [{ ...activation, activationId: "act-s2" }])).toBe(false);
-        expect((await store.read(pool))?.standbyId).toBe("act-s");
+        expect((await store.read(pool))?.links[1]?.activationId).toBe("act-s");
       });
 
       it("commitRefill refuses a row that gained an activation since its read (another refill, same generation)", async () => {
@@ -508,17 +498,15 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const next = { activationId: "act-late", expiresAt: NOW + 48 * HOUR, limit: 3 };
         // It read the row before the standby's commit: writing its view would drop the standby.
         expect(await refill(pool, "late", 1, [next], { seen: ["act-current"] })).toBe(false);
-        expect((await store.read(pool))?.standbyId).toBe("act-standby");
+        expect((await store.read(pool))?.links[1]?.activationId).toBe("act-standby");
         expect(await refill(pool, "late", 1, [next])).toBe(true);
         // Likewise for a queue that grew since the read.
         await lease(pool, "later", 1);
         const last = { activationId: "act-last", expiresAt: NOW + 48 * HOUR, limit: 3 };
         expect(await refill(pool, "later", 1, [last], { seen: ["act-current", "act-standby"] })).toBe(false);
         expect(await refill(pool, "later", 1, [last])).toBe(true);
-        expect((await store.read(pool))?.queued?.map((q) => q.activationId)).toEqual([
-          "act-late",
-          "act-last",
-        ]);
+        const queued = (await store.read(pool))?.links.slice(2);
+        expect(queued?.map((q) => q.activationId)).toEqual(["act-late", "act-last"]);
       });
 
       it("commitRefill refuses a standby it saw that a revoke has since dropped (I8)", async () => {
@@ -561,7 +549,8 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           needsStandby: true,
         });
         expect(await store.reserve(pool, NOW + HOUR)).toBeUndefined();
-        expect(await store.read(pool)).toMatchObject({ issued: 2, standbyIssued: 2 });
+        const spent = linksOf(await store.read(pool)).slice(0, 2); // the current one and the standby
+        expect(spent.map((l) => l.issued)).toEqual([2, 2]);
       });
 
       it("reserve never takes a standby slot that would expire inside the margin (I2)", async () => {
@@ -580,14 +569,10 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           pool,
           ...budgetWindow(NOW, 3),
           generation: 2,
-          activationId: "act-standby",
-          expiresAt: standby.expiresAt,
-          limit: 3,
-          issued: 1,
-          standbyId: "act-next",
-          standbyExpiresAt: next.expiresAt,
-          standbyLimit: 4,
-          standbyIssued: 0,
+          links: [
+            { activationId: "act-standby", expiresAt: standby.expiresAt, limit: 3, issued: 1 },
+            { ...next, issued: 0 },
+          ],
           standbyDepth: 2,
           refilledAt: NOW,
         });
@@ -605,7 +590,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         await lease(pool, "f2", 1);
         const next = { activationId: "act-next", expiresAt: NOW + 72 * HOUR, limit: 4 };
         expect(await refill(pool, "f2", 1, [next], { drop: 1 })).toBe(false);
-        expect((await store.read(pool))?.activationId).toBe("act-current");
+        expect(currentOf(await store.read(pool))?.activationId).toBe("act-current");
       });
 
       it("commitRefill drops every exhausted activation: the first new one becomes current", async () => {
@@ -619,10 +604,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           pool,
           ...budgetWindow(NOW, 3),
           generation: 3,
-          activationId: "act-fresh",
-          expiresAt: fresh.expiresAt,
-          limit: 2,
-          issued: 0,
+          links: [{ ...fresh, issued: 0 }],
           standbyDepth: 1,
           refilledAt: NOW,
         });
@@ -658,9 +640,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
             ["act-q2", 1],
           ]);
           expect(await store.read(pool)).toMatchObject({
-            issued: 1,
-            standbyIssued: 2,
-            queued: queued.map((q) => ({ ...q, issued: q.limit })),
+            links: [{ issued: 1 }, { issued: 2 }, ...queued.map((q) => ({ ...q, issued: q.limit }))],
             standbyDepth: 3,
           });
         });
@@ -697,13 +677,11 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           expect(await refill(pool, "q2", 1, [q3], { drop: 2, depth: 2 })).toBe(true);
           expect(await store.read(pool)).toMatchObject({
             generation: 3,
-            activationId: "act-q1",
-            limit: 3,
-            issued: 1,
-            standbyId: "act-q2",
-            standbyLimit: 1,
-            standbyIssued: 0,
-            queued: [{ ...q3, issued: 0 }],
+            links: [
+              { activationId: "act-q1", limit: 3, issued: 1 },
+              { activationId: "act-q2", limit: 1, issued: 0 },
+              { ...q3, issued: 0 },
+            ],
           });
           const taken: string[] = [];
           for (let r = await store.reserve(pool, NOW); r; r = await store.reserve(pool, NOW)) {
@@ -749,12 +727,9 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
             needsStandby: false,
             next: ["act-s", "act-q"],
           });
-          expect(await store.read(pool)).toMatchObject({
-            generation: 1,
-            standbyId: "act-s",
-            standbyDepth: 2,
-            refilledAt: NOW,
-          });
+          const state = await store.read(pool);
+          expect(state).toMatchObject({ generation: 1, standbyDepth: 2, refilledAt: NOW });
+          expect(state?.links[1]?.activationId).toBe("act-s");
           const taken: string[] = [];
           for (let r = await store.reserve(pool, NOW); r; r = await store.reserve(pool, NOW)) {
             taken.push(`${r.activationId}#${r.slot}`);
@@ -768,7 +743,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           const activation = { activationId: "act-rotated", expiresAt: NOW + 24 * HOUR, limit: 2 };
           await store.commitRotation(pool, { owner: "r", generation: 1, nextGeneration: 5, activation });
           const after = await store.read(pool);
-          expect(after).not.toHaveProperty("queued");
+          expect(after?.links.slice(2)).toEqual([]);
           expect(linksOf(after).map((l) => l.activationId)).toEqual(["act-rotated"]);
         });
 
@@ -781,7 +756,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
             activationId: "act-standby",
             slot: 1,
           });
-          expect(await store.read(pool)).not.toHaveProperty("queued");
+          expect((await store.read(pool))?.links.slice(2)).toEqual([]);
           expect(await store.reserve(pool, NOW + 2 * HOUR)).toBeUndefined();
         });
 
@@ -813,10 +788,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
           pool,
           ...budgetWindow(NOW, 2),
           generation: 2,
-          activationId: "act-standby",
-          expiresAt: standby.expiresAt,
-          limit: 3,
-          issued: 1,
+          links: [{ activationId: "act-standby", expiresAt: standby.expiresAt, limit: 3, issued: 1 }],
           standbyDepth: 1,
           refilledAt: NOW,
         });
@@ -826,7 +798,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
       it("switchToStandby refuses a standby that would itself expire inside the margin", async () => {
         const { pool } = await withStandby({ expiresAt: NOW + 2 * HOUR, standbyExpiresAt: NOW + 3 * HOUR });
         expect(await store.switchToStandby(pool, NOW + 3 * HOUR)).toBeUndefined();
-        expect((await store.read(pool))?.activationId).toBe("act-current");
+        expect(currentOf(await store.read(pool))?.activationId).toBe("act-current");
       });
 
       it("commitRotation drops a spent standby with the activation it replaces", async () => {
@@ -843,8 +815,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(await store.read(pool)).toEqual({
           pool,
           generation: 2,
-          issued: 1,
-          ...activation,
+          links: [{ ...activation, issued: 1 }],
           ...budgetWindow(NOW, 3),
           standbyDepth: 1,
           refilledAt: NOW,
@@ -871,7 +842,8 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         const state = await store.read(pool);
         expect(state?.leaseOwner).toBeUndefined();
         expect(state?.leaseDeadline).toBeUndefined();
-        expect(state).toMatchObject({ generation: 1, activationId: "act-r" });
+        expect(state?.generation).toBe(1);
+        expect(currentOf(state)?.activationId).toBe("act-r");
         expect(await lease(pool, "b", 1)).toBe(true);
       });
 
@@ -900,7 +872,7 @@ export function poolStoreContract(makeStore: () => Promise<PoolStoreFixture>): v
         expect(won).toHaveLength(limit - 1);
         const slots = [1, ...won.map((r) => r.slot)].sort((a, b) => a - b);
         expect(slots).toEqual(Array.from({ length: limit }, (_, i) => i + 1));
-        expect((await store.read(pool))?.issued).toBe(limit);
+        expect(currentOf(await store.read(pool))?.issued).toBe(limit);
       });
 
       it("gives the lease to exactly one of 20 racing requests (I3, I5)", async () => {

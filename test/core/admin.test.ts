@@ -7,7 +7,7 @@ import {
   PoolNotFoundError,
 } from "../../src/core/errors";
 import { STANDARD_TIER_NODE_LIMIT } from "../../src/core/janitor";
-import { TAG_DEPLOYMENT } from "../../src/core/vend-policy";
+import { currentOf, TAG_DEPLOYMENT } from "../../src/core/vend-policy";
 import { InMemoryNodes } from "../support/fakes";
 import { aVendor } from "../support/vendor-mother";
 
@@ -64,7 +64,7 @@ describe("status", () => {
 
   it("shows a pool that has a row but is no longer configured", async () => {
     const fx = anAdmin();
-    fx.store.rows.set("old", { pool: "old", generation: 4 });
+    fx.store.rows.set("old", { pool: "old", generation: 4, links: [] });
     const report = await fx.admin.status("old");
     expect(report.pools).toEqual([{ pool: "old", configured: false, generation: 4, revoked: false }]);
   });
@@ -112,7 +112,7 @@ describe("revoke (I8)", () => {
     });
     const row = fx.store.rows.get("web")!;
     expect(row.revokedActivationId).toBe(pair.activationId);
-    expect(row.issued).toBe(row.limit);
+    expect(currentOf(row)!.issued).toBe(currentOf(row)!.limit);
     expect(fx.secrets.items.size).toBe(0);
     expect(fx.activations.live()).toEqual([]);
     expect(fx.logger.lines.at(-1)).toEqual({
@@ -200,7 +200,7 @@ describe("revoke (I8)", () => {
 
   it("refuses a pool with nothing to revoke, an unknown pool and a malformed name", async () => {
     const fx = anAdmin();
-    fx.store.rows.set("old", { pool: "old", generation: 1 });
+    fx.store.rows.set("old", { pool: "old", generation: 1, links: [] });
     await expect(fx.admin.revoke("web")).rejects.toBeInstanceOf(NothingToRevokeError);
     await expect(fx.admin.revoke("nope")).rejects.toBeInstanceOf(PoolNotFoundError);
     await expect(fx.admin.revoke("Not A Pool")).rejects.toBeInstanceOf(InvalidPoolNameError);
@@ -235,12 +235,12 @@ describe("revoke (I8)", () => {
     const fx = anAdmin({ standby: true });
     const { pair: current } = await fx.vendor.vend("web");
     await fx.vendor.idle(); // the standby refill
-    const standby = fx.store.rows.get("web")!.standbyId!;
+    const standby = fx.store.rows.get("web")!.links[1]!.activationId;
     expect(standby).toBeDefined();
     const result = await fx.admin.revoke(standby);
     expect(result).toEqual({ activationId: standby, pool: "web", wasCurrent: true, registrationsCount: 0 });
-    expect(fx.store.rows.get("web")).toMatchObject({ activationId: current.activationId });
-    expect(fx.store.rows.get("web")!.standbyId).toBeUndefined();
+    expect(currentOf(fx.store.rows.get("web"))).toMatchObject({ activationId: current.activationId });
+    expect(fx.store.rows.get("web")!.links[1]).toBeUndefined();
     for (let i = 0; i < 8; i++) expect((await fx.vendor.vend("web")).pair.activationId).not.toBe(standby);
   });
 
@@ -262,7 +262,11 @@ describe("rotate and get", () => {
     expect(result.previousActivationId).toBe(first.activationId);
     expect(result.activationId).not.toBe(first.activationId);
     const row = fx.store.rows.get("web")!;
-    expect(row).toMatchObject({ activationId: result.activationId, issued: 1, expiresAt: result.expiresAt });
+    expect(currentOf(row)).toMatchObject({
+      activationId: result.activationId,
+      issued: 1,
+      expiresAt: result.expiresAt,
+    });
     // The old activation stays in SSM: pairs it handed out may still register.
     expect(fx.activations.live().map((a) => a.activationId)).toContain(first.activationId);
   });
@@ -277,7 +281,7 @@ describe("rotate and get", () => {
   it("get takes a slot like any server, and checks the pool first", async () => {
     const fx = anAdmin();
     const pair = await fx.admin.get("web");
-    expect(fx.store.rows.get("web")!.issued).toBe(1);
+    expect(currentOf(fx.store.rows.get("web"))?.issued).toBe(1);
     expect(pair.activationCode).toBe(fx.activations.created[0]!.code);
     expect(() => fx.admin.get("nope")).toThrow(PoolNotFoundError);
     await expect(fx.admin.rotate("nope")).rejects.toBeInstanceOf(PoolNotFoundError);

@@ -88,7 +88,7 @@ describe("parameters do not pile up", () => {
     expect(pair.activationId).toBe(fx.activations.created[1]!.activationId);
     expect(fx.logger.lines.some((l) => l.message.startsWith("no stored code"))).toBe(false);
     // R's slot on X was spent without a pair; Y handed out its slot 1 (rotator) and 2 (R).
-    expect(await fx.store.read("default")).toMatchObject({ generation: 2, issued: 2 });
+    expect(await fx.store.read("default")).toMatchObject({ generation: 2, links: [{ issued: 2 }] });
   });
 
   it("still rotates past a current activation whose code was deleted by hand", async () => {

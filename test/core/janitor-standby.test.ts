@@ -1,10 +1,19 @@
 import { expect, it } from "vitest";
 import type { ActivationRecord } from "../../src/core/inventory";
 import { classifyActivations } from "../../src/core/janitor";
+import type { Link } from "../../src/core/ports";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const HOUR = 3_600_000;
+
+/** One of a pool row's activations: `limit` slots, `issued` of them handed out. */
+const link = (activationId: string, limit: number, issued: number): Link => ({
+  activationId,
+  limit,
+  issued,
+  expiresAt: NOW + 20 * HOUR,
+});
 
 function activation(id: string, generation: number, registrationsCount = 0): ActivationRecord {
   return {
@@ -23,12 +32,7 @@ it("keeps the pool's standby as live, with its own slots, beside the current act
   const row = {
     pool: "web",
     generation: 3,
-    activationId: "current",
-    limit: 10,
-    issued: 10,
-    standbyId: "standby",
-    standbyLimit: 10,
-    standbyIssued: 4,
+    links: [link("current", 10, 10), link("standby", 10, 4)],
   };
   const entries = classifyActivations(
     [row],
@@ -47,12 +51,7 @@ it("deletes an idle pool's standby once it has expired unused, and keeps a used 
   const row = (standbyIssued: number) => ({
     pool: "web",
     generation: 3,
-    activationId: "current",
-    limit: 10,
-    issued: 2,
-    standbyId: "standby",
-    standbyLimit: 10,
-    standbyIssued,
+    links: [link("current", 10, 2), link("standby", 10, standbyIssued)],
   });
   const expired = { ...activation("standby", 4), expiresAt: NOW - HOUR, expired: true };
   const classify = (standbyIssued: number, standby: ActivationRecord) =>

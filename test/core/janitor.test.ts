@@ -11,6 +11,7 @@ import {
   type ActivationEntry,
 } from "../../src/core/janitor";
 import { parsePools, type PoolsFileInput } from "../../src/core/pool-config";
+import type { Link } from "../../src/core/ports";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/slot-theft";
 import { TAG_DEPLOYMENT, TAG_GENERATION, TAG_POOL } from "../../src/core/vend-policy";
 import {
@@ -54,15 +55,23 @@ function anActivation(
   };
 }
 
+/** One of a pool row's activations: 10 slots, `issued` of them handed out, expiring in a day. */
+const link = (activationId: string, issued = 0): Link => ({
+  activationId,
+  limit: 10,
+  issued,
+  expiresAt: NOW + DAY,
+});
+
 const aRow = (overrides: Partial<PoolRow> = {}): PoolRow => ({
   pool: "web",
   generation: 3,
-  activationId: "current",
-  limit: 10,
-  issued: 4,
-  expiresAt: NOW + DAY,
+  links: [link("current", 4)],
   ...overrides,
 });
+
+/** The default row with a standby `next` behind its current activation. */
+const withStandby = (standby: Link = link("next")) => aRow({ links: [...aRow().links, standby] });
 
 function classifyOne(activation: ActivationRecord, rows: readonly PoolRow[] = [aRow()]): ActivationEntry {
   return classifyActivations(rows, [activation], OPTIONS, NOW)[0]!;
@@ -97,14 +106,14 @@ describe("classifyActivations", () => {
       reason: "the pool hands it out",
       issued: 4,
     });
-    // A row that has never reserved a slot has no count: none is made up.
-    const fresh = classifyOne(anActivation("current"), [aRow({ issued: undefined })]);
+    // A row that has never reserved a slot counts none: every activation has its count.
+    const fresh = classifyOne(anActivation("current"), [aRow({ links: [link("current")] })]);
     expect(fresh.state).toBe("current");
-    expect(fresh).not.toHaveProperty("issued");
+    expect(fresh).toHaveProperty("issued", 0);
   });
 
-  it("keeps the standby as the pool's next activation; a row without a standby count has issued 0", () => {
-    const entry = classifyOne(anActivation("next", { generation: "4" }), [aRow({ standbyId: "next" })]);
+  it("keeps the standby as the pool's next activation, with its count", () => {
+    const entry = classifyOne(anActivation("next", { generation: "4" }), [withStandby()]);
     expect(entry).toMatchObject({
       state: "standby",
       action: "keep",
@@ -115,7 +124,7 @@ describe("classifyActivations", () => {
 
   it("counts an activation as expired from SSM's flag or from its date, whichever comes first", () => {
     const standby = (record: Partial<ActivationRecord>) =>
-      classifyOne(anActivation("next", { generation: "4", ...record }), [aRow({ standbyId: "next" })]);
+      classifyOne(anActivation("next", { generation: "4", ...record }), [withStandby()]);
     expect(standby({ expired: true })).toMatchObject({
       state: "expired",
       action: "delete",
@@ -254,7 +263,7 @@ describe("classifyParameters", () => {
     const other = anActivation("db-current", { pool: "db", generation: "1", createdAt: NOW - DAY });
     const current = anActivation("current", { generation: "3", createdAt: NOW - GRACE });
     const spent = anActivation("old", { generation: "2", createdAt: NOW - DAY });
-    const rows = [aRow({ pool: "db", activationId: "db-current", generation: 1 }), aRow()];
+    const rows = [aRow({ pool: "db", links: [link("db-current", 4)], generation: 1 }), aRow()];
     expect(classify([parameter("old", NOW - DAY)], [other, spent, current], rows)[0]!.action).toBe("keep");
   });
 
@@ -488,9 +497,16 @@ function aJanitor(pools: PoolsFileInput["pools"] = { web: {} }, parameterGraceMs
     secrets.add("web", activationId, created.createdAt);
     return activationId;
   };
-  /** The web pool's row: generation 2, handing out `activationId`, `issued` of its 10 slots. */
-  const serving = (activationId: string, issued: number, row: Partial<PoolRow> = {}) =>
-    poolInventory.rows.set("web", { pool: "web", generation: 2, activationId, limit: 10, issued, ...row });
+  /**
+   * The web pool's row: generation 2, handing out `activationId`, `issued` of its 10 slots, with
+   * the activations `next` behind it.
+   */
+  const serving = (activationId: string, issued: number, ...next: Link[]) =>
+    poolInventory.rows.set("web", {
+      pool: "web",
+      generation: 2,
+      links: [link(activationId, issued), ...next],
+    });
   return {
     janitor,
     clock,
@@ -614,10 +630,10 @@ describe("Janitor.cleanup", () => {
 
   it("publishes each pool's slots left, never below zero, and nothing for a pool without an activation", async () => {
     const fx = aJanitor({ web: {}, db: {}, idle: {} });
-    fx.poolInventory.rows.set("web", { pool: "web", generation: 1, activationId: "a", limit: 10, issued: 4 });
-    fx.poolInventory.rows.set("db", { pool: "db", generation: 1, activationId: "b", limit: 10, issued: 12 });
-    fx.poolInventory.rows.set("new", { pool: "new", generation: 1, activationId: "c", limit: 10 });
-    fx.poolInventory.rows.set("idle", { pool: "idle", generation: 0 });
+    fx.poolInventory.rows.set("web", { pool: "web", generation: 1, links: [link("a", 4)] });
+    fx.poolInventory.rows.set("db", { pool: "db", generation: 1, links: [link("b", 12)] });
+    fx.poolInventory.rows.set("new", { pool: "new", generation: 1, links: [link("c")] });
+    fx.poolInventory.rows.set("idle", { pool: "idle", generation: 0, links: [] });
     await fx.janitor.cleanup({ apply: false });
     expect(fx.metrics.named("SlotsLeft")).toEqual([
       { kind: "gauge", name: "SlotsLeft", value: 6, dimensions: { Pool: "web" } },
@@ -632,13 +648,7 @@ describe("Janitor.cleanup", () => {
       const current = await fx.made(2, { registrationsCount: 6 });
       // Nobody was handed a pair of the standby, yet a node registered with it.
       const standby = await fx.made(3, { registrationsCount: 1 });
-      fx.serving(current, 5, {
-        expiresAt: NOW + DAY,
-        standbyId: standby,
-        standbyIssued: 0,
-        standbyLimit: 10,
-        standbyExpiresAt: NOW + DAY,
-      });
+      fx.serving(current, 5, link(standby, 0));
       const report = await fx.janitor.cleanup({ apply: true });
       expect(report.slotThefts).toEqual([
         { pool: "web", activationId: current, issued: 5, registrationsCount: 6, retired: true },
@@ -646,8 +656,8 @@ describe("Janitor.cleanup", () => {
       ]);
       // Retired: no slot of either is reservable, so the next vend rotates. Neither is deleted.
       const row = fx.poolInventory.rows.get("web")!;
-      expect(row.issued).toBe(row.limit);
-      expect(row.standbyId).toBeUndefined();
+      expect(row.links[0]!.issued).toBe(row.links[0]!.limit);
+      expect(row.links[1]).toBeUndefined();
       expect(fx.activations.live()).toHaveLength(2);
       expect(fx.metrics.named("SlotTheftDetected")).toHaveLength(2);
       expect(fx.metrics.named("SlotTheftDetected")[0]).toEqual({
@@ -771,7 +781,7 @@ describe("Janitor.hygiene", () => {
 
   async function aFleet() {
     const fx = aJanitor({ web: { hygiene: { nameTag: true, deregisterDuplicatesAfterDays: 2 } } });
-    fx.poolInventory.rows.set("retired-pool", { pool: "retired-pool", generation: 1 });
+    fx.poolInventory.rows.set("retired-pool", { pool: "retired-pool", generation: 1, links: [] });
     fx.nodes.nodes.push(host("mi-old", "a", 5, 3), host("mi-new", "a", 1), host("mi-b", "b", 1));
     fx.nodes.othersHybrid = 497;
     return fx;

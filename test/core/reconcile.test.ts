@@ -37,7 +37,11 @@ async function aPool({ issued = 2, limit = 5, registered = 0 } = {}) {
     expiresAt,
     tags: {},
   });
-  store.rows.set("default", { pool: "default", generation: 1, activationId, expiresAt, limit, issued });
+  store.rows.set("default", {
+    pool: "default",
+    generation: 1,
+    links: [{ activationId, expiresAt, limit, issued }],
+  });
   for (let i = 0; i < registered; i++) activations.register(activationId);
   const deps: ReconcileDependencies = { store, pools: store, activations, logger };
   return { clock, store, activations, logger, deps, activationId, activationCode };
@@ -69,7 +73,13 @@ function beforeSsmCounts(activations: InMemoryActivations, meanwhile: () => Prom
 describe("reconcilePool", () => {
   it("has nothing to check in a pool that has no row, or no activation yet", async () => {
     const fx = await aPool();
-    fx.store.rows.set("fresh", { pool: "fresh", generation: 0, leaseOwner: "someone", leaseDeadline: 1 });
+    fx.store.rows.set("fresh", {
+      pool: "fresh",
+      generation: 0,
+      links: [],
+      leaseOwner: "someone",
+      leaseDeadline: 1,
+    });
     let describes = 0;
     fx.activations.describe = async () => {
       describes++;
@@ -93,7 +103,7 @@ describe("reconcilePool", () => {
       registrationsCount: 2,
       issued: 2,
     });
-    expect(await fx.store.read("default")).toMatchObject({ issued: 2, limit: 5 });
+    expect(await fx.store.read("default")).toMatchObject({ links: [{ issued: 2, limit: 5 }] });
     expect(fx.logger.lines).toEqual([]);
   });
 
@@ -145,7 +155,9 @@ describe("reconcilePool", () => {
       status: "missing",
       activationId: fx.activationId,
     });
-    expect(await fx.store.read("default")).toMatchObject({ activationId: fx.activationId, issued: 1 });
+    expect(await fx.store.read("default")).toMatchObject({
+      links: [{ activationId: fx.activationId, issued: 1 }],
+    });
     expect(fx.logger.lines).toEqual([
       {
         level: "warn",
@@ -158,7 +170,8 @@ describe("reconcilePool", () => {
   it("leaves the check to the next run when the pool rotated while SSM counted", async () => {
     const fx = await aPool({ issued: 1, registered: 2 });
     beforeSsmCounts(fx.activations, () => {
-      fx.store.rows.get("default")!.activationId = "00000000-0000-4000-8000-00000000beef";
+      const row = fx.store.rows.get("default")!;
+      row.links = [{ ...row.links[0]!, activationId: "00000000-0000-4000-8000-00000000beef" }];
     });
     expect(await reconcilePool(fx.deps, "default")).toEqual({
       pool: "default",

@@ -35,6 +35,12 @@ function statusReader(activations: InMemoryActivations) {
   return reader;
 }
 
+/** The row names `activationId` as the pool's current activation (as a rotation would). */
+function makeCurrent(store: InMemoryPoolStore, activationId: string): void {
+  const row = store.rows.get("web")!;
+  row.links = [{ ...row.links[0]!, activationId }];
+}
+
 /** A pool serving `current` (limit 10, `issued` handed out, `registered` registered in SSM). */
 async function aPool({ issued = 10, registered = 10, limit = 10 } = {}) {
   const clock = new FakeClock();
@@ -58,10 +64,7 @@ async function aPool({ issued = 10, registered = 10, limit = 10 } = {}) {
   store.rows.set("web", {
     pool: "web",
     generation: 1,
-    activationId: current,
-    expiresAt: clock.now() + DAY,
-    limit,
-    issued,
+    links: [{ activationId: current, expiresAt: clock.now() + DAY, limit, issued }],
   });
   const reader = statusReader(activations);
   const healer = new RefusedPairs({ store, pools: store, activations: reader, clock, logger, metrics });
@@ -101,7 +104,7 @@ describe("refused pairs: a claim is checked with SSM, never trusted", () => {
   it("changes nothing when SSM says the activation still takes registrations", async () => {
     const fx = await aPool({ issued: 4, registered: 4 });
     expect(await fx.healer.heal("web", fx.current)).toBe("unconfirmed");
-    expect(fx.store.rows.get("web")).toMatchObject({ issued: 4 });
+    expect(fx.store.rows.get("web")).toMatchObject({ links: [{ issued: 4 }] });
     expect(fx.metrics.points).toEqual([]);
     expect(fx.logger.lines).toEqual([
       {
@@ -155,7 +158,7 @@ describe("refused pairs: a claim is checked with SSM, never trusted", () => {
       detectedBy: "refused-pair",
     });
     expect(fx.metrics.points.map((p) => p.name)).toEqual(["SlotTheftDetected", "RefusedPairs"]);
-    expect(fx.store.rows.get("web")).toMatchObject({ issued: 10 });
+    expect(fx.store.rows.get("web")).toMatchObject({ links: [{ issued: 10 }] });
   });
 
   it("retires an activation SSM no longer knows, or that expired", async () => {
@@ -182,18 +185,17 @@ describe("refused pairs: a claim is checked with SSM, never trusted", () => {
     const fx = await aPool({ issued: 10, registered: 10 });
     const standby = await fx.make();
     for (let i = 0; i < 10; i++) fx.activations.register(standby);
-    Object.assign(fx.store.rows.get("web")!, {
-      standbyId: standby,
-      standbyIssued: 2,
-      standbyLimit: 10,
-      standbyExpiresAt: fx.clock.now() + DAY,
-    });
+    const row = fx.store.rows.get("web")!;
+    row.links = [
+      ...row.links,
+      { activationId: standby, issued: 2, limit: 10, expiresAt: fx.clock.now() + DAY },
+    ];
     expect(await fx.healer.heal("web", standby)).toBe("retired");
     expect(fx.logger.lines[0]).toMatchObject({
       message: SLOT_THEFT_MESSAGE,
       extra: { activationId: standby, issued: 2, registrationsCount: 10 },
     });
-    expect(fx.store.rows.get("web")).toMatchObject({ standbyIssued: 10 });
+    expect(fx.store.rows.get("web")?.links[1]).toMatchObject({ issued: 10 });
   });
 
   it("says already-retired when the pool moved past it between the read and the retire", async () => {
@@ -228,14 +230,14 @@ describe("refused pairs: a claim is checked with SSM, never trusted", () => {
     for (let i = 0; i < 65; i++) {
       const id = await fx.make();
       ids.push(id);
-      fx.store.rows.get("web")!.activationId = id;
+      makeCurrent(fx.store, id);
       await fx.healer.heal("web", id);
     }
     expect(fx.reader.calls).toBe(65);
-    fx.store.rows.get("web")!.activationId = ids[0]!;
+    makeCurrent(fx.store, ids[0]!);
     await fx.healer.heal("web", ids[0]!); // forgotten: asked again
     expect(fx.reader.calls).toBe(66);
-    fx.store.rows.get("web")!.activationId = ids[64]!;
+    makeCurrent(fx.store, ids[64]!);
     await fx.healer.heal("web", ids[64]!); // remembered
     expect(fx.reader.calls).toBe(66);
   });

@@ -19,7 +19,7 @@ import {
   STOCK_COVER_MS,
   waitPauseMs,
 } from "../../src/core/vend-policy";
-import type { PoolState } from "../../src/core/ports";
+import type { Link, PoolState } from "../../src/core/ports";
 
 const pool = parsePools(
   { pools: { web: { expirationHours: 2, safetyMarginMinutes: 30, tags: { team: "web" } } } },
@@ -27,27 +27,28 @@ const pool = parsePools(
 ).get("web")!;
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0, 0);
 const MARGIN = 30 * 60_000;
-const live = {
-  pool: "web",
-  generation: 1,
-  activationId: "a",
-  limit: 3,
-  issued: 2,
-  expiresAt: NOW + MARGIN + 1,
-};
+const link = (activationId: string, limit: number, issued: number, expiresAt: number): Link => ({
+  activationId,
+  expiresAt,
+  limit,
+  issued,
+});
+const state = (...links: Link[]): PoolState => ({ pool: "web", generation: 1, links });
+const current = link("a", 3, 2, NOW + MARGIN + 1);
+const live = state(current);
 
 describe("vend policy", () => {
   it("reserves only below the limit and strictly beyond the safety margin", () => {
     expect(canReserve(live, pool, NOW)).toBe(true);
-    expect(canReserve({ ...live, issued: 3 }, pool, NOW)).toBe(false);
-    expect(canReserve({ ...live, expiresAt: NOW + MARGIN }, pool, NOW)).toBe(false);
-    expect(canReserve({ pool: "web", generation: 0 }, pool, NOW)).toBe(false);
+    expect(canReserve(state({ ...current, issued: 3 }), pool, NOW)).toBe(false);
+    expect(canReserve(state({ ...current, expiresAt: NOW + MARGIN }), pool, NOW)).toBe(false);
+    expect(canReserve(state(), pool, NOW)).toBe(false);
     expect(canReserve(undefined, pool, NOW)).toBe(false);
   });
 
   it("counts free slots, never below zero", () => {
     expect(freeSlots(live)).toBe(1);
-    expect(freeSlots({ ...live, issued: 5 })).toBe(0);
+    expect(freeSlots(state({ ...current, issued: 5 }))).toBe(0);
     expect(freeSlots(undefined)).toBe(0);
   });
 
@@ -93,6 +94,7 @@ describe("vend policy", () => {
     const at = (generation: number, refilledAt?: number): PoolState => ({
       pool: "web",
       generation,
+      links: [],
       ...(refilledAt !== undefined && { refilledAt }),
     });
     const wait = new RotationWait(0, 5_000);
@@ -131,35 +133,32 @@ describe("vend policy", () => {
   });
 
   it("reserves from the standby only once the current one is spent, and strictly beyond the margin", () => {
-    const standby = { standbyId: "s", standbyLimit: 2, standbyIssued: 0, standbyExpiresAt: NOW + MARGIN + 1 };
-    expect(canReserve({ ...live, issued: 3, ...standby }, pool, NOW)).toBe(true);
-    expect(canReserve({ ...live, issued: 3, ...standby, standbyExpiresAt: NOW + MARGIN }, pool, NOW)).toBe(
-      false,
-    );
-    expect(canReserve({ ...live, issued: 3, ...standby, standbyIssued: 2 }, pool, NOW)).toBe(false);
+    const spent = { ...current, issued: 3 };
+    const standby = link("s", 2, 0, NOW + MARGIN + 1);
+    expect(canReserve(state(spent, standby), pool, NOW)).toBe(true);
+    expect(canReserve(state(spent, { ...standby, expiresAt: NOW + MARGIN }), pool, NOW)).toBe(false);
+    expect(canReserve(state(spent, { ...standby, issued: 2 }), pool, NOW)).toBe(false);
   });
 
   it("counts the standby's free slots beside the current one's", () => {
-    expect(freeSlots({ ...live, standbyId: "s", standbyLimit: 4, standbyIssued: 1 })).toBe(1 + 3);
+    expect(freeSlots(state(current, link("s", 4, 1, NOW)))).toBe(1 + 3);
   });
 
   it("needs a standby when there is none or it is in use, never without an activation", () => {
     expect(needsStandby(undefined)).toBe(false);
-    expect(needsStandby({ pool: "web", generation: 0, standbyId: "s" })).toBe(false);
+    expect(needsStandby(state())).toBe(false);
     expect(needsStandby(live)).toBe(true);
-    expect(needsStandby({ ...live, standbyId: "s", standbyIssued: 0 })).toBe(false);
-    expect(needsStandby({ ...live, standbyId: "s", standbyIssued: 1 })).toBe(true);
+    expect(needsStandby(state(current, link("s", 2, 0, NOW)))).toBe(false);
+    expect(needsStandby(state(current, link("s", 2, 1, NOW)))).toBe(true);
   });
 });
 
 describe("standby depth (I9)", () => {
+  const exhausted = link("a", 10, 10, 10_000_000);
   const row = (extra: Partial<PoolState> = {}): PoolState => ({
     pool: "web",
     generation: 3,
-    activationId: "a",
-    expiresAt: 10_000_000,
-    limit: 10,
-    issued: 10,
+    links: [exhausted],
     ...extra,
   });
 
@@ -169,16 +168,10 @@ describe("standby depth (I9)", () => {
   /** The current activation in use (5 of 10), `unused` unused activations behind it. */
   const withUnused = (unused: number, extra: Partial<PoolState> = {}) =>
     row({
-      issued: 5,
-      ...(unused > 0 && { standbyId: "s", standbyLimit: 10, standbyIssued: 0, standbyExpiresAt: 10_000_000 }),
-      ...(unused > 1 && {
-        queued: Array.from({ length: unused - 1 }, (_, i) => ({
-          activationId: `q${i}`,
-          expiresAt: 10_000_000,
-          limit: 10,
-          issued: 0,
-        })),
-      }),
+      links: [
+        { ...exhausted, issued: 5 },
+        ...Array.from({ length: unused }, (_, i) => link(i === 0 ? "s" : `q${i - 1}`, 10, 0, 10_000_000)),
+      ],
       refilledAt,
       ...extra,
     });
@@ -244,22 +237,18 @@ describe("standby depth (I9)", () => {
 
   it("plans a refill: drops the exhausted front, keeps the rest, creates up to the depth within the budget", () => {
     const wide = { ...pool, maxActivationsPerHour: 100 };
-    const state = row({
-      standbyId: "s",
-      standbyExpiresAt: 10_000_000,
-      standbyLimit: 10,
-      standbyIssued: 4,
-      queued: [{ activationId: "q", expiresAt: 10_000_000, limit: 10, issued: 0 }],
+    const stocked = row({
+      links: [exhausted, link("s", 10, 4, 10_000_000), link("q", 10, 0, 10_000_000)],
       standbyDepth: 3,
     });
-    const plan = planRefill(state, wide, 0, false);
+    const plan = planRefill(stocked, wide, 0, false);
     expect(plan).toMatchObject({ seen: ["a", "s", "q"], shift: 10, generation: 4, depth: 3, create: 2 });
     expect(plan.dropped.map((l) => l.activationId)).toEqual(["a"]);
     expect(plan.kept.map((l) => l.activationId)).toEqual(["s", "q"]);
     // The budget's room bounds it: one activation left in the open window.
     const tight = { ...wide, maxActivationsPerHour: 5 };
     expect(
-      planRefill({ ...state, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1, false).create,
+      planRefill({ ...stocked, rotationWindowStart: 0, rotationsInWindow: 4 }, tight, 1, false).create,
     ).toBe(1);
     // Nothing kept: the stock of 2 went in 500 ms (at least twice the pace of 2 per
     // STOCK_COVER_MS), so the depth doubles to 4; the first new one is current and, unused,
@@ -269,19 +258,16 @@ describe("standby depth (I9)", () => {
   });
 
   it("a reservation on the queue names the activations after it, and asks for a refill below the depth", () => {
-    const state = row({
-      issued: 10,
-      standbyId: "s",
-      standbyExpiresAt: 10_000_000,
-      standbyLimit: 2,
-      standbyIssued: 2,
-      queued: [
-        { activationId: "q1", expiresAt: 9_000_000, limit: 3, issued: 1 },
-        { activationId: "q2", expiresAt: 9_500_000, limit: 3, issued: 0 },
+    const onQueue = row({
+      links: [
+        exhausted,
+        link("s", 2, 2, 10_000_000),
+        link("q1", 3, 1, 9_000_000),
+        link("q2", 3, 0, 9_500_000),
       ],
       standbyDepth: 2,
     });
-    expect(reservationFrom(state)).toEqual({
+    expect(reservationFrom(onQueue)).toEqual({
       pool: "web",
       generation: 3,
       activationId: "q1",
@@ -291,75 +277,55 @@ describe("standby depth (I9)", () => {
       needsStandby: true,
       next: ["q2"],
     });
-    expect(reservationFrom({ ...state, standbyDepth: 1 }).needsStandby).toBe(false);
+    expect(reservationFrom({ ...onQueue, standbyDepth: 1 }).needsStandby).toBe(false);
   });
 });
 
 describe("the queue in the policy (I2, I9)", () => {
   const queued = (expiresAt: number[], issued = 0) =>
-    expiresAt.map((e, i) => ({
-      activationId: `q${i}`,
-      expiresAt: e,
-      limit: 2,
-      issued: i === 0 ? issued : 0,
-    }));
-  const spent = {
-    pool: "web",
-    generation: 1,
-    activationId: "a",
-    limit: 3,
-    issued: 3,
-    expiresAt: NOW + MARGIN + 1,
-    standbyId: "s",
-    standbyLimit: 2,
-    standbyIssued: 2,
-    standbyExpiresAt: NOW + MARGIN + 1,
-  };
+    expiresAt.map((e, i) => link(`q${i}`, 2, i === 0 ? issued : 0, e));
+  /** The current activation (limit 3) and the standby (limit 2) with `issued` and `expiresAt` each. */
+  const front = (
+    issued: [number, number],
+    expiresAt: [number, number] = [NOW + MARGIN + 1, NOW + MARGIN + 1],
+  ) => [link("a", 3, issued[0], expiresAt[0]), link("s", 2, issued[1], expiresAt[1])];
+  /** Current and standby spent, then the queue. */
+  const spent = (...queue: Link[]) => state(...front([3, 2]), ...queue);
   const later = NOW + 10 * MARGIN;
 
   it("reserves on the queue only while every queued activation outlives the margin", () => {
-    expect(canReserve({ ...spent, queued: queued([later, later]) }, pool, NOW)).toBe(true);
-    expect(canReserve({ ...spent, queued: queued([later, NOW + MARGIN]) }, pool, NOW)).toBe(false);
-    expect(canReserve({ ...spent, queued: queued([NOW + MARGIN, later]) }, pool, NOW)).toBe(false);
+    expect(canReserve(spent(...queued([later, later])), pool, NOW)).toBe(true);
+    expect(canReserve(spent(...queued([later, NOW + MARGIN])), pool, NOW)).toBe(false);
+    expect(canReserve(spent(...queued([NOW + MARGIN, later])), pool, NOW)).toBe(false);
     // The exhausted current and standby expiring do not matter once the queue is in use.
-    expect(
-      canReserve({ ...spent, expiresAt: NOW, standbyExpiresAt: NOW, queued: queued([later]) }, pool, NOW),
-    ).toBe(true);
-    expect(canReserve({ ...spent, queued: queued([later], 2) }, pool, NOW)).toBe(false);
+    expect(canReserve(state(...front([3, 2], [NOW, NOW]), ...queued([later])), pool, NOW)).toBe(true);
+    expect(canReserve(spent(...queued([later], 2)), pool, NOW)).toBe(false);
   });
 
   it("switches to a standby only strictly beyond the margin", () => {
-    const expiring = { ...spent, issued: 1, expiresAt: NOW + MARGIN };
-    expect(
-      canSwitchToStandby({ ...expiring, standbyIssued: 0, standbyExpiresAt: NOW + MARGIN + 1 }, pool, NOW),
-    ).toBe(true);
-    expect(
-      canSwitchToStandby({ ...expiring, standbyIssued: 0, standbyExpiresAt: NOW + MARGIN }, pool, NOW),
-    ).toBe(false);
+    expect(canSwitchToStandby(state(...front([1, 0], [NOW + MARGIN, NOW + MARGIN + 1])), pool, NOW)).toBe(
+      true,
+    );
+    expect(canSwitchToStandby(state(...front([1, 0], [NOW + MARGIN, NOW + MARGIN])), pool, NOW)).toBe(false);
   });
 
   it("the deepest stock is 24 activations behind the current one", () => {
     expect(MAX_STANDBY_DEPTH).toBe(24);
-    const full = { ...spent, issued: 0, standbyDepth: 24, queued: queued(Array(23).fill(later)) };
+    const full = { ...state(...front([0, 1]), ...queued(Array(23).fill(later))), standbyDepth: 24 };
     // 25 activations on the row: a refill makes none, whatever the depth asks.
-    expect(
-      planRefill({ ...full, standbyIssued: 1 }, { ...pool, maxActivationsPerHour: 100 }, NOW, false).create,
-    ).toBe(0);
+    expect(planRefill(full, { ...pool, maxActivationsPerHour: 100 }, NOW, false).create).toBe(0);
     // 24 on the row, two of them in use: the depth asks for two more, the row has room for one.
-    const nearlyFull = {
-      ...spent,
-      issued: 1,
-      standbyIssued: 1,
-      standbyDepth: 24,
-      queued: queued(Array(22).fill(later)),
-    };
+    const nearlyFull = { ...state(...front([1, 1]), ...queued(Array(22).fill(later))), standbyDepth: 24 };
     expect(planRefill(nearlyFull, { ...pool, maxActivationsPerHour: 100 }, NOW, false).create).toBe(1);
   });
 
   it("a refill plans the depth the pace needs: fast use deepens it, a slow refill does not", () => {
     const wide = { ...pool, maxActivationsPerHour: 100 };
     // Depth 3 recorded; the standby (limit 3) in use, nothing behind it: all 3 used, dry soon.
-    const row = { ...spent, issued: 3, standbyLimit: 3, standbyIssued: 1, standbyDepth: 3 };
+    const row = {
+      ...state(link("a", 3, 3, NOW + MARGIN + 1), link("s", 3, 1, NOW + MARGIN + 1)),
+      standbyDepth: 3,
+    };
     const C = STOCK_COVER_MS;
     expect(planRefill({ ...row, refilledAt: NOW - C }, wide, NOW, false).depth).toBe(3);
     expect(planRefill({ ...row, refilledAt: NOW - C / 4 }, wide, NOW, false).depth).toBe(6);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RotationBudgetExhaustedError, RotationInProgressError } from "../../src/core/errors";
-import type { Sleeper } from "../../src/core/ports";
+import type { Link, Sleeper } from "../../src/core/ports";
 import { SLOT_THEFT_MESSAGE } from "../../src/core/reconcile";
 import { linksOf, TAG_GENERATION } from "../../src/core/vend-policy";
 import { RecordingMetrics } from "../support/fakes";
@@ -12,6 +12,11 @@ import { aVendor, holdCreates, holdLease, standbyMadeLater } from "../support/ve
  */
 
 const HOUR = 3_600_000;
+
+/** Rewrites the row's activation at `at` with `patch`, the others as they are. */
+function patchLink(row: { links: readonly Link[] }, at: number, patch: Partial<Link>): void {
+  row.links = row.links.map((l, i) => (i === at ? { ...l, ...patch } : l));
+}
 
 describe("the reservation loop", () => {
   it("stops writing after 100 reservation attempts even if the store keeps refusing", async () => {
@@ -123,8 +128,7 @@ describe("the reservation loop", () => {
       const reservation = await reserve(pool, validUntil);
       if (!once && reservation) {
         once = true;
-        store.rows.get(pool)!.activationId = "elsewhere";
-        store.rows.get(pool)!.limit = 0;
+        patchLink(store.rows.get(pool)!, 0, { activationId: "elsewhere", limit: 0 });
         await secrets.delete(pool, first.activationId);
       }
       return reservation;
@@ -167,7 +171,7 @@ describe("rotating past a missing code", () => {
     await vendor.vend("default");
     await vendor.idle();
     for (let i = 0; i < 2; i++) await vendor.vend("default"); // the current one is spent
-    const standby = store.rows.get("default")!.standbyId!;
+    const standby = store.rows.get("default")!.links[1]!.activationId;
     await secrets.delete("default", standby); // deleted by hand
     const cold = newContainer();
     let reserves = 0;
@@ -197,31 +201,23 @@ describe("the standby's guards", () => {
     const { vendor, newProcess, store, logger } = aVendor(standbyPool());
     await vendor.vend("default");
     await vendor.idle();
-    const standby = store.rows.get("default")!.standbyId!;
+    const standby = store.rows.get("default")!.links[1]!;
     // Take the standby away, spend the current one: the pool looks drained to the next request.
     const row = store.rows.get("default")!;
-    const saved = { ...row };
-    delete row.standbyId;
-    delete row.standbyExpiresAt;
-    delete row.standbyLimit;
-    delete row.standbyIssued;
-    row.issued = row.limit;
+    const current = row.links[0]!;
+    row.links = [{ ...current, issued: current.limit }];
     // Between that request's read and its lease, the standby comes back (another process's refill).
     const acquire = store.acquireLease.bind(store);
     store.acquireLease = async (pool, lease) => {
-      Object.assign(store.rows.get(pool)!, {
-        standbyId: saved.standbyId,
-        standbyExpiresAt: saved.standbyExpiresAt,
-        standbyLimit: saved.standbyLimit,
-        standbyIssued: 0,
-      });
+      const target = store.rows.get(pool)!;
+      target.links = [...target.links, { ...standby, issued: 0 }];
       store.acquireLease = acquire;
       return acquire(pool, lease);
     };
     const rotations = () => logger.lines.filter((l) => l.message === "rotated to a new activation").length;
     const before = rotations();
     const { pair, receipt } = await newProcess().vend("default");
-    expect(pair.activationId).toBe(standby);
+    expect(pair.activationId).toBe(standby.activationId);
     expect(receipt.rotated).toBe(false);
     expect(rotations()).toBe(before);
   });
@@ -269,7 +265,7 @@ describe("the standby's guards", () => {
     await vendor.idle();
     const created = activations.created.length;
     const row = store.rows.get("default")!;
-    row.standbyIssued = 1; // in use again, as after a reservation
+    patchLink(row, 1, { issued: 1 }); // in use again, as after a reservation
     row.leaseOwner = "someone";
     row.leaseDeadline = clock.now() + 30_000;
     // Another process holds the lease but the row's deadline is read as lapsed by a clock skew:
@@ -288,7 +284,7 @@ describe("the standby's guards", () => {
     await vendor.vend("default"); // the standby goes into use
     await vendor.idle();
     await vendor.vend("default");
-    store.rows.get("default")!.standbyIssued = 1;
+    patchLink(store.rows.get("default")!, 1, { issued: 1 });
     store.commitRefill = async () => false;
     const before = activations.created.length;
     expect(await vendor.refillStandby("default")).toBe(false);
@@ -401,8 +397,11 @@ describe("asking another process for the standby (Lambda)", () => {
     const rotated = await lambda.vend("default"); // dry: rotates on request, with the standbys
     expect(rotated.receipt.rotated).toBe(true);
     expect(calls).toBe(1);
-    expect(await fx.store.read("default")).toMatchObject({ standbyDepth: 2, standbyIssued: 0 });
-    expect((await fx.store.read("default"))?.queued).toHaveLength(1);
+    // The current one, its unused standby and one queued behind it.
+    expect(await fx.store.read("default")).toMatchObject({
+      standbyDepth: 2,
+      links: [expect.anything(), { issued: 0 }, expect.anything()],
+    });
     const line = fx.logger.lines.find((l) => l.message === "could not request a standby refill");
     expect(line?.extra).toEqual({ pool: "default", error: "Error" });
   });
@@ -411,7 +410,7 @@ describe("asking another process for the standby (Lambda)", () => {
     const fx = aVendor({ pools: { default: { registrationLimit: 3, standby: true } } });
     const { pair: first } = await fx.vendor.vend("default"); // rotation, with its standby
     await fx.vendor.idle();
-    const standbyId = (await fx.store.read("default"))?.standbyId;
+    const standbyId = (await fx.store.read("default"))?.links[1]?.activationId;
     const asked: string[][] = [];
     const getMany = fx.secrets.getMany.bind(fx.secrets);
     fx.secrets.getMany = (pool, ids) => (asked.push([...ids]), getMany(pool, ids));
@@ -544,8 +543,11 @@ describe("a deeper stock (I9)", () => {
     const { pair, receipt } = await lambda.vend("default"); // dry: rotates with the standbys
     expect(receipt.rotated).toBe(true);
     const row = await fx.store.read("default");
-    expect(row).toMatchObject({ activationId: pair.activationId, standbyDepth: 2, standbyIssued: 0 });
-    expect(row?.queued).toEqual([expect.objectContaining({ issued: 0 })]);
+    // The current one, its unused standby and one unused queued behind it.
+    expect(row).toMatchObject({
+      standbyDepth: 2,
+      links: [{ activationId: pair.activationId }, { issued: 0 }, { issued: 0 }],
+    });
     const tags = fx.activations.created.slice(2).map((a) => Number(a.request.tags[TAG_GENERATION]));
     expect(tags).toEqual([row!.generation, row!.generation + 1, row!.generation + 2]);
     expect(standbysLogged().length - before).toBe(2);
@@ -559,8 +561,8 @@ describe("a deeper stock (I9)", () => {
     const { receipt } = await lambda.vend("default");
     expect(receipt.rotated).toBe(true);
     const row = await fx.store.read("default");
-    expect(row).toMatchObject({ standbyDepth: 1, standbyIssued: 0 });
-    expect(row?.queued).toBeUndefined();
+    // The current one and its unused standby, nothing queued.
+    expect(row).toMatchObject({ standbyDepth: 1, links: [expect.anything(), { issued: 0 }] });
     const line = fx.logger.lines.find((l) => l.message.startsWith("could not create every standby"));
     expect(line?.extra).toEqual({ pool: "default", failed: 1, error: "TypeError" });
   });
@@ -586,7 +588,7 @@ describe("a deeper stock (I9)", () => {
     const row = await fx.store.read("default");
     // The depth the pace asks for is kept: the refills make it up once the window reopens.
     expect(row).toMatchObject({ rotationsInWindow: 3, standbyDepth: 2 });
-    expect(row?.standbyId).toBeUndefined();
+    expect(row?.links[1]).toBeUndefined();
     expect(fx.activations.created).toHaveLength(3);
   });
 
@@ -678,10 +680,10 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     fx.store.rows.get("default")!.standbyDepth = 4; // the refill an hour later halves it: two
     expect(await standbyMadeLater(fx, HOUR)).toBe(true);
     const row = await fx.store.read("default");
-    const queuedId = row!.queued![0]!.activationId;
+    const queuedId = row!.links[2]!.activationId;
     fx.clock.current = first.expiresAt - 30 * 60_000;
     const { pair: switched } = await lambda.vend("default");
-    expect(switched.activationId).toBe(row!.standbyId);
+    expect(switched.activationId).toBe(row!.links[1]?.activationId);
     expect(fx.activations.live().map((a) => a.activationId)).not.toContain(queuedId);
   });
 
@@ -713,15 +715,8 @@ describe("a deeper stock, what it leaves behind (I9)", () => {
     const { pair: first } = await lambda.vend("default");
     // No standby to switch to, and no refill on record: a dry pool's depth would double.
     const row = fx.store.rows.get("default")!;
-    for (const key of [
-      "standbyId",
-      "standbyExpiresAt",
-      "standbyLimit",
-      "standbyIssued",
-      "refilledAt",
-    ] as const) {
-      delete row[key];
-    }
+    row.links = row.links.slice(0, 1);
+    delete row.refilledAt;
     const before = fx.activations.created.length;
     fx.clock.current = first.expiresAt - 30 * 60_000;
     expect((await lambda.vend("default")).receipt.rotated).toBe(true);

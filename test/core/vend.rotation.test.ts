@@ -90,7 +90,7 @@ describe("Vendor when a code cannot be read", () => {
       },
       receipt: { slot: 1, limit: 5, rotated: true },
     });
-    expect((await store.read("default"))?.issued).toBe(1);
+    expect((await store.read("default"))?.links[0]?.issued).toBe(1);
   });
 
   it("when the code is missing and another request holds the lease, waits for it like any request, then answers RotationInProgress", async () => {

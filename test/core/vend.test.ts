@@ -174,6 +174,7 @@ describe("Vendor.vend", () => {
     expect(await store.read("default")).toEqual({
       pool: "default",
       generation: 0,
+      links: [],
       rotationWindowStart: clock.now(),
       rotationsInWindow: 1,
     });
@@ -284,9 +285,7 @@ describe("Vendor with a standby activation (I9)", () => {
     const standby = activations.created[1]!;
     expect(standby.request.tags[TAG_GENERATION]).toBe("2");
     expect(await store.read("default")).toMatchObject({
-      activationId: first.activationId,
-      standbyId: standby.activationId,
-      standbyIssued: 0,
+      links: [{ activationId: first.activationId }, { activationId: standby.activationId, issued: 0 }],
     });
     await vendor.vend("default");
     await vendor.vend("default");
@@ -307,10 +306,10 @@ describe("Vendor with a standby activation (I9)", () => {
     expect(activations.created).toHaveLength(3);
     expect(await store.read("default")).toMatchObject({
       generation: 2,
-      activationId: standby.activationId,
-      issued: 1,
-      standbyId: activations.created[2]!.activationId,
-      standbyIssued: 0,
+      links: [
+        { activationId: standby.activationId, issued: 1 },
+        { activationId: activations.created[2]!.activationId, issued: 0 },
+      ],
     });
     expect(activations.created[2]!.request.tags[TAG_GENERATION]).toBe("3");
   });
@@ -555,7 +554,7 @@ describe("Vendor with a standby activation (I9)", () => {
     await vendor.idle();
     // A standby made an hour later outlives the current activation's margin.
     await standbyMadeLater({ vendor, store, clock }, HOUR);
-    const standbyId = store.rows.get("default")!.standbyId!;
+    const standbyId = store.rows.get("default")!.links[1]!.activationId;
     clock.current = first.expiresAt - 30 * 60_000;
     const created = activations.created.length;
     const release = holdCreates(activations);
@@ -565,7 +564,9 @@ describe("Vendor with a standby activation (I9)", () => {
     expect(activations.created.length).toBe(created); // no CreateActivation on the request path
     release();
     await vendor.idle();
-    expect(await store.read("default")).toMatchObject({ activationId: standbyId, issued: 1, generation: 2 });
+    const after = await store.read("default");
+    expect(after?.generation).toBe(2);
+    expect(after?.links[0]).toMatchObject({ activationId: standbyId, issued: 1 });
   });
 
   it("deletes an idle standby that expired with the current one, when the fallback rotates", async () => {

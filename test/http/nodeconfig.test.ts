@@ -61,7 +61,7 @@ describe("GET /nodeconfig.yaml", () => {
     const ids = bodies.map((b) => parseNodeConfig(b.body).spec?.hybrid?.ssm?.activationId);
     expect(ids[0]).toBe(ids[1]);
     expect(ids[2]).not.toBe(ids[0]); // two slots spent: the third pair comes from a new activation
-    expect((await store.read("k8s"))?.issued).toBe(1);
+    expect((await store.read("k8s"))?.links[0]?.issued).toBe(1);
   });
 
   it("passes kubelet flags and node labels through, quoted so nodeadm's YAML 1.1 reads strings", async () => {

@@ -116,10 +116,11 @@ describe.each(["CreateActivation", "PutParameter"] as const)(
       const all = await describeActivations(dying.ssm);
       expect(all).toHaveLength(2 * ROTATION_SIZE);
       const state = await new DynamoDbPoolStore(dying.dynamodb, stack.settings.tableName).read("default");
-      expect(state?.activationId).toBe(pair.ActivationId);
-      expect(state?.standbyId).toBeDefined();
-      const live = [state?.activationId, state?.standbyId];
-      const orphans = all.filter((a) => !live.includes(a.ActivationId));
+      const [current, standby] = state?.links ?? [];
+      expect(current?.activationId).toBe(pair.ActivationId);
+      expect(standby).toBeDefined();
+      const live = new Set<string | undefined>([current?.activationId, standby?.activationId]);
+      const orphans = all.filter((a) => !live.has(a.ActivationId));
       expect(orphans).toHaveLength(ROTATION_SIZE);
       // The janitor's rule: tagged for this pool with a generation the row has not passed (the
       // dead rotation's were 1 and 2, the row is at 1), yet not an activation the row names.
@@ -135,7 +136,7 @@ describe.each(["CreateActivation", "PutParameter"] as const)(
       );
       const names = (params.Parameters ?? []).map((p) => p.Name);
       expect(names).toContain(`${stack.settings.parameterPrefix}/default/${pair.ActivationId}`);
-      expect(names).toContain(`${stack.settings.parameterPrefix}/default/${state?.standbyId}`);
+      expect(names).toContain(`${stack.settings.parameterPrefix}/default/${standby?.activationId}`);
       for (const orphan of orphans) {
         expect(names.includes(`${stack.settings.parameterPrefix}/default/${orphan.ActivationId}`)).toBe(
           step === "PutParameter",

@@ -54,29 +54,26 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
   async switchToStandby(pool: string, validUntil: number): Promise<Reservation | undefined> {
     this.writes++;
     const row = this.rows.get(pool);
+    const [current, standby] = linksOf(row);
     if (
-      !row?.standbyId ||
-      row.limit === undefined ||
-      row.expiresAt === undefined ||
-      (row.issued ?? 0) >= row.limit ||
-      row.expiresAt > validUntil ||
-      (row.standbyExpiresAt ?? 0) <= validUntil
+      !row ||
+      !current ||
+      !standby ||
+      current.issued >= current.limit ||
+      current.expiresAt > validUntil ||
+      standby.expiresAt <= validUntil
     ) {
       return undefined;
     }
-    row.activationId = row.standbyId;
-    row.expiresAt = row.standbyExpiresAt;
-    row.limit = row.standbyLimit;
-    row.issued = 1;
+    row.links = [{ ...standby, issued: 1 }];
     row.generation += 1;
-    dropStandby(row);
     return reservationFrom(row);
   }
 
   async commitRefill(pool: string, refill: RefillCommit): Promise<boolean> {
     this.writes++;
     const row = this.rows.get(pool);
-    if (!row?.activationId || row.leaseOwner !== refill.owner || row.generation !== refill.generation) {
+    if (!row?.links.length || row.leaseOwner !== refill.owner || row.generation !== refill.generation) {
       return false;
     }
     const links = linksOf(row);
@@ -98,7 +95,7 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
 
   async read(pool: string): Promise<PoolState | undefined> {
     const row = this.rows.get(pool);
-    return row ? { ...row } : undefined;
+    return row ? { ...row, links: [...row.links] } : undefined;
   }
 
   async acquireLease(pool: string, lease: LeaseRequest): Promise<boolean> {
@@ -113,7 +110,7 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
     // The caller's view of the window must still hold: the DynamoDB store spends one write on it.
     if (windowOpen !== isOpen(lease.budget.windowStart)) return false;
     if (windowOpen && (row?.rotationsInWindow ?? 0) + count > lease.budget.max) return false;
-    const next = row ?? { pool, generation: 0 };
+    const next: Mutable<PoolRow> = row ?? { pool, generation: 0, links: [] };
     next.leaseOwner = lease.owner;
     next.leaseDeadline = lease.deadline;
     if (windowOpen) {
@@ -154,7 +151,7 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
   }
 
   async list(): Promise<PoolRow[]> {
-    return [...this.rows.values()].map((r) => ({ ...r }));
+    return [...this.rows.values()].map((r) => ({ ...r, links: [...r.links] }));
   }
 
   /** As the DynamoDB adapter: the retired activation's slots are all taken, or it leaves the row. */
@@ -170,7 +167,7 @@ export class InMemoryPoolStore implements PoolStateStore, PoolInventory {
       // Exhausted; if the standby is already in use, the current one was exhausted anyway.
       setLinks(row, links, Math.max(issued, end(1)));
     } else if (at === 1 && issued <= end(1)) {
-      dropStandby(row);
+      setLinks(row, links.slice(0, 1), issued);
     } else if (at === 1) {
       setLinks(row, links, Math.max(issued, end(2)));
     } else if (issued <= end(2)) {
@@ -188,35 +185,14 @@ function issuedOf(links: readonly Link[]): number {
   return links.reduce((sum, l) => sum + l.issued, 0);
 }
 
-/** Writes `links` back to the row (current, standby, queued) with `issued` shared out in order. */
+/** Writes `links` back to the row with `issued` shared out in order. */
 function setLinks(row: Mutable<PoolState>, links: readonly Link[], issued: number): void {
   let start = 0;
-  const shared = links.map((l) => {
+  row.links = links.map((l) => {
     const share = { ...l, issued: Math.min(l.limit, Math.max(0, issued - start)) };
     start += l.limit;
     return share;
   });
-  const [current, standby, ...queued] = shared;
-  if (!current) return;
-  row.activationId = current.activationId;
-  row.expiresAt = current.expiresAt;
-  row.limit = current.limit;
-  row.issued = current.issued;
-  dropStandby(row);
-  if (!standby) return;
-  row.standbyId = standby.activationId;
-  row.standbyExpiresAt = standby.expiresAt;
-  row.standbyLimit = standby.limit;
-  row.standbyIssued = standby.issued;
-  if (queued.length > 0) row.queued = queued;
-}
-
-function dropStandby(row: Mutable<PoolState>): void {
-  delete row.standbyId;
-  delete row.standbyExpiresAt;
-  delete row.standbyLimit;
-  delete row.standbyIssued;
-  delete row.queued;
 }
 
 export interface FakeActivation extends ActivationRecord {

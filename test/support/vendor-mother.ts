@@ -107,8 +107,6 @@ export function standbyMadeLater(
 ): Promise<boolean> {
   const row = fx.store.rows.get("default")!;
   fx.clock.advance(laterMs);
-  for (const key of ["standbyId", "standbyExpiresAt", "standbyLimit", "standbyIssued"] as const) {
-    delete row[key];
-  }
+  row.links = row.links.slice(0, 1);
   return fx.vendor.refillStandby("default");
 }
