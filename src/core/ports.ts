@@ -30,11 +30,8 @@ export interface PoolState {
   readonly refilledAt?: number;
 }
 
-/** One of the pool's live activations (PoolState.links). */
-export interface Link {
-  readonly activationId: string;
-  readonly expiresAt: number;
-  readonly limit: number;
+/** One of the pool's live activations (PoolState.links): an activation and its slots used. */
+export interface Link extends NewActivation {
   /** Slots handed out from it: above 0 once everything before it is exhausted. */
   readonly issued: number;
 }
@@ -76,6 +73,7 @@ export interface LeaseRequest {
   };
 }
 
+/** An activation as the pool row names it. */
 export interface NewActivation {
   readonly activationId: string;
   readonly expiresAt: number;
