@@ -9,6 +9,7 @@ import {
   STANDBY_ATTRIBUTES,
   toPoolState,
 } from "./dynamodb-pool-store";
+import { queuedOf } from "../core/vend-policy";
 import { poolKey, POOL_KEY_ATTRIBUTE } from "./naming";
 import { isSdkError, sendToDynamoDb } from "./sdk-errors";
 
@@ -133,11 +134,12 @@ export class DynamoDbPoolInventory implements PoolInventory {
         { ":none": -1 },
         "ALL_NEW",
       );
-      const queued = item ? (toPoolState(item)?.links.slice(2) ?? []) : [];
-      if (!queued.some((q) => q.activationId === activationId)) return false;
+      const state = item && toPoolState(item);
+      const queued = queuedOf(state);
+      if (!state || !queued.some((q) => q.activationId === activationId)) return false;
       const pinned = "#qGeneration = #generation AND #generation = :gen AND size(#q) = :size";
       const values = {
-        ":gen": toPoolState(item as Item)?.generation,
+        ":gen": state.generation,
         ":size": packedQueueSize(queued.map((q) => q.activationId)),
       };
       const mark = revoked ? "SET #revoked = :id " : "";

@@ -428,7 +428,10 @@ const numberIn = (row: Row, name: string) => (typeof row[name] === "number" ? ro
  * that activation is exhausted and expired.
  */
 export function toPoolState(item: Item): PoolState | undefined {
-  const row = unmarshall(item);
+  return poolStateOf(unmarshall(item));
+}
+
+function poolStateOf(row: Row): PoolState | undefined {
   const keyValue = stringIn(row, POOL_KEY_ATTRIBUTE);
   // The key is the source of truth; the `pool` attribute only makes the row readable in a console.
   const pool = keyValue === undefined ? undefined : poolFromKey(keyValue);
@@ -599,8 +602,8 @@ const uuidOf = (hex: string) =>
   `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 
 function toReservation(item: Item): Reservation {
-  const state = toPoolState(item);
   const row = unmarshall(item);
+  const state = poolStateOf(row);
   // Only reachable if someone edits the table by hand: the conditions above guarantee these. The
   // current activation's expiry is checked here, where it is read as 0 if missing: with the
   // standby in use the condition never looks at it, and half a pair must not go out.

@@ -49,6 +49,11 @@ export function currentOf(state: PoolState | undefined): Link | undefined {
   return state?.links[0];
 }
 
+/** The queue: the activations ready after the standby (I9). */
+export function queuedOf(state: PoolState | undefined): readonly Link[] {
+  return linksOf(state).slice(2);
+}
+
 function standbyUsable(state: PoolState | undefined, pool: PoolConfig, now: number): boolean {
   const standby = linksOf(state)[1];
   return (

@@ -247,7 +247,10 @@ export class Vendor {
 
   private gateOf(pool: string): SlotGate {
     let gate = this.gates.get(pool);
-    if (!gate) this.gates.set(pool, (gate = new SlotGate()));
+    if (!gate) {
+      gate = new SlotGate();
+      this.gates.set(pool, gate);
+    }
     return gate;
   }
 

@@ -27,8 +27,8 @@ import {
 } from "../../src/aws/dynamodb-pool-store";
 import { DynamoDbPoolInventory } from "../../src/aws/dynamodb-pool-inventory";
 import { poolKey } from "../../src/aws/naming";
-import type { NewActivation, PoolState } from "../../src/core/ports";
-import { linksOf, MAX_STANDBY_DEPTH } from "../../src/core/vend-policy";
+import type { NewActivation } from "../../src/core/ports";
+import { linksOf, MAX_STANDBY_DEPTH, queuedOf } from "../../src/core/vend-policy";
 import { startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -36,7 +36,6 @@ const DAY = 86_400_000;
 const KB = 1024;
 
 /** The activations a row keeps after its standby: the queue (none without a row). */
-const queuedOf = (state: PoolState | undefined) => state?.links.slice(2) ?? [];
 
 /** An item's size by the documented rule; numbers at their upper bound (1 byte + 1 per 2 digits). */
 function itemSize(item: Record<string, AttributeValue>): number {

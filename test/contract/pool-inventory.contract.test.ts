@@ -8,8 +8,8 @@ import { DynamoDbPoolInventory } from "../../src/aws/dynamodb-pool-inventory";
 import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { poolKey } from "../../src/aws/naming";
 import type { PoolInventory } from "../../src/core/inventory";
-import type { PoolState, PoolStateStore } from "../../src/core/ports";
-import { currentOf, type Link, linksOf } from "../../src/core/vend-policy";
+import type { PoolStateStore } from "../../src/core/ports";
+import { currentOf, type Link, linksOf, queuedOf } from "../../src/core/vend-policy";
 import { recordingSends, startEmulatedAws, type EmulatedAws } from "../support/emulated-aws";
 import { InMemoryPoolStore } from "../support/fakes";
 
@@ -17,7 +17,6 @@ const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
 const DAY = 86_400_000;
 
 /** The activations a row keeps after its standby: the queue (none without a row). */
-const queuedOf = (row: PoolState | undefined) => row?.links.slice(2) ?? [];
 
 interface Fixture {
   store: PoolStateStore;

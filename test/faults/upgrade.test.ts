@@ -15,7 +15,7 @@ import { DynamoDbPoolStore } from "../../src/aws/dynamodb-pool-store";
 import { ParameterStoreSecrets } from "../../src/aws/parameter-store-secrets";
 import { SsmActivations } from "../../src/aws/ssm-activations";
 import { parsePools } from "../../src/core/pool-config";
-import type { PoolState } from "../../src/core/ports";
+import { queuedOf } from "../../src/core/vend-policy";
 import { Vendor } from "../../src/core/vend";
 import { BackgroundRefill } from "../../src/core/standby-refill";
 import { CapturingLogger } from "../support/fakes";
@@ -42,7 +42,6 @@ interface Process {
 const RELEASES = ["226589a", "6698160"] as const;
 
 /** The activations the row keeps after its standby: the queue (none without a row). */
-const queuedOf = (state: PoolState | undefined) => state?.links.slice(2) ?? [];
 
 describe.each(RELEASES)("upgrading a live deployment from %s (old and new code on one table)", (release) => {
   let aws: EmulatedAws;
